@@ -1,0 +1,38 @@
+# The two commands: `make run` (sandbox demo) and `make test` (the whole suite).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: run test bench serve worker install clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## make run: migrate, seed the sandbox, start the web server and a django-q2 cluster together.
+run: $(STAMP)
+	SANDBOX=1 DEBUG=1 $(PY) manage.py sandbox_up
+
+## make test: the whole suite (unit, sandbox over real HTTP, browser in Chromium).
+test: $(STAMP)
+	SANDBOX=1 $(PY) -m pytest $(PYTEST_ARGS)
+
+## make bench: benchmarks; writes BENCHMARKS.md.
+bench: $(STAMP)
+	SANDBOX=1 $(PY) -m benchmarks.run
+
+## make serve / make worker: production-style processes (gunicorn, qcluster); configure with env vars.
+serve: $(STAMP)
+	$(PY) manage.py collectstatic --noinput -v0
+	$(VENV)/bin/gunicorn ortto_bridge.wsgi --bind $${BIND:-0.0.0.0:8000} --workers $${WEB_WORKERS:-2} --threads $${WEB_THREADS:-8} --worker-class gthread --access-logfile -
+
+worker: $(STAMP)
+	$(PY) manage.py qcluster
+
+clean:
+	rm -rf $(VENV) db.sqlite3* .test-db.sqlite3* staticfiles

@@ -1,0 +1,228 @@
+"""Settings for the Ortto Bridge.
+
+Every value that differs between a laptop, CI and production comes from the environment
+(django-environ; a `.env` file beside manage.py is read when present). See `.env.example`.
+"""
+
+import base64
+import hashlib
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env")
+
+# --- Core -------------------------------------------------------------------------------------
+# Dev-safe defaults exist only with DEBUG on; production must set SECRET_KEY and ALLOWED_HOSTS.
+DEBUG = env.bool("DEBUG", default=False)
+SANDBOX = env.bool("SANDBOX", default=False)
+if DEBUG or SANDBOX:
+    SECRET_KEY = env.str("SECRET_KEY", default="dev-only-insecure-secret-key-change-me-in-production")
+    ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver", "[::1]"])
+else:
+    SECRET_KEY = env.str("SECRET_KEY")
+    ALLOWED_HOSTS = [h.strip() for h in env.list("ALLOWED_HOSTS")]
+
+PUBLIC_URL = env.str("PUBLIC_URL", default="http://127.0.0.1:8000").rstrip("/")
+
+INSTALLED_APPS = [
+    "whitenoise.runserver_nostatic",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_q",
+    "stores",
+    "sync",
+]
+if SANDBOX:
+    INSTALLED_APPS += [
+        "ortto_bridge.sandbox",
+        "ortto_bridge.sandbox.bigcommerce",
+        "ortto_bridge.sandbox.ortto",
+    ]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    # Pages that BigCommerce frames opt out of DENY and send a frame-ancestors allow-list instead.
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "stores.middleware.FrameAncestorsMiddleware",
+]
+
+ROOT_URLCONF = "ortto_bridge.urls"
+WSGI_APPLICATION = "ortto_bridge.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database ---------------------------------------------------------------------------------
+# SQLite by default (one machine); PostgreSQL in production through DATABASE_URL.
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The web process, the cluster and the sandbox share one file: wait for locks instead of failing.
+    DATABASES["default"].setdefault("OPTIONS", {})
+    DATABASES["default"]["OPTIONS"].setdefault("timeout", 30)
+    DATABASES["default"]["OPTIONS"].setdefault("transaction_mode", "IMMEDIATE")
+    DATABASES["default"]["OPTIONS"].setdefault(
+        "init_command", "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+    )
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / ".test-db.sqlite3")}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Background work (django-q2) ----------------------------------------------------------------
+# retry > timeout > the longest task: a sync task works in slices of SYNC_TASK_SLICE_SECONDS and
+# re-enqueues itself, so no task comes near the timeout and none is handed out twice.
+REDIS_URL = env.str("REDIS_URL", default="")
+SYNC_TASK_SLICE_SECONDS = env.int("SYNC_TASK_SLICE_SECONDS", default=240)
+Q_CLUSTER = {
+    "name": "ortto_bridge",
+    "workers": env.int("Q_WORKERS", default=2),
+    "timeout": 600,
+    "retry": 720,
+    "max_attempts": 3,
+    "ack_failures": True,
+    "catch_up": False,
+    "save_limit": 500,
+    "queue_limit": 4,
+    "time_zone": "UTC",
+    "poll": 0.5,
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+if env.bool("Q_SYNC", default=False):
+    Q_CLUSTER["sync"] = True
+
+# A shared cache so that every process sees the same cluster stats and rate-limit state.
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "django_cache"}
+    }
+
+SYNC_INTERVAL_MINUTES = env.int("SYNC_INTERVAL_MINUTES", default=15)
+# A run whose heartbeat is older than this is taken to be dead and is resumed by another worker.
+SYNC_STALL_SECONDS = env.int("SYNC_STALL_SECONDS", default=120)
+
+# --- Secrets at rest --------------------------------------------------------------------------
+# Tokens and API keys are encrypted with Fernet. Production sets FIELD_ENCRYPTION_KEY (a Fernet key,
+# `python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"`);
+# in development it is derived from SECRET_KEY so that nothing needs configuring.
+if DEBUG or SANDBOX:
+    FIELD_ENCRYPTION_KEY = env.str(
+        "FIELD_ENCRYPTION_KEY",
+        default=base64.urlsafe_b64encode(hashlib.sha256(("fernet:" + SECRET_KEY).encode()).digest()).decode(),
+    )
+else:
+    FIELD_ENCRYPTION_KEY = env.str("FIELD_ENCRYPTION_KEY")
+
+# --- BigCommerce --------------------------------------------------------------------------------
+if SANDBOX:
+    BIGCOMMERCE_CLIENT_ID = env.str("BIGCOMMERCE_CLIENT_ID", default="sandbox-client-id")
+    BIGCOMMERCE_CLIENT_SECRET = env.str("BIGCOMMERCE_CLIENT_SECRET", default="sandbox-client-secret-not-for-production")
+    BIGCOMMERCE_APP_ID = env.str("BIGCOMMERCE_APP_ID", default="4242")
+    BIGCOMMERCE_API_URL = env.str("BIGCOMMERCE_API_URL", default=f"{PUBLIC_URL}/sandbox/bigcommerce/api")
+    BIGCOMMERCE_LOGIN_URL = env.str("BIGCOMMERCE_LOGIN_URL", default=f"{PUBLIC_URL}/sandbox/bigcommerce/login")
+    BIGCOMMERCE_CONTROL_PANEL_URL = env.str(
+        "BIGCOMMERCE_CONTROL_PANEL_URL",
+        default=f"{PUBLIC_URL}/sandbox/bigcommerce/store-{{store_hash}}/manage/app/{{app_id}}",
+    )
+    ORTTO_API_URL = env.str("ORTTO_API_URL", default=f"{PUBLIC_URL}/sandbox/ortto/{{region}}")
+else:
+    BIGCOMMERCE_CLIENT_ID = env.str("BIGCOMMERCE_CLIENT_ID", default="")
+    BIGCOMMERCE_CLIENT_SECRET = env.str("BIGCOMMERCE_CLIENT_SECRET", default="")
+    BIGCOMMERCE_APP_ID = env.str("BIGCOMMERCE_APP_ID", default="")
+    BIGCOMMERCE_API_URL = env.str("BIGCOMMERCE_API_URL", default="https://api.bigcommerce.com")
+    BIGCOMMERCE_LOGIN_URL = env.str("BIGCOMMERCE_LOGIN_URL", default="https://login.bigcommerce.com")
+    BIGCOMMERCE_CONTROL_PANEL_URL = env.str(
+        "BIGCOMMERCE_CONTROL_PANEL_URL",
+        default="https://store-{store_hash}.mybigcommerce.com/manage/app/{app_id}",
+    )
+    ORTTO_API_URL = env.str("ORTTO_API_URL", default="")
+BIGCOMMERCE_API_URL = BIGCOMMERCE_API_URL.rstrip("/")
+BIGCOMMERCE_LOGIN_URL = BIGCOMMERCE_LOGIN_URL.rstrip("/")
+ORTTO_API_URL = ORTTO_API_URL.rstrip("/")
+# The OAuth scopes the app is registered with; an install that grants fewer is refused with a list.
+BIGCOMMERCE_REQUIRED_SCOPES = env.list(
+    "BIGCOMMERCE_REQUIRED_SCOPES",
+    default=["store_v2_customers_read_only", "store_v2_orders_read_only", "store_v2_content"],
+)
+# Origins allowed to frame the app page (the control panel). Space-separated CSP sources.
+BIGCOMMERCE_FRAME_ANCESTORS = env.list(
+    "BIGCOMMERCE_FRAME_ANCESTORS",
+    default=["https://*.bigcommerce.com", "https://*.mybigcommerce.com"] + ([PUBLIC_URL] if SANDBOX else []),
+)
+HTTP_TIMEOUT_SECONDS = env.float("HTTP_TIMEOUT_SECONDS", default=20.0)
+
+# --- Auth, sessions, CSRF -----------------------------------------------------------------------
+# The connect flow runs first-party in its own tab, so ordinary Lax cookies work there. The app page
+# inside BigCommerce's iframe never relies on cookies: it carries a signed context token instead.
+LOGIN_URL = "connect:signin"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SECURE = PUBLIC_URL.startswith("https://")
+CSRF_COOKIE_SECURE = PUBLIC_URL.startswith("https://")
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[PUBLIC_URL])
+if env.bool("BEHIND_TLS_PROXY", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 8}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+# --- Static files -------------------------------------------------------------------------------
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": env.str(
+            "STATICFILES_BACKEND",
+            default="whitenoise.storage.CompressedManifestStaticFilesStorage"
+            if not (DEBUG or SANDBOX)
+            else "django.contrib.staticfiles.storage.StaticFilesStorage",
+        )
+    },
+}
+
+# --- I18N ---------------------------------------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- Logging ------------------------------------------------------------------------------------
+# Sync work logs carry the store hash and run id (see sync.logging); secrets are never logged.
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

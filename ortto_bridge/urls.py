@@ -1,0 +1,15 @@
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("bigcommerce/", include("stores.urls")),
+    path("connect/", include("sync.urls")),
+    path("healthz", include("sync.health_urls")),
+]
+
+if settings.SANDBOX:
+    # The emulated BigCommerce and Ortto; never mounted in production.
+    urlpatterns.append(path("sandbox/", include("ortto_bridge.sandbox.urls")))
+    urlpatterns.append(path("", include("ortto_bridge.sandbox.home_urls")))

@@ -1,0 +1,88 @@
+from django.db import models
+from django.db.models.functions import Lower
+
+from .fields import EncryptedTextField
+
+
+class Store(models.Model):
+    """A BigCommerce store that installed the app. Keyed on its store hash, never on a person."""
+
+    store_hash = models.CharField(max_length=64, unique=True)
+    name = models.CharField(max_length=255, blank=True)
+    domain = models.CharField(max_length=255, blank=True)
+    access_token = EncryptedTextField(blank=True)
+    scopes = models.TextField(blank=True, help_text="Granted OAuth scopes, space-separated.")
+    account_uuid = models.CharField(max_length=64, blank=True)
+    owner_bc_id = models.BigIntegerField(null=True, blank=True)
+    owner_email = models.EmailField(blank=True)
+    is_installed = models.BooleanField(default=True)
+    installed_at = models.DateTimeField(null=True, blank=True)
+    uninstalled_at = models.DateTimeField(null=True, blank=True)
+    # Per-store secret sent by BigCommerce in a header on every webhook delivery (see webhooks intake).
+    webhook_secret = EncryptedTextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["store_hash"]
+        indexes = [models.Index(Lower("owner_email"), name="store_owner_email_ci")]
+
+    def __str__(self):
+        return self.name or self.domain or self.store_hash
+
+    @property
+    def scope_set(self) -> set[str]:
+        return set(self.scopes.split())
+
+
+class StoreUser(models.Model):
+    """A BigCommerce control-panel user of a store (the owner or an invited user)."""
+
+    store = models.ForeignKey(Store, on_delete=models.CASCADE, related_name="users")
+    bc_user_id = models.BigIntegerField()
+    email = models.EmailField(blank=True)
+    is_owner = models.BooleanField(default=False)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["store", "bc_user_id"], name="storeuser_unique_per_store")]
+        ordering = ["store", "-is_owner", "email"]
+
+    def __str__(self):
+        return f"{self.email or self.bc_user_id} @ {self.store.store_hash}"
+
+
+class WebhookEvent(models.Model):
+    """One BigCommerce webhook delivery, stored before it is acknowledged so that nothing is lost."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        PROCESSED = "processed", "Processed"
+        IGNORED = "ignored", "Ignored"
+        FAILED = "failed", "Failed"
+
+    store = models.ForeignKey(Store, on_delete=models.CASCADE, related_name="webhook_events")
+    # sha256 of (scope, BigCommerce's payload hash, created_at): a redelivery repeats all three.
+    dedup_key = models.CharField(max_length=64)
+    scope = models.CharField(max_length=100)
+    resource = models.CharField(max_length=20, help_text="customers, subscribers or orders")
+    resource_id = models.BigIntegerField()
+    payload = models.JSONField()
+    bc_created_at = models.DateTimeField()
+    received_at = models.DateTimeField(auto_now_add=True)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    duplicates = models.PositiveIntegerField(default=0, help_text="Redeliveries received after the first.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["store", "dedup_key"], name="webhook_event_dedup")]
+        indexes = [
+            models.Index(fields=["store", "status", "id"], name="webhook_pending_idx"),
+            models.Index(fields=["-received_at"], name="webhook_received_idx"),
+        ]
+        ordering = ["-received_at"]
+
+    def __str__(self):
+        return f"{self.scope} #{self.resource_id} ({self.store.store_hash})"

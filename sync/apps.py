@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class SyncConfig(AppConfig):
+    name = "sync"
+    verbose_name = "Ortto sync"
+
+    def ready(self):
+        from . import signals  # noqa: F401  (post_migrate: schedules)

@@ -1,0 +1,245 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from stores.fields import EncryptedTextField
+from stores.models import Store
+
+
+class MergeStrategy(models.IntegerChoices):
+    """Ortto's `merge_strategy`, with the words the Merge page uses for each."""
+
+    APPEND_ONLY = 1, "Import and merge new records only"
+    OVERWRITE = 2, "Import and overwrite any records that exist"
+    IGNORE = 3, "Import new records only"
+
+
+class OrttoAccount(models.Model):
+    """An Ortto account ("instance") and the private API key of its Custom API data source."""
+
+    class Region(models.TextChoices):
+        DEFAULT = "default", "Default (US and rest of world)"
+        AU = "au", "Australia"
+        EU = "eu", "Europe"
+
+    name = models.CharField(max_length=100, help_text="Ortto's instance name, e.g. acme-au.")
+    business_name = models.CharField(max_length=255)
+    region = models.CharField(max_length=10, choices=Region.choices, default=Region.DEFAULT)
+    api_key = EncryptedTextField()
+    tracking_key = models.CharField(max_length=255, blank=True)
+    account_url = models.URLField(blank=True, help_text="Opens the account in Ortto.")
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="ortto_accounts", blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["business_name"]
+
+    def __str__(self):
+        return self.business_name
+
+
+class Connection(models.Model):
+    """A store connected to an Ortto account. Earlier connections are kept as history."""
+
+    class State(models.TextChoices):
+        ACTIVE = "active", "Active"
+        NEEDS_RECONNECT = "needs_reconnect", "Needs reconnect"
+        DISCONNECTED = "disconnected", "Disconnected"
+
+    store = models.ForeignKey(Store, on_delete=models.CASCADE, related_name="connections")
+    account = models.ForeignKey(OrttoAccount, on_delete=models.PROTECT, related_name="connections")
+    merge_strategy = models.PositiveSmallIntegerField(
+        choices=MergeStrategy.choices, default=MergeStrategy.APPEND_ONLY
+    )
+    state = models.CharField(max_length=20, choices=State.choices, default=State.ACTIVE)
+    state_reason = models.CharField(max_length=255, blank=True)
+    connected_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    connected_by_bc_user_id = models.BigIntegerField(null=True, blank=True)
+    connected_at = models.DateTimeField()
+    disconnected_at = models.DateTimeField(null=True, blank=True)
+    # Ortto-side definitions the bridge created for this account (field ids, activity id).
+    schema_ready = models.BooleanField(default=False)
+    tracking_enabled = models.BooleanField(default=False)
+    tracking_script_uuid = models.CharField(max_length=64, blank=True)
+    tracking_changed_at = models.DateTimeField(null=True, blank=True)
+    tracking_changed_by = models.CharField(max_length=255, blank=True)
+    webhook_ids = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        constraints = [
+            # One live connection per store; disconnected rows are history.
+            models.UniqueConstraint(
+                fields=["store"], condition=~Q(state="disconnected"), name="one_live_connection_per_store"
+            )
+        ]
+        indexes = [models.Index(fields=["state"], name="connection_state_idx")]
+        ordering = ["-connected_at"]
+
+    def __str__(self):
+        return f"{self.store} → {self.account}"
+
+
+class SyncRun(models.Model):
+    """One pass of the sync engine for a store: its progress, counters and outcome."""
+
+    class Kind(models.TextChoices):
+        INITIAL = "initial", "Initial import"
+        INCREMENTAL = "incremental", "Incremental"
+        WEBHOOK = "webhook", "Webhook"
+        MANUAL = "manual", "Manual"
+        FULL = "full", "Full resync"
+        RETRY_FAILED = "retry_failed", "Resync failed records"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        PARTIAL = "partial", "Finished with errors"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    ACTIVE_STATUSES = (Status.QUEUED, Status.RUNNING)
+
+    store = models.ForeignKey(Store, on_delete=models.CASCADE, related_name="sync_runs")
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="sync_runs")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
+    requested_by = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    # {"customers": {"fetched": 0, "created": 0, "updated": 0, "unchanged": 0, "failed": 0}, ...}
+    counters = models.JSONField(default=dict, blank=True)
+    # {"customers": 2000, "subscribers": 800, "orders": 5000}: what the progress bar counts towards.
+    totals = models.JSONField(default=dict, blank=True)
+    # Where to resume: per resource, the last committed page's position.
+    checkpoint = models.JSONField(default=dict, blank=True)
+    processed = models.PositiveIntegerField(default=0)
+    total = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    people_synced = models.PositiveIntegerField(default=0)
+    error_summary = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [
+            # At most one active run per store, whatever the number of workers or hosts.
+            models.UniqueConstraint(
+                fields=["store"], condition=Q(status__in=["queued", "running"]), name="one_active_run_per_store"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["store", "-created_at"], name="syncrun_store_recent_idx"),
+            models.Index(fields=["status", "-created_at"], name="syncrun_status_idx"),
+            models.Index(fields=["kind", "-created_at"], name="syncrun_kind_idx"),
+            models.Index(fields=["-created_at"], name="syncrun_created_idx"),
+        ]
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} run #{self.pk} for {self.store_id}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE_STATUSES
+
+    @property
+    def progress_percent(self) -> int:
+        if self.status in (self.Status.SUCCEEDED, self.Status.PARTIAL):
+            return 100
+        if not self.total:
+            return 0
+        return min(99, int(100 * self.processed / self.total))
+
+
+class SyncEvent(models.Model):
+    """A record-level problem or notable change during a run, for support staff."""
+
+    class Level(models.TextChoices):
+        INFO = "info", "Info"
+        WARNING = "warning", "Warning"
+        ERROR = "error", "Error"
+
+    run = models.ForeignKey(SyncRun, on_delete=models.CASCADE, related_name="events")
+    created_at = models.DateTimeField(auto_now_add=True)
+    level = models.CharField(max_length=10, choices=Level.choices, default=Level.ERROR)
+    resource = models.CharField(max_length=20)
+    bc_id = models.BigIntegerField(null=True, blank=True)
+    email = models.CharField(max_length=255, blank=True)
+    message = models.TextField()
+    resolved = models.BooleanField(default=False, help_text="Re-sent successfully by a later run.")
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["run", "level"], name="syncevent_run_level_idx"),
+            models.Index(fields=["email"], name="syncevent_email_idx"),
+            models.Index(fields=["-created_at"], name="syncevent_created_idx"),
+        ]
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.resource} {self.bc_id or self.email}: {self.message[:60]}"
+
+
+class SyncCursor(models.Model):
+    """How far incremental syncs have read a store's resource: (date_modified, id)."""
+
+    store = models.ForeignKey(Store, on_delete=models.CASCADE, related_name="cursors")
+    resource = models.CharField(max_length=20)
+    modified_since = models.DateTimeField(null=True, blank=True)
+    last_id = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["store", "resource"], name="cursor_unique")]
+
+    def __str__(self):
+        return f"{self.store_id}/{self.resource} ≥ {self.modified_since}"
+
+
+class PersonLedger(models.Model):
+    """What the bridge last sent to an Ortto account for one person (email), and why.
+
+    It is the memory behind rules R1–R4: the last explicit newsletter choice seen in the store and
+    when it was made, and a fingerprint of the fields so unchanged people are skipped.
+    """
+
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="people")
+    email = models.CharField(max_length=255)
+    ortto_person_id = models.CharField(max_length=64, blank=True)
+    bc_customer_id = models.BigIntegerField(null=True, blank=True)
+    fingerprint = models.CharField(max_length=64, blank=True)
+    # The store's last explicit choice (None: the store never said), and when the shopper made it.
+    store_opt_in = models.BooleanField(null=True)
+    store_opt_in_at = models.DateTimeField(null=True, blank=True)
+    # The permission the bridge sent (None: never sent, the person already existed in Ortto).
+    sent_permission = models.BooleanField(null=True)
+    order_count = models.PositiveIntegerField(default=0)
+    total_spent = models.DecimalField(max_digits=14, decimal_places=2, default=0)
+    last_order_at = models.DateTimeField(null=True, blank=True)
+    synced_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["connection", "email"], name="person_ledger_unique")]
+
+    def __str__(self):
+        return self.email
+
+
+class OrderLedger(models.Model):
+    """An order whose Placed order activity has been sent: each order is sent once per connection."""
+
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="orders")
+    order_id = models.BigIntegerField()
+    email = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64, blank=True)
+    sent_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["connection", "order_id"], name="order_ledger_unique")]
+
+    def __str__(self):
+        return f"order {self.order_id}"

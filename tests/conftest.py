@@ -1,0 +1,23 @@
+"""Shared fixtures. The suite runs with the sandbox mounted (SANDBOX=1) and django-q2 in sync mode
+unless a test starts real workers itself."""
+
+import os
+
+os.environ.setdefault("SANDBOX", "1")
+os.environ.setdefault("Q_SYNC", "1")
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def sandbox_live(live_server, settings):
+    """Point the bridge at the sandbox served by pytest-django's live server, over real HTTP."""
+    url = live_server.url
+    settings.PUBLIC_URL = url
+    settings.BIGCOMMERCE_API_URL = f"{url}/sandbox/bigcommerce/api"
+    settings.BIGCOMMERCE_LOGIN_URL = f"{url}/sandbox/bigcommerce/login"
+    settings.BIGCOMMERCE_CONTROL_PANEL_URL = f"{url}/sandbox/bigcommerce/store-{{store_hash}}/manage/app/{{app_id}}"
+    settings.ORTTO_API_URL = f"{url}/sandbox/ortto/{{region}}"
+    settings.BIGCOMMERCE_FRAME_ANCESTORS = [url]
+    settings.CSRF_TRUSTED_ORIGINS = [url]
+    return url
