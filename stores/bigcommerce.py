@@ -1,0 +1,600 @@
+"""The one BigCommerce client: the OAuth token exchange and a small per-store REST client.
+
+Everything that talks to BigCommerce goes through here. Requests share one connection pool, carry a
+required timeout (settings.HTTP_TIMEOUT_SECONDS, read at call time), pace themselves on the
+X-Rate-Limit-* headers (the quota is shared with every other app on the store), retry 429 / 5xx /
+timeouts / connection errors with capped backoff, and fail with typed errors. Access tokens and the
+client secret never appear in log lines or exception messages.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import http.cookiejar
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import requests
+from django.conf import settings
+from requests.adapters import HTTPAdapter
+
+logger = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 6
+MAX_TOTAL_SLEEP_SECONDS = 120.0
+BACKOFF_BASE_SECONDS = 0.5
+BACKOFF_CAP_SECONDS = 30.0
+# The store's quota is shared with every app installed on it: stop a little before it runs out.
+DEFAULT_RATE_LIMIT_RESERVE = 2
+# The auth callback is a browser request waiting on this: give up sooner than a background sync does.
+TOKEN_EXCHANGE_MAX_ATTEMPTS = 3
+TOKEN_EXCHANGE_MAX_TOTAL_SLEEP_SECONDS = 10.0
+DEFAULT_PAGE_LIMIT = 250
+
+Sleep = Callable[[float], None]
+
+
+# --- Errors -------------------------------------------------------------------------------------
+
+
+class BigCommerceError(Exception):
+    """Base of every BigCommerce failure. `message` never contains a token or secret."""
+
+    def __init__(self, message: str, *, status: int | None = None, body: Any = None):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.body = body
+
+
+class BigCommerceAuthError(BigCommerceError):
+    """401/403: the token was revoked, the app uninstalled, or a scope is missing."""
+
+
+class BigCommerceNotFound(BigCommerceError):
+    """404."""
+
+
+class BigCommerceRateLimited(BigCommerceError):
+    """429 that outlasted the retries."""
+
+
+class BigCommerceUnavailable(BigCommerceError):
+    """5xx, timeout or connection error that outlasted the retries."""
+
+
+class BigCommerceRequestError(BigCommerceError):
+    """Any other 4xx (400, 409, 413, 422 ...). `errors` is the parsed response body."""
+
+    def __init__(self, message: str, *, status: int | None = None, body: Any = None):
+        super().__init__(message, status=status, body=body)
+        self.errors = body
+
+
+# --- Data ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class TokenGrant:
+    access_token: str = field(repr=False)
+    scope: str
+    store_hash: str
+    context: str
+    account_uuid: str
+    user: dict
+    owner: dict
+
+
+@dataclass
+class Page:
+    items: list[dict]
+    total: int | None = None
+    next_after: str | None = None
+    next_page: int | None = None
+
+
+# --- Dates --------------------------------------------------------------------------------------
+
+
+def parse_rfc2822(value: str) -> datetime:
+    """Parse a v2 date ("Tue, 14 May 2024 09:34:00 +0000") into an aware datetime."""
+    if not value:
+        raise ValueError("empty RFC-2822 date")
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"not an RFC-2822 date: {value!r}") from exc
+    if parsed.tzinfo is None:
+        # "-0000" means "UTC, origin unknown"; BigCommerce sends its v2 dates in UTC.
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed
+
+
+def format_filter_datetime(value: datetime) -> str:
+    """Format an aware datetime for BigCommerce date filters: "2024-05-14T09:34:00Z".
+
+    Both v3 (`date_modified:min`, typed `date-time` in the specs) and v2 (`min_date_modified`,
+    "RFC-2822 or ISO-8601") accept this form. Microseconds are dropped, which moves the bound
+    earlier: the filters are inclusive, so this can only re-read, never skip.
+    """
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("BigCommerce date filters need an aware datetime")
+    return value.astimezone(timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# --- Transport ----------------------------------------------------------------------------------
+
+_adapter_lock = threading.Lock()
+_adapter: HTTPAdapter | None = None
+_thread_sessions = threading.local()
+
+
+def _shared_adapter() -> HTTPAdapter:
+    global _adapter
+    with _adapter_lock:
+        if _adapter is None:
+            # Retries are ours (they need the rate-limit headers); urllib3 must not add its own.
+            _adapter = HTTPAdapter(pool_connections=8, pool_maxsize=32, max_retries=0)
+        return _adapter
+
+
+def session_factory() -> requests.Session:
+    """A session for the current thread, over the process-wide connection pool.
+
+    Sessions carry no credentials (each request sends its own X-Auth-Token) and keep no cookies,
+    so nothing leaks from one store to another.
+    """
+    session = getattr(_thread_sessions, "session", None)
+    if session is None:
+        session = requests.Session()
+        session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+        adapter = _shared_adapter()
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        _thread_sessions.session = session
+    return session
+
+
+def _header_number(response: requests.Response, name: str) -> float | None:
+    raw = response.headers.get(name)  # requests' headers are case-insensitive
+    if raw is None:
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        return None
+
+
+def _backoff_delay(attempt: int) -> float:
+    """Exponential backoff with jitter for retry number `attempt` (1-based)."""
+    ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * (2 ** (attempt - 1)))
+    return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+def _json_or_text(response: requests.Response) -> Any:
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        return response.text[:2000]
+
+
+def _error_summary(body: Any) -> str:
+    if isinstance(body, dict):
+        for key in ("title", "error", "message", "error_description"):
+            if isinstance(body.get(key), str) and body[key]:
+                return body[key]
+    if isinstance(body, list) and body and isinstance(body[0], dict):
+        # v2 errors are a list: [{"status": 400, "message": "..."}]
+        if isinstance(body[0].get("message"), str):
+            return body[0]["message"]
+    return ""
+
+
+def _raise_for_status(response: requests.Response, what: str) -> None:
+    status = response.status_code
+    body = _json_or_text(response)
+    summary = _error_summary(body)
+    message = f"{what} -> HTTP {status}" + (f": {summary}" if summary else "")
+    if status in (401, 403):
+        raise BigCommerceAuthError(message, status=status, body=body)
+    if status == 404:
+        raise BigCommerceNotFound(message, status=status, body=body)
+    if status == 429:
+        raise BigCommerceRateLimited(message, status=status, body=body)
+    if status >= 500:
+        raise BigCommerceUnavailable(message, status=status, body=body)
+    raise BigCommerceRequestError(message, status=status, body=body)
+
+
+def _send(
+    session: requests.Session,
+    method: str,
+    url: str,
+    *,
+    what: str,
+    headers: dict[str, str],
+    params: dict[str, Any] | None = None,
+    json_body: Any = None,
+    sleep: Sleep,
+    max_attempts: int,
+    max_total_sleep: float,
+    before_attempt: Callable[[], None] | None = None,
+    after_response: Callable[[requests.Response], None] | None = None,
+) -> requests.Response:
+    """Send one logical request, retrying what is worth retrying; return a 2xx/3xx response."""
+    slept = 0.0
+    attempt = 0
+    while True:
+        attempt += 1
+        if before_attempt:
+            before_attempt()
+        failure: BigCommerceError
+        try:
+            response = session.request(
+                method,
+                url,
+                headers=headers,
+                params=params,
+                json=json_body,
+                timeout=settings.HTTP_TIMEOUT_SECONDS,
+            )
+        except (requests.Timeout, requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+            kind = "timed out" if isinstance(exc, requests.Timeout) else "connection failed"
+            failure = BigCommerceUnavailable(f"{what} -> {kind}", status=None, body=None)
+            failure.__cause__ = exc
+            delay = _backoff_delay(attempt)
+        except requests.RequestException as exc:
+            # Not worth retrying (an invalid URL, too many redirects ...); still a typed error.
+            raise BigCommerceError(f"{what} -> {type(exc).__name__}") from exc
+        else:
+            if after_response:
+                after_response(response)
+            status = response.status_code
+            if status < 400:
+                return response
+            if status == 429:
+                failure = BigCommerceRateLimited(
+                    f"{what} -> HTTP 429 (rate limited)", status=429, body=_json_or_text(response)
+                )
+                reset_ms = _header_number(response, "X-Rate-Limit-Time-Reset-Ms")
+                retry_after = _header_number(response, "X-Retry-After")
+                if reset_ms is not None and reset_ms >= 0:
+                    delay = reset_ms / 1000.0
+                elif retry_after is not None and retry_after >= 0:
+                    delay = retry_after
+                else:
+                    # No headers: the platform itself is under load for this store. Back off.
+                    delay = _backoff_delay(attempt)
+            elif status >= 500:
+                failure = BigCommerceUnavailable(
+                    f"{what} -> HTTP {status}", status=status, body=_json_or_text(response)
+                )
+                delay = _backoff_delay(attempt)
+            else:
+                _raise_for_status(response, what)
+                raise AssertionError("unreachable")  # pragma: no cover
+
+        if attempt >= max_attempts or slept + delay > max_total_sleep:
+            logger.warning("BigCommerce %s; giving up after %d attempt(s)", failure.message, attempt)
+            raise failure
+        logger.info("BigCommerce %s; retry %d/%d in %.2fs", failure.message, attempt, max_attempts - 1, delay)
+        sleep(delay)
+        slept += delay
+
+
+# --- Token exchange -----------------------------------------------------------------------------
+
+
+def exchange_code(*, code: str, scope: str, context: str, session: requests.Session | None = None,
+                  sleep: Sleep = time.sleep) -> TokenGrant:
+    """Exchange an auth-callback code for the store's permanent access token."""
+    url = f"{settings.BIGCOMMERCE_LOGIN_URL}/oauth2/token"
+    body = {
+        "client_id": settings.BIGCOMMERCE_CLIENT_ID,
+        "client_secret": settings.BIGCOMMERCE_CLIENT_SECRET,
+        "code": code,
+        "context": context,
+        "scope": scope,
+        "grant_type": "authorization_code",
+        "redirect_uri": f"{settings.PUBLIC_URL}/bigcommerce/auth/",
+    }
+    response = _send(
+        session or session_factory(),
+        "POST",
+        url,
+        what="POST /oauth2/token",
+        headers={"Accept": "application/json", "Content-Type": "application/json"},
+        json_body=body,
+        sleep=sleep,
+        max_attempts=TOKEN_EXCHANGE_MAX_ATTEMPTS,
+        max_total_sleep=TOKEN_EXCHANGE_MAX_TOTAL_SLEEP_SECONDS,
+    )
+    payload = _json_or_text(response)
+    if not isinstance(payload, dict) or not payload.get("access_token"):
+        raise BigCommerceError(
+            "POST /oauth2/token -> answer without an access_token", status=response.status_code
+        )
+    granted_context = payload.get("context") or context
+    return TokenGrant(
+        access_token=payload["access_token"],
+        scope=payload.get("scope") or "",
+        store_hash=granted_context.split("/", 1)[-1],
+        context=granted_context,
+        account_uuid=payload.get("account_uuid") or "",
+        user=payload.get("user") or {},
+        owner=payload.get("owner") or {},
+    )
+
+
+# --- Store client -------------------------------------------------------------------------------
+
+
+class BigCommerceClient:
+    """REST client for one store (v2 and v3), authenticated with the store's access token.
+
+    Pacing state lives on the instance: when a response says the requests left in the window have
+    fallen to `rate_limit_reserve`, the next request first sleeps for X-Rate-Limit-Time-Reset-Ms.
+    """
+
+    def __init__(
+        self,
+        store_hash: str,
+        access_token: str,
+        *,
+        session: requests.Session | None = None,
+        sleep: Sleep = time.sleep,
+        rate_limit_reserve: int | None = None,
+        max_attempts: int = MAX_ATTEMPTS,
+        max_total_sleep: float = MAX_TOTAL_SLEEP_SECONDS,
+    ):
+        self.store_hash = store_hash
+        self._access_token = access_token
+        self._session = session
+        self._sleep = sleep
+        if rate_limit_reserve is None:
+            rate_limit_reserve = getattr(settings, "BIGCOMMERCE_RATE_LIMIT_RESERVE", DEFAULT_RATE_LIMIT_RESERVE)
+        self.rate_limit_reserve = rate_limit_reserve
+        self.max_attempts = max_attempts
+        self.max_total_sleep = max_total_sleep
+        self._pause_before_next: float = 0.0
+
+    def __repr__(self) -> str:
+        return f"<BigCommerceClient store_hash={self.store_hash!r}>"
+
+    # -- plumbing
+
+    def _before_attempt(self) -> None:
+        if self._pause_before_next > 0:
+            pause, self._pause_before_next = self._pause_before_next, 0.0
+            logger.info("BigCommerce store %s: quota reserve reached, pausing %.2fs", self.store_hash, pause)
+            self._sleep(pause)
+
+    def _after_response(self, response: requests.Response) -> None:
+        if response.status_code == 429:
+            # _send sleeps the reset itself before retrying; don't sleep twice.
+            self._pause_before_next = 0.0
+            return
+        left = _header_number(response, "X-Rate-Limit-Requests-Left")
+        reset_ms = _header_number(response, "X-Rate-Limit-Time-Reset-Ms")
+        if left is not None and reset_ms is not None and left <= self.rate_limit_reserve:
+            self._pause_before_next = max(reset_ms, 0.0) / 1000.0
+
+    def _request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
+                 json_body: Any = None) -> requests.Response:
+        url = f"{settings.BIGCOMMERCE_API_URL}/stores/{self.store_hash}{path}"
+        headers = {
+            "X-Auth-Token": self._access_token,
+            "Accept": "application/json",
+            "Content-Type": "application/json",
+        }
+        return _send(
+            self._session or session_factory(),
+            method,
+            url,
+            what=f"{method} {path}",
+            headers=headers,
+            params=params,
+            json_body=json_body,
+            sleep=self._sleep,
+            max_attempts=self.max_attempts,
+            max_total_sleep=self.max_total_sleep,
+            before_attempt=self._before_attempt,
+            after_response=self._after_response,
+        )
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._request(method, path, **kwargs)
+        if response.status_code == 204 or not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise BigCommerceError(
+                f"{method} {path} -> HTTP {response.status_code} with a body that is not JSON",
+                status=response.status_code,
+                body=response.text[:2000],
+            ) from exc
+
+    @staticmethod
+    def _unwrap(payload: Any) -> dict:
+        """v3 wraps single objects as {"data": {...}, "meta": {}}; some answers are flat."""
+        if isinstance(payload, dict) and isinstance(payload.get("data"), dict):
+            return payload["data"]
+        return payload if isinstance(payload, dict) else {}
+
+    # -- store
+
+    def store_information(self) -> dict:
+        return self._json("GET", "/v2/store") or {}
+
+    # -- customers (v3, cursor paging)
+
+    def customers_page(
+        self,
+        *,
+        modified_since: datetime | None = None,
+        after: str | None = None,
+        ids: list[int] | None = None,
+        limit: int = DEFAULT_PAGE_LIMIT,
+    ) -> Page:
+        params: dict[str, Any] = {"include": "addresses", "sort": "date_modified:asc", "limit": limit}
+        if modified_since is not None:
+            params["date_modified:min"] = format_filter_datetime(modified_since)
+        if ids:
+            params["id:in"] = ",".join(str(int(i)) for i in ids)
+        if after:
+            params["after"] = after
+        payload = self._json("GET", "/v3/customers", params=params) or {}
+        meta = payload.get("meta") or {}
+        pagination = meta.get("pagination") or {}
+        cursor = meta.get("cursor_pagination") or {}
+        next_after = None
+        if (cursor.get("links") or {}).get("next") and cursor.get("end_cursor"):
+            next_after = cursor["end_cursor"]
+        return Page(items=list(payload.get("data") or []), total=pagination.get("total"), next_after=next_after)
+
+    def iter_customers(self, *, modified_since: datetime | None = None, ids: list[int] | None = None,
+                       limit: int = DEFAULT_PAGE_LIMIT) -> Iterator[Page]:
+        """Every page of customers, following the `after` cursor."""
+        after = None
+        while True:
+            page = self.customers_page(modified_since=modified_since, after=after, ids=ids, limit=limit)
+            yield page
+            if not page.next_after or not page.items:
+                return
+            after = page.next_after
+
+    # -- subscribers (v3, page-based)
+
+    def subscribers_page(
+        self,
+        *,
+        modified_since: datetime | None = None,
+        page: int = 1,
+        ids: list[int] | None = None,
+        limit: int = DEFAULT_PAGE_LIMIT,
+    ) -> Page:
+        params: dict[str, Any] = {"page": page, "limit": limit}
+        if modified_since is not None:
+            params["date_modified:min"] = format_filter_datetime(modified_since)
+        if ids:
+            params["id:in"] = ",".join(str(int(i)) for i in ids)
+        payload = self._json("GET", "/v3/customers/subscribers", params=params) or {}
+        pagination = (payload.get("meta") or {}).get("pagination") or {}
+        current = pagination.get("current_page") or page
+        total_pages = pagination.get("total_pages") or 0
+        return Page(
+            items=list(payload.get("data") or []),
+            total=pagination.get("total"),
+            next_page=current + 1 if current < total_pages else None,
+        )
+
+    def iter_subscribers(self, *, modified_since: datetime | None = None, ids: list[int] | None = None,
+                         limit: int = DEFAULT_PAGE_LIMIT) -> Iterator[Page]:
+        page_number: int | None = 1
+        while page_number is not None:
+            page = self.subscribers_page(modified_since=modified_since, page=page_number, ids=ids, limit=limit)
+            yield page
+            page_number = page.next_page if page.items else None
+
+    # -- orders (v2, keyset on id)
+
+    def orders_page(
+        self,
+        *,
+        modified_since: datetime | None = None,
+        min_id: int | None = None,
+        limit: int = DEFAULT_PAGE_LIMIT,
+    ) -> Page:
+        """One page of orders by ascending id; items are as BigCommerce sends them (RFC-2822 dates).
+
+        v2 has no cursor and no meta: callers page with min_id = last id + 1. 204 is an empty page.
+        """
+        params: dict[str, Any] = {"sort": "id:asc", "limit": limit}
+        if modified_since is not None:
+            params["min_date_modified"] = format_filter_datetime(modified_since)
+        if min_id is not None:
+            params["min_id"] = min_id
+        payload = self._json("GET", "/v2/orders", params=params)
+        return Page(items=list(payload or []))
+
+    def iter_orders(self, *, modified_since: datetime | None = None, min_id: int | None = None,
+                    limit: int = DEFAULT_PAGE_LIMIT) -> Iterator[Page]:
+        """Every non-empty page of orders, stopping at the first empty page (204)."""
+        while True:
+            page = self.orders_page(modified_since=modified_since, min_id=min_id, limit=limit)
+            if not page.items:
+                return
+            yield page
+            min_id = max(int(order["id"]) for order in page.items) + 1
+
+    def orders_count(self, *, modified_since: datetime | None = None) -> int:
+        params: dict[str, Any] = {}
+        if modified_since is not None:
+            params["min_date_modified"] = format_filter_datetime(modified_since)
+        payload = self._json("GET", "/v2/orders/count", params=params) or {}
+        return int(payload.get("count") or 0)
+
+    def order(self, order_id: int) -> dict | None:
+        try:
+            return self._json("GET", f"/v2/orders/{int(order_id)}")
+        except BigCommerceNotFound:
+            return None
+
+    # -- scripts (v3)
+
+    def create_script(self, payload: dict) -> dict:
+        return self._unwrap(self._json("POST", "/v3/content/scripts", json_body=payload))
+
+    def update_script(self, uuid: str, payload: dict) -> dict:
+        return self._unwrap(self._json("PUT", f"/v3/content/scripts/{uuid}", json_body=payload))
+
+    def delete_script(self, uuid: str) -> None:
+        try:
+            self._request("DELETE", f"/v3/content/scripts/{uuid}")
+        except BigCommerceNotFound:
+            pass  # the merchant (or auto_uninstall) removed it already
+
+    def get_script(self, uuid: str) -> dict | None:
+        try:
+            return self._unwrap(self._json("GET", f"/v3/content/scripts/{uuid}"))
+        except BigCommerceNotFound:
+            return None
+
+    # -- webhooks (v3)
+
+    def create_hook(self, *, scope: str, destination: str, headers: dict[str, str]) -> dict:
+        body = {"scope": scope, "destination": destination, "is_active": True, "headers": headers}
+        return self._unwrap(self._json("POST", "/v3/hooks", json_body=body))
+
+    def list_hooks(self) -> list[dict]:
+        hooks: list[dict] = []
+        page = 1
+        while True:
+            payload = self._json("GET", "/v3/hooks", params={"page": page, "limit": DEFAULT_PAGE_LIMIT})
+            if isinstance(payload, list):  # a flat answer has no paging
+                return hooks + payload
+            payload = payload or {}
+            items = list(payload.get("data") or [])
+            hooks.extend(items)
+            pagination = (payload.get("meta") or {}).get("pagination") or {}
+            total_pages = pagination.get("total_pages")
+            if not items or (total_pages is not None and page >= total_pages) or (
+                total_pages is None and len(items) < DEFAULT_PAGE_LIMIT
+            ):
+                return hooks
+            page += 1
+
+    def delete_hook(self, hook_id: int) -> None:
+        try:
+            self._request("DELETE", f"/v3/hooks/{int(hook_id)}")
+        except BigCommerceNotFound:
+            pass  # already gone (BigCommerce deletes an app's hooks on uninstall)

@@ -1,0 +1,350 @@
+"""The one Ortto client: a small class per Ortto account (API key + region) over a shared pool.
+
+Every call is a JSON POST with the X-Api-Key header and a required timeout
+(settings.HTTP_TIMEOUT_SECONDS, read at call time). 429 waits for the body's `try-in-seconds`;
+5xx, timeouts and connection errors back off with jitter; 401/403 are never retried, because
+Ortto bans the caller's IP after 15 bad-credential requests in 15 seconds. The key never appears
+in log lines or exception messages.
+"""
+
+from __future__ import annotations
+
+import http.cookiejar
+import logging
+import random
+import re
+import threading
+import time
+import unicodedata
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import requests
+from django.conf import settings
+from requests.adapters import HTTPAdapter
+
+logger = logging.getLogger(__name__)
+
+REGION_HOSTS = {
+    "default": "https://api.ap3api.com",
+    "au": "https://api.au.ap3api.com",
+    "eu": "https://api.eu.ap3api.com",
+}
+MAX_BATCH = 100  # people per merge and activities per create (Ortto's payload limit)
+MAX_ATTEMPTS = 6
+MAX_TOTAL_SLEEP_SECONDS = 120.0
+BACKOFF_BASE_SECONDS = 0.5
+BACKOFF_CAP_SECONDS = 30.0
+
+# Custom field id prefixes by the `type` sent to custom-field/create; used only to name a field that
+# already exists (409) when the field list does not show it.
+FIELD_TYPE_PREFIXES = {
+    "text": "str",
+    "large_text": "txt",
+    "integer": "int",
+    "decimal": "int",
+    "currency": "int",
+    "price": "int",
+    "bool": "bol",
+    "boolean": "bol",
+    "phone": "phn",
+    "date": "dtz",
+    "single_select": "str",
+    "multi_select": "sst",
+    "link": "str",
+    "object": "obj",
+}
+
+Sleep = Callable[[float], None]
+
+
+# --- Errors -------------------------------------------------------------------------------------
+
+
+class OrttoError(Exception):
+    """Base of every Ortto failure. `message` never contains the API key."""
+
+    def __init__(self, message: str, *, status: int | None = None, body: Any = None):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.body = body
+
+
+class OrttoAuthError(OrttoError):
+    """401/403: wrong or disconnected key, or an expired account. The connection needs Reconnect."""
+
+
+class OrttoRateLimited(OrttoError):
+    """429 that outlasted the retries."""
+
+
+class OrttoUnavailable(OrttoError):
+    """5xx, timeout or connection error that outlasted the retries."""
+
+
+class OrttoRequestError(OrttoError):
+    """Any other 4xx. `details` is the body's per-item list (e.g. [{"status": "invalid", "error": ...}])."""
+
+    def __init__(self, message: str, *, status: int | None = None, body: Any = None,
+                 details: list | None = None):
+        super().__init__(message, status=status, body=body)
+        self.details = details or []
+
+
+# --- Pure helpers -------------------------------------------------------------------------------
+
+
+def kebab(name: str) -> str:
+    """Ortto's id form of a name: "Total Spent (USD)" -> "total-spent-usd"."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    return re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
+
+
+def api_base(region: str) -> str:
+    """Base URL for an account's region (default | au | eu); a key only works on its own region."""
+    if region not in REGION_HOSTS:
+        raise ValueError(f"unknown Ortto region {region!r}; expected one of {sorted(REGION_HOSTS)}")
+    override = settings.ORTTO_API_URL
+    if override:
+        # Without a "{region}" placeholder the override serves every region (a proxy or the sandbox).
+        return override.replace("{region}", region).rstrip("/")
+    return REGION_HOSTS[region]
+
+
+# --- Transport ----------------------------------------------------------------------------------
+
+_adapter_lock = threading.Lock()
+_adapter: HTTPAdapter | None = None
+_thread_sessions = threading.local()
+
+
+def _shared_adapter() -> HTTPAdapter:
+    global _adapter
+    with _adapter_lock:
+        if _adapter is None:
+            _adapter = HTTPAdapter(pool_connections=4, pool_maxsize=32, max_retries=0)
+        return _adapter
+
+
+def session_factory() -> requests.Session:
+    """A session for the current thread, over the process-wide connection pool; no key, no cookies."""
+    session = getattr(_thread_sessions, "session", None)
+    if session is None:
+        session = requests.Session()
+        session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+        adapter = _shared_adapter()
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        _thread_sessions.session = session
+    return session
+
+
+def _backoff_delay(attempt: int) -> float:
+    ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * (2 ** (attempt - 1)))
+    return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+def _json_or_text(response: requests.Response) -> Any:
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        return response.text[:2000]
+
+
+def _error_text(body: Any) -> str:
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, str):
+            return error
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return error["message"]
+        if isinstance(body.get("message"), str):
+            return body["message"]
+    return ""
+
+
+def _try_in_seconds(body: Any) -> float | None:
+    """429 bodies say how long to wait: {"error": {"code": "rate-limit", "try-in-seconds": 10}}."""
+    if not isinstance(body, dict):
+        return None
+    error = body.get("error")
+    candidates = [error.get("try-in-seconds")] if isinstance(error, dict) else []
+    candidates.append(body.get("try-in-seconds"))
+    for value in candidates:
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            continue
+        if seconds >= 0:
+            return seconds
+    return None
+
+
+# --- Client -------------------------------------------------------------------------------------
+
+
+class OrttoClient:
+    """REST client for one Ortto account (instance)."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        region: str,
+        session: requests.Session | None = None,
+        sleep: Sleep = time.sleep,
+        max_attempts: int = MAX_ATTEMPTS,
+        max_total_sleep: float = MAX_TOTAL_SLEEP_SECONDS,
+    ):
+        api_base(region)  # fail fast on an unknown region
+        self.region = region
+        self._api_key = api_key
+        self._session = session
+        self._sleep = sleep
+        self.max_attempts = max_attempts
+        self.max_total_sleep = max_total_sleep
+
+    def __repr__(self) -> str:
+        return f"<OrttoClient region={self.region!r}>"
+
+    def _post(self, path: str, body: dict) -> Any:
+        """POST JSON, retrying 429 / 5xx / timeouts; return the parsed body of a 2xx answer."""
+        url = f"{api_base(self.region)}{path}"
+        what = f"POST {path}"
+        headers = {
+            "X-Api-Key": self._api_key,
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+        }
+        session = self._session or session_factory()
+        slept = 0.0
+        attempt = 0
+        while True:
+            attempt += 1
+            failure: OrttoError
+            try:
+                response = session.post(url, json=body, headers=headers, timeout=settings.HTTP_TIMEOUT_SECONDS)
+            except (requests.Timeout, requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+                kind = "timed out" if isinstance(exc, requests.Timeout) else "connection failed"
+                failure = OrttoUnavailable(f"{what} -> {kind}")
+                failure.__cause__ = exc
+                delay = _backoff_delay(attempt)
+            except requests.RequestException as exc:
+                # Not worth retrying (an invalid URL, too many redirects ...); still a typed error.
+                raise OrttoError(f"{what} -> {type(exc).__name__}") from exc
+            else:
+                status = response.status_code
+                if status < 400:
+                    answer = _json_or_text(response)
+                    if answer is None:
+                        return {}
+                    if not isinstance(answer, dict):
+                        raise OrttoError(f"{what} -> HTTP {status} with a body that is not a JSON object",
+                                         status=status, body=answer)
+                    return answer
+                payload = _json_or_text(response)
+                text = _error_text(payload)
+                message = f"{what} -> HTTP {status}" + (f": {text}" if text else "")
+                if status in (401, 403):
+                    # Never retried: bad-credential loops get the whole IP banned.
+                    raise OrttoAuthError(message, status=status, body=payload)
+                if status == 429:
+                    failure = OrttoRateLimited(message, status=status, body=payload)
+                    wait = _try_in_seconds(payload)
+                    delay = wait if wait is not None else _backoff_delay(attempt)
+                elif status >= 500:
+                    failure = OrttoUnavailable(message, status=status, body=payload)
+                    delay = _backoff_delay(attempt)
+                else:
+                    details = payload.get("details") if isinstance(payload, dict) else None
+                    raise OrttoRequestError(
+                        message, status=status, body=payload, details=details if isinstance(details, list) else []
+                    )
+            if attempt >= self.max_attempts or slept + delay > self.max_total_sleep:
+                logger.warning("Ortto %s; giving up after %d attempt(s)", failure.message, attempt)
+                raise failure
+            logger.info("Ortto %s; retry %d/%d in %.2fs", failure.message, attempt, self.max_attempts - 1, delay)
+            self._sleep(delay)
+            slept += delay
+
+    # -- calls
+
+    def verify(self) -> None:
+        """Check the key against its region with a cheap read; raises OrttoAuthError when rejected."""
+        self._post("/v1/person/custom-field/get", {})
+
+    def merge_people(
+        self,
+        people: list[dict],
+        *,
+        merge_strategy: int,
+        merge_by: Iterable[str] = ("str::email",),
+        async_: bool = False,
+    ) -> list[dict]:
+        """Create or update up to 100 people; one result per input, in order."""
+        if len(people) > MAX_BATCH:
+            raise ValueError(f"Ortto merges at most {MAX_BATCH} people per call, got {len(people)}")
+        if not people:
+            return []
+        body = {
+            "people": people,
+            "merge_by": list(merge_by),
+            "merge_strategy": merge_strategy,
+            "async": async_,
+        }
+        return list(self._post("/v1/person/merge", body).get("people") or [])
+
+    def create_activities(self, activities: list[dict], *, merge_by: Iterable[str] = ("str::email",)) -> list[dict]:
+        if len(activities) > MAX_BATCH:
+            raise ValueError(f"Ortto accepts at most {MAX_BATCH} activities per call, got {len(activities)}")
+        if not activities:
+            return []
+        body = {"activities": activities, "merge_by": list(merge_by)}
+        return list(self._post("/v1/activities/create", body).get("activities") or [])
+
+    def custom_fields(self) -> list[dict]:
+        return list(self._post("/v1/person/custom-field/get", {}).get("fields") or [])
+
+    def create_custom_field(self, *, name: str, field_type: str) -> str:
+        """Create a custom person field and return its id; an existing field (409) is not an error."""
+        try:
+            payload = self._post("/v1/person/custom-field/create", {"name": name, "type": field_type})
+        except OrttoRequestError as exc:
+            if exc.status != 409:
+                raise
+            return self._existing_field_id(name=name, field_type=field_type)
+        field_id = payload.get("field_id") or (payload.get("field") or {}).get("id")
+        return field_id or self._computed_field_id(name=name, field_type=field_type)
+
+    def _existing_field_id(self, *, name: str, field_type: str) -> str:
+        suffix = f":cm:{kebab(name)}"
+        for entry in self.custom_fields():
+            field = entry.get("field") or entry
+            field_id = field.get("id") or ""
+            if field_id.endswith(suffix) or (field.get("name") or "").strip().lower() == name.strip().lower():
+                return field_id
+        return self._computed_field_id(name=name, field_type=field_type)
+
+    @staticmethod
+    def _computed_field_id(*, name: str, field_type: str) -> str:
+        prefix = FIELD_TYPE_PREFIXES.get(field_type, "str")
+        return f"{prefix}:cm:{kebab(name)}"
+
+    def create_activity_definition(self, payload: dict) -> str:
+        """Create a custom activity definition; return its id ("act:cm:<kebab name>"), existing or new."""
+        computed = f"act:cm:{kebab(payload['name'])}"
+        try:
+            answer = self._post("/v1/definitions/activity/create", payload)
+        except OrttoRequestError as exc:
+            if exc.status == 409:
+                return computed
+            raise
+        definition = answer.get("definition") if isinstance(answer.get("definition"), dict) else answer
+        for key in ("activity_id", "id"):
+            value = definition.get(key)
+            if isinstance(value, str) and value.startswith("act:"):
+                return value
+        return computed

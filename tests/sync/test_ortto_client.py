@@ -1,0 +1,335 @@
+"""Unit tests of the Ortto client over mocked HTTP (`responses`); nothing here sleeps for real."""
+
+import logging
+
+import pytest
+import requests
+import responses
+from responses import matchers
+from responses.registries import OrderedRegistry
+
+from sync.ortto import (
+    OrttoAuthError,
+    OrttoClient,
+    OrttoError,
+    OrttoRateLimited,
+    OrttoRequestError,
+    OrttoUnavailable,
+    api_base,
+    kebab,
+)
+
+KEY = "sbx-default-SECRET-key-0001"
+BASE = "https://api.ap3api.com"
+
+
+@pytest.fixture(autouse=True)
+def ortto_settings(settings):
+    settings.ORTTO_API_URL = ""
+    settings.HTTP_TIMEOUT_SECONDS = 9.0
+    return settings
+
+
+@pytest.fixture
+def sleeps():
+    return []
+
+
+@pytest.fixture
+def client(sleeps):
+    return OrttoClient(api_key=KEY, region="default", sleep=sleeps.append)
+
+
+def ordered_mock():
+    return responses.RequestsMock(registry=OrderedRegistry)
+
+
+# --- hosts --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "region, host",
+    [("default", "https://api.ap3api.com"), ("au", "https://api.au.ap3api.com"), ("eu", "https://api.eu.ap3api.com")],
+)
+def test_official_host_per_region(region, host):
+    assert api_base(region) == host
+
+
+def test_api_url_override_substitutes_the_region(settings):
+    settings.ORTTO_API_URL = "http://127.0.0.1:8000/sandbox/ortto/{region}"
+    assert api_base("eu") == "http://127.0.0.1:8000/sandbox/ortto/eu"
+    assert api_base("default") == "http://127.0.0.1:8000/sandbox/ortto/default"
+
+
+def test_api_url_override_without_placeholder_serves_every_region(settings):
+    settings.ORTTO_API_URL = "https://ortto-proxy.internal/"
+    assert {api_base(r) for r in ("default", "au", "eu")} == {"https://ortto-proxy.internal"}
+
+
+def test_unknown_region_is_refused():
+    with pytest.raises(ValueError):
+        api_base("us")
+    with pytest.raises(ValueError):
+        OrttoClient(api_key=KEY, region="mars")
+
+
+def test_client_uses_its_region_host_read_at_call_time(settings, sleeps):
+    client = OrttoClient(api_key=KEY, region="eu", sleep=sleeps.append)
+    with responses.RequestsMock() as rsps:
+        rsps.post("https://api.eu.ap3api.com/v1/person/custom-field/get", json={"fields": []})
+        rsps.post("http://sandbox.test/sandbox/ortto/eu/v1/person/custom-field/get", json={"fields": []})
+        client.verify()
+        settings.ORTTO_API_URL = "http://sandbox.test/sandbox/ortto/{region}"
+        client.verify()
+
+
+# --- calls --------------------------------------------------------------------------------------
+
+
+def test_merge_people_posts_the_batch_and_returns_one_result_per_person(client):
+    people = [
+        {"fields": {"str::email": "ann@example.com", "str::first": "Ann", "bol::p": False}},
+        {"fields": {"str::email": "bob@example.com", "str::first": "Bob", "bol::p": True}},
+    ]
+    results = [{"person_id": "006913c5b9ca58778a137d00", "status": "created"},
+               {"person_id": "006913c5b9ca58778a137d01", "status": "merged"}]
+    with responses.RequestsMock() as rsps:
+        rsps.post(
+            f"{BASE}/v1/person/merge",
+            json={"people": results},
+            match=[
+                matchers.json_params_matcher(
+                    {"people": people, "merge_by": ["str::ei", "str::email"], "merge_strategy": 1, "async": False}
+                ),
+                matchers.header_matcher({"X-Api-Key": KEY, "Content-Type": "application/json"}),
+            ],
+        )
+        assert client.merge_people(people, merge_strategy=1, merge_by=("str::ei", "str::email")) == results
+        assert rsps.calls[0].request.req_kwargs["timeout"] == 9.0
+
+
+def test_merge_people_async_flag_and_default_merge_by(client):
+    people = [{"fields": {"str::email": "ann@example.com"}}]
+    with responses.RequestsMock() as rsps:
+        rsps.post(f"{BASE}/v1/person/merge", json={"people": [{"status": "queued"}]},
+                  match=[matchers.json_params_matcher(
+                      {"people": people, "merge_by": ["str::email"], "merge_strategy": 2, "async": True})])
+        assert client.merge_people(people, merge_strategy=2, async_=True) == [{"status": "queued"}]
+
+
+def test_more_than_100_people_or_activities_is_a_value_error(client):
+    with responses.RequestsMock():  # any request would fail: none registered
+        with pytest.raises(ValueError):
+            client.merge_people([{"fields": {"str::email": f"p{i}@example.com"}} for i in range(101)], merge_strategy=1)
+        with pytest.raises(ValueError):
+            client.create_activities([{"activity_id": "act:cm:placed-order"}] * 101)
+
+
+def test_exactly_100_people_is_allowed(client):
+    people = [{"fields": {"str::email": f"p{i}@example.com"}} for i in range(100)]
+    with responses.RequestsMock() as rsps:
+        rsps.post(f"{BASE}/v1/person/merge", json={"people": [{"status": "created"}] * 100})
+        assert len(client.merge_people(people, merge_strategy=1)) == 100
+
+
+def test_create_activities_posts_activities_with_top_level_merge_by(client):
+    activities = [{
+        "activity_id": "act:cm:placed-order",
+        "attributes": {"int:cm:order-id": 250, "int::v": 15300},
+        "fields": {"str::email": "ann@example.com"},
+        "key": "order-250",
+        "created": "2024-05-14T09:34:00Z",
+    }]
+    with responses.RequestsMock() as rsps:
+        rsps.post(f"{BASE}/v1/activities/create",
+                  json={"activities": [{"person_id": "p1", "status": "ingested", "person_status": "created"}]},
+                  match=[matchers.json_params_matcher({"activities": activities, "merge_by": ["str::email"]})])
+        result = client.create_activities(activities)
+    assert result == [{"person_id": "p1", "status": "ingested", "person_status": "created"}]
+
+
+def test_custom_fields_and_verify(client):
+    fields = [{"field": {"id": "str:cm:job-title", "name": "Job Title", "display_type": "text"},
+               "tracked_value": True}]
+    with responses.RequestsMock() as rsps:
+        rsps.post(f"{BASE}/v1/person/custom-field/get", json={"fields": fields},
+                  match=[matchers.json_params_matcher({})])
+        rsps.post(f"{BASE}/v1/person/custom-field/get", json={"fields": fields},
+                  match=[matchers.json_params_matcher({})])
+        assert client.custom_fields() == fields
+        assert client.verify() is None
+
+
+def test_create_custom_field_returns_the_new_id(client):
+    with responses.RequestsMock() as rsps:
+        rsps.post(f"{BASE}/v1/person/custom-field/create", json={"field_id": "int:cm:total-spent"},
+                  match=[matchers.json_params_matcher({"name": "Total Spent", "type": "decimal"})])
+        assert client.create_custom_field(name="Total Spent", field_type="decimal") == "int:cm:total-spent"
+
+
+def test_create_custom_field_conflict_means_it_exists(client, sleeps):
+    with responses.RequestsMock() as rsps:
+        rsps.post(f"{BASE}/v1/person/custom-field/create", status=409,
+                  json={"code": 409, "error": "field already exists"})
+        rsps.post(f"{BASE}/v1/person/custom-field/get", json={"fields": [
+            {"field": {"id": "str:cm:job-title", "name": "Job Title"}},
+            {"field": {"id": "int:cm:order-count", "name": "Order Count"}},
+        ]})
+        assert client.create_custom_field(name="Order Count", field_type="integer") == "int:cm:order-count"
+    assert sleeps == []
+
+
+def test_create_custom_field_conflict_falls_back_to_the_computed_id(client):
+    with responses.RequestsMock() as rsps:
+        rsps.post(f"{BASE}/v1/person/custom-field/create", status=409, json={"error": "exists"})
+        rsps.post(f"{BASE}/v1/person/custom-field/get", json={"fields": []})
+        assert client.create_custom_field(name="Last Order Date", field_type="text") == "str:cm:last-order-date"
+
+
+def test_create_activity_definition_new_and_existing(client):
+    payload = {"name": "Placed order", "icon_id": "money-illustration-icon", "track_conversion_value": True,
+               "touch": True, "filterable": True, "visible_in_feeds": True,
+               "attributes": [{"name": "Order ID", "display_type": "integer"}]}
+    with ordered_mock() as rsps:
+        rsps.post(f"{BASE}/v1/definitions/activity/create", json={"activity_id": "act:cm:placed-order"},
+                  match=[matchers.json_params_matcher(payload)])
+        rsps.post(f"{BASE}/v1/definitions/activity/create", status=409, json={"error": "already exists"})
+        assert client.create_activity_definition(payload) == "act:cm:placed-order"
+        assert client.create_activity_definition(payload) == "act:cm:placed-order"
+
+
+def test_empty_batches_send_nothing(client):
+    with responses.RequestsMock():
+        assert client.merge_people([], merge_strategy=1) == []
+        assert client.create_activities([]) == []
+
+
+# --- errors and retries -------------------------------------------------------------------------
+
+
+def test_429_waits_try_in_seconds_from_the_body_then_retries(client, sleeps):
+    with ordered_mock() as rsps:
+        rsps.post(f"{BASE}/v1/person/merge", status=429,
+                  json={"error": {"code": "rate-limit", "message": "rate limit", "try-in-seconds": 2.5}})
+        rsps.post(f"{BASE}/v1/person/merge", json={"people": [{"status": "created"}]})
+        assert client.merge_people([{"fields": {"str::email": "a@example.com"}}], merge_strategy=1) == [
+            {"status": "created"}]
+    assert sleeps == [2.5]
+
+
+def test_429_without_a_wait_backs_off(client, sleeps):
+    with ordered_mock() as rsps:
+        rsps.post(f"{BASE}/v1/person/custom-field/get", status=429, body="Too Many Requests")
+        rsps.post(f"{BASE}/v1/person/custom-field/get", json={"fields": []})
+        client.verify()
+    assert len(sleeps) == 1 and 0.25 <= sleeps[0] <= 0.5
+
+
+def test_persistent_429_ends_in_rate_limited(client, sleeps):
+    with responses.RequestsMock() as rsps:
+        rsps.post(f"{BASE}/v1/person/merge", status=429, json={"error": {"code": "rate-limit", "try-in-seconds": 1}})
+        with pytest.raises(OrttoRateLimited):
+            client.merge_people([{"fields": {}}], merge_strategy=1)
+        assert len(rsps.calls) == 6
+    assert sleeps == [1.0] * 5
+
+
+def test_server_errors_and_timeouts_are_retried(client, sleeps):
+    with ordered_mock() as rsps:
+        rsps.post(f"{BASE}/v1/activities/create", status=503)
+        rsps.post(f"{BASE}/v1/activities/create", body=requests.exceptions.ReadTimeout("slow"))
+        rsps.post(f"{BASE}/v1/activities/create", body=requests.exceptions.ConnectionError("reset"))
+        rsps.post(f"{BASE}/v1/activities/create", json={"activities": [{"status": "queued"}]})
+        assert client.create_activities([{"activity_id": "act:cm:placed-order"}]) == [{"status": "queued"}]
+    assert len(sleeps) == 3
+
+
+def test_retries_are_capped(client, sleeps):
+    with responses.RequestsMock() as rsps:
+        rsps.post(f"{BASE}/v1/person/merge", status=500, json={"error": "internal"})
+        with pytest.raises(OrttoUnavailable) as caught:
+            client.merge_people([{"fields": {}}], merge_strategy=1)
+        assert len(rsps.calls) == 6
+    assert len(sleeps) == 5
+    assert caught.value.status == 500
+
+
+def test_total_sleep_is_capped(sleeps):
+    client = OrttoClient(api_key=KEY, region="default", sleep=sleeps.append, max_total_sleep=30)
+    with responses.RequestsMock() as rsps:
+        rsps.post(f"{BASE}/v1/person/merge", status=429, json={"error": {"try-in-seconds": 20}})
+        with pytest.raises(OrttoRateLimited):
+            client.merge_people([{"fields": {}}], merge_strategy=1)
+        assert len(rsps.calls) == 2
+    assert sleeps == [20.0]
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_auth_failures_are_never_retried(client, sleeps, status):
+    with responses.RequestsMock() as rsps:
+        rsps.post(f"{BASE}/v1/person/custom-field/get", status=status, json={"error": "Invalid API key"})
+        with pytest.raises(OrttoAuthError) as caught:
+            client.verify()
+        assert len(rsps.calls) == 1
+    assert sleeps == []
+    assert caught.value.status == status
+
+
+def test_bad_request_carries_error_and_details(client, sleeps):
+    body = {"request_id": "r1", "code": 400, "error": "No valid contacts provided",
+            "details": [{"status": "suppressed", "error": "Email is suppressed"}]}
+    with responses.RequestsMock() as rsps:
+        rsps.post(f"{BASE}/v1/person/merge", status=400, json=body)
+        with pytest.raises(OrttoRequestError) as caught:
+            client.merge_people([{"fields": {"str::email": "x@example.com"}}], merge_strategy=1)
+        assert len(rsps.calls) == 1
+    assert caught.value.status == 400
+    assert "No valid contacts provided" in caught.value.message
+    assert caught.value.details == body["details"]
+    assert caught.value.body == body
+    assert sleeps == []
+
+
+def test_errors_share_the_base_class():
+    for error in (OrttoAuthError, OrttoRateLimited, OrttoUnavailable, OrttoRequestError):
+        assert issubclass(error, OrttoError)
+
+
+def test_api_key_never_reaches_logs_or_error_messages(client, caplog):
+    caplog.set_level(logging.DEBUG)
+    with responses.RequestsMock() as rsps:
+        rsps.post(f"{BASE}/v1/person/merge", status=502)
+        with pytest.raises(OrttoUnavailable) as caught:
+            client.merge_people([{"fields": {}}], merge_strategy=1)
+    assert caplog.records
+    assert KEY not in caplog.text
+    assert KEY not in str(caught.value)
+    assert KEY not in repr(client)
+
+
+# --- kebab --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [("Job Title", "job-title"), ("Placed order", "placed-order"), ("Total Spent (USD)", "total-spent-usd"),
+     ("  Last  order__date ", "last-order-date"), ("Café Visits", "cafe-visits"), ("BC customer ID", "bc-customer-id")],
+)
+def test_kebab(name, expected):
+    assert kebab(name) == expected
+
+
+def test_unretryable_transport_errors_are_still_typed(client, sleeps):
+    with responses.RequestsMock() as rsps:
+        rsps.post(f"{BASE}/v1/person/merge", body=requests.exceptions.TooManyRedirects("loop"))
+        with pytest.raises(OrttoError):
+            client.merge_people([{"fields": {}}], merge_strategy=1)
+        assert len(rsps.calls) == 1
+    assert sleeps == []
+
+
+def test_a_2xx_that_is_not_a_json_object_is_an_error(client):
+    with responses.RequestsMock() as rsps:
+        rsps.post(f"{BASE}/v1/person/merge", body="<html>maintenance</html>")
+        with pytest.raises(OrttoError):
+            client.merge_people([{"fields": {}}], merge_strategy=1)
