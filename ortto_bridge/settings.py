@@ -6,6 +6,7 @@ Every value that differs between a laptop, CI and production comes from the envi
 
 import base64
 import hashlib
+import os
 from pathlib import Path
 
 import environ
@@ -89,7 +90,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"].setdefault(
         "init_command", "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
     )
-    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / ".test-db.sqlite3")}
+    # A file (not :memory:) so that live-server threads and worker subprocesses of a test run share it;
+    # one per process so that parallel test runs on one machine never collide.
+    DATABASES["default"]["TEST"] = {
+        "NAME": env.str("TEST_DATABASE_NAME", default=str(BASE_DIR / f".test-db-{os.getpid()}.sqlite3"))
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Background work (django-q2) ----------------------------------------------------------------
@@ -153,6 +158,7 @@ if SANDBOX:
         default=f"{PUBLIC_URL}/sandbox/bigcommerce/store-{{store_hash}}/manage/app/{{app_id}}",
     )
     ORTTO_API_URL = env.str("ORTTO_API_URL", default=f"{PUBLIC_URL}/sandbox/ortto/{{region}}")
+    ORTTO_APP_URL = env.str("ORTTO_APP_URL", default=f"{PUBLIC_URL}/sandbox/ortto/app/{{name}}/")
 else:
     BIGCOMMERCE_CLIENT_ID = env.str("BIGCOMMERCE_CLIENT_ID", default="")
     BIGCOMMERCE_CLIENT_SECRET = env.str("BIGCOMMERCE_CLIENT_SECRET", default="")
@@ -164,6 +170,8 @@ else:
         default="https://store-{store_hash}.mybigcommerce.com/manage/app/{app_id}",
     )
     ORTTO_API_URL = env.str("ORTTO_API_URL", default="")
+    # Where an account opens in Ortto's web app, from its instance name.
+    ORTTO_APP_URL = env.str("ORTTO_APP_URL", default="https://ortto.app/{name}/")
 BIGCOMMERCE_API_URL = BIGCOMMERCE_API_URL.rstrip("/")
 BIGCOMMERCE_LOGIN_URL = BIGCOMMERCE_LOGIN_URL.rstrip("/")
 ORTTO_API_URL = ORTTO_API_URL.rstrip("/")

@@ -1,0 +1,66 @@
+"""`make run`: migrate, seed, then run the web server and a django-q2 cluster together until Ctrl-C."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+from ortto_bridge.sandbox import demo
+
+
+class Command(BaseCommand):
+    help = "Run the sandbox demo: web server + django-q2 cluster, seeded with demo data."
+
+    def handle(self, *args, **options):
+        call_command("migrate", interactive=False, verbosity=0)
+        call_command("createcachetable", verbosity=0)
+        self.stdout.write("Database ready.")
+        call_command("sandbox_seed", stdout=self.stdout)
+        call_command("setup_schedules", verbosity=0)
+
+        address = urlsplit(settings.PUBLIC_URL).netloc or "127.0.0.1:8000"
+        manage = [sys.executable, "manage.py"]
+        env = os.environ.copy()
+        processes = [
+            subprocess.Popen(manage + ["runserver", address, "--noreload", "--skip-checks"], env=env),
+            subprocess.Popen(manage + ["qcluster"], env=env),
+        ]
+        urls = demo.demo_urls()
+        time.sleep(1.5)
+        self.stdout.write(self.style.SUCCESS("\nOrtto Bridge sandbox is running. Open:"))
+        self.stdout.write(f"  BigCommerce control panel (emulated):  {urls['control_panel']}")
+        self.stdout.write(f"     → pick 'Acme Outdoor Co.', then Apps › Marketplace › Install, or My Apps › Launch")
+        self.stdout.write(f"  Ortto (emulated) people pages:         {urls['ortto']}")
+        self.stdout.write(f"  Support admin:                         {urls['admin']}")
+        self.stdout.write("Logins:")
+        self.stdout.write(f"  Ortto sign-in (Connect flow):  {demo.DEMO_EMAIL} / {demo.DEMO_PASSWORD}")
+        self.stdout.write(f"  Support staff (admin):         {demo.SUPPORT_EMAIL} / {demo.SUPPORT_PASSWORD}")
+        self.stdout.write(f"  Superuser (admin):             {demo.ADMIN_EMAIL} / {demo.ADMIN_PASSWORD}")
+        self.stdout.write("Press Ctrl-C to stop both processes.\n")
+
+        def stop(*_):
+            for process in processes:
+                if process.poll() is None:
+                    process.send_signal(signal.SIGINT)
+            deadline = time.time() + 10
+            for process in processes:
+                try:
+                    process.wait(timeout=max(0.1, deadline - time.time()))
+                except subprocess.TimeoutExpired:
+                    process.kill()
+
+        signal.signal(signal.SIGTERM, lambda *_: (stop(), sys.exit(0)))
+        try:
+            while all(p.poll() is None for p in processes):
+                time.sleep(0.5)
+            self.stderr.write("A process exited; stopping the other.")
+        except KeyboardInterrupt:
+            self.stdout.write("\nStopping…")
+        finally:
+            stop()

@@ -1,0 +1,57 @@
+// The app page inside BigCommerce's iframe. No cookies: every request carries the signed app context
+// in the X-App-Context header. The panel is re-rendered by the server and swapped in when it changes,
+// so the page notices a new connection (made in the Connect tab) without a manual reload.
+(function () {
+  const root = document.getElementById("panel");
+  if (!root) return;
+  const ctx = root.dataset.appContext;
+  let last = "";
+
+  async function call(url, method, body) {
+    const headers = { "X-App-Context": ctx };
+    if (body) headers["Content-Type"] = "application/x-www-form-urlencoded";
+    const response = await fetch(url, { method, headers, body, credentials: "omit", cache: "no-store" });
+    return response;
+  }
+
+  async function refresh(extra) {
+    try {
+      const url = root.dataset.panelUrl + (extra ? "?error=" + encodeURIComponent(extra) : "");
+      const response = await call(url, "GET");
+      if (!response.ok) return;
+      const html = await response.text();
+      const version = response.headers.get("X-Panel-Version") || html;
+      if (version !== last || extra) {
+        last = version;
+        root.innerHTML = html;
+      }
+    } catch (e) { /* offline for a moment: the next poll tries again */ }
+  }
+
+  async function act(url, body) {
+    const response = await call(url, "POST", body || "");
+    let message = "";
+    if (!response.ok) {
+      try { message = (await response.json()).error || ""; } catch (e) { message = "Something went wrong."; }
+    }
+    await refresh(message);
+  }
+
+  root.addEventListener("click", function (event) {
+    const target = event.target.closest("[data-action]");
+    if (!target || target.disabled) return;
+    const action = target.dataset.action;
+    if (action === "sync-now") act(root.dataset.syncUrl);
+    if (action === "disconnect" && confirm("Disconnect this store from Ortto? Syncing stops; nothing is deleted in Ortto.")) act(root.dataset.disconnectUrl);
+  });
+  root.addEventListener("change", function (event) {
+    const target = event.target;
+    if (target.dataset && target.dataset.action === "tracking") {
+      target.disabled = true;
+      act(root.dataset.trackingUrl, "enabled=" + (target.checked ? "1" : "0"));
+    }
+  });
+
+  last = root.querySelector("#panel-body") ? root.querySelector("#panel-body").dataset.version : "";
+  setInterval(function () { if (!document.hidden) refresh(); }, 2000);
+})();

@@ -1,0 +1,125 @@
+"""Writes for the BigCommerce side: install, load, uninstall, remove user."""
+
+import logging
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from .models import Store, StoreUser
+from .signed_payload import SignedPayload
+
+logger = logging.getLogger(__name__)
+
+
+class StoreUnavailable(Exception):
+    """The store is unknown here or has uninstalled the app: the owner must (re)install."""
+
+
+@dataclass(frozen=True)
+class InstallOutcome:
+    store: Store | None
+    created: bool
+    missing_scopes: list[str]
+
+
+def scopes_missing(granted: str) -> list[str]:
+    """Required scopes not granted; a read-write scope satisfies its read-only variant."""
+    have = set(granted.split())
+    missing = []
+    for scope in settings.BIGCOMMERCE_REQUIRED_SCOPES:
+        if scope in have:
+            continue
+        if scope.endswith("_read_only") and scope.removesuffix("_read_only") in have:
+            continue
+        missing.append(scope)
+    return missing
+
+
+def store_install(*, grant, store_name: str = "", store_domain: str = "") -> InstallOutcome:
+    """Save (or refresh on re-install) the store and its token from a token grant."""
+    missing = scopes_missing(grant.scope)
+    if missing:
+        return InstallOutcome(store=None, created=False, missing_scopes=missing)
+    now = timezone.now()
+    owner = grant.owner or {}
+    user = grant.user or {}
+    with transaction.atomic():
+        store, created = Store.objects.select_for_update().get_or_create(store_hash=grant.store_hash)
+        store.access_token = grant.access_token
+        store.scopes = grant.scope
+        store.account_uuid = grant.account_uuid or ""
+        store.owner_bc_id = owner.get("id")
+        store.owner_email = owner.get("email") or ""
+        store.is_installed = True
+        store.installed_at = now
+        store.uninstalled_at = None
+        if store_name:
+            store.name = store_name
+        if store_domain:
+            store.domain = store_domain
+        store.save()
+        for person, is_owner in ((owner, True), (user, owner.get("id") == user.get("id"))):
+            if person.get("id") is None:
+                continue
+            StoreUser.objects.update_or_create(
+                store=store,
+                bc_user_id=person["id"],
+                defaults={"email": person.get("email") or "", "is_owner": is_owner, "is_active": True,
+                          "last_seen_at": now},
+            )
+    logger.info("store %s installed (%s)", store.store_hash, "new" if created else "re-install")
+    return InstallOutcome(store=store, created=created, missing_scopes=[])
+
+
+def store_load(*, payload: SignedPayload) -> tuple[Store, StoreUser]:
+    """A verified load: the store must be installed here; unknown users of it are added."""
+    try:
+        store = Store.objects.get(store_hash=payload.store_hash)
+    except Store.DoesNotExist:
+        raise StoreUnavailable(payload.store_hash)
+    if not store.is_installed:
+        raise StoreUnavailable(payload.store_hash)
+    user, _ = StoreUser.objects.update_or_create(
+        store=store,
+        bc_user_id=payload.user_id,
+        defaults={"email": payload.user_email, "is_owner": payload.owner_id == payload.user_id,
+                  "is_active": True, "last_seen_at": timezone.now()},
+    )
+    return store, user
+
+
+def store_uninstall(*, payload: SignedPayload) -> Store | None:
+    """Stop all work for the store and drop its token; its sync history stays for support."""
+    from sync.connections import connection_store_uninstalled
+
+    store = Store.objects.filter(store_hash=payload.store_hash).first()
+    if store is None:
+        return None
+    with transaction.atomic():
+        store = Store.objects.select_for_update().get(pk=store.pk)
+        store.is_installed = False
+        store.uninstalled_at = timezone.now()
+        store.access_token = ""
+        store.webhook_secret = ""
+        store.save()
+        StoreUser.objects.filter(store=store).update(is_active=False)
+        connection_store_uninstalled(store=store)
+    logger.info("store %s uninstalled", store.store_hash)
+    return store
+
+
+def store_user_remove(*, payload: SignedPayload) -> bool:
+    return bool(
+        StoreUser.objects.filter(store__store_hash=payload.store_hash, bc_user_id=payload.user_id)
+        .update(is_active=False)
+    )
+
+
+def store_for_context(*, store_hash: str, bc_user_id: int) -> Store:
+    """The store behind an app-context token, if it is installed and the user still belongs to it."""
+    store = Store.objects.filter(store_hash=store_hash, is_installed=True).first()
+    if store is None or not StoreUser.objects.filter(store=store, bc_user_id=bc_user_id, is_active=True).exists():
+        raise StoreUnavailable(store_hash)
+    return store

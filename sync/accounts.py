@@ -1,0 +1,56 @@
+"""Ortto accounts a person can connect stores to."""
+
+import logging
+from dataclasses import dataclass
+
+from django.db import transaction
+
+from . import ortto
+from .models import OrttoAccount
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AccountOutcome:
+    account: OrttoAccount | None
+    error: str = ""
+
+
+def ortto_account_add(*, user, business_name: str, name: str, region: str, api_key: str, tracking_key: str = "") -> AccountOutcome:
+    """Verify the key against the region's Ortto API before saving anything; the user becomes a member.
+
+    Adding an account whose key is already saved (same key, same region) just adds the membership,
+    so one Ortto account is not stored twice.
+    """
+    api_key = api_key.strip()
+    region_label = OrttoAccount.Region(region).label
+    try:
+        ortto.OrttoClient(api_key=api_key, region=region).verify()
+    except ortto.OrttoAuthError:
+        return AccountOutcome(
+            None,
+            f"Ortto did not accept this API key in the {region_label} region. Check that you copied the whole "
+            "private key of a Custom API data source, and that the region is the one your Ortto account is in.",
+        )
+    except ortto.OrttoError as exc:
+        logger.warning("Ortto key check failed in region %s: %s", region, exc.status)
+        return AccountOutcome(None, "Ortto could not be reached to check the key. Try again in a minute.")
+
+    with transaction.atomic():
+        for existing in OrttoAccount.objects.filter(region=region, name=name).select_for_update():
+            if existing.api_key == api_key:
+                existing.members.add(user)
+                return AccountOutcome(existing)
+        account = OrttoAccount.objects.create(
+            name=name, business_name=business_name.strip(), region=region, api_key=api_key,
+            tracking_key=tracking_key.strip(), account_url=_account_url(name),
+        )
+        account.members.add(user)
+    return AccountOutcome(account)
+
+
+def _account_url(name: str) -> str:
+    from .connections import ortto_account_url
+
+    return ortto_account_url(name=name)

@@ -1,0 +1,208 @@
+"""The connect flow, first-party in its own tab: Ortto sign-in → Accounts → Merge → Syncing your data."""
+
+from django.contrib.auth import get_user_model, login, logout
+from django.contrib.auth import authenticate
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from stores.app_context import ContextTokenError, connect_token_read
+from stores.models import Store, StoreUser
+
+from . import connections, ratelimit
+from .accounts import ortto_account_add
+from .forms import AddAccountForm, MergeForm, SignInForm, SignUpForm
+from .models import SyncRun
+
+SESSION_KEY = "connect"
+
+
+def _flow_page(request, template, context=None, status=200):
+    context = dict(context or {})
+    context.setdefault("flow_store", _flow_store(request))
+    return render(request, template, context, status=status)
+
+
+def _flow_store(request) -> Store | None:
+    data = request.session.get(SESSION_KEY)
+    if not data:
+        return None
+    return Store.objects.filter(store_hash=data["store_hash"], is_installed=True).first()
+
+
+def _no_flow(request):
+    return _flow_page(
+        request, "sync/message.html",
+        {"title": "Start from your BigCommerce control panel",
+         "message": "Open Ortto Bridge from Apps › My Apps in your BigCommerce control panel and click Connect."},
+        status=400,
+    )
+
+
+@require_GET
+def start(request):
+    """The Connect button lands here with a signed, short-lived token bound to the store and the user."""
+    try:
+        ctx = connect_token_read(request.GET.get("token"))
+    except ContextTokenError as exc:
+        message = (
+            "This Connect link has expired." if str(exc) == "expired" else "This Connect link is not valid."
+        ) + " Go back to the app in your BigCommerce control panel and click Connect again."
+        return _flow_page(request, "sync/message.html", {"title": "Cannot connect", "message": message}, status=403)
+    if not StoreUser.objects.filter(
+        store__store_hash=ctx.store_hash, store__is_installed=True, bc_user_id=ctx.bc_user_id, is_active=True
+    ).exists():
+        return _flow_page(
+            request, "sync/message.html",
+            {"title": "Cannot connect", "message": "This store has uninstalled the app, or you no longer have access to it."},
+            status=403,
+        )
+    request.session[SESSION_KEY] = {"store_hash": ctx.store_hash, "bc_user_id": ctx.bc_user_id}
+    request.session.pop("connect_account", None)
+    return redirect("connect:accounts")
+
+
+def _client_ip(request) -> str:
+    return request.META.get("REMOTE_ADDR", "")
+
+
+@require_http_methods(["GET", "POST"])
+def signin(request):
+    next_url = request.POST.get("next") or request.GET.get("next") or reverse("connect:accounts")
+    if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
+        next_url = reverse("connect:accounts")
+    form = SignInForm(request.POST or None)
+    error = ""
+    status = 200
+    if request.method == "POST" and form.is_valid():
+        email = form.cleaned_data["email"].strip().lower()
+        ip = _client_ip(request)
+        if ratelimit.signin_locked(email=email, ip=ip):
+            error = "Too many failed attempts. Wait 15 minutes and try again."
+            status = 429
+        else:
+            user = authenticate(request, username=email, password=form.cleaned_data["password"])
+            if user is None:
+                ratelimit.signin_failed(email=email, ip=ip)
+                error = "That email and password do not match an Ortto sign-in."
+                status = 400
+            else:
+                ratelimit.signin_succeeded(email=email, ip=ip)
+                login(request, user)
+                return redirect(next_url)
+    return _flow_page(request, "sync/signin.html", {"form": form, "error": error, "next": next_url}, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+def signup(request):
+    form = SignUpForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        email = form.cleaned_data["email"]
+        user = get_user_model().objects.create_user(username=email, email=email, password=form.cleaned_data["password"])
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        return redirect("connect:accounts")
+    return _flow_page(request, "sync/signup.html", {"form": form})
+
+
+@require_POST
+def signout(request):
+    flow = request.session.get(SESSION_KEY)
+    logout(request)
+    if flow:
+        request.session[SESSION_KEY] = flow
+    return redirect("connect:signin")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def accounts(request):
+    store = _flow_store(request)
+    if store is None:
+        return _no_flow(request)
+    available = connections.accounts_for_user(user=request.user)
+    if request.method == "POST":
+        account = available.filter(pk=request.POST.get("account")).first()
+        if account is None:
+            return _flow_page(
+                request, "sync/accounts.html",
+                {"accounts": available, "current": connections.connection_live(store=store),
+                 "error": "Pick one of your Ortto accounts."},
+                status=400,
+            )
+        request.session["connect_account"] = account.pk
+        return redirect("connect:merge")
+    return _flow_page(
+        request, "sync/accounts.html", {"accounts": available, "current": connections.connection_live(store=store)}
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def account_add(request):
+    form = AddAccountForm(request.POST or None)
+    error = ""
+    if request.method == "POST" and form.is_valid():
+        outcome = ortto_account_add(user=request.user, **form.cleaned_data)
+        if outcome.account:
+            return redirect("connect:accounts")
+        error = outcome.error
+    return _flow_page(request, "sync/account_add.html", {"form": form, "error": error}, status=400 if error else 200)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def merge(request):
+    store = _flow_store(request)
+    if store is None:
+        return _no_flow(request)
+    account = connections.accounts_for_user(user=request.user).filter(pk=request.session.get("connect_account")).first()
+    if account is None:
+        return redirect("connect:accounts")
+    current = connections.connection_live(store=store)
+    initial = {"merge_strategy": current.merge_strategy} if current and current.account_id == account.pk else None
+    form = MergeForm(request.POST or None, initial=initial)
+    error = ""
+    if request.method == "POST" and form.is_valid():
+        outcome = connections.connection_connect(
+            store=store, account=account, merge_strategy=form.cleaned_data["merge_strategy"], user=request.user,
+            bc_user_id=request.session[SESSION_KEY]["bc_user_id"],
+        )
+        if outcome.ok:
+            return redirect("connect:syncing", run_id=outcome.run.pk)
+        error = outcome.reason
+    return _flow_page(
+        request, "sync/merge.html", {"form": form, "account": account, "error": error, "current": current},
+        status=400 if error else 200,
+    )
+
+
+def _run_for_user(request, run_id) -> SyncRun:
+    run = get_object_or_404(SyncRun.objects.select_related("store", "connection__account"), pk=run_id)
+    if not run.connection.account.members.filter(pk=request.user.pk).exists():
+        raise Http404("No such run.")
+    return run
+
+
+@login_required
+@require_GET
+def syncing(request, run_id):
+    run = _run_for_user(request, run_id)
+    return _flow_page(
+        request, "sync/syncing.html",
+        {"run": run, "account": run.connection.account, "done_url": connections.control_panel_url(store=run.store),
+         "flow_store": run.store},
+    )
+
+
+@login_required
+@require_GET
+def syncing_progress(request, run_id):
+    run = _run_for_user(request, run_id)
+    return JsonResponse({
+        "status": run.status, "status_label": run.get_status_display(), "percent": run.progress_percent,
+        "processed": run.processed, "total": run.total, "failed": run.failed, "counters": run.counters,
+        "finished": not run.is_active, "error_summary": run.error_summary,
+    })

@@ -1,0 +1,168 @@
+import pytest
+import responses
+from django.conf import settings
+
+from stores.models import Store, StoreUser
+from tests.factories import make_store, signed_payload
+
+pytestmark = pytest.mark.django_db
+
+SCOPES = "store_v2_customers_read_only store_v2_orders_read_only store_v2_content store_v2_information_read_only"
+
+
+def token_response(store_hash="abc123", scope=SCOPES):
+    return {
+        "access_token": "ACCESS-TOKEN-SECRET-123456789", "scope": scope,
+        "user": {"id": 1002, "username": "staff@example.com", "email": "staff@example.com"},
+        "owner": {"id": 1001, "username": "owner@example.com", "email": "owner@example.com"},
+        "context": f"stores/{store_hash}", "account_uuid": "12345678-90ab-cdef-1234-567890abcdef",
+    }
+
+
+@pytest.fixture
+def bc_api():
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        yield rsps
+
+
+def install(client, bc_api, *, scope=SCOPES, store_hash="abc123"):
+    bc_api.post(f"{settings.BIGCOMMERCE_LOGIN_URL}/oauth2/token", json=token_response(store_hash, scope))
+    bc_api.get(f"{settings.BIGCOMMERCE_API_URL}/stores/{store_hash}/v2/store",
+               json={"id": store_hash, "name": "Acme Outdoor Co.", "domain": "acme.example"})
+    return client.get("/bigcommerce/auth/", {"code": "qr6h3t", "scope": scope, "context": f"stores/{store_hash}",
+                                              "account_uuid": "12345678-90ab-cdef-1234-567890abcdef"})
+
+
+def test_install_saves_the_store_and_shows_the_app_page(client, bc_api):
+    response = install(client, bc_api)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Step 1: Connect your account" in html and ">Connect<" in html
+    assert "Step 2: Consent to enable website tracking script" in html and "Enable tracking" in html
+    store = Store.objects.get(store_hash="abc123")
+    assert store.name == "Acme Outdoor Co." and store.access_token == "ACCESS-TOKEN-SECRET-123456789"
+    assert store.owner_email == "owner@example.com" and store.is_installed
+    assert set(StoreUser.objects.filter(store=store).values_list("bc_user_id", flat=True)) == {1001, 1002}
+    # The token exchange carried what BigCommerce requires.
+    import json
+
+    body = json.loads(bc_api.calls[0].request.body)
+    assert body["grant_type"] == "authorization_code" and body["code"] == "qr6h3t"
+    assert body["redirect_uri"] == settings.PUBLIC_URL + "/bigcommerce/auth/"
+    assert body["client_secret"] == settings.BIGCOMMERCE_CLIENT_SECRET and body["context"] == "stores/abc123"
+    # Framable by the control panel only; never DENY.
+    assert "X-Frame-Options" not in response
+    assert "frame-ancestors" in response["Content-Security-Policy"]
+
+
+def test_token_is_encrypted_at_rest(client, bc_api):
+    install(client, bc_api)
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT access_token FROM stores_store WHERE store_hash = %s", ["abc123"])
+        raw = cursor.fetchone()[0]
+    assert "ACCESS-TOKEN-SECRET" not in raw and raw
+
+
+def test_reinstall_updates_the_same_store(client, bc_api):
+    install(client, bc_api)
+    install(client, bc_api)
+    assert Store.objects.filter(store_hash="abc123").count() == 1
+
+
+def test_install_with_missing_scopes_says_which(client, bc_api):
+    response = install(client, bc_api, scope="store_v2_orders_read_only")
+    assert response.status_code == 403
+    html = response.content.decode()
+    assert "store_v2_customers_read_only" in html and "store_v2_content" in html
+    assert not Store.objects.exists()
+
+
+def test_refused_code_changes_nothing(client, bc_api):
+    bc_api.post(f"{settings.BIGCOMMERCE_LOGIN_URL}/oauth2/token", status=400, json={"error": "invalid_grant"})
+    response = client.get("/bigcommerce/auth/", {"code": "x", "scope": SCOPES, "context": "stores/abc123"})
+    assert response.status_code == 502
+    assert not Store.objects.exists()
+
+
+def test_auth_without_code_is_a_clear_400(client):
+    assert client.get("/bigcommerce/auth/").status_code == 400
+
+
+def test_load_renders_the_app_page_and_adds_new_users(client):
+    store = make_store()
+    response = client.get("/bigcommerce/load/", {"signed_payload_jwt": signed_payload(user_id=2002)})
+    assert response.status_code == 200
+    assert b"Step 1: Connect your account" in response.content
+    assert StoreUser.objects.filter(store=store, bc_user_id=2002, is_owner=False).exists()
+
+
+def test_load_for_unknown_or_uninstalled_store_asks_to_reinstall(client):
+    response = client.get("/bigcommerce/load/", {"signed_payload_jwt": signed_payload("nope99")})
+    assert response.status_code == 404 and b"reinstall" in response.content.lower()
+    make_store("gone11", installed=False)
+    response = client.get("/bigcommerce/load/", {"signed_payload_jwt": signed_payload("gone11")})
+    assert response.status_code == 404
+
+
+@pytest.mark.parametrize(
+    "token, status",
+    [
+        (lambda: signed_payload(secret="not-the-client-secret-xxxxxxxxxxxxxxxx"), 401),
+        (lambda: signed_payload(exp_in=-3600, iat_offset=-90000), 401),
+        (lambda: signed_payload(audience="another-app"), 401),
+        (lambda: signed_payload(issuer="evil"), 401),
+        (lambda: signed_payload(iat_offset=3600), 401),  # not valid yet
+        (lambda: signed_payload(algorithm="HS512"), 401),
+        (lambda: signed_payload(sub="customers/abc123"), 400),
+        (lambda: signed_payload(user="nobody"), 400),
+        (lambda: "not-a-jwt", 400),
+        (lambda: signed_payload()[:-4], (400, 401)),  # truncated signature: bad base64 or bad signature
+        (lambda: "", 400),
+    ],
+    ids=["forged", "expired", "wrong-audience", "wrong-issuer", "not-yet-valid", "other-alg", "bad-sub",
+         "bad-user", "garbage", "truncated", "missing"],
+)
+def test_bad_jwts_are_refused_and_change_nothing(client, token, status):
+    store = make_store()
+    before = list(StoreUser.objects.values_list("bc_user_id", flat=True))
+    for path in ("/bigcommerce/load/", "/bigcommerce/uninstall/", "/bigcommerce/remove-user/"):
+        response = client.get(path, {"signed_payload_jwt": token()})
+        assert response.status_code in (status if isinstance(status, tuple) else (status,)), path
+    store.refresh_from_db()
+    assert store.is_installed and store.access_token
+    assert list(StoreUser.objects.values_list("bc_user_id", flat=True)) == before
+
+
+def test_alg_none_is_refused(client):
+    import base64
+    import json
+
+    def b64(data):
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+    make_store()
+    token = b64({"alg": "none", "typ": "JWT"}) + "." + b64({"sub": "stores/abc123", "aud": settings.BIGCOMMERCE_CLIENT_ID}) + "."
+    response = client.get("/bigcommerce/uninstall/", {"signed_payload_jwt": token})
+    assert response.status_code in (400, 401)
+    assert Store.objects.get().is_installed
+
+
+def test_uninstall_drops_the_token_and_keeps_history(client):
+    store = make_store()
+    response = client.get("/bigcommerce/uninstall/", {"signed_payload_jwt": signed_payload()})
+    assert response.status_code == 200
+    store.refresh_from_db()
+    assert not store.is_installed and store.access_token == "" and store.uninstalled_at
+    # Afterwards the app page asks to reinstall.
+    assert client.get("/bigcommerce/load/", {"signed_payload_jwt": signed_payload()}).status_code == 404
+
+
+def test_remove_user_deactivates_only_that_user(client):
+    store = make_store()
+    StoreUser.objects.create(store=store, bc_user_id=2002, email="staff@example.com")
+    response = client.get("/bigcommerce/remove-user/", {"signed_payload_jwt": signed_payload(user_id=2002)})
+    assert response.status_code == 200
+    assert not StoreUser.objects.get(bc_user_id=2002).is_active
+    assert StoreUser.objects.get(bc_user_id=1001).is_active

@@ -1,0 +1,195 @@
+import re
+
+import pytest
+import responses
+from django.conf import settings
+from django.core import signing
+
+from stores.app_context import CONNECT_SALT, StoreContext, connect_token
+from sync.models import Connection, OrttoAccount, SyncRun
+from tests.factories import make_account, make_connection, make_store, make_user, signed_payload
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def queued(monkeypatch):
+    """Record the work the flow hands to django-q2 instead of running it."""
+    calls = []
+    monkeypatch.setattr("sync.queue.transaction.on_commit", lambda fn: fn())
+    monkeypatch.setattr("django_q.tasks.async_task", lambda *a, **k: calls.append(a))
+    return calls
+
+
+def start(client, store, bc_user_id=1001):
+    token = connect_token(StoreContext(store_hash=store.store_hash, bc_user_id=bc_user_id))
+    return client.get("/connect/", {"token": token})
+
+
+def signin(client, email="owner@example.com", password="a-good-password"):
+    return client.post("/connect/signin/", {"email": email, "password": password})
+
+
+def test_connect_walks_accounts_merge_and_syncing(client, queued):
+    store = make_store()
+    user = make_user()
+    first = make_account(members=[user], name="acme-us", business_name="Acme (US)")
+    second = make_account(members=[user], name="acme-eu", business_name="Acme (EU)", region="eu", api_key="k2")
+    make_account(name="someone-else", business_name="Not Yours", api_key="k3")
+
+    response = start(client, store)
+    assert response["Location"].endswith("/connect/accounts/")
+    response = client.get(response["Location"])
+    assert response.status_code == 302 and "/connect/signin/" in response["Location"]  # sign in first
+    assert signin(client).status_code == 302
+    page = client.get("/connect/accounts/").content.decode()
+    assert "Acme (US)" in page and "Acme (EU)" in page and "Not Yours" not in page
+
+    response = client.post("/connect/accounts/", {"account": second.pk})
+    assert response["Location"].endswith("/connect/merge/")
+    page = client.get("/connect/merge/").content.decode()
+    for label in ("Import and merge new records only", "Import and overwrite any records that exist", "Import new records only"):
+        assert label in page
+    assert re.search(r'value="1"[^>]*checked|checked[^>]*value="1"', page), "Append only is preselected"
+
+    response = client.post("/connect/merge/", {"merge_strategy": 2})
+    assert response.status_code == 302
+    connection = Connection.objects.get(store=store)
+    assert connection.account == second and connection.merge_strategy == 2 and connection.state == "active"
+    run = SyncRun.objects.get(store=store)
+    assert run.kind == "initial" and run.status == "queued"
+    assert queued == [("sync.tasks.run_sync", run.pk)]
+    page = client.get(response["Location"]).content.decode()
+    assert "Syncing your data" in page and "Done" in page
+    assert settings.BIGCOMMERCE_CONTROL_PANEL_URL.format(store_hash=store.store_hash, app_id=settings.BIGCOMMERCE_APP_ID) in page
+    progress = client.get(f"/connect/syncing/{run.pk}/progress").json()
+    assert progress["status"] == "queued" and progress["percent"] == 0
+    assert first  # the other account is untouched
+
+
+def test_app_page_shows_the_connection_with_a_reconnect_button(client):
+    store = make_store()
+    make_connection(store, make_account(business_name="Acme <EU> & Co"))
+    html = client.get("/bigcommerce/load/", {"signed_payload_jwt": signed_payload()}).content.decode()
+    assert "Connected to" in html and "Acme &lt;EU&gt; &amp; Co" in html and ">Reconnect<" in html
+    assert 'href="https://ortto.app/acme-us/"' in html
+
+
+def test_reconnect_to_another_account_keeps_history_and_queues_a_full_import(client, queued):
+    store = make_store()
+    user = make_user()
+    old = make_connection(store, make_account(members=[user]), user=user)
+    SyncRun.objects.create(store=store, connection=old, kind="incremental", status="succeeded")
+    other = make_account(members=[user], name="acme-au", business_name="Acme (AU)", region="au", api_key="k9")
+    start(client, store)
+    signin(client)
+    client.post("/connect/accounts/", {"account": other.pk})
+    client.post("/connect/merge/", {"merge_strategy": 3})
+    old.refresh_from_db()
+    assert old.state == "disconnected" and old.disconnected_at
+    live = Connection.objects.exclude(state="disconnected").get(store=store)
+    assert live.account == other and live.merge_strategy == 3
+    assert SyncRun.objects.filter(store=store, kind="initial", connection=live).exists()
+    assert SyncRun.objects.filter(connection=old).count() == 1  # history kept
+
+
+def test_reconnect_to_the_same_account_updates_it_in_place(client, queued):
+    store = make_store()
+    user = make_user()
+    account = make_account(members=[user])
+    connection = make_connection(store, account, state=Connection.State.NEEDS_RECONNECT, user=user)
+    start(client, store)
+    signin(client)
+    client.post("/connect/accounts/", {"account": account.pk})
+    client.post("/connect/merge/", {"merge_strategy": 2})
+    connection.refresh_from_db()
+    assert connection.state == "active" and connection.merge_strategy == 2
+    assert Connection.objects.filter(store=store).count() == 1
+
+
+def test_someone_cannot_pick_an_account_they_are_not_a_member_of(client, queued):
+    store = make_store()
+    make_user()
+    stranger_account = make_account(name="other", api_key="x")
+    start(client, store)
+    signin(client)
+    response = client.post("/connect/accounts/", {"account": stranger_account.pk})
+    assert response.status_code == 400
+    session = client.session
+    session["connect_account"] = stranger_account.pk
+    session.save()
+    assert client.post("/connect/merge/", {"merge_strategy": 1}).status_code == 302  # back to accounts
+    assert not Connection.objects.exists()
+
+
+@pytest.mark.parametrize("token", [
+    "garbage",
+    signing.dumps({"s": "abc123", "u": 1001}, salt="another-salt"),
+])
+def test_tampered_connect_tokens_are_refused(client, token):
+    make_store()
+    response = client.get("/connect/", {"token": token})
+    assert response.status_code == 403 and b"not valid" in response.content
+    assert "connect" not in client.session
+
+
+def test_expired_connect_token_is_refused(client, monkeypatch):
+    store = make_store()
+    token = connect_token(StoreContext(store_hash=store.store_hash, bc_user_id=1001))
+    monkeypatch.setattr("stores.app_context.CONNECT_MAX_AGE", -1)
+    response = client.get("/connect/", {"token": token})
+    assert response.status_code == 403 and b"expired" in response.content
+
+
+def test_connect_token_for_a_user_removed_from_the_store_is_refused(client):
+    store = make_store()
+    response = start(client, store, bc_user_id=999)
+    assert response.status_code == 403
+
+
+def test_merge_post_without_csrf_token_is_refused():
+    from django.test import Client
+
+    store = make_store()
+    make_user()
+    client = Client(enforce_csrf_checks=True)
+    start(client, store)
+    page = client.get("/connect/signin/").content.decode()
+    csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+    client.post("/connect/signin/", {"email": "owner@example.com", "password": "a-good-password", "csrfmiddlewaretoken": csrf})
+    assert client.post("/connect/merge/", {"merge_strategy": 1}).status_code == 403
+
+
+def test_add_account_verifies_the_key_before_saving(client):
+    user = make_user()
+    client.force_login(user)
+    url = settings.ORTTO_API_URL.replace("{region}", "eu") if settings.ORTTO_API_URL else "https://api.eu.ap3api.com"
+    form = {"business_name": "Acme EU", "name": "acme-eu", "region": "eu", "api_key": "good-key", "tracking_key": ""}
+    with responses.RequestsMock() as rsps:
+        rsps.post(f"{url}/v1/person/custom-field/get", status=401, json={"code": 401, "error": "Unauthorized"})
+        response = client.post("/connect/accounts/add/", form)
+    assert response.status_code == 400
+    assert "did not accept this API key in the Europe region" in response.content.decode()
+    assert not OrttoAccount.objects.exists()
+    with responses.RequestsMock() as rsps:
+        rsps.post(f"{url}/v1/person/custom-field/get", json={"fields": []})
+        response = client.post("/connect/accounts/add/", form)
+    assert response.status_code == 302
+    account = OrttoAccount.objects.get()
+    assert account.api_key == "good-key" and list(account.members.all()) == [user]
+
+
+def test_repeated_wrong_passwords_lock_the_sign_in(client):
+    make_user()
+    for _ in range(5):
+        assert signin(client, password="wrong-password").status_code == 400
+    response = signin(client)  # even the right password waits now
+    assert response.status_code == 429 and b"Too many failed attempts" in response.content
+
+
+def test_signup_creates_a_sign_in(client):
+    response = client.post("/connect/signup/", {"email": "New@Example.com", "password": "correct-horse-battery"})
+    assert response.status_code == 302
+    from django.contrib.auth import get_user_model
+
+    assert get_user_model().objects.filter(username="new@example.com").exists()
