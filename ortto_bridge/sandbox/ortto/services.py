@@ -1,0 +1,144 @@
+"""Control of the emulated Ortto for tests, benchmarks and the demo: faults, throttling, revoking a key,
+resetting an instance and reading its stats. The JSON control endpoints call these same functions."""
+
+from django.db.models import Count, Q, Sum
+
+from .models import ActivityDefinition, CustomField, Instance, Person, PersonActivity, RateWindow, RequestLog
+
+FAULT_FIELDS = {
+    "p429": "fault_429_probability",
+    "p500": "fault_500_probability",
+    "ptimeout": "fault_timeout_probability",
+    "timeout_seconds": "fault_timeout_seconds",
+    "latency_ms": "latency_ms",
+}
+
+
+def instance_get(name: str) -> Instance:
+    return Instance.objects.get(name=name)
+
+
+def instance_faults(instance: Instance) -> dict:
+    return {
+        "p429": instance.fault_429_probability,
+        "p500": instance.fault_500_probability,
+        "ptimeout": instance.fault_timeout_probability,
+        "timeout_seconds": instance.fault_timeout_seconds,
+        "latency_ms": instance.latency_ms,
+        "fail_next": {"count": instance.fail_next_count, "status": instance.fail_next_status},
+        "rate_limit_per_second": instance.rate_limit_per_second,
+        "revoked": instance.revoked,
+    }
+
+
+def instance_set_faults(
+    instance: Instance,
+    *,
+    p429: float | None = None,
+    p500: float | None = None,
+    ptimeout: float | None = None,
+    timeout_seconds: float | None = None,
+    latency_ms: int | None = None,
+    fail_next_count: int | None = None,
+    fail_next_status: int | None = None,
+    clear: bool = False,
+) -> dict:
+    """Change only what is given; `clear=True` first switches every fault off (not the rate limit)."""
+    if clear:
+        instance.fault_429_probability = instance.fault_500_probability = instance.fault_timeout_probability = 0
+        instance.latency_ms = 0
+        instance.fail_next_count = 0
+        instance.fail_next_status = 500
+    given = {"p429": p429, "p500": p500, "ptimeout": ptimeout, "timeout_seconds": timeout_seconds,
+             "latency_ms": latency_ms}
+    for key, value in given.items():
+        if value is not None:
+            setattr(instance, FAULT_FIELDS[key], value)
+    if fail_next_count is not None:
+        instance.fail_next_count = fail_next_count
+    if fail_next_status is not None:
+        instance.fail_next_status = fail_next_status
+    instance.save()
+    return instance_faults(instance)
+
+
+def instance_fail_next(instance: Instance, *, count: int, status: int) -> dict:
+    """The next `count` API requests to this instance answer `status` (e.g. 429, 500, 503, 401)."""
+    return instance_set_faults(instance, fail_next_count=count, fail_next_status=status)
+
+
+def instance_set_rate_limit(instance: Instance, *, per_second: int) -> dict:
+    instance.rate_limit_per_second = max(0, int(per_second))
+    instance.save(update_fields=["rate_limit_per_second"])
+    RateWindow.objects.filter(instance=instance).delete()
+    return instance_faults(instance)
+
+
+def instance_set_revoked(instance: Instance, *, revoked: bool | None = None) -> bool:
+    """Disconnect (or reconnect) the API key; None toggles."""
+    instance.revoked = (not instance.revoked) if revoked is None else bool(revoked)
+    instance.save(update_fields=["revoked"])
+    return instance.revoked
+
+
+def instance_set_suppressed(instance: Instance, *, emails: list[str]) -> list[str]:
+    instance.suppressed_emails = sorted({e.strip().lower() for e in emails if e and e.strip()})
+    instance.save(update_fields=["suppressed_emails"])
+    return instance.suppressed_emails
+
+
+def instance_reset(instance: Instance, *, schema: bool = False, faults: bool = False) -> None:
+    """Delete people, activities and the request log; `schema` also drops custom fields and activity
+    definitions; `faults` also switches off faults, throttling and revocation."""
+    PersonActivity.objects.filter(instance=instance).delete()
+    Person.objects.filter(instance=instance).delete()
+    RequestLog.objects.filter(instance=instance).delete()
+    RateWindow.objects.filter(instance=instance).delete()
+    if schema:
+        CustomField.objects.filter(instance=instance).delete()
+        ActivityDefinition.objects.filter(instance=instance).delete()
+    if faults:
+        instance_set_faults(instance, clear=True)
+        instance.rate_limit_per_second = 0
+        instance.revoked = False
+        instance.save(update_fields=["rate_limit_per_second", "revoked"])
+
+
+def instance_stats(instance: Instance) -> dict:
+    people = Person.objects.filter(instance=instance).aggregate(
+        total=Count("id"),
+        subscribed=Count("id", filter=Q(email_permission=True)),
+        unsubscribed=Count("id", filter=Q(email_permission=False)),
+    )
+    activities = dict(
+        PersonActivity.objects.filter(instance=instance)
+        .values_list("activity_id")
+        .annotate(n=Count("id"))
+        .values_list("activity_id", "n")
+    )
+    requests = {}
+    for row in (
+        RequestLog.objects.filter(instance=instance)
+        .values("path", "status")
+        .annotate(n=Count("id"), people=Sum("people"), activities=Sum("activities"))
+    ):
+        entry = requests.setdefault(row["path"], {"count": 0, "by_status": {}, "people": 0, "activities": 0})
+        entry["count"] += row["n"]
+        entry["by_status"][str(row["status"])] = row["n"]
+        entry["people"] += row["people"] or 0
+        entry["activities"] += row["activities"] or 0
+    return {
+        "instance": instance.name,
+        "people": people["total"],
+        "subscribed": people["subscribed"],
+        "unsubscribed": people["unsubscribed"],
+        "activities": sum(activities.values()),
+        "activities_by_id": activities,
+        "requests": sum(e["count"] for e in requests.values()),
+        "requests_by_endpoint": requests,
+        "custom_fields": list(CustomField.objects.filter(instance=instance).values_list("field_id", flat=True)),
+        "activity_definitions": list(
+            ActivityDefinition.objects.filter(instance=instance).values_list("activity_id", flat=True)
+        ),
+        "faults": instance_faults(instance),
+    }
