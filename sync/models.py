@@ -66,6 +66,8 @@ class Connection(models.Model):
     tracking_changed_at = models.DateTimeField(null=True, blank=True)
     tracking_changed_by = models.CharField(max_length=255, blank=True)
     webhook_ids = models.JSONField(default=list, blank=True)
+    # {"fields": {"customer_id": "int:cm:bigcommerce-customer-id", ...}, "activity_id": "act:cm:placed-order"}
+    ortto_schema = models.JSONField(default=dict, blank=True)
 
     class Meta:
         constraints = [
@@ -123,6 +125,9 @@ class SyncRun(models.Model):
     failed = models.PositiveIntegerField(default=0)
     people_synced = models.PositiveIntegerField(default=0)
     error_summary = models.TextField(blank=True)
+    # Who holds the run right now: set when a worker claims it; every page commit checks it, so a
+    # worker that lost the run to a stall takeover can never commit over the new owner.
+    lease = models.CharField(max_length=32, blank=True)
 
     class Meta:
         constraints = [
@@ -212,9 +217,16 @@ class PersonLedger(models.Model):
     ortto_person_id = models.CharField(max_length=64, blank=True)
     bc_customer_id = models.BigIntegerField(null=True, blank=True)
     fingerprint = models.CharField(max_length=64, blank=True)
+    # Per source record ("subscriber", "customer", "order"): the fingerprint of what was last sent, so
+    # a subscriber record and a customer record for one email do not undo each other's "unchanged".
+    fingerprints = models.JSONField(default=dict, blank=True)
     # The store's last explicit choice (None: the store never said), and when the shopper made it.
+    # With no choice, store_opt_in_at is when the bridge first synced the person: only a choice made
+    # after it may change the permission (R3/R4).
     store_opt_in = models.BooleanField(null=True)
     store_opt_in_at = models.DateTimeField(null=True, blank=True)
+    # The bridge created this person in Ortto (the merge said "created"), as opposed to finding them.
+    created_in_ortto = models.BooleanField(default=False)
     # The permission the bridge sent (None: never sent, the person already existed in Ortto).
     sent_permission = models.BooleanField(null=True)
     order_count = models.PositiveIntegerField(default=0)

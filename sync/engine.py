@@ -1,0 +1,550 @@
+"""The sync engine: batch planning (pure) and page processing (Ortto calls + ledger changes).
+
+Planning follows DESIGN §3. People the ledger does not know go out in one merge that carries `bol::p`
+and its reason, with a strategy that can never change a person who already exists in Ortto:
+Append only (1) when the connection uses 1 (a non-empty `bol::p` is never overwritten), Ignore (3)
+otherwise. Only Overwrite (2) needs a second call, for the people of that batch Ortto reports as
+`merged`, sent without `bol::p`. Known people whose record changed get one merge with the connection's
+strategy and no `bol::p`; a permission change (a newer, different choice in the store) is a strategy-2
+merge carrying only the email and the permission. Unchanged people cost no call at all.
+
+Page processing makes the Ortto calls outside any database transaction (SQLite would hold its write
+lock across HTTP) and returns a `PageWork`: the ledger rows, events and counters that runs.py commits
+in one transaction together with the checkpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from django.utils import timezone
+
+from . import mapping
+from .mapping import PersonInput
+from .models import MergeStrategy, OrderLedger, PersonLedger, SyncEvent
+from .rules import LedgerState, Permission, latest_signal, permission_decision, signal_to_record
+
+logger = logging.getLogger("sync.engine")
+
+BATCH_SIZE = 100  # Ortto: at most 100 people / activities per call
+OK_PERSON_STATUSES = {"created", "merged", "updated"}
+OK_ACTIVITY_STATUSES = {"ingested", "queued", "created", "merged", "updated"}
+
+
+class RunLogger(logging.LoggerAdapter):
+    """Every sync log line carries the store hash and the run id; never a secret."""
+
+    def process(self, msg, kwargs):
+        return f"[store={self.extra.get('store_hash')} run={self.extra.get('run_id')}] {msg}", kwargs
+
+
+def run_logger(*, store_hash: str, run_id) -> RunLogger:
+    return RunLogger(logger, {"store_hash": store_hash, "run_id": run_id})
+
+
+def chunks(items: list, size: int = BATCH_SIZE):
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+# --- Planning (pure) -----------------------------------------------------------------------------
+
+
+@dataclass
+class KnownPerson:
+    """The ledger's memory of one person, as planning needs it."""
+
+    state: LedgerState
+    fingerprints: dict = field(default_factory=dict)
+    created_in_ortto: bool = False
+
+
+@dataclass
+class PlanItem:
+    person: PersonInput
+    known: KnownPerson | None
+    permission: Permission | None
+    update_fields: bool = True
+
+    @property
+    def fields_changed(self) -> bool:
+        if self.known is None:
+            return True
+        return self.update_fields and self.known.fingerprints.get(self.person.source) != self.person.fingerprint
+
+
+@dataclass
+class MergeCall:
+    purpose: str  # create | overwrite | update | permission | aggregates | repair
+    merge_strategy: int
+    people: list[dict]
+    emails: list[str]
+
+
+def plan_item(person: PersonInput, known: KnownPerson | None, *, store_name: str, update_fields=True) -> PlanItem:
+    decision = permission_decision(
+        store_opt_in=person.signal.store_opt_in,
+        signal_at=person.signal.signal_at,
+        known=known.state if known else None,
+        store_name=store_name,
+    )
+    return PlanItem(person=person, known=known, permission=decision, update_fields=update_fields)
+
+
+def _without_permission(fields: dict) -> dict:
+    return {k: v for k, v in fields.items() if k not in mapping.PERMISSION_FIELDS}
+
+
+def _calls(purpose: str, strategy: int, rows: list[tuple[str, dict]]) -> list[MergeCall]:
+    return [
+        MergeCall(purpose, strategy, [{"fields": f} for _, f in chunk], [e for e, _ in chunk])
+        for chunk in chunks(rows)
+    ]
+
+
+def plan_people(items: list[PlanItem], *, merge_strategy: int) -> list[MergeCall]:
+    """The first round of merge calls for a batch of people (see the module docstring)."""
+    create_strategy = MergeStrategy.APPEND_ONLY if merge_strategy == MergeStrategy.APPEND_ONLY else MergeStrategy.IGNORE
+    creates, updates_by_strategy, permissions = [], {}, []
+    for item in items:
+        person = item.person
+        if item.known is None:
+            permission = item.permission or permission_decision(store_opt_in=None, signal_at=None, known=None)
+            fields = {**_without_permission(person.fields), **mapping.permission_fields(
+                subscribed=permission.subscribed, reason=permission.reason)}
+            creates.append((person.email, fields))
+            continue
+        if item.fields_changed:
+            strategy = _update_strategy(merge_strategy, item.known)
+            if strategy is not None:
+                updates_by_strategy.setdefault(strategy, []).append((person.email, _without_permission(person.fields)))
+        if item.permission is not None:
+            permissions.append((person.email, {
+                "str::email": person.email,
+                **mapping.permission_fields(subscribed=item.permission.subscribed, reason=item.permission.reason),
+            }))
+    calls = _calls("create", create_strategy, creates)
+    for strategy, rows in sorted(updates_by_strategy.items()):
+        calls += _calls("update", strategy, rows)
+    calls += _calls("permission", MergeStrategy.OVERWRITE, permissions)
+    return calls
+
+
+def _update_strategy(merge_strategy: int, known: KnownPerson) -> int | None:
+    """Strategy for a changed, known person; None means no call.
+
+    "Import new records only" (3) never updates a person who existed in Ortto before the bridge, and a
+    strategy-3 call would change nothing for them. People the bridge itself created are new records
+    from the store, so their later data (e.g. the customer record after the subscriber record) is
+    appended without overwriting anything.
+    """
+    if merge_strategy == MergeStrategy.IGNORE:
+        return MergeStrategy.APPEND_ONLY if known.created_in_ortto else None
+    return merge_strategy
+
+
+def plan_overwrite_existing(call: MergeCall, results: list[dict], fields_by_email: dict, *, merge_strategy: int):
+    """Strategy 2 only: overwrite the people the creating merge found already in Ortto, without bol::p."""
+    if merge_strategy != MergeStrategy.OVERWRITE or call.purpose != "create":
+        return []
+    rows = [
+        (email, _without_permission(fields_by_email[email]))
+        for email, result in zip(call.emails, results)
+        if result.get("status") == "merged"
+    ]
+    return _calls("overwrite", MergeStrategy.OVERWRITE, rows)
+
+
+def plan_repairs(call: MergeCall, results: list[dict], ledger_states: dict, *, store_name: str) -> list[MergeCall]:
+    """A merge without bol::p that *created* someone (deleted in Ortto since the bridge last synced
+    them) left that person subscribed by Ortto's default; set the permission a new person gets."""
+    if call.purpose in ("create", "permission", "repair"):
+        return []
+    rows = []
+    for email, result in zip(call.emails, results):
+        if result.get("status") != "created":
+            continue
+        state = ledger_states.get(email)
+        permission = permission_decision(
+            store_opt_in=state.store_opt_in if state else None, signal_at=None, known=None, store_name=store_name
+        )
+        rows.append((email, {"str::email": email, **mapping.permission_fields(
+            subscribed=permission.subscribed, reason=permission.reason)}))
+    return _calls("repair", MergeStrategy.OVERWRITE, rows)
+
+
+def fold_people(people: list[PersonInput]) -> list[PersonInput]:
+    """One input per email: the last record's fields, the newest explicit signal of all of them."""
+    by_email: dict[str, list[PersonInput]] = {}
+    for person in people:
+        if person.email:
+            by_email.setdefault(person.email, []).append(person)
+    folded = []
+    for email, group in by_email.items():
+        last = group[-1]
+        if len(group) > 1:
+            last = PersonInput(
+                email=email, fields=last.fields, source=last.source,
+                signal=latest_signal([p.signal for p in group]), bc_id=last.bc_id,
+                bc_customer_id=next((p.bc_customer_id for p in reversed(group) if p.bc_customer_id), None),
+            )
+        folded.append(last)
+    return folded
+
+
+def combined_fingerprint(fingerprints: dict) -> str:
+    return hashlib.sha256(json.dumps(fingerprints, sort_keys=True).encode()).hexdigest()
+
+
+# --- Page processing (HTTP to Ortto; no DB writes) -------------------------------------------------
+
+
+@dataclass
+class Counters:
+    fetched: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    failed: int = 0
+
+    def as_dict(self):
+        return dict(fetched=self.fetched, created=self.created, updated=self.updated,
+                    unchanged=self.unchanged, failed=self.failed)
+
+
+@dataclass
+class PageWork:
+    """Everything one page changes locally, committed by runs.py in a single transaction."""
+
+    counters: Counters = field(default_factory=Counters)
+    ledger_rows: dict = field(default_factory=dict)  # email -> PersonLedger (new or changed)
+    order_rows: list = field(default_factory=list)  # OrderLedger (new)
+    events: list = field(default_factory=list)  # SyncEvent (unsaved, run set)
+    people_synced: int = 0
+
+
+@dataclass
+class SyncContext:
+    run: object
+    connection: object
+    store: object
+    ortto: object
+    bigcommerce: object
+    log: logging.LoggerAdapter
+    field_ids: dict
+    activity_id: str
+
+    @property
+    def store_name(self) -> str:
+        return self.store.name or self.store.store_hash
+
+
+def _event(ctx: SyncContext, *, resource, message, email="", bc_id=None, level=SyncEvent.Level.ERROR):
+    return SyncEvent(run=ctx.run, resource=resource, email=email[:255], bc_id=bc_id,
+                     message=str(message)[:2000], level=level)
+
+
+def _person_error(result: dict) -> str | None:
+    status = result.get("status")
+    if result.get("error") or status not in OK_PERSON_STATUSES:
+        return f"Ortto refused the person ({status or 'error'}): {result.get('error') or 'no detail'}"
+    return None
+
+
+def merge_people_safely(ctx: SyncContext, call: MergeCall) -> list[dict]:
+    """Send one merge; a 4xx on the batch is retried person by person so one bad record fails alone."""
+    from .ortto import OrttoRequestError
+
+    try:
+        results = ctx.ortto.merge_people(call.people, merge_strategy=call.merge_strategy)
+    except OrttoRequestError as exc:
+        if len(call.people) == 1:
+            return [{"status": "error", "error": exc.message or str(exc)}]
+        ctx.log.warning("merge of %d people refused (%s); retrying one by one", len(call.people), exc.status)
+        results = []
+        for person, email in zip(call.people, call.emails):
+            results += merge_people_safely(ctx, MergeCall(call.purpose, call.merge_strategy, [person], [email]))
+        return results
+    results = list(results or [])
+    results += [{"status": "error", "error": "missing from Ortto's answer"}] * (len(call.people) - len(results))
+    return results
+
+
+def create_activities_safely(ctx: SyncContext, activities: list[dict]) -> list[dict]:
+    from .ortto import OrttoRequestError
+
+    try:
+        results = ctx.ortto.create_activities(activities)
+    except OrttoRequestError as exc:
+        if len(activities) == 1:
+            return [{"status": "error", "error": exc.message or str(exc)}]
+        results = []
+        for activity in activities:
+            results += create_activities_safely(ctx, [activity])
+        return results
+    results = list(results or [])
+    # Ortto may answer an accepted batch without per-item rows; absence is not an error there.
+    results += [{"status": "ingested"}] * (len(activities) - len(results))
+    return results
+
+
+def _known(row: PersonLedger | None) -> KnownPerson | None:
+    if row is None:
+        return None
+    return KnownPerson(
+        state=LedgerState(row.store_opt_in, row.store_opt_in_at),
+        fingerprints=dict(row.fingerprints or {}),
+        created_in_ortto=row.created_in_ortto,
+    )
+
+
+def ledger_load(ctx: SyncContext, emails) -> dict[str, PersonLedger]:
+    return {row.email: row for row in PersonLedger.objects.filter(connection=ctx.connection, email__in=list(emails))}
+
+
+@dataclass
+class _Outcome:
+    ok: bool = True
+    status: str = ""  # of the creating merge
+    person_id: str = ""
+    sent_permission: bool | None = None
+    permission_ok: bool = True
+    fields_ok: bool = True
+    touched: bool = False
+    errors: list = field(default_factory=list)
+
+
+def people_sync(ctx: SyncContext, resource: str, people: list[PersonInput], work: PageWork, *,
+                ledger: dict[str, PersonLedger] | None = None, update_fields: bool = True) -> dict[str, _Outcome]:
+    """Plan and send the merges for a page of people; record outcomes and ledger rows in `work`."""
+    now = timezone.now()
+    people = fold_people(people)
+    ledger = ledger if ledger is not None else ledger_load(ctx, [p.email for p in people])
+    items = [
+        plan_item(p, _known(ledger.get(p.email)), store_name=ctx.store_name,
+                  update_fields=update_fields or ledger.get(p.email) is None)
+        for p in people
+    ]
+    strategy = ctx.connection.merge_strategy
+    fields_by_email = {item.person.email: item.person.fields for item in items}
+    outcomes = {item.person.email: _Outcome() for item in items}
+    states = {e: LedgerState(r.store_opt_in, r.store_opt_in_at) for e, r in ledger.items()}
+
+    pending = plan_people(items, merge_strategy=strategy)
+    while pending:
+        call = pending.pop(0)
+        results = merge_people_safely(ctx, call)
+        for email, result in zip(call.emails, results):
+            outcome = outcomes[email]
+            outcome.touched = True
+            error = _person_error(result)
+            if error:
+                outcome.errors.append(error)
+                if call.purpose in ("create", "permission", "repair"):
+                    outcome.permission_ok = False
+                if call.purpose in ("update", "overwrite"):
+                    outcome.fields_ok = False
+                if call.purpose == "create":
+                    outcome.ok = False
+                continue
+            outcome.person_id = result.get("person_id") or outcome.person_id
+            if call.purpose == "create":
+                outcome.status = result.get("status", "")
+            if call.purpose in ("permission", "repair"):
+                fields = call.people[call.emails.index(email)]["fields"]
+                outcome.sent_permission = fields.get("bol::p")
+        pending += plan_overwrite_existing(call, results, fields_by_email, merge_strategy=strategy)
+        pending += plan_repairs(call, results, states, store_name=ctx.store_name)
+
+    for item in items:
+        person, outcome = item.person, outcomes[item.person.email]
+        if outcome.errors:
+            work.counters.failed += 1
+            for error in outcome.errors:
+                work.events.append(_event(ctx, resource=resource, email=person.email, bc_id=person.bc_id,
+                                          message=error))
+            if not outcome.ok:
+                continue
+        row = ledger.get(person.email) or PersonLedger(connection=ctx.connection, email=person.email,
+                                                       synced_at=now, fingerprints={})
+        ledger[person.email] = row
+        _ledger_apply(row, item, outcome, now=now)
+        work.ledger_rows[person.email] = row
+        if not outcome.errors:
+            if item.known is None and outcome.status == "created":
+                work.counters.created += 1
+                work.people_synced += 1
+            elif outcome.touched:
+                work.counters.updated += 1
+                work.people_synced += 1
+            else:
+                work.counters.unchanged += 1
+    return outcomes
+
+
+def _ledger_apply(row: PersonLedger, item: PlanItem, outcome: _Outcome, *, now: datetime) -> None:
+    person = item.person
+    if person.bc_customer_id and not row.bc_customer_id:
+        row.bc_customer_id = person.bc_customer_id
+    if outcome.person_id:
+        row.ortto_person_id = outcome.person_id
+    if item.fields_changed and outcome.fields_ok:
+        row.fingerprints = {**(row.fingerprints or {}), person.source: person.fingerprint}
+        row.fingerprint = combined_fingerprint(row.fingerprints)
+    if item.known is None:
+        # The store's explicit choice, or (store never said) the moment the bridge first synced the
+        # person: only a choice made after it may change the permission later (R3/R4).
+        if person.signal.store_opt_in is not None:
+            row.store_opt_in, row.store_opt_in_at = person.signal.store_opt_in, person.signal.signal_at or now
+        else:
+            row.store_opt_in, row.store_opt_in_at = None, now
+        if outcome.status == "created":
+            row.created_in_ortto = True
+            row.sent_permission = item.permission.subscribed if item.permission else False
+    elif outcome.permission_ok:
+        recorded = signal_to_record(store_opt_in=person.signal.store_opt_in, signal_at=person.signal.signal_at,
+                                    known=item.known.state)
+        if recorded is not None:
+            row.store_opt_in, row.store_opt_in_at = recorded.store_opt_in, recorded.store_opt_in_at
+    if outcome.sent_permission is not None:
+        row.sent_permission = outcome.sent_permission
+    if outcome.touched:
+        row.synced_at = now
+
+
+# --- Resources -----------------------------------------------------------------------------------
+
+
+def subscribers_process(ctx: SyncContext, subscribers: list[dict]) -> PageWork:
+    work = PageWork()
+    work.counters.fetched = len(subscribers)
+    people = [mapping.subscriber_to_person(s) for s in subscribers]
+    _count_missing_email(ctx, "subscribers", people, work)
+    people_sync(ctx, "subscribers", [p for p in people if p.email], work)
+    return work
+
+
+def customers_process(ctx: SyncContext, customers: list[dict]) -> PageWork:
+    work = PageWork()
+    work.counters.fetched = len(customers)
+    people = [mapping.customer_to_person(c, field_ids=ctx.field_ids) for c in customers]
+    _count_missing_email(ctx, "customers", people, work)
+    people_sync(ctx, "customers", [p for p in people if p.email], work)
+    return work
+
+
+def _count_missing_email(ctx, resource, people, work):
+    for person in people:
+        if not person.email:
+            work.counters.failed += 1
+            work.events.append(_event(ctx, resource=resource, bc_id=person.bc_id, level=SyncEvent.Level.WARNING,
+                                      message="No email address: not sent to Ortto."))
+
+
+def orders_process(ctx: SyncContext, orders: list[dict]) -> PageWork:
+    """Orders: first the people (guests and anyone the ledger does not know), then the activities,
+    then the customer aggregates — so an activity never creates a person with Ortto's defaults."""
+    work = PageWork()
+    work.counters.fetched = len(orders)
+    connection = ctx.connection
+    placed = [o for o in orders if mapping.order_is_placed(o)]
+    work.counters.unchanged += len(orders) - len(placed)
+    sent_ids = set(OrderLedger.objects.filter(connection=connection, order_id__in=[o["id"] for o in placed])
+                   .values_list("order_id", flat=True))
+    todo = [o for o in placed if o["id"] not in sent_ids]
+    work.counters.unchanged += len(placed) - len(todo)
+    if not todo:
+        return work
+
+    # A registered customer's activity goes to the person the bridge synced for that customer.
+    customer_ids = {int(o["customer_id"]) for o in todo if o.get("customer_id")}
+    emails_by_customer = dict(PersonLedger.objects.filter(connection=connection, bc_customer_id__in=customer_ids)
+                              .values_list("bc_customer_id", "email"))
+    people, email_by_order = [], {}
+    for order in todo:
+        person = mapping.order_to_person(order)
+        email = emails_by_customer.get(person.bc_customer_id) or person.email
+        if not email:
+            work.counters.failed += 1
+            work.events.append(_event(ctx, resource="orders", bc_id=order["id"], level=SyncEvent.Level.WARNING,
+                                      message="Order without an email address: not sent to Ortto."))
+            continue
+        if email != person.email:
+            person = PersonInput(email=email, fields={**person.fields, "str::email": email}, source="order",
+                                 signal=person.signal, bc_id=person.bc_id, bc_customer_id=person.bc_customer_id)
+        people.append(person)
+        email_by_order[order["id"]] = email
+
+    ledger = ledger_load(ctx, set(email_by_order.values()))
+    person_work = PageWork()
+    outcomes = people_sync(ctx, "orders", people, person_work, ledger=ledger, update_fields=False)
+    work.events += person_work.events
+    work.ledger_rows.update(person_work.ledger_rows)
+    work.people_synced += person_work.people_synced
+
+    activities, sendable = [], []
+    for order in todo:
+        email = email_by_order.get(order["id"])
+        if email is None:
+            continue
+        if not outcomes[email].ok:
+            work.counters.failed += 1
+            work.events.append(_event(ctx, resource="orders", bc_id=order["id"], email=email,
+                                      message="Order not sent: its person could not be created in Ortto."))
+            continue
+        activities.append(mapping.order_activity(order=order, email=email, store_hash=ctx.store.store_hash,
+                                                 store_name=ctx.store.name, activity_id=ctx.activity_id))
+        sendable.append(order)
+
+    now = timezone.now()
+    changed_emails = []
+    for batch_orders, batch in zip(chunks(sendable), chunks(activities)):
+        results = create_activities_safely(ctx, batch)
+        for order, result in zip(batch_orders, results):
+            email = email_by_order[order["id"]]
+            if result.get("error") or result.get("status") not in OK_ACTIVITY_STATUSES:
+                work.counters.failed += 1
+                work.events.append(_event(ctx, resource="orders", bc_id=order["id"], email=email,
+                                          message=f"Ortto refused the Placed order activity: {result.get('error') or result.get('status')}"))
+                continue
+            work.counters.created += 1
+            work.order_rows.append(OrderLedger(connection=connection, order_id=order["id"], email=email, sent_at=now))
+            row = ledger[email]
+            row.order_count += 1
+            row.total_spent = Decimal(row.total_spent or 0) + mapping.order_total(order)
+            placed_at = mapping.parse_bc_datetime(order.get("date_created"))
+            if placed_at and (row.last_order_at is None or placed_at > row.last_order_at):
+                row.last_order_at = placed_at
+            work.ledger_rows[email] = row
+            if email not in changed_emails:
+                changed_emails.append(email)
+
+    # Aggregates are bridge-owned fields: overwrite them (strategy 2), once per page per person.
+    rows = [(email, mapping.aggregate_fields(email=email, order_count=ledger[email].order_count,
+                                             total_spent=ledger[email].total_spent,
+                                             last_order_at=ledger[email].last_order_at, field_ids=ctx.field_ids))
+            for email in changed_emails]
+    states = {e: LedgerState(r.store_opt_in, r.store_opt_in_at) for e, r in ledger.items()}
+    pending = _calls("aggregates", MergeStrategy.OVERWRITE, rows)
+    while pending:
+        call = pending.pop(0)
+        results = merge_people_safely(ctx, call)
+        for email, result in zip(call.emails, results):
+            error = _person_error(result)
+            if error:
+                work.events.append(_event(ctx, resource="orders", email=email, level=SyncEvent.Level.WARNING,
+                                          message=f"Order totals not updated: {error}"))
+        pending += plan_repairs(call, results, states, store_name=ctx.store_name)
+    return work
+
+
+RESOURCE_PROCESSORS = {
+    "subscribers": subscribers_process,
+    "customers": customers_process,
+    "orders": orders_process,
+}

@@ -1,0 +1,496 @@
+"""Sync runs: requesting one, executing it page by page, cancelling, and the status selector.
+
+A run is claimed with one conditional UPDATE (queued → running, or a running run whose heartbeat is
+older than SYNC_STALL_SECONDS → running again), which hands it a fresh `lease`. After every page the
+ledger rows, events, counters, checkpoint and heartbeat are committed in ONE transaction that first
+checks the lease, so a worker killed mid-page leaves the last committed page as the resume point and a
+worker that lost its run to a takeover can never commit over the new owner. Ortto calls happen before
+that transaction: a page cut short between them and the commit is sent again on resume, which the
+ledger-free paths tolerate (creation merges cannot change an existing person; activities carry a key).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+import uuid
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Case, DateTimeField, F, PositiveIntegerField, Q, Value, When
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from stores.models import Store, WebhookEvent
+
+from . import engine, mapping
+from .models import Connection, OrderLedger, PersonLedger, SyncCursor, SyncEvent, SyncRun
+from .queue import enqueue
+from .schema import ortto_client, ortto_schema_ensure, schema_activity_id, schema_field_ids
+
+logger = logging.getLogger("sync.runs")
+
+RESOURCES = ("subscribers", "customers", "orders")
+FULL_KINDS = (SyncRun.Kind.INITIAL, SyncRun.Kind.FULL)
+PAGE_LIMIT = 250
+WEBHOOK_CHUNK = 50
+WEBHOOK_EVENTS_PER_RUN = 2000
+# BigCommerce's date filters are inclusive and its clock is not ours: re-read the last minute.
+CURSOR_OVERLAP = timedelta(seconds=60)
+MAX_ATTEMPTS = 6
+
+SUMMARY_BC_REVOKED = "The app's access to the store was revoked; reinstall the app from the BigCommerce control panel."
+SUMMARY_ORTTO_REJECTED = (
+    "Ortto rejected the connection's API key ({status}). Reconnect the Ortto account from the app page."
+)
+
+
+class LeaseLost(Exception):
+    """Another worker owns the run now (stall takeover), or it was cancelled."""
+
+
+class RunNotPossible(Exception):
+    """No live connection for the store: there is nothing to sync into."""
+
+
+# --- Requesting and cancelling ---------------------------------------------------------------------
+
+
+def connection_live(store: Store) -> Connection | None:
+    return Connection.objects.filter(store=store).exclude(state=Connection.State.DISCONNECTED).first()
+
+
+def sync_run_request(
+    *, store: Store, kind: str, requested_by: str = "", enqueue_run: bool = True
+) -> tuple[SyncRun, bool]:
+    """Queue a run for the store, or return the active one (created=False): one active run per store,
+    guarded by the `one_active_run_per_store` constraint, not by this check. enqueue_run=False leaves
+    the run for the caller to execute inline (manage.py sync_store)."""
+    active = SyncRun.objects.filter(store=store, status__in=SyncRun.ACTIVE_STATUSES).first()
+    if active is not None:
+        return active, False
+    connection = connection_live(store)
+    if connection is None:
+        raise RunNotPossible(f"store {store.store_hash} has no live Ortto connection")
+    try:
+        with transaction.atomic():
+            run = SyncRun.objects.create(store=store, connection=connection, kind=kind,
+                                         requested_by=requested_by[:255], status=SyncRun.Status.QUEUED)
+    except IntegrityError:
+        active = SyncRun.objects.filter(store=store, status__in=SyncRun.ACTIVE_STATUSES).first()
+        if active is None:
+            raise
+        return active, False
+    if enqueue_run:
+        enqueue("sync.tasks.run_sync", run.pk)
+    logger.info("[store=%s run=%s] %s run queued (%s)", store.store_hash, run.pk, kind, requested_by or "-")
+    return run, True
+
+
+def sync_runs_cancel(*, store: Store, reason: str) -> int:
+    """Cancel the store's active runs; a worker in the middle of one stops at its next page."""
+    return SyncRun.objects.filter(store=store, status__in=SyncRun.ACTIVE_STATUSES).update(
+        status=SyncRun.Status.CANCELLED, finished_at=timezone.now(), error_summary=reason[:2000], lease=""
+    )
+
+
+# --- Executing -----------------------------------------------------------------------------------
+
+
+def _claim(run_id: int) -> SyncRun | None:
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.SYNC_STALL_SECONDS)
+    lease = uuid.uuid4().hex
+    claimable = Q(status=SyncRun.Status.QUEUED) | (
+        Q(status=SyncRun.Status.RUNNING) & (Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True))
+    )
+    claimed = SyncRun.objects.filter(claimable, pk=run_id).update(
+        status=SyncRun.Status.RUNNING,
+        lease=lease,
+        heartbeat_at=now,
+        started_at=Coalesce("started_at", Value(now, output_field=DateTimeField())),
+        # SET expressions see the row as it was: a stalled "running" run is a new attempt.
+        attempts=Case(
+            When(status=SyncRun.Status.RUNNING, then=F("attempts") + 1),
+            When(started_at__isnull=True, then=F("attempts") + 1),
+            default=F("attempts"),
+            output_field=PositiveIntegerField(),
+        ),
+    )
+    if not claimed:
+        return None
+    return SyncRun.objects.select_related("store", "connection", "connection__account").get(pk=run_id)
+
+
+def sync_run_execute(*, run_id: int, sliced: bool = True, on_page=None) -> SyncRun | None:
+    """Execute (or resume) a run. Returns the run, or None when another worker owns it.
+
+    sliced: after SYNC_TASK_SLICE_SECONDS the run saves, goes back to "queued" and re-enqueues itself,
+    so no django-q2 task nears its timeout. `manage.py sync_store` runs unsliced, inline.
+    on_page(run) is called after each committed page (the command's progress bar).
+    """
+    from stores.bigcommerce import BigCommerceAuthError, BigCommerceRateLimited, BigCommerceUnavailable
+
+    from .ortto import OrttoAuthError, OrttoRateLimited, OrttoUnavailable
+
+    run = _claim(run_id)
+    if run is None:
+        return None
+    log = engine.run_logger(store_hash=run.store.store_hash, run_id=run.pk)
+    if run.attempts > MAX_ATTEMPTS:
+        _finish(run, SyncRun.Status.FAILED, f"Stopped after {run.attempts - 1} interrupted attempts.", log=log)
+        return run
+    log.info("%s run claimed (attempt %d)", run.kind, run.attempts)
+    try:
+        _execute(run, log=log, sliced=sliced, on_page=on_page)
+    except LeaseLost:
+        log.info("run is no longer ours (cancelled or taken over); stopping")
+    except OrttoAuthError as exc:
+        log.warning("Ortto refused the API key (%s); the connection needs reconnecting", exc.status)
+        Connection.objects.filter(pk=run.connection_id).update(
+            state=Connection.State.NEEDS_RECONNECT,
+            state_reason=f"Ortto rejected the API key (HTTP {exc.status}). Reconnect the Ortto account.",
+        )
+        _finish(run, SyncRun.Status.FAILED, SUMMARY_ORTTO_REJECTED.format(status=f"HTTP {exc.status}"), log=log)
+    except BigCommerceAuthError as exc:
+        log.warning("BigCommerce refused the access token (%s)", exc.status)
+        _finish(run, SyncRun.Status.FAILED, SUMMARY_BC_REVOKED, log=log)
+    except (OrttoRateLimited, OrttoUnavailable, BigCommerceRateLimited, BigCommerceUnavailable) as exc:
+        # The clients already retried with backoff: leave the run queued; the maintenance tick resumes
+        # it from its checkpoint once the heartbeat is stale.
+        _interrupt(run, f"Waiting to retry: {exc}", log=log)
+    except Exception as exc:
+        log.exception("run interrupted by an unexpected error")
+        _interrupt(run, f"Interrupted by an unexpected error: {exc.__class__.__name__}: {exc}", log=log)
+        raise
+    run.refresh_from_db()
+    return run
+
+
+def bigcommerce_client(store: Store):
+    from stores.bigcommerce import BigCommerceClient
+
+    return BigCommerceClient(store.store_hash, store.access_token)
+
+
+def _execute(run: SyncRun, *, log, sliced: bool, on_page) -> None:
+    started = time.monotonic()
+    stop = _stop_reason(run)
+    if stop:
+        _finish(run, *stop, log=log)
+        return
+    connection = run.connection
+    ortto = ortto_client(connection)
+    if not connection.schema_ready:
+        ortto_schema_ensure(connection, client=ortto)
+    ctx = engine.SyncContext(
+        run=run, connection=connection, store=run.store, ortto=ortto,
+        bigcommerce=bigcommerce_client(run.store),
+        log=log, field_ids=schema_field_ids(connection), activity_id=schema_activity_id(connection),
+    )
+    if not run.checkpoint.get("resources"):
+        _prepare(ctx)
+
+    for resource in RESOURCES:
+        while not run.checkpoint["resources"][resource]["done"]:
+            stop = _stop_reason(run)
+            if stop:
+                _finish(run, *stop, log=log)
+                return
+            if sliced and time.monotonic() - started > settings.SYNC_TASK_SLICE_SECONDS:
+                _yield_slice(run, log=log)
+                return
+            checkpoint = copy.deepcopy(run.checkpoint)
+            items, page_total = _fetch(ctx, resource, checkpoint)
+            processor = engine.RESOURCE_PROCESSORS[resource]
+            work = processor(ctx, items) if items else engine.PageWork()
+            _commit_page(run, resource, work, checkpoint, page_total)
+            log.info("%s page: %s", resource, work.counters.as_dict())
+            if on_page:
+                on_page(run)
+
+    _complete(ctx, log=log)
+
+
+def _stop_reason(run: SyncRun) -> tuple[str, str] | None:
+    current = SyncRun.objects.filter(pk=run.pk).values_list("status", "lease").first()
+    if current is None or current[0] != SyncRun.Status.RUNNING or current[1] != run.lease:
+        raise LeaseLost()
+    store = Store.objects.filter(pk=run.store_id).values_list("is_installed", flat=True).first()
+    if not store:
+        return SyncRun.Status.CANCELLED, "The app was uninstalled."
+    state = Connection.objects.filter(pk=run.connection_id).values_list("state", flat=True).first()
+    if state == Connection.State.DISCONNECTED:
+        return SyncRun.Status.CANCELLED, "The Ortto account was disconnected."
+    if state == Connection.State.NEEDS_RECONNECT:
+        return SyncRun.Status.FAILED, "Ortto no longer accepts this connection's API key. Reconnect the Ortto account."
+    return None
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _prepare(ctx: engine.SyncContext) -> None:
+    """First slice of a run: where each resource starts, and the totals for the progress bar."""
+    run, bc = ctx.run, ctx.bigcommerce
+    now = timezone.now()
+    resources = {r: {"done": False, "started_at": None, "max_modified": None, "page": 1, "after": None,
+                     "min_id": None, "offset": 0} for r in RESOURCES}
+    checkpoint = {"resources": resources, "since": {}}
+    totals = {}
+    if run.kind == SyncRun.Kind.WEBHOOK:
+        events = list(WebhookEvent.objects.filter(store=ctx.store, status=WebhookEvent.Status.PENDING)
+                      .order_by("id").values_list("id", "resource", "resource_id")[:WEBHOOK_EVENTS_PER_RUN])
+        ids: dict[str, list[int]] = {r: [] for r in RESOURCES}
+        for _, resource, resource_id in events:
+            if resource in ids and resource_id not in ids[resource]:
+                ids[resource].append(resource_id)
+        checkpoint["webhook"] = {"event_ids": [e[0] for e in events], "ids": ids}
+        totals = {r: len(v) for r, v in ids.items()}
+        for resource in RESOURCES:
+            resources[resource]["done"] = not ids[resource]
+    elif run.kind in FULL_KINDS:
+        totals = {
+            "subscribers": bc.subscribers_page(limit=1).total or 0,
+            "customers": bc.customers_page(limit=1).total or 0,
+            "orders": bc.orders_count(),
+        }
+    else:
+        cursors = {c.resource: c.modified_since for c in SyncCursor.objects.filter(store=ctx.store)}
+        for resource in RESOURCES:
+            since = cursors.get(resource)
+            checkpoint["since"][resource] = _iso(since - CURSOR_OVERLAP) if since else None
+    with transaction.atomic():
+        _check_lease(run, now)
+        run.checkpoint = checkpoint
+        run.totals = totals
+        run.total = sum(totals.values())
+        run.counters = {r: engine.Counters().as_dict() for r in RESOURCES}
+        run.save(update_fields=["checkpoint", "totals", "total", "counters"])
+
+
+def _since(checkpoint: dict, resource: str) -> datetime | None:
+    value = checkpoint.get("since", {}).get(resource)
+    return datetime.fromisoformat(value) if value else None
+
+
+def _fetch(ctx: engine.SyncContext, resource: str, checkpoint: dict) -> tuple[list[dict], int | None]:
+    """One page of a resource from where the checkpoint says; advances `checkpoint` in place."""
+    state = checkpoint["resources"][resource]
+    if state["started_at"] is None:
+        state["started_at"] = timezone.now().isoformat()
+    bc = ctx.bigcommerce
+    if "webhook" in checkpoint:
+        ids = checkpoint["webhook"]["ids"][resource]
+        chunk = ids[state["offset"]: state["offset"] + WEBHOOK_CHUNK]
+        state["offset"] += WEBHOOK_CHUNK
+        state["done"] = state["offset"] >= len(ids)
+        if resource == "subscribers":
+            items = bc.subscribers_page(ids=chunk, limit=PAGE_LIMIT).items
+        elif resource == "customers":
+            items = bc.customers_page(ids=chunk, limit=PAGE_LIMIT).items
+        else:
+            items = [order for order in (bc.order(order_id) for order_id in chunk) if order]
+        return items, None
+
+    since = _since(checkpoint, resource)
+    if resource == "subscribers":
+        page = bc.subscribers_page(modified_since=since, page=state["page"], limit=PAGE_LIMIT)
+        state["page"] = page.next_page or state["page"]
+        state["done"] = not page.items or not page.next_page
+    elif resource == "customers":
+        page = bc.customers_page(modified_since=since, after=state["after"], limit=PAGE_LIMIT)
+        state["after"] = page.next_after
+        state["done"] = not page.items or not page.next_after
+    else:
+        page = bc.orders_page(modified_since=since, min_id=state["min_id"], limit=PAGE_LIMIT)
+        if page.items:
+            state["min_id"] = max(int(o["id"]) for o in page.items) + 1
+        state["done"] = len(page.items) < PAGE_LIMIT
+    seen = [mapping.parse_bc_datetime(item.get("date_modified")) for item in page.items]
+    seen = [s for s in seen if s]
+    if seen:
+        latest = max(seen)
+        known = datetime.fromisoformat(state["max_modified"]) if state["max_modified"] else None
+        if known is None or latest > known:
+            state["max_modified"] = latest.isoformat()
+    return page.items, page.total
+
+
+def _check_lease(run: SyncRun, now) -> None:
+    updated = SyncRun.objects.filter(pk=run.pk, lease=run.lease, status=SyncRun.Status.RUNNING).update(
+        heartbeat_at=now
+    )
+    if updated != 1:
+        raise LeaseLost()
+    run.heartbeat_at = now
+
+
+def _commit_page(run: SyncRun, resource: str, work: engine.PageWork, checkpoint: dict, page_total) -> None:
+    now = timezone.now()
+    with transaction.atomic():
+        _check_lease(run, now)
+        new_rows = [row for row in work.ledger_rows.values() if row.pk is None]
+        old_rows = [row for row in work.ledger_rows.values() if row.pk is not None]
+        PersonLedger.objects.bulk_create(new_rows)
+        if old_rows:
+            PersonLedger.objects.bulk_update(old_rows, [
+                "ortto_person_id", "bc_customer_id", "fingerprint", "fingerprints", "store_opt_in", "store_opt_in_at",
+                "sent_permission", "created_in_ortto", "order_count", "total_spent", "last_order_at", "synced_at",
+            ])
+        OrderLedger.objects.bulk_create(work.order_rows, ignore_conflicts=True)
+        SyncEvent.objects.bulk_create(work.events)
+
+        counters = run.counters.setdefault(resource, engine.Counters().as_dict())
+        for key, value in work.counters.as_dict().items():
+            counters[key] = counters.get(key, 0) + value
+        if page_total is not None and "webhook" not in checkpoint and run.kind not in FULL_KINDS:
+            # Incremental runs learn a resource's size from its first page.
+            if resource not in run.totals:
+                run.totals[resource] = page_total
+        run.processed += work.counters.fetched
+        run.failed += work.counters.failed
+        run.people_synced += work.people_synced
+        run.total = max(sum(run.totals.values()), run.processed)
+        run.checkpoint = checkpoint
+        run.save(update_fields=["counters", "totals", "total", "processed", "failed", "people_synced", "checkpoint"])
+
+
+def _yield_slice(run: SyncRun, *, log) -> None:
+    with transaction.atomic():
+        updated = SyncRun.objects.filter(pk=run.pk, lease=run.lease, status=SyncRun.Status.RUNNING).update(
+            status=SyncRun.Status.QUEUED, lease="", heartbeat_at=timezone.now()
+        )
+        if updated:
+            enqueue("sync.tasks.run_sync", run.pk)
+    log.info("slice used up; run re-queued at its checkpoint")
+
+
+def _interrupt(run: SyncRun, summary: str, *, log) -> None:
+    """Give the run back (queued, at its last committed page) for the maintenance tick to resume."""
+    if run.attempts >= MAX_ATTEMPTS:
+        _finish(run, SyncRun.Status.FAILED, summary, log=log)
+        return
+    SyncRun.objects.filter(pk=run.pk, lease=run.lease, status=SyncRun.Status.RUNNING).update(
+        status=SyncRun.Status.QUEUED, lease="", heartbeat_at=timezone.now(), error_summary=summary[:2000],
+        attempts=F("attempts") + 1,
+    )
+    log.warning("run interrupted, will resume: %s", summary)
+
+
+def _complete(ctx: engine.SyncContext, *, log) -> None:
+    run = ctx.run
+    now = timezone.now()
+    status = SyncRun.Status.PARTIAL if run.failed else SyncRun.Status.SUCCEEDED
+    summary = f"{run.failed} record(s) could not be sent; see the run's events." if run.failed else ""
+    with transaction.atomic():
+        _check_lease(run, now)
+        if "webhook" in run.checkpoint:
+            WebhookEvent.objects.filter(pk__in=run.checkpoint["webhook"]["event_ids"]).update(
+                status=WebhookEvent.Status.PROCESSED, processed_at=now
+            )
+        else:
+            _cursors_advance(run)
+        _finish(run, status, summary, log=log)
+
+
+def _cursors_advance(run: SyncRun) -> None:
+    """Each cursor moves to min(newest date_modified seen, when the resource's fetch started), so a
+    record modified while the run was reading is read again next time rather than lost."""
+    existing = {c.resource: c for c in SyncCursor.objects.filter(store=run.store)}
+    for resource, state in run.checkpoint["resources"].items():
+        if not state.get("started_at"):
+            continue
+        started = datetime.fromisoformat(state["started_at"])
+        seen = datetime.fromisoformat(state["max_modified"]) if state.get("max_modified") else None
+        cursor = existing.get(resource)
+        if seen is not None:
+            new = min(seen, started)
+        elif cursor is None or cursor.modified_since is None:
+            new = started
+        else:
+            continue
+        SyncCursor.objects.update_or_create(store=run.store, resource=resource, defaults={"modified_since": new})
+
+
+def _finish(run: SyncRun, status: str, summary: str = "", *, log) -> None:
+    now = timezone.now()
+    updated = SyncRun.objects.filter(pk=run.pk, lease=run.lease, status=SyncRun.Status.RUNNING).update(
+        status=status, finished_at=now, heartbeat_at=now, error_summary=summary[:2000], lease=""
+    )
+    if not updated:
+        return
+    run.status, run.finished_at, run.error_summary = status, now, summary
+    log.info("run finished: %s %s", status, summary)
+    if status != SyncRun.Status.CANCELLED:
+        transaction.on_commit(lambda: _webhooks_followup(run.store_id))
+
+
+def _webhooks_followup(store_id: int) -> None:
+    """Deliveries that arrived while this run was active were absorbed by it: drain them now."""
+    from .webhooks import webhook_run_request
+
+    store = Store.objects.filter(pk=store_id, is_installed=True).first()
+    if store and WebhookEvent.objects.filter(store=store, status=WebhookEvent.Status.PENDING).exists():
+        webhook_run_request(store=store)
+
+
+# --- Selector for the app page ---------------------------------------------------------------------
+
+
+def _run_dict(run: SyncRun | None) -> dict | None:
+    if run is None:
+        return None
+    return {
+        "id": run.pk,
+        "kind": run.kind,
+        "kind_label": run.get_kind_display(),
+        "status": run.status,
+        "status_label": run.get_status_display(),
+        "created_at": run.created_at,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "heartbeat_at": run.heartbeat_at,
+        "counters": run.counters,
+        "totals": run.totals,
+        "processed": run.processed,
+        "total": run.total,
+        "failed": run.failed,
+        "people_synced": run.people_synced,
+        "progress_percent": run.progress_percent,
+        "error_summary": run.error_summary,
+    }
+
+
+def sync_status(*, store: Store) -> dict:
+    """What the app page shows: the connection's state, the active run and the last finished run."""
+    connection = connection_live(store)
+    runs = SyncRun.objects.filter(store=store)
+    active = runs.filter(status__in=SyncRun.ACTIVE_STATUSES).first()
+    last = runs.exclude(status__in=SyncRun.ACTIVE_STATUSES).order_by("-created_at").first()
+    return {
+        "connection": None if connection is None else {
+            "id": connection.pk,
+            "state": connection.state,
+            "state_label": connection.get_state_display(),
+            "state_reason": connection.state_reason,
+            "needs_reconnect": connection.state == Connection.State.NEEDS_RECONNECT,
+            "account": connection.account.business_name,
+            "account_url": connection.account.account_url,
+            "merge_strategy": connection.merge_strategy,
+        },
+        "active_run": _run_dict(active),
+        "last_run": _run_dict(last),
+        "pending_webhooks": WebhookEvent.objects.filter(store=store, status=WebhookEvent.Status.PENDING).count(),
+    }
+
+
+def connection_prepare(connection: Connection) -> None:
+    """What the connect flow does before the initial run: the Ortto schema, then the store's webhooks."""
+    from .webhooks import webhooks_register
+
+    ortto_schema_ensure(connection)
+    webhooks_register(connection)

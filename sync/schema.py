@@ -1,0 +1,41 @@
+"""The Ortto-side definitions the bridge needs: its custom person fields and the Placed order activity."""
+
+from __future__ import annotations
+
+import logging
+
+from . import mapping
+from .models import Connection
+
+logger = logging.getLogger("sync.schema")
+
+
+def ortto_client(connection: Connection):
+    from .ortto import OrttoClient
+
+    account = connection.account
+    return OrttoClient(api_key=account.api_key, region=account.region)
+
+
+def ortto_schema_ensure(connection: Connection, *, client=None) -> dict:
+    """Create the custom fields and the "Placed order" activity definition (an existing one is fine),
+    store the ids Ortto answered on the connection and mark it schema_ready. Safe to call again."""
+    client = client or ortto_client(connection)
+    field_ids = {}
+    for key, (name, field_type, _default) in mapping.CUSTOM_FIELDS.items():
+        field_ids[key] = client.create_custom_field(name=name, field_type=field_type)
+    activity_id = client.create_activity_definition(mapping.placed_order_definition())
+    connection.ortto_schema = {"fields": field_ids, "activity_id": activity_id or mapping.PLACED_ORDER_ACTIVITY_ID}
+    connection.schema_ready = True
+    connection.save(update_fields=["ortto_schema", "schema_ready"])
+    logger.info("store %s: Ortto schema ready (%d fields, %s)", connection.store.store_hash, len(field_ids),
+                connection.ortto_schema["activity_id"])
+    return connection.ortto_schema
+
+
+def schema_field_ids(connection: Connection) -> dict:
+    return {**mapping.DEFAULT_FIELD_IDS, **((connection.ortto_schema or {}).get("fields") or {})}
+
+
+def schema_activity_id(connection: Connection) -> str:
+    return (connection.ortto_schema or {}).get("activity_id") or mapping.PLACED_ORDER_ACTIVITY_ID

@@ -1,0 +1,65 @@
+"""django-q2 entry points: thin wrappers that take ids and call services."""
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+logger = logging.getLogger("sync.tasks")
+
+
+def run_sync(run_id: int) -> None:
+    from .runs import sync_run_execute
+
+    sync_run_execute(run_id=run_id)
+
+
+def incremental_tick() -> int:
+    """Fan out: one incremental run per installed store with an active connection (an active run absorbs it)."""
+    from stores.models import Store
+
+    from .models import Connection, SyncRun
+    from .runs import RunNotPossible, sync_run_request
+
+    requested = 0
+    stores = Store.objects.filter(is_installed=True, connections__state=Connection.State.ACTIVE).distinct()
+    for store in stores:
+        try:
+            _, created = sync_run_request(store=store, kind=SyncRun.Kind.INCREMENTAL, requested_by="schedule")
+        except RunNotPossible:
+            continue
+        requested += int(created)
+    return requested
+
+
+def maintenance_tick() -> dict:
+    """Resume runs whose worker went quiet, and drain webhook events that no run picked up."""
+    from stores.models import Store, WebhookEvent
+
+    from .models import Connection, SyncRun
+    from .queue import enqueue
+    from .webhooks import webhook_run_request
+
+    stale = timezone.now() - timedelta(seconds=settings.SYNC_STALL_SECONDS)
+    quiet = SyncRun.objects.filter(status__in=SyncRun.ACTIVE_STATUSES).filter(
+        Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True, created_at__lt=stale)
+    )
+    resumed = 0
+    for run_id in quiet.values_list("pk", flat=True):
+        enqueue("sync.tasks.run_sync", run_id)
+        resumed += 1
+    drained = 0
+    waiting = (
+        Store.objects.filter(is_installed=True, webhook_events__status=WebhookEvent.Status.PENDING,
+                             connections__state=Connection.State.ACTIVE)
+        .exclude(sync_runs__status__in=SyncRun.ACTIVE_STATUSES)
+        .distinct()
+    )
+    for store in waiting:
+        if webhook_run_request(store=store) is not None:
+            drained += 1
+    if resumed or drained:
+        logger.info("maintenance: %d stalled run(s) resumed, %d webhook run(s) requested", resumed, drained)
+    return {"resumed": resumed, "webhook_runs": drained}

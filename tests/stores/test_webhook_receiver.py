@@ -1,0 +1,97 @@
+"""POST /bigcommerce/webhooks/: authenticate, de-duplicate, store, answer 200 at once."""
+
+import json
+
+import pytest
+
+from stores.models import WebhookEvent
+from sync.models import SyncRun
+from tests.factories import make_account, make_connection, make_store
+
+pytestmark = pytest.mark.django_db
+
+URL = "/bigcommerce/webhooks/"
+SECRET = "s3cret-value"
+
+
+def payload(scope="store/customer/updated", id=7, hash="abc", created_at=1735000000, producer="stores/abc123", **extra):
+    return {"scope": scope, "store_id": "1", "data": {"type": scope.split("/")[1], "id": id, **extra},
+            "hash": hash, "created_at": created_at, "producer": producer}
+
+
+@pytest.fixture
+def store():
+    store = make_store("abc123", webhook_secret=SECRET)
+    make_connection(store, make_account())
+    return store
+
+
+def post(client, body, secret=SECRET, **kwargs):
+    headers = {"HTTP_X_BRIDGE_WEBHOOK_SECRET": secret} if secret is not None else {}
+    data = body if isinstance(body, (bytes, str)) else json.dumps(body)
+    return client.post(URL, data=data, content_type="application/json", **headers, **kwargs)
+
+
+def test_valid_delivery_is_stored_and_answered_with_an_empty_200(client, store, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = post(client, payload())
+    assert response.status_code == 200 and response.content == b""
+    event = WebhookEvent.objects.get()
+    assert (event.resource, event.resource_id, event.status) == ("customers", 7, WebhookEvent.Status.PENDING)
+    run = SyncRun.objects.get()
+    assert run.kind == SyncRun.Kind.WEBHOOK and len(callbacks) == 1  # the run is enqueued after commit
+
+
+def test_redelivery_is_counted_not_stored_twice(client, store):
+    assert post(client, payload()).status_code == 200
+    assert post(client, payload()).status_code == 200
+    event = WebhookEvent.objects.get()
+    assert event.duplicates == 1
+
+
+def test_deliveries_while_a_run_is_active_are_coalesced(client, store):
+    post(client, payload(id=1))
+    post(client, payload(id=2, hash="other"))
+    assert WebhookEvent.objects.count() == 2 and SyncRun.objects.count() == 1
+
+
+@pytest.mark.parametrize("secret", [None, "", "wrong"])
+def test_missing_or_wrong_secret_is_refused(client, store, secret):
+    assert post(client, payload(), secret=secret).status_code == 401
+    assert not WebhookEvent.objects.exists()
+
+
+def test_unknown_or_uninstalled_store_is_refused_like_a_bad_secret(client, store):
+    assert post(client, payload(producer="stores/nope")).status_code == 401
+    store.is_installed = False
+    store.save()
+    assert post(client, payload()).status_code == 401
+
+
+@pytest.mark.parametrize("body", [
+    b"not json", b"[]", json.dumps({"scope": "store/customer/updated"}),
+    json.dumps(payload(producer="apps/x")), json.dumps({**payload(), "data": {"type": "customer"}}),
+    json.dumps({**payload(), "created_at": "soon"}),
+])
+def test_malformed_payloads_get_400(client, store, body):
+    assert post(client, body).status_code == 400
+
+
+def test_oversized_body_gets_413(client, store):
+    big = payload(padding="x" * 70_000)
+    assert post(client, big).status_code == 413
+
+
+def test_only_post_is_allowed(client, store):
+    assert client.get(URL).status_code == 405
+
+
+def test_scopes_the_bridge_does_not_process_are_stored_as_ignored(client, store):
+    assert post(client, payload(scope="store/customer/deleted")).status_code == 200
+    assert WebhookEvent.objects.get().status == WebhookEvent.Status.IGNORED
+    assert not SyncRun.objects.exists()
+
+
+def test_address_events_point_at_their_customer(client, store):
+    post(client, payload(scope="store/customer/address/updated", id=99, address={"customer_id": 7}))
+    assert WebhookEvent.objects.get().resource_id == 7

@@ -1,0 +1,387 @@
+"""The whole pipeline with BigCommerce and Ortto mocked at the HTTP level (`responses`).
+
+A small store (subscribers, customers, orders incl. guests) is synced; the exact Ortto calls are
+asserted, then reruns, crashes, throttling and auth failures.
+"""
+
+import json
+import re
+from datetime import timedelta
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+import responses
+from django.utils import timezone
+
+from sync import mapping
+from sync.models import Connection, OrderLedger, PersonLedger, SyncCursor, SyncEvent, SyncRun
+from sync.runs import sync_run_execute, sync_run_request
+from tests.factories import make_account, make_connection, make_store
+from tests.sync.test_engine_planning import FakeOrtto
+
+pytestmark = pytest.mark.django_db
+
+BC = "https://bc.test"
+ORTTO = "https://ortto.test/{region}"
+LONG_AGO = "2024-01-10T10:00:00Z"
+LONG_AGO_V2 = "Wed, 10 Jan 2024 10:00:00 +0000"
+
+
+def subscriber(id, email, consents, modified=LONG_AGO):
+    return {"id": id, "email": email, "first_name": email[0].upper(), "last_name": "S", "consents": consents,
+            "source": "storefront", "date_created": modified, "date_modified": modified}
+
+
+def customer(id, email, first, modified=LONG_AGO):
+    return {"id": id, "email": email, "first_name": first, "last_name": "C", "phone": "", "addresses": [],
+            "date_created": modified, "date_modified": modified}
+
+
+def order(id, email, *, customer_id=0, opt_in=False, total="10.00", status_id=11, modified=LONG_AGO_V2):
+    return {"id": id, "customer_id": customer_id, "status_id": status_id, "status": "Awaiting Fulfillment",
+            "total_inc_tax": total, "currency_code": "USD", "items_total": 1, "is_email_opt_in": opt_in,
+            "date_created": modified, "date_modified": modified,
+            "billing_address": {"first_name": "B", "last_name": "Buyer", "email": email, "country": "Canada"}}
+
+
+class FakeBigCommerce:
+    """Serves subscribers (page-based), customers (cursor), orders (min_id, 204) like BigCommerce."""
+
+    def __init__(self, rsps, store_hash, *, subscribers=(), customers=(), orders=()):
+        self.subscribers, self.customers, self.orders = list(subscribers), list(customers), list(orders)
+        self.fail_next = []  # statuses to answer before serving normally
+        self.requests = []
+        base = re.escape(f"{BC}/stores/{store_hash}")
+        rsps.add_callback(responses.GET, re.compile(base + r"/v3/customers/subscribers.*"), self.on_subscribers)
+        rsps.add_callback(responses.GET, re.compile(base + r"/v3/customers(\?.*)?$"), self.on_customers)
+        rsps.add_callback(responses.GET, re.compile(base + r"/v2/orders/count.*"), self.on_orders_count)
+        rsps.add_callback(responses.GET, re.compile(base + r"/v2/orders/\d+$"), self.on_order)
+        rsps.add_callback(responses.GET, re.compile(base + r"/v2/orders(\?.*)?$"), self.on_orders)
+
+    def _fault(self):
+        if self.fail_next:
+            status = self.fail_next.pop(0)
+            return (status, {"X-Rate-Limit-Time-Reset-Ms": "1"}, json.dumps({"title": "fault"}))
+        return None
+
+    @staticmethod
+    def _query(request):
+        return {k: v[0] for k, v in parse_qs(urlparse(request.url).query).items()}
+
+    @staticmethod
+    def _filter(items, query, key, date_key):
+        if query.get(key):
+            since = mapping.parse_bc_datetime(query[key])
+            items = [i for i in items if mapping.parse_bc_datetime(i["date_modified"]) >= since]
+        if query.get("id:in"):
+            wanted = {int(x) for x in query["id:in"].split(",")}
+            items = [i for i in items if i["id"] in wanted]
+        return items
+
+    def on_subscribers(self, request):
+        self.requests.append(request.url)
+        if fault := self._fault():
+            return fault
+        q = self._query(request)
+        items = self._filter(self.subscribers, q, "date_modified:min", "date_modified")
+        page, limit = int(q.get("page", 1)), int(q.get("limit", 50))
+        pages = max(1, -(-len(items) // limit))
+        data = items[(page - 1) * limit: page * limit]
+        meta = {"pagination": {"total": len(items), "count": len(data), "per_page": limit, "current_page": page,
+                               "total_pages": pages}}
+        return (200, {}, json.dumps({"data": data, "meta": meta}))
+
+    def on_customers(self, request):
+        self.requests.append(request.url)
+        if fault := self._fault():
+            return fault
+        q = self._query(request)
+        items = sorted(self._filter(self.customers, q, "date_modified:min", "date_modified"),
+                       key=lambda c: (c["date_modified"], c["id"]))
+        start, limit = int(q.get("after", 0)), int(q.get("limit", 50))
+        data = items[start: start + limit]
+        more = start + limit < len(items)
+        meta = {"pagination": {"total": len(items)},
+                "cursor_pagination": {"end_cursor": str(start + limit), "links": {"next": "?after=x"} if more else {}}}
+        return (200, {}, json.dumps({"data": data, "meta": meta}))
+
+    def _orders(self, q):
+        items = sorted(self.orders, key=lambda o: o["id"])
+        if q.get("min_date_modified"):
+            since = mapping.parse_bc_datetime(q["min_date_modified"])
+            items = [o for o in items if mapping.parse_bc_datetime(o["date_modified"]) >= since]
+        return items
+
+    def on_orders(self, request):
+        self.requests.append(request.url)
+        if fault := self._fault():
+            return fault
+        q = self._query(request)
+        items = [o for o in self._orders(q) if o["id"] >= int(q.get("min_id", 0))][: int(q.get("limit", 50))]
+        return (200, {}, json.dumps(items)) if items else (204, {}, "")
+
+    def on_orders_count(self, request):
+        return (200, {}, json.dumps({"count": len(self._orders(self._query(request)))}))
+
+    def on_order(self, request):
+        order_id = int(urlparse(request.url).path.rsplit("/", 1)[1])
+        found = [o for o in self.orders if o["id"] == order_id]
+        return (200, {}, json.dumps(found[0])) if found else (404, {}, "[]")
+
+
+class HttpOrtto(FakeOrtto):
+    """FakeOrtto behind Ortto's HTTP shapes; activities are de-duplicated on their key."""
+
+    def __init__(self, rsps, people=None):
+        super().__init__(people)
+        self.fail_next = []  # (status, body) to answer before serving normally
+        self.raise_on_call = None  # number of the merge call that blows up (a simulated crash)
+        self.merge_count = 0
+        self.schema_calls = []
+        base = re.escape(ORTTO.format(region="default"))
+        rsps.add_callback(responses.POST, re.compile(base + r"/v1/person/merge"), self.on_merge)
+        rsps.add_callback(responses.POST, re.compile(base + r"/v1/activities/create"), self.on_activities)
+        rsps.add_callback(responses.POST, re.compile(base + r"/v1/person/custom-field/create"), self.on_field)
+        rsps.add_callback(responses.POST, re.compile(base + r"/v1/definitions/activity/create"), self.on_definition)
+
+    def _fault(self):
+        if self.fail_next:
+            status, body = self.fail_next.pop(0)
+            return (status, {}, json.dumps(body))
+        return None
+
+    def on_merge(self, request):
+        if fault := self._fault():
+            return fault
+        self.merge_count += 1
+        if self.raise_on_call == self.merge_count:
+            raise RuntimeError("worker killed")
+        body = json.loads(request.body)
+        bad = [p for p in body["people"] if "@" not in p["fields"]["str::email"]]
+        if bad:
+            return (400, {}, json.dumps({"code": 400, "error": "No valid contacts provided",
+                                         "details": [{"status": "invalid", "error": "bad email"}]}))
+        return (200, {}, json.dumps({"people": self.merge_people(body["people"],
+                                                                 merge_strategy=body["merge_strategy"])}))
+
+    def on_activities(self, request):
+        if fault := self._fault():
+            return fault
+        body = json.loads(request.body)
+        keys = {a.get("key") for a in self.activities}
+        self.activities += [a for a in body["activities"] if a.get("key") not in keys]
+        return (200, {}, json.dumps({"activities": [{"status": "ingested"} for _ in body["activities"]]}))
+
+    def on_field(self, request):
+        body = json.loads(request.body)
+        self.schema_calls.append(("field", body))
+        prefix = {"integer": "int", "decimal": "int", "date": "dtz", "text": "str"}[body["type"]]
+        return (200, {}, json.dumps({"field_id": f"{prefix}:cm:" + body["name"].lower().replace(" ", "-")}))
+
+    def on_definition(self, request):
+        self.schema_calls.append(("activity", json.loads(request.body)))
+        return (409, {}, json.dumps({"error": "exists"}))
+
+
+@pytest.fixture
+def env(settings):
+    settings.BIGCOMMERCE_API_URL = BC
+    settings.ORTTO_API_URL = ORTTO
+    settings.SYNC_STALL_SECONDS = 120
+    store = make_store("abc123", name="Acme")
+    connection = make_connection(store, make_account(api_key="key-1"), merge_strategy=1)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        bc = FakeBigCommerce(
+            rsps, "abc123",
+            subscribers=[subscriber(1, "ann@x.io", ["marketing_newsletter"]), subscriber(2, "bob@x.io", [])],
+            customers=[customer(1, "ann@x.io", "Ann"), customer(2, "cat@x.io", "Cat")],
+            orders=[order(101, "ann@billing.io", customer_id=1, total="10.00"),
+                    order(102, "gus@x.io", opt_in=True, total="5.50"),
+                    order(103, "hal@x.io", total="2.25"), order(104, "cat@x.io", customer_id=2, status_id=0)],
+        )
+        # cat already exists in Ortto, subscribed; the bridge must not touch her permission.
+        ortto = HttpOrtto(rsps, {"cat@x.io": {"str::email": "cat@x.io", "bol::p": True, "str::first": "Catherine"}})
+        yield type("Env", (), {"store": store, "connection": connection, "bc": bc, "ortto": ortto, "rsps": rsps})
+
+
+def run_once(store, kind=SyncRun.Kind.INITIAL, **kwargs):
+    run, _ = sync_run_request(store=store, kind=kind)
+    return sync_run_execute(run_id=run.pk, **kwargs)
+
+
+def test_initial_sync_sends_exactly_the_calls_the_rules_allow(env):
+    run = run_once(env.store)
+    ortto = env.ortto
+
+    assert run.status == SyncRun.Status.SUCCEEDED, run.error_summary
+    # Schema first (the connection was not schema_ready): 4 fields + the activity definition (409 = exists).
+    assert [c[0] for c in ortto.schema_calls] == ["field"] * 4 + ["activity"]
+    merges = [(strategy, [p["fields"] for p in people]) for strategy, people in ortto.calls]
+    assert len(merges) == 5
+    # 1. subscribers: one creating merge (Append only), bol::p from the consent.
+    assert merges[0][0] == 1
+    assert [(f["str::email"], f["bol::p"]) for f in merges[0][1]] == [("ann@x.io", True), ("bob@x.io", False)]
+    assert merges[0][1][0]["str::s-ctx"] == "Opted in to the newsletter in Acme"
+    assert merges[0][1][1]["str::u-ctx"] == "Did not opt in to the newsletter at checkout in Acme"
+    # 2. customers: cat is new to the bridge -> creating merge (she exists in Ortto: untouched permission)
+    assert merges[1] == (1, [{"str::email": "cat@x.io", "str::first": "Cat", "str::last": "C",
+                              "int:cm:bigcommerce-customer-id": 2, "bol::p": False,
+                              "str::u-ctx": "Did not opt in to the newsletter at checkout in Acme"}])
+    # 3. ... and ann (known from the subscriber record) gets her customer fields without bol::p.
+    assert merges[2][0] == 1 and merges[2][1][0]["str::email"] == "ann@x.io" and "bol::p" not in merges[2][1][0]
+    # 4. orders: guests first, with the checkout opt-in; ann's order does not create anyone.
+    assert [(f["str::email"], f["bol::p"]) for f in merges[3][1]] == [("gus@x.io", True), ("hal@x.io", False)]
+    # 5. aggregates, strategy 2, bridge-owned fields only.
+    assert merges[4][0] == 2
+    assert {f["str::email"]: f["int:cm:bigcommerce-total-spent"] for f in merges[4][1]} == {
+        "ann@x.io": 10000, "gus@x.io": 5500, "hal@x.io": 2250}
+    assert all("bol::p" not in f for f in merges[4][1])
+
+    assert [a["key"] for a in ortto.activities] == ["bc:abc123:order:101", "bc:abc123:order:102", "bc:abc123:order:103"]
+    assert ortto.activities[0]["fields"] == {"str::email": "ann@x.io"}  # ann's account email, not billing
+    assert ortto.people["cat@x.io"]["bol::p"] is True
+    assert ortto.people["cat@x.io"]["str::first"] == "Catherine"
+    assert ortto.people["bob@x.io"]["bol::p"] is False and ortto.people["ann@x.io"]["bol::p"] is True
+
+    ledger = {row.email: row for row in PersonLedger.objects.filter(connection=env.connection)}
+    assert set(ledger) == {"ann@x.io", "bob@x.io", "cat@x.io", "gus@x.io", "hal@x.io"}
+    assert ledger["cat@x.io"].created_in_ortto is False and ledger["cat@x.io"].sent_permission is None
+    assert ledger["gus@x.io"].sent_permission is True and ledger["gus@x.io"].order_count == 1
+    assert ledger["ann@x.io"].bc_customer_id == 1 and ledger["ann@x.io"].store_opt_in is True
+    assert set(OrderLedger.objects.values_list("order_id", flat=True)) == {101, 102, 103}
+
+    run.refresh_from_db()
+    assert run.totals == {"subscribers": 2, "customers": 2, "orders": 4}
+    assert run.processed == run.total == 8 and run.progress_percent == 100
+    assert run.counters["orders"] == {"fetched": 4, "created": 3, "updated": 0, "unchanged": 1, "failed": 0}
+    assert run.counters["subscribers"]["created"] == 2
+    assert SyncCursor.objects.filter(store=env.store).count() == 3
+
+
+def test_rerun_with_nothing_changed_makes_no_ortto_call(env):
+    run_once(env.store)
+    calls, activities = len(env.ortto.calls), len(env.ortto.activities)
+    incremental = run_once(env.store, kind=SyncRun.Kind.INCREMENTAL)
+    full = run_once(env.store, kind=SyncRun.Kind.FULL)
+    assert incremental.status == full.status == SyncRun.Status.SUCCEEDED
+    assert len(env.ortto.calls) == calls and len(env.ortto.activities) == activities
+    assert full.counters["customers"]["unchanged"] == 2 and full.counters["orders"]["unchanged"] == 4
+
+
+def test_incremental_run_reads_from_the_cursor_with_overlap_and_applies_a_new_opt_out(env):
+    run_once(env.store)
+    cursor = SyncCursor.objects.get(store=env.store, resource="subscribers").modified_since
+    later = (timezone.now() + timedelta(minutes=5)).isoformat()
+    env.bc.subscribers[0] = subscriber(1, "ann@x.io", [], modified=later)
+    env.bc.requests.clear()
+    run_once(env.store, kind=SyncRun.Kind.INCREMENTAL)
+    first = [u for u in env.bc.requests if "subscribers" in u][0]
+    assert "date_modified%3Amin=" + (cursor - timedelta(seconds=60)).strftime("%Y-%m-%dT%H") in first
+    strategy, people = env.ortto.calls[-1]
+    assert strategy == 2 and people == [{"fields": {"str::email": "ann@x.io", "bol::p": False,
+                                                    "str::u-ctx": "Unsubscribed from the newsletter in Acme"}}]
+    assert env.ortto.people["ann@x.io"]["bol::p"] is False
+
+
+def test_overwrite_strategy_probes_then_overwrites_existing_people_without_permission(env):
+    Connection.objects.filter(pk=env.connection.pk).update(merge_strategy=2)
+    run_once(env.store)
+    strategies = [s for s, _ in env.ortto.calls]
+    assert strategies[:2] == [3, 3]  # subscribers, then customers probe: Ignore creates only new people
+    overwrite = [(s, p) for s, p in env.ortto.calls if s == 2 and p[0]["fields"]["str::email"] == "cat@x.io"]
+    assert overwrite and "bol::p" not in overwrite[0][1][0]["fields"]
+    assert env.ortto.people["cat@x.io"]["str::first"] == "Cat"
+    assert env.ortto.people["cat@x.io"]["bol::p"] is True
+
+
+def test_resume_after_a_crash_sends_no_person_or_order_twice(env, settings, monkeypatch):
+    monkeypatch.setattr("sync.runs.PAGE_LIMIT", 1)
+    env.ortto.raise_on_call = 4  # dies on the 4th merge: second customer page
+    run, _ = sync_run_request(store=env.store, kind=SyncRun.Kind.INITIAL)
+    with pytest.raises(RuntimeError):
+        sync_run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == SyncRun.Status.QUEUED and "worker killed" in run.error_summary
+    done_before = run.checkpoint["resources"]["subscribers"]["done"]
+    assert done_before and run.processed == 3
+
+    resumed = sync_run_execute(run_id=run.pk)
+    assert resumed.status == SyncRun.Status.SUCCEEDED
+    creating = [p["fields"]["str::email"] for _, people in env.ortto.calls for p in people if "bol::p" in p["fields"]]
+    assert len(creating) == len(set(creating))
+    keys = [a["key"] for a in env.ortto.activities]
+    assert sorted(keys) == sorted(set(keys)) and len(keys) == 3
+    assert OrderLedger.objects.count() == 3 and resumed.attempts == 2
+
+
+def test_a_killed_worker_is_taken_over_after_the_stall_time(env, settings):
+    run, _ = sync_run_request(store=env.store, kind=SyncRun.Kind.INITIAL)
+    SyncRun.objects.filter(pk=run.pk).update(status=SyncRun.Status.RUNNING, lease="dead",
+                                             heartbeat_at=timezone.now())
+    assert sync_run_execute(run_id=run.pk) is None  # still fresh: someone else owns it
+    SyncRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now() - timedelta(seconds=121))
+    taken = sync_run_execute(run_id=run.pk)
+    assert taken.status == SyncRun.Status.SUCCEEDED and taken.attempts == 1
+
+
+def test_throttling_and_server_errors_are_retried(env):
+    env.ortto.fail_next = [(429, {"error": {"code": "rate-limit", "try-in-seconds": 0}}), (503, {})]
+    env.bc.fail_next = [429]
+    run = run_once(env.store)
+    assert run.status == SyncRun.Status.SUCCEEDED
+    assert len(env.ortto.calls) == 5
+
+
+def test_ortto_401_marks_the_connection_for_reconnect(env):
+    env.ortto.fail_next = [(401, {"error": "bad key"})]
+    Connection.objects.filter(pk=env.connection.pk).update(schema_ready=True)
+    run = run_once(env.store)
+    assert run.status == SyncRun.Status.FAILED
+    assert "Reconnect the Ortto account" in run.error_summary
+    env.connection.refresh_from_db()
+    assert env.connection.state == Connection.State.NEEDS_RECONNECT and env.connection.state_reason
+
+
+def test_bigcommerce_401_fails_the_run_with_reinstall_advice(env):
+    env.bc.fail_next = [401]
+    run = run_once(env.store)
+    assert run.status == SyncRun.Status.FAILED
+    assert run.error_summary.startswith("The app's access to the store was revoked; reinstall")
+
+
+def test_a_refused_record_becomes_an_event_and_the_run_goes_on(env):
+    env.bc.subscribers.append(subscriber(3, "not-an-email", []))
+    run = run_once(env.store)
+    assert run.status == SyncRun.Status.PARTIAL
+    event = SyncEvent.objects.get(run=run)
+    assert event.email == "not-an-email" and "Ortto refused" in event.message
+    assert PersonLedger.objects.filter(email="ann@x.io").exists()
+    assert not PersonLedger.objects.filter(email="not-an-email").exists()
+
+
+def test_one_active_run_per_store(env):
+    first, created = sync_run_request(store=env.store, kind=SyncRun.Kind.INITIAL)
+    second, created_again = sync_run_request(store=env.store, kind=SyncRun.Kind.MANUAL)
+    assert created and not created_again and first.pk == second.pk
+    assert SyncRun.objects.filter(store=env.store).count() == 1
+
+
+def test_a_cancelled_run_stops_at_the_next_page(env, monkeypatch):
+    from sync.runs import sync_runs_cancel
+
+    monkeypatch.setattr("sync.runs.PAGE_LIMIT", 1)
+    run, _ = sync_run_request(store=env.store, kind=SyncRun.Kind.INITIAL)
+    sync_run_execute(run_id=run.pk, on_page=lambda r: sync_runs_cancel(store=env.store, reason="uninstalled"))
+    run.refresh_from_db()
+    assert run.status == SyncRun.Status.CANCELLED and run.processed == 1
+
+
+def test_slices_requeue_the_run(env, settings, django_capture_on_commit_callbacks):
+    settings.SYNC_TASK_SLICE_SECONDS = -1
+    run, _ = sync_run_request(store=env.store, kind=SyncRun.Kind.INITIAL)
+    with django_capture_on_commit_callbacks() as callbacks:
+        sync_run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == SyncRun.Status.QUEUED and len(callbacks) == 1
+    settings.SYNC_TASK_SLICE_SECONDS = 240
+    assert sync_run_execute(run_id=run.pk).status == SyncRun.Status.SUCCEEDED

@@ -1,0 +1,86 @@
+"""Ticks, the status selector, the foreground command and the schema service."""
+
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from stores.models import WebhookEvent
+from sync.models import Connection, SyncRun
+from sync.runs import connection_prepare, sync_run_request, sync_runs_cancel, sync_status
+from sync.tasks import incremental_tick, maintenance_tick
+from tests.factories import make_account, make_connection, make_store
+from tests.sync.test_engine_pipeline import env  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.django_db
+
+
+def test_incremental_tick_requests_one_run_per_connected_store(django_capture_on_commit_callbacks):
+    account = make_account()
+    active = make_store("aaa")
+    make_connection(active, account)
+    make_connection(make_store("bbb"), make_account(name="b"), state=Connection.State.NEEDS_RECONNECT)
+    make_connection(make_store("ccc", installed=False), make_account(name="c"))
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert incremental_tick() == 1
+        assert incremental_tick() == 0  # the active run absorbs the second tick
+    assert list(SyncRun.objects.values_list("store__store_hash", "kind")) == [("aaa", "incremental")]
+    assert len(callbacks) == 1
+
+
+def test_maintenance_resumes_quiet_runs_and_drains_webhooks(django_capture_on_commit_callbacks):
+    stalled_store, waiting_store = make_store("aaa"), make_store("bbb")
+    make_connection(stalled_store, make_account())
+    make_connection(waiting_store, make_account(name="b"))
+    stalled, _ = sync_run_request(store=stalled_store, kind=SyncRun.Kind.INITIAL)
+    SyncRun.objects.filter(pk=stalled.pk).update(status="running", heartbeat_at=timezone.now() - timedelta(hours=1))
+    WebhookEvent.objects.create(store=waiting_store, dedup_key="k", scope="store/order/created", resource="orders",
+                                resource_id=1, payload={}, bc_created_at=timezone.now())
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert maintenance_tick() == {"resumed": 1, "webhook_runs": 1}
+    assert SyncRun.objects.get(store=waiting_store).kind == SyncRun.Kind.WEBHOOK
+    assert len(callbacks) == 2
+
+
+def test_cancel_and_status_for_the_app_page():
+    store = make_store("aaa")
+    make_connection(store, make_account(business_name="Acme (US)"))
+    assert sync_status(store=store)["last_run"] is None
+    run, _ = sync_run_request(store=store, kind=SyncRun.Kind.INITIAL)
+    status = sync_status(store=store)
+    assert status["active_run"]["id"] == run.pk and status["active_run"]["progress_percent"] == 0
+    assert status["connection"]["account"] == "Acme (US)" and not status["connection"]["needs_reconnect"]
+    assert sync_runs_cancel(store=store, reason="The app was uninstalled") == 1
+    status = sync_status(store=store)
+    assert status["active_run"] is None
+    assert status["last_run"]["status"] == "cancelled" and status["last_run"]["error_summary"]
+
+
+def test_sync_store_command_runs_in_the_foreground(env):
+    out = StringIO()
+    call_command("sync_store", "abc123", "--full", stdout=out, stderr=StringIO())
+    text = out.getvalue()
+    assert "Succeeded" in text and "orders: fetched 4, created 3" in text
+    assert SyncRun.objects.get().kind == SyncRun.Kind.FULL
+
+
+def test_setup_schedules_is_idempotent():
+    from django_q.models import Schedule
+
+    call_command("setup_schedules", stdout=StringIO())
+    call_command("setup_schedules", stdout=StringIO())
+    assert Schedule.objects.filter(func="sync.tasks.incremental_tick").count() == 1
+    assert Schedule.objects.filter(func="sync.tasks.maintenance_tick").count() == 1
+
+
+def test_connection_prepare_creates_schema_and_webhooks(env):
+    import responses
+
+    env.rsps.add(responses.POST, "https://bc.test/stores/abc123/v3/hooks", json={"data": {"id": 5}})
+    connection_prepare(env.connection)
+    env.connection.refresh_from_db()
+    assert env.connection.schema_ready and env.connection.webhook_ids == [5, 5, 5]
+    assert env.connection.ortto_schema["activity_id"] == "act:cm:placed-order"
+    assert env.connection.ortto_schema["fields"]["total_spent"] == "int:cm:bigcommerce-total-spent"
