@@ -175,6 +175,10 @@ def connection_tracking_set(*, store: Store, enabled: bool, by: str) -> str:
     return tracking_disable(connection=connection, by=by)
 
 
+def _label(moment) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else ""
+
+
 def _run_summary(run: SyncRun | None) -> dict | None:
     if run is None:
         return None
@@ -186,6 +190,7 @@ def _run_summary(run: SyncRun | None) -> dict | None:
         "created_at": run.created_at.isoformat(),
         "started_at": run.started_at.isoformat() if run.started_at else None,
         "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "finished_label": _label(run.finished_at),
         "processed": run.processed,
         "total": run.total,
         "failed": run.failed,
@@ -225,6 +230,7 @@ def app_state(*, store: Store) -> dict:
             "connected_at": connection.connected_at.isoformat(),
             "tracking_enabled": connection.tracking_enabled,
             "tracking_changed_at": connection.tracking_changed_at.isoformat() if connection.tracking_changed_at else None,
+            "tracking_changed_label": _label(connection.tracking_changed_at),
             "tracking_changed_by": connection.tracking_changed_by,
             "tracking_available": bool(account.tracking_key),
         }
