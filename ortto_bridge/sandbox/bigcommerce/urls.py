@@ -1,1 +1,48 @@
-urlpatterns = []
+from django.urls import path
+
+from . import api_views, panel_views
+
+app_name = "sandbox_bigcommerce"
+
+api = "api/stores/<str:store_hash>/"
+manage = "store-<str:store_hash>/manage/"
+
+urlpatterns = [
+    # Store API (api.bigcommerce.com/stores/{hash}/...)
+    path(f"{api}v2/store", api_views.store_information, name="api_store"),
+    path(f"{api}v2/orders", api_views.orders, name="api_orders"),
+    path(f"{api}v2/orders/count", api_views.orders_count, name="api_orders_count"),
+    path(f"{api}v2/orders/<int:order_id>", api_views.order, name="api_order"),
+    path(f"{api}v3/customers", api_views.customers, name="api_customers"),
+    path(f"{api}v3/customers/subscribers", api_views.subscribers, name="api_subscribers"),
+    path(f"{api}v3/content/scripts", api_views.scripts, name="api_scripts"),
+    path(f"{api}v3/content/scripts/<uuid:script_uuid>", api_views.script, name="api_script"),
+    path(f"{api}v3/hooks", api_views.hooks, name="api_hooks"),
+    path(f"{api}v3/hooks/<int:hook_id>", api_views.hook, name="api_hook"),
+    # OAuth (login.bigcommerce.com)
+    path("login/oauth2/token", api_views.token, name="token"),
+    # Control endpoints for tests and benchmarks
+    path("control/<str:store_hash>/faults", api_views.control_faults, name="control_faults"),
+    path("control/<str:store_hash>/quota", api_views.control_quota, name="control_quota"),
+    # Control panel
+    path("", panel_views.store_picker, name="store_picker"),
+    path(manage, panel_views.dashboard, name="dashboard"),
+    path(f"{manage}switch-user/", panel_views.switch_user, name="switch_user"),
+    path(f"{manage}marketplace/", panel_views.marketplace, name="marketplace"),
+    path(f"{manage}marketplace/ortto-bridge/install/", panel_views.app_install, name="app_install"),
+    path(f"{manage}apps/", panel_views.my_apps, name="apps"),
+    path(f"{manage}apps/uninstall/", panel_views.app_uninstall, name="app_uninstall"),
+    path(f"{manage}app/<str:app_id>", panel_views.app_launch, name="app_launch"),
+    path(f"{manage}users/", panel_views.users, name="users"),
+    path(f"{manage}users/<int:user_id>/remove/", panel_views.user_remove, name="user_remove"),
+    path(f"{manage}customers/", panel_views.customers, name="customers"),
+    path(f"{manage}customers/<int:customer_id>/edit/", panel_views.customer_edit, name="customer_edit"),
+    path(f"{manage}customers/subscribers/", panel_views.subscribers, name="subscribers"),
+    path(f"{manage}orders/", panel_views.orders, name="orders"),
+    path(f"{manage}orders/<int:order_id>/status/", panel_views.order_status, name="order_status"),
+    path(f"{manage}settings/api/", panel_views.api_settings, name="api_settings"),
+    path(f"{manage}settings/webhooks/", panel_views.webhooks, name="webhooks"),
+    # Storefront
+    path("store-<str:store_hash>/storefront/", panel_views.storefront, name="storefront"),
+    path("store-<str:store_hash>/checkout/", panel_views.checkout, name="checkout"),
+]

@@ -1,0 +1,48 @@
+from django import forms
+
+from .models import Order
+
+
+class CustomerForm(forms.Form):
+    first_name = forms.CharField(max_length=100)
+    last_name = forms.CharField(max_length=100)
+    email = forms.EmailField(max_length=255)
+    newsletter = forms.BooleanField(required=False, label="Subscribed to the newsletter")
+
+
+class CheckoutForm(forms.Form):
+    customer_email = forms.EmailField(
+        required=False, label="Existing customer's email",
+        help_text="Leave empty to check out as a guest with the details below.",
+    )
+    email = forms.EmailField(required=False, label="Guest email")
+    first_name = forms.CharField(max_length=100, required=False)
+    last_name = forms.CharField(max_length=100, required=False)
+    items = forms.IntegerField(min_value=1, max_value=50, initial=1)
+    subtotal = forms.DecimalField(min_value=0, max_digits=10, decimal_places=2, initial="49.00")
+    subscribe = forms.BooleanField(required=False, label="Subscribe to our newsletter")
+
+    def clean(self):
+        data = super().clean()
+        if not data.get("customer_email") and not data.get("email"):
+            raise forms.ValidationError("Enter a customer's email or a guest email.")
+        return data
+
+
+class OrderStatusForm(forms.Form):
+    status_id = forms.TypedChoiceField(coerce=int, choices=sorted(Order.STATUSES.items()))
+
+
+class UserAddForm(forms.Form):
+    email = forms.EmailField()
+
+
+class ApiLimitsForm(forms.Form):
+    quota_requests = forms.IntegerField(min_value=0, label="Requests per window")
+    quota_window_ms = forms.IntegerField(min_value=1, label="Window (ms)")
+    fault_429_probability = forms.FloatField(min_value=0, max_value=1, label="P(429)")
+    fault_500_probability = forms.FloatField(min_value=0, max_value=1, label="P(500/502/503)")
+    fault_slow_probability = forms.FloatField(min_value=0, max_value=1, label="P(slow)")
+    fault_slow_seconds = forms.FloatField(min_value=0, max_value=60, label="Slow response (s)")
+    fail_next_count = forms.IntegerField(min_value=0, label="Fail the next N requests")
+    fail_next_status = forms.IntegerField(min_value=400, max_value=599, label="…with status")

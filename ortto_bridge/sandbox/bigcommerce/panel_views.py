@@ -1,0 +1,283 @@
+"""The emulated BigCommerce control panel and storefront (HTML). Views parse, call a service, render."""
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.db.models import Q
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.html import escape
+from django.utils.safestring import mark_safe
+from django.views.decorators.http import require_POST
+
+from . import limits, services
+from .forms import ApiLimitsForm, CheckoutForm, CustomerForm, OrderStatusForm, UserAddForm
+from .models import Customer, Hook, Order, SandboxStore, SandboxUser, Script, Subscriber, WebhookDelivery
+
+PAGE_SIZE = 50
+
+
+def _session_key(store: SandboxStore) -> str:
+    return f"sandbox_bc_user_{store.store_hash}"
+
+
+def _panel(request, store_hash: str) -> tuple[SandboxStore, SandboxUser | None]:
+    store = get_object_or_404(SandboxStore, store_hash=store_hash)
+    users = list(store.users.all())
+    chosen = request.session.get(_session_key(store))
+    user = next((u for u in users if u.bc_id == chosen), None) or next((u for u in users if u.is_owner), None)
+    return store, user
+
+
+def _render(request, template: str, store: SandboxStore, user, section: str, **context):
+    context.update(store=store, acting_user=user, users=store.users.all(), section=section,
+                   app_name=services.APP_NAME, app_id=settings.BIGCOMMERCE_APP_ID)
+    return render(request, f"sandbox/bigcommerce/{template}", context)
+
+
+def _owner_only(request, user) -> bool:
+    if user is None or not user.is_owner:
+        messages.error(request, "Only the store owner can install or uninstall apps.")
+        return False
+    return True
+
+
+def store_picker(request):
+    return render(request, "sandbox/bigcommerce/store_picker.html", {"stores": SandboxStore.objects.all()})
+
+
+def dashboard(request, store_hash):
+    store, user = _panel(request, store_hash)
+    counts = {
+        "customers": store.customers.count(),
+        "subscribers": store.subscribers.count(),
+        "orders": store.orders.count(),
+        "scripts": store.scripts.count(),
+    }
+    return _render(request, "dashboard.html", store, user, "dashboard", counts=counts,
+                   install=services.live_install(store))
+
+
+@require_POST
+def switch_user(request, store_hash):
+    store, _ = _panel(request, store_hash)
+    chosen = store.users.filter(bc_id=request.POST.get("user_id")).first()
+    if chosen:
+        request.session[_session_key(store)] = chosen.bc_id
+    return redirect(request.POST.get("next") or reverse("sandbox_bigcommerce:dashboard", args=[store.store_hash]))
+
+
+# --- apps -----------------------------------------------------------------------------------------
+
+def marketplace(request, store_hash):
+    store, user = _panel(request, store_hash)
+    return _render(request, "marketplace.html", store, user, "marketplace", install=services.live_install(store))
+
+
+def app_install(request, store_hash):
+    """GET: the scope confirmation page. POST (Confirm): issue a grant and show the app's auth callback."""
+    store, user = _panel(request, store_hash)
+    if request.method == "POST":
+        if not _owner_only(request, user):
+            return redirect("sandbox_bigcommerce:marketplace", store.store_hash)
+        if not request.POST.get("agree"):
+            messages.error(request, "Tick the box to accept the requested access.")
+            return redirect("sandbox_bigcommerce:app_install", store.store_hash)
+        install = services.app_install_grant(store=store, user=user)
+        return _render(request, "app_frame.html", store, user, "apps", title=f"Installing {services.APP_NAME}",
+                       frame_src=services.app_auth_callback_url(install=install))
+    return _render(request, "install_confirm.html", store, user, "marketplace",
+                   scopes=services.APP_SCOPES.split())
+
+
+def my_apps(request, store_hash):
+    store, user = _panel(request, store_hash)
+    return _render(request, "apps.html", store, user, "apps", install=services.live_install(store))
+
+
+def app_launch(request, store_hash, app_id):
+    store, user = _panel(request, store_hash)
+    if str(app_id) != str(settings.BIGCOMMERCE_APP_ID) or services.live_install(store) is None:
+        messages.error(request, f"{services.APP_NAME} is not installed on this store.")
+        return redirect("sandbox_bigcommerce:apps", store.store_hash)
+    return _render(request, "app_frame.html", store, user, "apps", title=services.APP_NAME,
+                   frame_src=services.app_load_url(store=store, user=user))
+
+
+@require_POST
+def app_uninstall(request, store_hash):
+    store, user = _panel(request, store_hash)
+    if _owner_only(request, user):
+        result = services.app_uninstall(store=store, user=user)
+        if result.ok:
+            messages.success(request, f"{services.APP_NAME} was uninstalled.")
+        else:
+            messages.warning(request, f"{services.APP_NAME} was uninstalled; its uninstall callback answered "
+                                      f"{result.status or result.error}.")
+    return redirect("sandbox_bigcommerce:apps", store.store_hash)
+
+
+# --- users ----------------------------------------------------------------------------------------
+
+def users(request, store_hash):
+    store, user = _panel(request, store_hash)
+    form = UserAddForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        services.user_add(store=store, email=form.cleaned_data["email"])
+        messages.success(request, f"Added {form.cleaned_data['email']}.")
+        return redirect("sandbox_bigcommerce:users", store.store_hash)
+    return _render(request, "users.html", store, user, "users", form=form)
+
+
+@require_POST
+def user_remove(request, store_hash, user_id):
+    store, user = _panel(request, store_hash)
+    target = get_object_or_404(SandboxUser, store=store, bc_id=user_id)
+    try:
+        result = services.user_remove(store=store, user=target)
+    except ValueError as exc:
+        messages.error(request, str(exc))
+    else:
+        note = f" The app's remove-user callback answered {result.status}." if result.status else ""
+        messages.success(request, f"Removed {target.email}.{note}")
+    return redirect("sandbox_bigcommerce:users", store.store_hash)
+
+
+# --- customers and orders -------------------------------------------------------------------------
+
+def customers(request, store_hash):
+    store, user = _panel(request, store_hash)
+    query = request.GET.get("q", "").strip()
+    queryset = Customer.objects.filter(store=store).order_by("-date_modified", "-bc_id")
+    if query:
+        queryset = queryset.filter(
+            Q(email__icontains=query) | Q(first_name__icontains=query) | Q(last_name__icontains=query)
+        )
+    page = Paginator(queryset, PAGE_SIZE).get_page(request.GET.get("page"))
+    subscribed = {
+        email for email, consents in Subscriber.objects.filter(
+            store=store, email__in=[c.email for c in page]).values_list("email", "consents")
+        if services.NEWSLETTER in consents
+    }
+    rows = [(c, c.email in subscribed) for c in page]
+    return _render(request, "customers.html", store, user, "customers", page=page, rows=rows, query=query)
+
+
+def customer_edit(request, store_hash, customer_id):
+    store, user = _panel(request, store_hash)
+    customer = get_object_or_404(Customer, store=store, bc_id=customer_id)
+    initial = {"first_name": customer.first_name, "last_name": customer.last_name, "email": customer.email,
+               "newsletter": services.customer_is_subscribed(customer)}
+    form = CustomerForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.customer_update(customer=customer, **form.cleaned_data)
+        except ValueError as exc:
+            form.add_error("email", str(exc))
+        else:
+            messages.success(request, f"Saved customer #{customer.bc_id}.")
+            return redirect("sandbox_bigcommerce:customers", store.store_hash)
+    return _render(request, "customer_edit.html", store, user, "customers", customer=customer, form=form)
+
+
+def subscribers(request, store_hash):
+    store, user = _panel(request, store_hash)
+    queryset = Subscriber.objects.filter(store=store).order_by("-date_modified", "-bc_id")
+    query = request.GET.get("q", "").strip()
+    if query:
+        queryset = queryset.filter(email__icontains=query)
+    page = Paginator(queryset, PAGE_SIZE).get_page(request.GET.get("page"))
+    return _render(request, "subscribers.html", store, user, "subscribers", page=page, query=query)
+
+
+def orders(request, store_hash):
+    store, user = _panel(request, store_hash)
+    queryset = Order.objects.filter(store=store).order_by("-bc_id")
+    page = Paginator(queryset, PAGE_SIZE).get_page(request.GET.get("page"))
+    return _render(request, "orders.html", store, user, "orders", page=page,
+                   statuses=sorted(Order.STATUSES.items()))
+
+
+@require_POST
+def order_status(request, store_hash, order_id):
+    store, _ = _panel(request, store_hash)
+    order = get_object_or_404(Order, store=store, bc_id=order_id)
+    form = OrderStatusForm(request.POST)
+    if form.is_valid():
+        services.order_status_set(order=order, status_id=form.cleaned_data["status_id"])
+        messages.success(request, f"Order #{order.bc_id} is now {order.status}.")
+    return redirect(request.POST.get("next") or reverse("sandbox_bigcommerce:orders", args=[store.store_hash]))
+
+
+# --- settings: API limits, faults, webhooks -------------------------------------------------------
+
+def api_settings(request, store_hash):
+    store, user = _panel(request, store_hash)
+    fields = ApiLimitsForm.base_fields
+    form = ApiLimitsForm(request.POST or None, initial={name: getattr(store, name) for name in fields})
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        limits.quota_set(store=store, requests=data["quota_requests"], window_ms=data["quota_window_ms"])
+        limits.faults_set(
+            store=store, error_429_probability=data["fault_429_probability"],
+            error_500_probability=data["fault_500_probability"], slow_probability=data["fault_slow_probability"],
+            slow_seconds=data["fault_slow_seconds"], fail_next_count=data["fail_next_count"],
+            fail_next_status=data["fail_next_status"],
+        )
+        messages.success(request, "Saved the API limits and faults.")
+        return redirect("sandbox_bigcommerce:api_settings", store.store_hash)
+    return _render(request, "api_settings.html", store, user, "api", form=form,
+                   quota=limits.quota_peek(store=store))
+
+
+def webhooks(request, store_hash):
+    store, user = _panel(request, store_hash)
+    return _render(request, "webhooks.html", store, user, "webhooks",
+                   hooks=Hook.objects.filter(store=store),
+                   deliveries=WebhookDelivery.objects.filter(store=store)[:50])
+
+
+# --- storefront -----------------------------------------------------------------------------------
+
+def storefront(request, store_hash):
+    store = get_object_or_404(SandboxStore, store_hash=store_hash)
+    scripts = list(Script.objects.filter(store=store, enabled=True,
+                                         visibility__in=["storefront", "all_pages"]))
+    # Scripts are the store's own content: BigCommerce puts them into the page verbatim.
+    tags = {"head": [], "footer": []}
+    for script in scripts:
+        tags[script.location].append(mark_safe(_script_tag(script)))
+    return render(request, "sandbox/bigcommerce/storefront.html",
+                  {"store": store, "scripts": scripts, "head_tags": tags["head"], "footer_tags": tags["footer"]})
+
+
+def _script_tag(script: Script) -> str:
+    if script.kind == "script_tag":
+        return script.html
+    attributes = f' src="{escape(script.src)}"'
+    if script.load_method in ("async", "defer"):
+        attributes += f" {script.load_method}"
+    if script.integrity_hashes:
+        attributes += f' integrity="{escape(" ".join(script.integrity_hashes))}" crossorigin="anonymous"'
+    return f"<script{attributes}></script>"
+
+
+def checkout(request, store_hash):
+    store = get_object_or_404(SandboxStore, store_hash=store_hash)
+    form = CheckoutForm(request.POST or None)
+    order = None
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        customer = None
+        if data["customer_email"]:
+            customer = Customer.objects.filter(store=store, email=data["customer_email"].lower()).first()
+            if customer is None:
+                form.add_error("customer_email", "No customer account has this email.")
+        if not form.errors:
+            order = services.checkout_order_place(
+                store=store, customer=customer, email=data["email"] or data["customer_email"],
+                first_name=data["first_name"] or "Guest", last_name=data["last_name"] or "Shopper",
+                items=data["items"], subtotal=data["subtotal"], subscribe=data["subscribe"],
+            )
+            form = CheckoutForm()
+    return render(request, "sandbox/bigcommerce/checkout.html", {"store": store, "form": form, "order": order})

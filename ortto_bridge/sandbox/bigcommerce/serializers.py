@@ -1,0 +1,271 @@
+"""BigCommerce's JSON shapes for the sandbox's records (v3: ISO-8601 dates; v2: RFC-2822, money as strings)."""
+
+from datetime import datetime, timezone as dt_timezone
+from decimal import Decimal
+from email.utils import format_datetime
+
+from django.conf import settings
+
+from .models import Customer, Hook, Order, SandboxStore, Script, Subscriber
+
+
+def iso(value: datetime) -> str:
+    return value.astimezone(dt_timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def rfc2822(value: datetime) -> str:
+    return format_datetime(value.astimezone(dt_timezone.utc).replace(microsecond=0))
+
+
+def money(value: Decimal) -> str:
+    return f"{Decimal(value):.4f}"
+
+
+def _address(customer: Customer, address: dict) -> dict:
+    return {
+        "id": address["id"],
+        "customer_id": customer.bc_id,
+        "first_name": address.get("first_name") or customer.first_name,
+        "last_name": address.get("last_name") or customer.last_name,
+        "company": address.get("company", ""),
+        "address1": address.get("address1", ""),
+        "address2": address.get("address2", ""),
+        "city": address.get("city", ""),
+        "state_or_province": address.get("state_or_province", ""),
+        "postal_code": address.get("postal_code", ""),
+        "country_code": address.get("country_code", ""),
+        "country": address.get("country", ""),
+        "phone": address.get("phone", ""),
+        "address_type": address.get("address_type", "residential"),
+    }
+
+
+def customer_json(customer: Customer, *, include: set[str] = frozenset()) -> dict:
+    data = {
+        "id": customer.bc_id,
+        "authentication": {"force_password_reset": False},
+        "company": customer.company,
+        "customer_group_id": customer.customer_group_id,
+        "email": customer.email,
+        "first_name": customer.first_name,
+        "last_name": customer.last_name,
+        "notes": customer.notes,
+        "phone": customer.phone,
+        "registration_ip_address": customer.registration_ip_address,
+        "tax_exempt_category": "",
+        "date_created": iso(customer.date_created),
+        "date_modified": iso(customer.date_modified),
+        "accepts_product_review_abandoned_cart_emails": customer.accepts_product_review_abandoned_cart_emails,
+        "origin_channel_id": 1,
+        "channel_ids": [1],
+        "address_count": len(customer.addresses),
+        "attribute_count": 0,
+    }
+    if "addresses" in include:
+        data["addresses"] = [_address(customer, a) for a in customer.addresses[:10]]
+    if "attributes" in include:
+        data["attributes"] = []
+    if "formfields" in include:
+        data["form_fields"] = []
+    if "storecredit" in include:
+        data["store_credit_amounts"] = [{"amount": 0}]
+    return data
+
+
+def subscriber_json(subscriber: Subscriber) -> dict:
+    return {
+        "id": subscriber.bc_id,
+        "email": subscriber.email,
+        "first_name": subscriber.first_name,
+        "last_name": subscriber.last_name,
+        "source": subscriber.source,
+        "order_id": subscriber.order_id,
+        "channel_id": subscriber.channel_id,
+        "consents": list(subscriber.consents),
+        "date_created": iso(subscriber.date_created),
+        "date_modified": iso(subscriber.date_modified),
+    }
+
+
+def _resource(store: SandboxStore, order_id: int, name: str) -> dict:
+    base = f"{settings.BIGCOMMERCE_API_URL}/stores/{store.store_hash}/v2"
+    return {"url": f"{base}/orders/{order_id}/{name}", "resource": f"/orders/{order_id}/{name}"}
+
+
+def order_json(order: Order, store: SandboxStore) -> dict:
+    billing = {
+        "first_name": "", "last_name": "", "company": "", "street_1": "", "street_2": "", "city": "",
+        "state": "", "zip": "", "country": "", "country_iso2": "", "phone": "", "email": "",
+        **order.billing_address,
+        "form_fields": [],
+    }
+    zero = money(Decimal(0))
+    subtotal_inc = order.subtotal_ex_tax + order.total_tax
+    return {
+        "id": order.bc_id,
+        "customer_id": order.customer_id,
+        "date_created": rfc2822(order.date_created),
+        "date_modified": rfc2822(order.date_modified),
+        "date_shipped": "",
+        "status_id": order.status_id,
+        "status": order.status,
+        "custom_status": order.status,
+        "subtotal_ex_tax": money(order.subtotal_ex_tax),
+        "subtotal_inc_tax": money(subtotal_inc),
+        "subtotal_tax": money(order.total_tax),
+        "base_shipping_cost": zero,
+        "shipping_cost_ex_tax": zero,
+        "shipping_cost_inc_tax": zero,
+        "shipping_cost_tax": zero,
+        "shipping_cost_tax_class_id": 0,
+        "base_handling_cost": zero,
+        "handling_cost_ex_tax": zero,
+        "handling_cost_inc_tax": zero,
+        "handling_cost_tax": zero,
+        "handling_cost_tax_class_id": 0,
+        "base_wrapping_cost": zero,
+        "wrapping_cost_ex_tax": zero,
+        "wrapping_cost_inc_tax": zero,
+        "wrapping_cost_tax": zero,
+        "wrapping_cost_tax_class_id": 0,
+        "total_ex_tax": money(order.subtotal_ex_tax),
+        "total_inc_tax": money(order.total_inc_tax),
+        "total_tax": money(order.total_tax),
+        "is_tax_inclusive_pricing": False,
+        "items_total": order.items_total,
+        "items_shipped": order.items_total if order.status_id in (2, 10) else 0,
+        "payment_method": order.payment_method,
+        "payment_provider_id": "",
+        "payment_status": "captured" if order.status_id not in (0, 6, 7) else "",
+        "refunded_amount": money(order.total_inc_tax) if order.status_id == 4 else zero,
+        "order_is_digital": False,
+        "store_credit_amount": zero,
+        "gift_certificate_amount": zero,
+        "ip_address": order.ip_address,
+        "ip_address_v6": "",
+        "geoip_country": billing["country"],
+        "geoip_country_iso2": billing["country_iso2"],
+        "currency_id": 1,
+        "currency_code": order.currency_code,
+        "currency_exchange_rate": "1.0000000000",
+        "default_currency_id": 1,
+        "default_currency_code": order.currency_code,
+        "store_default_currency_code": store.currency_code,
+        "store_default_to_transactional_exchange_rate": "1.0000000000",
+        "staff_notes": "",
+        "customer_message": "",
+        "discount_amount": zero,
+        "coupon_discount": zero,
+        "shipping_address_count": 1,
+        "is_deleted": False,
+        "ebay_order_id": "0",
+        "cart_id": "",
+        "billing_address": billing,
+        "is_email_opt_in": order.is_email_opt_in,
+        "order_source": "www",
+        "channel_id": 1,
+        "external_source": None,
+        "external_id": None,
+        "external_merchant_id": None,
+        "tax_provider_id": "BasicTaxProvider",
+        "customer_locale": "en",
+        "external_order_id": "",
+        "products": _resource(store, order.bc_id, "products"),
+        "shipping_addresses": _resource(store, order.bc_id, "shippingaddresses"),
+        "coupons": _resource(store, order.bc_id, "coupons"),
+    }
+
+
+def script_json(script: Script) -> dict:
+    return {
+        "uuid": str(script.uuid),
+        "name": script.name,
+        "description": script.description,
+        "html": script.html,
+        "src": script.src,
+        "auto_uninstall": script.auto_uninstall,
+        "load_method": script.load_method,
+        "location": script.location,
+        "visibility": script.visibility,
+        "kind": script.kind,
+        "api_client_id": script.api_client_id,
+        "consent_category": script.consent_category,
+        "enabled": script.enabled,
+        "channel_id": script.channel_id,
+        "integrity_hashes": list(script.integrity_hashes),
+        "date_created": iso(script.date_created),
+        "date_modified": iso(script.date_modified),
+    }
+
+
+def hook_json(hook: Hook, store: SandboxStore) -> dict:
+    return {
+        "id": hook.bc_id,
+        "client_id": hook.client_id,
+        "store_hash": store.store_hash,
+        "scope": hook.scope,
+        "destination": hook.destination,
+        "is_active": hook.is_active,
+        "headers": hook.headers,
+        "created_at": int(hook.created_at.timestamp()),
+        "updated_at": int(hook.updated_at.timestamp()),
+    }
+
+
+def store_json(store: SandboxStore) -> dict:
+    owner = store.users.filter(is_owner=True).first()
+    return {
+        "id": store.store_hash,
+        "store_id": store.numeric_id,
+        "domain": store.domain,
+        "secure_url": f"https://{store.domain}",
+        "control_panel_base_url": f"https://store-{store.store_hash}.mybigcommerce.com",
+        "status": "live",
+        "name": store.name,
+        "first_name": "",
+        "last_name": "",
+        "address": "",
+        "country": "United States",
+        "country_code": "US",
+        "phone": "",
+        "admin_email": owner.email if owner else "",
+        "order_email": owner.email if owner else "",
+        "favicon_url": "",
+        "timezone": {
+            "name": "Etc/UTC",
+            "raw_offset": 0,
+            "dst_offset": 0,
+            "date_format": {"display": "jS M Y", "export": "M jS Y", "extended_display": "M jS Y @ g:i A"},
+        },
+        "language": "en",
+        "currency": store.currency_code,
+        "currency_symbol": "$",
+        "decimal_separator": ".",
+        "thousands_separator": ",",
+        "decimal_places": 2,
+        "currency_symbol_location": "left",
+        "weight_units": "LBS",
+        "dimension_units": "Inches",
+        "dimension_decimal_places": "2",
+        "dimension_decimal_token": ".",
+        "dimension_thousands_token": ",",
+        "plan_name": "Plus",
+        "plan_level": "Plus",
+        "plan_is_trial": False,
+        "industry": "Outdoor",
+        "logo": [],
+        "is_price_entered_with_tax": False,
+        "default_site_id": 1,
+        "default_channel_id": 1,
+        "active_comparison_modules": [],
+        "features": {
+            "stencil_enabled": True,
+            "sitewidehttps_enabled": True,
+            "facebook_catalog_id": "",
+            "checkout_type": "optimized",
+            "wishlists_enabled": True,
+            "graphql_storefront_api_enabled": True,
+            "shopper_consent_tracking_enabled": False,
+            "multi_storefront_enabled": False,
+        },
+    }
