@@ -23,6 +23,7 @@ from django.db.models import Case, DateTimeField, F, PositiveIntegerField, Q, Va
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from stores.bigcommerce import BigCommerceError
 from stores.models import Store, WebhookEvent
 
 from . import engine, mapping
@@ -185,6 +186,8 @@ def _execute(run: SyncRun, *, log, sliced: bool, on_page) -> None:
     ortto = ortto_client(connection)
     if not connection.schema_ready:
         ortto_schema_ensure(connection, client=ortto)
+    if not connection.webhook_ids:
+        _webhooks_ensure(connection, log=log)
     ctx = engine.SyncContext(
         run=run, connection=connection, store=run.store, ortto=ortto,
         bigcommerce=bigcommerce_client(run.store),
@@ -212,6 +215,17 @@ def _execute(run: SyncRun, *, log, sliced: bool, on_page) -> None:
                 on_page(run)
 
     _complete(ctx, log=log)
+
+
+def _webhooks_ensure(connection: Connection, *, log) -> None:
+    """Register the store's webhooks on the first run of a connection. Not fatal: the scheduled sweep
+    catches every change a missing webhook would have announced."""
+    from .webhooks import webhooks_register
+
+    try:
+        webhooks_register(connection)
+    except BigCommerceError as exc:
+        log.warning("webhook registration failed (%s); relying on the scheduled sweep", exc.status)
 
 
 def _stop_reason(run: SyncRun) -> tuple[str, str] | None:

@@ -57,6 +57,8 @@ class FakeBigCommerce:
         rsps.add_callback(responses.GET, re.compile(base + r"/v2/orders/count.*"), self.on_orders_count)
         rsps.add_callback(responses.GET, re.compile(base + r"/v2/orders/\d+$"), self.on_order)
         rsps.add_callback(responses.GET, re.compile(base + r"/v2/orders(\?.*)?$"), self.on_orders)
+        self.hooks = []
+        rsps.add_callback(responses.POST, re.compile(base + r"/v3/hooks$"), self.on_hook_create)
 
     def _fault(self):
         if self.fail_next:
@@ -122,6 +124,11 @@ class FakeBigCommerce:
 
     def on_orders_count(self, request):
         return (200, {}, json.dumps({"count": len(self._orders(self._query(request)))}))
+
+    def on_hook_create(self, request):
+        hook = {**json.loads(request.body), "id": len(self.hooks) + 1, "is_active": True}
+        self.hooks.append(hook)
+        return (200, {}, json.dumps({"data": hook, "meta": {}}))
 
     def on_order(self, request):
         order_id = int(urlparse(request.url).path.rsplit("/", 1)[1])
@@ -214,6 +221,8 @@ def test_initial_sync_sends_exactly_the_calls_the_rules_allow(env):
     ortto = env.ortto
 
     assert run.status == SyncRun.Status.SUCCEEDED, run.error_summary
+    # The connection's first run registers the store's webhooks.
+    assert sorted(hook["scope"] for hook in env.bc.hooks) == ["store/customer/*", "store/order/*", "store/subscriber/*"]
     # Schema first (the connection was not schema_ready): 4 fields + the activity definition (409 = exists).
     assert [c[0] for c in ortto.schema_calls] == ["field"] * 4 + ["activity"]
     merges = [(strategy, [p["fields"] for p in people]) for strategy, people in ortto.calls]
