@@ -1,0 +1,396 @@
+"""The support admin: every page answers, support accounts can look and queue syncs but not edit,
+secrets never show, and the big lists cost a fixed number of queries."""
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
+from django.db import connection as db_connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from stores.models import Store, StoreUser, WebhookEvent
+from sync.models import Connection, OrttoAccount, SyncEvent, SyncRun
+from tests.factories import make_account, make_connection, make_store
+
+pytestmark = pytest.mark.django_db
+
+MARKUP_NAME = '<script>alert("x")</script> Acme & Co'
+
+
+# --- fixtures --------------------------------------------------------------------------------------
+
+def make_run(store, connection, *, kind=SyncRun.Kind.INCREMENTAL, status=SyncRun.Status.SUCCEEDED, ago=0,
+             people=10, failed=0, **fields):
+    created = timezone.now() - timedelta(minutes=ago)
+    run = SyncRun.objects.create(
+        store=store, connection=connection, kind=kind, status=status, people_synced=people, failed=failed,
+        processed=people + failed, total=people + failed,
+        counters={"customers": {"fetched": people, "created": people, "failed": failed},
+                  "orders": {"fetched": 3, "created": 3, "failed": 0}},
+        **fields,
+    )
+    finished = None if status in SyncRun.ACTIVE_STATUSES else created + timedelta(seconds=90)
+    SyncRun.objects.filter(pk=run.pk).update(created_at=created, started_at=created, finished_at=finished)
+    run.refresh_from_db()
+    return run
+
+
+@pytest.fixture
+def shop():
+    """A connected store with a history of runs, a failed record and a webhook delivery."""
+    store = make_store("abc123", name=MARKUP_NAME, webhook_secret="whsec-very-secret-value")
+    account = make_account(api_key="key-acme-us-secret-value")
+    connection = make_connection(store, account, merge_strategy=2)
+    Connection.objects.filter(pk=connection.pk).update(
+        tracking_enabled=True, tracking_changed_at=timezone.now(), tracking_changed_by="owner@acme.example"
+    )
+    make_run(store, connection, kind=SyncRun.Kind.INITIAL, ago=300, people=120)
+    make_run(store, connection, status=SyncRun.Status.FAILED, ago=200, people=0,
+             error_summary="Ortto answered 503 after retries")
+    partial = make_run(store, connection, status=SyncRun.Status.PARTIAL, ago=100, people=40, failed=2)
+    SyncEvent.objects.create(run=partial, resource="customers", bc_id=77, email="bad@shopper.example",
+                             message="Ortto rejected str::email: not a valid email <b>x</b>")
+    SyncEvent.objects.create(run=partial, level=SyncEvent.Level.WARNING, resource="orders", bc_id=9001,
+                             email="ok@shopper.example", message="Order without items")
+    WebhookEvent.objects.create(
+        store=store, dedup_key="d" * 64, scope="store/customer/updated", resource="customers", resource_id=77,
+        payload={"data": {"id": 77}}, bc_created_at=timezone.now(),
+    )
+    return store
+
+
+@pytest.fixture
+def stalled_run(shop):
+    connection = shop.connections.get()
+    run = make_run(shop, connection, status=SyncRun.Status.RUNNING, ago=30, people=5)
+    SyncRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now() - timedelta(minutes=20))
+    return run
+
+
+@pytest.fixture
+def support_user():
+    user = get_user_model().objects.create_user(username="support", email="support@bridge.example",
+                                                password="pw-support-123", is_staff=True)
+    user.groups.add(Group.objects.get(name="Support"))
+    return user
+
+
+@pytest.fixture
+def support_client(client, support_user):
+    client.force_login(support_user)
+    return client
+
+
+@pytest.fixture
+def queued_tasks(monkeypatch, django_capture_on_commit_callbacks):
+    """Record what would go to django-q2 instead of running it."""
+    calls = []
+    monkeypatch.setattr("django_q.tasks.async_task", lambda func, *args, **kwargs: calls.append((func, args)))
+    return calls
+
+
+def changelist(model):
+    return reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
+
+
+def change(obj):
+    return reverse(f"admin:{obj._meta.app_label}_{obj._meta.model_name}_change", args=[obj.pk])
+
+
+ADMIN_MODELS = [Store, WebhookEvent, OrttoAccount, Connection, SyncRun, SyncEvent]
+SEARCHES = {
+    Store: ["abc123", "Acme", "user1001@example.com"],
+    WebhookEvent: ["abc123", "customer", "77"],
+    OrttoAccount: ["acme", "Acme (US)"],
+    Connection: ["abc123", "Acme"],
+    SyncRun: ["abc123", "Acme", "1", "#1", "admin:support"],
+    SyncEvent: ["bad@shopper.example", "valid email", "abc123", "77"],
+}
+
+
+# --- smoke: every registered model, as superuser ------------------------------------------------------
+
+@pytest.mark.parametrize("model", ADMIN_MODELS, ids=lambda m: m.__name__)
+def test_changelist_search_filters_and_detail_answer(admin_client, shop, stalled_run, model):
+    response = admin_client.get(changelist(model))
+    assert response.status_code == 200
+    assert response.context["cl"].result_count >= 1
+
+    for term in SEARCHES[model]:
+        assert admin_client.get(changelist(model), {"q": term}).status_code == 200, term
+
+    specs = response.context["cl"].filter_specs
+    assert specs, "every list has filters"
+    for spec in specs:
+        for choice in spec.choices(response.context["cl"]):
+            filtered = admin_client.get(changelist(model) + choice["query_string"])
+            assert filtered.status_code == 200, (spec.title, choice["display"])
+
+    obj = model.objects.order_by("pk").first()
+    detail = admin_client.get(change(obj))
+    assert detail.status_code == 200
+
+
+def test_search_finds_a_person_s_failed_records_by_email(admin_client, shop):
+    response = admin_client.get(changelist(SyncEvent), {"q": "bad@shopper.example"})
+    assert [event.email for event in response.context["cl"].result_list] == ["bad@shopper.example"]
+    assert b"not a valid email &lt;b&gt;x&lt;/b&gt;" in response.content
+
+
+def test_date_hierarchy_and_store_filter_narrow_the_run_list(admin_client, shop):
+    other = make_store("zzz999", name="Other")
+    make_run(other, make_connection(other, make_account(name="other", business_name="Other")), people=1)
+    now = timezone.localtime()
+    response = admin_client.get(changelist(SyncRun), {"store": shop.pk, "created_at__year": now.year})
+    assert response.status_code == 200
+    assert {run.store_id for run in response.context["cl"].result_list} == {shop.pk}
+    # The drill-down comes from the first and last dates only, not from a DISTINCT over every run.
+    hierarchy = admin_client.get(changelist(SyncRun)).context["light_date_hierarchy"]
+    assert hierarchy["show"] and hierarchy["choices"]
+
+
+# --- what support sees --------------------------------------------------------------------------------
+
+def test_store_page_summarises_connection_runs_and_failures(support_client, shop, stalled_run):
+    response = support_client.get(change(shop))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Acme (US)" in html                                       # account business name
+    assert "Import and overwrite any records that exist" in html     # merge strategy
+    assert "owner@acme.example" in html                              # tracking changed by
+    assert "stalled" in html and f"Run #{stalled_run.pk}" in html    # a run is stuck right now
+    assert "bad@shopper.example" in html and "not a valid email" in html  # which records failed and why
+    assert "<svg" in html and 'class="failure-mark"' in html          # the chart, failures in red
+    for label in ("Sync now", "Resync failed records", "Full resync"):
+        assert label in html
+
+
+def test_store_name_with_markup_is_escaped_everywhere(admin_client, shop):
+    for url in (changelist(Store), change(shop), changelist(Connection)):
+        html = admin_client.get(url).content.decode()
+        assert '<script>alert("x")</script>' not in html, url
+    assert "&lt;script&gt;" in admin_client.get(change(shop)).content.decode()
+
+
+def test_secrets_are_never_shown_only_a_masked_hint(admin_client, shop):
+    account = OrttoAccount.objects.get()
+    pages = [admin_client.get(url).content.decode()
+             for url in (change(shop), changelist(Store), change(account), changelist(OrttoAccount))]
+    for html in pages:
+        for secret in ("tok-abc123", "whsec-very-secret-value", "key-acme-us-secret-value"):
+            assert secret not in html
+    assert "whs…lue" in pages[0] and "key…lue" in pages[2]
+    form = admin_client.get(change(shop)).context["adminform"].form
+    assert "access_token" not in form.fields and "webhook_secret" not in form.fields
+
+
+def test_stalled_runs_are_flagged_and_filterable(admin_client, shop, stalled_run):
+    response = admin_client.get(changelist(SyncRun))
+    assert b">stalled</span>" in response.content
+    stalled = admin_client.get(changelist(SyncRun), {"health": "stalled"})
+    assert [run.pk for run in stalled.context["cl"].result_list] == [stalled_run.pk]
+
+
+def test_a_healthy_running_run_is_not_stalled(admin_client, shop):
+    run = make_run(shop, shop.connections.get(), status=SyncRun.Status.RUNNING, ago=1)
+    SyncRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now())
+    response = admin_client.get(changelist(SyncRun), {"health": "stalled"})
+    assert list(response.context["cl"].result_list) == []
+
+
+def test_run_page_shows_only_the_latest_events_and_links_to_all(admin_client, shop):
+    run = make_run(shop, shop.connections.get(), status=SyncRun.Status.PARTIAL, failed=80)
+    SyncEvent.objects.bulk_create(
+        [SyncEvent(run=run, resource="customers", bc_id=i, email=f"p{i}@x.example", message=f"bad {i}")
+         for i in range(80)]
+    )
+    response = admin_client.get(change(run))
+    formset = response.context["inline_admin_formsets"][0].formset
+    assert len(formset.forms) == 50
+    assert f"run__id__exact={run.pk}".encode() in response.content
+
+
+# --- permissions ----------------------------------------------------------------------------------
+
+def test_support_group_is_view_only_plus_run_sync():
+    codenames = set(Group.objects.get(name="Support").permissions.values_list("codename", flat=True))
+    assert "run_sync" in codenames
+    assert {"view_store", "view_storeuser", "view_webhookevent", "view_orttoaccount", "view_connection",
+            "view_syncrun", "view_syncevent"} <= codenames
+    assert not any(code.startswith(("add_", "change_", "delete_")) for code in codenames)
+    assert Permission.objects.get(codename="run_sync").content_type.model_class() is SyncRun
+
+
+@pytest.mark.parametrize("model", ADMIN_MODELS, ids=lambda m: m.__name__)
+def test_support_can_view_but_not_add_change_or_delete(support_client, shop, model):
+    obj = model.objects.order_by("pk").first()
+    assert support_client.get(changelist(model)).status_code == 200
+    assert support_client.get(change(obj)).status_code == 200
+    opts = model._meta
+    add_url = reverse(f"admin:{opts.app_label}_{opts.model_name}_add")
+    delete_url = reverse(f"admin:{opts.app_label}_{opts.model_name}_delete", args=[obj.pk])
+    assert support_client.post(add_url, {}).status_code == 403
+    assert support_client.post(change(obj), {"name": "changed", "state": "disconnected"}).status_code == 403
+    assert support_client.post(delete_url, {"post": "yes"}).status_code == 403
+    assert model.objects.filter(pk=obj.pk).exists()
+    bulk_delete = support_client.post(changelist(model), {"action": "delete_selected", "_selected_action": [obj.pk],
+                                                          "post": "yes"})
+    assert model.objects.filter(pk=obj.pk).exists() and bulk_delete.status_code in (200, 302)
+
+
+def test_non_staff_user_is_sent_to_the_login_page(client, shop):
+    user = get_user_model().objects.create_user(username="shopper", password="pw-12345678")
+    client.force_login(user)
+    for url in (changelist(Store), change(shop), changelist(SyncRun)):
+        response = client.get(url)
+        assert response.status_code == 302 and response.url.startswith(reverse("admin:login"))
+
+
+def test_staff_without_run_sync_gets_no_actions_and_403_on_the_button(client, shop):
+    user = get_user_model().objects.create_user(username="viewer", password="pw-12345678", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="view_store"))
+    client.force_login(user)
+    response = client.get(change(shop))
+    assert response.status_code == 200 and b"Full resync" not in response.content
+    blocked = client.post(reverse("admin:stores_store_run_sync", args=[shop.pk]), {"kind": SyncRun.Kind.MANUAL})
+    assert blocked.status_code == 403
+    listing = client.get(changelist(Store))
+    assert b'value="sync_now"' not in listing.content
+
+
+def test_superuser_keeps_full_rights(admin_client, shop):
+    store_change = admin_client.get(change(shop))
+    assert store_change.context["has_change_permission"]
+    assert admin_client.get(reverse("admin:stores_store_delete", args=[shop.pk])).status_code == 200
+
+
+# --- the three actions, end to end -------------------------------------------------------------------
+
+@pytest.mark.parametrize("action,kind", [
+    ("sync_now", SyncRun.Kind.MANUAL),
+    ("resync_failed", SyncRun.Kind.RETRY_FAILED),
+    ("full_resync", SyncRun.Kind.FULL),
+])
+def test_support_runs_an_action_from_the_store_list(support_client, shop, queued_tasks,
+                                                    django_capture_on_commit_callbacks, action, kind):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = support_client.post(changelist(Store), {"action": action, "_selected_action": [shop.pk]},
+                                       follow=True)
+    run = SyncRun.objects.get(store=shop, status=SyncRun.Status.QUEUED)
+    assert run.kind == kind and run.requested_by == "admin:support"
+    assert queued_tasks == [("sync.tasks.run_sync", (run.pk,))]
+    text = " ".join(str(m) for m in response.context["messages"])
+    assert "queued for" in text and "abc123" in text
+
+
+def test_change_page_buttons_queue_a_run_then_say_one_is_already_active(support_client, shop, queued_tasks,
+                                                                       django_capture_on_commit_callbacks):
+    url = reverse("admin:stores_store_run_sync", args=[shop.pk])
+    with django_capture_on_commit_callbacks(execute=True):
+        first = support_client.post(url, {"kind": SyncRun.Kind.FULL})
+    assert first.status_code == 302 and first.url == change(shop)
+    assert SyncRun.objects.filter(store=shop, kind=SyncRun.Kind.FULL, status=SyncRun.Status.QUEUED).count() == 1
+
+    with django_capture_on_commit_callbacks(execute=True):
+        second = support_client.post(url, {"kind": SyncRun.Kind.MANUAL}, follow=True)
+    text = " ".join(str(m) for m in second.context["messages"])
+    assert "already active" in text
+    assert SyncRun.objects.filter(store=shop, status__in=SyncRun.ACTIVE_STATUSES).count() == 1
+    assert len(queued_tasks) == 1
+    assert support_client.get(url).status_code == 405
+
+
+def test_action_on_several_stores_reports_each_outcome(admin_client, shop, stalled_run, queued_tasks,
+                                                       django_capture_on_commit_callbacks):
+    fresh = make_store("fresh01", name="Fresh")
+    make_connection(fresh, make_account(name="fresh", business_name="Fresh"))
+    unconnected = make_store("lonely1", name="Lonely")
+    broken = make_store("broken1", name="Broken")
+    make_connection(broken, make_account(name="broken", business_name="Broken"),
+                    state=Connection.State.NEEDS_RECONNECT)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(
+            changelist(Store),
+            {"action": "sync_now", "_selected_action": [shop.pk, fresh.pk, unconnected.pk, broken.pk]}, follow=True,
+        )
+    text = " ".join(str(m) for m in response.context["messages"])
+    assert "already active for abc123" in text
+    assert "fresh01" in text and "queued for" in text
+    assert "lonely1 (not connected" in text and "broken1 (Ortto refused" in text
+    assert SyncRun.objects.filter(store=fresh, kind=SyncRun.Kind.MANUAL).count() == 1
+    assert not SyncRun.objects.filter(store__in=[unconnected, broken]).exists()
+    assert len(queued_tasks) == 1
+
+
+# --- query counts do not grow with rows ----------------------------------------------------------------
+
+def _populate(stores: int, runs_per_store: int):
+    start = Store.objects.count()
+    for index in range(start, start + stores):
+        store = make_store(f"bulk{index:03d}", name=f"Bulk {index}", owner_id=2000 + index)
+        connection = make_connection(store, make_account(name=f"acct{index}", business_name=f"Account {index}"))
+        SyncRun.objects.bulk_create([
+            SyncRun(store=store, connection=connection, kind=SyncRun.Kind.INCREMENTAL,
+                    status=SyncRun.Status.FAILED if n % 7 == 0 else SyncRun.Status.SUCCEEDED,
+                    people_synced=n, processed=n, failed=n % 3, counters={"customers": {"fetched": n}})
+            for n in range(runs_per_store)
+        ])
+        run = SyncRun.objects.filter(store=store).first()
+        SyncEvent.objects.bulk_create(
+            [SyncEvent(run=run, resource="customers", bc_id=n, email=f"e{n}@x.example", message="bad")
+             for n in range(5)]
+        )
+
+
+def _queries(client, url, params=None) -> int:
+    with CaptureQueriesContext(db_connection) as captured:
+        assert client.get(url, params or {}).status_code == 200
+    return len(captured)
+
+
+@pytest.mark.parametrize("url_name,params", [
+    ("admin:sync_syncrun_changelist", {}),
+    ("admin:sync_syncrun_changelist", {"status__exact": "failed"}),
+    ("admin:sync_syncrun_changelist", {"health": "problems", "q": "bulk001"}),
+    ("admin:sync_syncevent_changelist", {}),
+    ("admin:stores_store_changelist", {}),
+    ("admin:sync_connection_changelist", {}),
+])
+def test_lists_cost_the_same_queries_with_200_runs_as_with_a_few(support_client, django_assert_max_num_queries,
+                                                                  url_name, params):
+    url = reverse(url_name)
+    _populate(2, 3)
+    few = _queries(support_client, url, params)
+    _populate(10, 20)  # 200 more runs across 10 more stores
+    with django_assert_max_num_queries(14):
+        many = _queries(support_client, url, params)
+    assert many == few
+
+
+def test_store_page_cost_does_not_grow_with_its_runs(support_client, django_assert_max_num_queries):
+    _populate(1, 5)
+    store = Store.objects.get()
+    few = _queries(support_client, change(store))
+    connection = store.connections.get()
+    SyncRun.objects.bulk_create([SyncRun(store=store, connection=connection, kind=SyncRun.Kind.INCREMENTAL,
+                                         status=SyncRun.Status.SUCCEEDED, people_synced=n) for n in range(200)])
+    with django_assert_max_num_queries(16):
+        many = _queries(support_client, change(store))
+    assert many == few
+
+
+def test_run_page_cost_does_not_grow_with_its_events(support_client, shop, django_assert_max_num_queries):
+    run = SyncRun.objects.filter(store=shop).first()
+    few = _queries(support_client, change(run))
+    SyncEvent.objects.bulk_create([SyncEvent(run=run, resource="orders", bc_id=n, message="x") for n in range(300)])
+    with django_assert_max_num_queries(12):
+        assert _queries(support_client, change(run)) == few
+
+
+def test_store_users_are_an_inline_on_the_store(admin_client, shop):
+    StoreUser.objects.create(store=shop, bc_user_id=1002, email="staff@acme.example")
+    response = admin_client.get(change(shop))
+    assert b"staff@acme.example" in response.content
