@@ -24,8 +24,9 @@ def _user(email: str, password: str, **flags):
     return user
 
 
-def demo_seed(*, customers: int | None = None, orders: int | None = None, stdout=None) -> None:
-    """Idempotent: re-running keeps existing rows (use --reset on the command to start over)."""
+def demo_seed(*, customers: int | None = None, orders: int | None = None, reset: bool = False, stdout=None) -> None:
+    """Idempotent: a store that already has data keeps it (and the edits made in the demo) unless `reset`."""
+    from ortto_bridge.sandbox.bigcommerce.models import Customer
     from ortto_bridge.sandbox.bigcommerce.seed import seed_bigcommerce, seed_users
     from ortto_bridge.sandbox.ortto.seed import seed_ortto_instances
     from sync.connections import ortto_account_url
@@ -33,6 +34,10 @@ def demo_seed(*, customers: int | None = None, orders: int | None = None, stdout
 
     say = (lambda msg: stdout.write(msg)) if stdout else (lambda msg: None)
     for store_hash, name, n_customers, n_orders in STORES:
+        if not reset and customers is None and Customer.objects.filter(store__store_hash=store_hash).exists():
+            seed_users(store_hash=store_hash)
+            say(f"  sandbox BigCommerce store {store_hash} ({name}): kept (use --reset to start over)")
+            continue
         seeded = seed_bigcommerce(
             store_hash=store_hash, name=name,
             customers=customers if customers is not None and store_hash == "demo1234" else n_customers,

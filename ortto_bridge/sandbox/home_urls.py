@@ -1,3 +1,5 @@
 from django.urls import path
+from django.views.generic import RedirectView
 
-urlpatterns = []
+# In the sandbox the site's root opens the emulated BigCommerce control panel.
+urlpatterns = [path("", RedirectView.as_view(url="/sandbox/bigcommerce/", permanent=False))]
