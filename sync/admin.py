@@ -121,25 +121,18 @@ def changelist_url(model, **params) -> str:
     return f"{url}?{urlencode(params)}" if params else url
 
 
-def counters_table(counters: dict):
-    """Per-resource counters ({"customers": {"fetched": 3, ...}}) as a small HTML table."""
-    if not counters:
+def counters_table(run):
+    """A run's per-resource counters as a small HTML table, in a stable order."""
+    rows = run.counter_rows
+    if not rows:
         return "—"
-    keys = []
-    for values in counters.values():
-        for key in values if isinstance(values, dict) else ():
-            if key not in keys:
-                keys.append(key)
-    head = format_html_join("", "<th>{}</th>", ((key,) for key in keys))
-    rows = format_html_join(
+    head = format_html_join("", "<th>{}</th>", ((key,) for key in SyncRun.COUNTER_ORDER))
+    body = format_html_join(
         "", "<tr><th>{}</th>{}</tr>",
-        (
-            (resource, format_html_join("", "<td>{}</td>", ((values.get(key, "") if isinstance(values, dict) else "",)
-                                                            for key in keys)))
-            for resource, values in counters.items()
-        ),
+        ((resource, format_html_join("", "<td>{}</td>", ((values[key],) for key in SyncRun.COUNTER_ORDER)))
+         for resource, values in rows),
     )
-    return format_html('<table class="sync-counters"><tr><th></th>{}</tr>{}</table>', head, rows)
+    return format_html('<table class="sync-counters"><tr><th></th>{}</tr>{}</table>', head, body)
 
 
 def _is_changelist(request) -> bool:
@@ -510,7 +503,7 @@ class SyncRunAdmin(LogAdmin):
 
     @admin.display(description="Counters")
     def counters_display(self, run):
-        return counters_table(run.counters)
+        return counters_table(run)
 
     @admin.display(description="Events")
     def events_link(self, run):
@@ -611,7 +604,7 @@ def store_sync_panel(*, store: Store) -> dict:
         "active_stalled": bool(active and active.is_stalled),
         "last_finished": last_finished,
         "last_finished_badge": run_status_badge(last_finished) if last_finished else None,
-        "last_finished_counters": counters_table(last_finished.counters) if last_finished else None,
+        "last_finished_counters": counters_table(last_finished) if last_finished else None,
         "last_errors": last_errors,
         "chart": runs_chart_svg(chart_runs, run_url=lambda run: reverse("admin:sync_syncrun_change", args=[run.pk])),
         "chart_legend": legend_html(),

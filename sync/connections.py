@@ -196,7 +196,7 @@ def _run_summary(run: SyncRun | None) -> dict | None:
         "failed": run.failed,
         "people_synced": run.people_synced,
         "percent": run.progress_percent,
-        "counters": run.counters,
+        "counters": [{"resource": resource, **counts} for resource, counts in run.counter_rows],
         "error_summary": run.error_summary,
     }
 

@@ -151,6 +151,16 @@ class SyncRun(models.Model):
     def is_active(self) -> bool:
         return self.status in self.ACTIVE_STATUSES
 
+    RESOURCE_ORDER = ("subscribers", "customers", "orders")
+    COUNTER_ORDER = ("fetched", "created", "updated", "unchanged", "failed")
+
+    @property
+    def counter_rows(self) -> list[tuple[str, dict]]:
+        """Counters in a stable order (JSON columns do not keep key order on PostgreSQL)."""
+        counters = self.counters or {}
+        resources = [r for r in self.RESOURCE_ORDER if r in counters] + sorted(set(counters) - set(self.RESOURCE_ORDER))
+        return [(r, {k: counters[r].get(k, 0) for k in self.COUNTER_ORDER}) for r in resources]
+
     @property
     def progress_percent(self) -> int:
         if self.status in (self.Status.SUCCEEDED, self.Status.PARTIAL):

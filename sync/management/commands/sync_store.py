@@ -38,7 +38,7 @@ class Command(BaseCommand):
             raise CommandError(f"Run #{run.pk} is being executed by another worker.")
         result.refresh_from_db()
         self.stdout.write(f"Run #{result.pk}: {result.get_status_display()}")
-        for resource, counters in (result.counters or {}).items():
+        for resource, counters in result.counter_rows:
             parts = ", ".join(f"{k} {v}" for k, v in counters.items())
             self.stdout.write(f"  {resource}: {parts}")
         if result.error_summary:
