@@ -38,6 +38,7 @@ FULL_KINDS = (SyncRun.Kind.INITIAL, SyncRun.Kind.FULL)
 PAGE_LIMIT = 250
 WEBHOOK_CHUNK = 50
 WEBHOOK_EVENTS_PER_RUN = 2000
+RETRY_FAILED_LIMIT = 10_000
 # BigCommerce's date filters are inclusive and its clock is not ours: re-read the last minute.
 CURSOR_OVERLAP = timedelta(seconds=60)
 MAX_ATTEMPTS = 6
@@ -266,6 +267,22 @@ def _prepare(ctx: engine.SyncContext) -> None:
         totals = {r: len(v) for r, v in ids.items()}
         for resource in RESOURCES:
             resources[resource]["done"] = not ids[resource]
+    elif run.kind == SyncRun.Kind.RETRY_FAILED:
+        # Re-send only the records that failed on this connection and were not re-sent since; they go
+        # through the same by-id path as webhook events.
+        failed = list(
+            SyncEvent.objects.filter(run__connection=run.connection, level=SyncEvent.Level.ERROR, resolved=False,
+                                     bc_id__isnull=False)
+            .order_by("id").values_list("id", "resource", "bc_id")[:RETRY_FAILED_LIMIT]
+        )
+        ids = {r: [] for r in RESOURCES}
+        for _, resource, bc_id in failed:
+            if resource in ids and bc_id not in ids[resource]:
+                ids[resource].append(bc_id)
+        checkpoint["webhook"] = {"event_ids": [], "ids": ids, "sync_event_ids": [e[0] for e in failed]}
+        totals = {r: len(v) for r, v in ids.items()}
+        for resource in RESOURCES:
+            resources[resource]["done"] = not ids[resource]
     elif run.kind in FULL_KINDS:
         totals = {
             "subscribers": bc.subscribers_page(limit=1).total or 0,
@@ -406,9 +423,25 @@ def _complete(ctx: engine.SyncContext, *, log) -> None:
             WebhookEvent.objects.filter(pk__in=run.checkpoint["webhook"]["event_ids"]).update(
                 status=WebhookEvent.Status.PROCESSED, processed_at=now
             )
+            _failed_events_resolve(run)
         else:
             _cursors_advance(run)
         _finish(run, status, summary, log=log)
+
+
+def _failed_events_resolve(run: SyncRun) -> None:
+    """After a retry, the earlier errors whose record went through this time are marked resolved."""
+    retried = run.checkpoint["webhook"].get("sync_event_ids") or []
+    if not retried:
+        return
+    failed_again = set(
+        SyncEvent.objects.filter(run=run, level=SyncEvent.Level.ERROR, bc_id__isnull=False).values_list("resource", "bc_id")
+    )
+    resolved = [
+        pk for pk, resource, bc_id in SyncEvent.objects.filter(pk__in=retried).values_list("id", "resource", "bc_id")
+        if (resource, bc_id) not in failed_again
+    ]
+    SyncEvent.objects.filter(pk__in=resolved).update(resolved=True)
 
 
 def _cursors_advance(run: SyncRun) -> None:

@@ -368,6 +368,26 @@ def test_a_refused_record_becomes_an_event_and_the_run_goes_on(env):
     assert not PersonLedger.objects.filter(email="not-an-email").exists()
 
 
+def test_resync_failed_records_resends_only_those_and_resolves_them(env):
+    env.bc.subscribers.append(subscriber(3, "not-an-email", []))
+    first = run_once(env.store)
+    assert first.status == SyncRun.Status.PARTIAL
+    # The merchant fixes the address; support clicks "Resync failed records".
+    env.bc.subscribers[-1]["email"] = "dee@x.io"
+    env.bc.requests.clear()
+    retry = run_once(env.store, kind=SyncRun.Kind.RETRY_FAILED)
+    assert retry.status == SyncRun.Status.SUCCEEDED, retry.error_summary
+    assert retry.total == 1 and retry.processed == 1
+    fetched = [r for r in env.bc.requests if "subscribers" in r]
+    assert len(fetched) == 1 and ("id%3Ain=3" in fetched[0] or "id:in=3" in fetched[0])
+    assert not [r for r in env.bc.requests if "/v3/customers?" in r or "/v2/orders" in r]
+    assert PersonLedger.objects.filter(email="dee@x.io").exists()
+    assert SyncEvent.objects.get(run=first).resolved
+    # Nothing left to retry.
+    again = run_once(env.store, kind=SyncRun.Kind.RETRY_FAILED)
+    assert again.total == 0 and again.status == SyncRun.Status.SUCCEEDED
+
+
 def test_one_active_run_per_store(env):
     first, created = sync_run_request(store=env.store, kind=SyncRun.Kind.INITIAL)
     second, created_again = sync_run_request(store=env.store, kind=SyncRun.Kind.MANUAL)
