@@ -21,3 +21,15 @@ def sandbox_live(live_server, settings):
     settings.BIGCOMMERCE_FRAME_ANCESTORS = [url]
     settings.CSRF_TRUSTED_ORIGINS = [url]
     return url
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """The database cache rolls back with each test; Redis (CI's PostgreSQL pass) does not, so sign-in
+    lockouts and rate windows would leak from one test into the next."""
+    from django.conf import settings
+    from django.core.cache import cache
+
+    if settings.CACHES["default"]["BACKEND"].endswith("RedisCache"):
+        cache.clear()
+    yield
