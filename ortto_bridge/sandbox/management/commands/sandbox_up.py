@@ -32,7 +32,13 @@ class Command(BaseCommand):
             subprocess.Popen(manage + ["qcluster"], env=env),
         ]
         urls = demo.demo_urls()
-        time.sleep(1.5)
+        from ortto_bridge.sandbox.history import HISTORY_STORE, demo_history_seed
+
+        try:
+            result = demo_history_seed(base_url=settings.PUBLIC_URL)
+            self.stdout.write(f"Support demo history ({HISTORY_STORE} connected to Ortto): {result}")
+        except Exception as exc:  # the demo still runs without the history
+            self.stderr.write(f"Could not prepare the support demo history: {exc}")
         self.stdout.write(self.style.SUCCESS("\nOrtto Bridge sandbox is running. Open:"))
         self.stdout.write(f"  BigCommerce control panel (emulated):  {urls['control_panel']}")
         self.stdout.write(f"     → pick 'Acme Outdoor Co.', then Apps › Marketplace › Install, or My Apps › Launch")
