@@ -117,8 +117,13 @@ def test_tracking_toggle_installs_and_removes_the_storefront_script(page, sandbo
     frame = install_and_open(page, sandbox)
     tab = connect(page.context, frame, account="Acme Outdoor (EU)", strategy="Import and merge new records only")
     tab.close()
-    checkbox = frame.get_by_label(re.compile("Enable tracking"))
     frame.get_by_text("Connected to").wait_for()
+    # The app page must work where the browser blocks third-party cookies: drop every cookie and check
+    # that its requests carry none — the signed app context in a header is all it needs.
+    page.context.clear_cookies()
+    cookies_sent = []
+    page.context.on("request", lambda r: "/bigcommerce/app/" in r.url and cookies_sent.append(r.headers.get("cookie")))
+    checkbox = frame.get_by_label(re.compile("Enable tracking"))
     checkbox.check()
     frame.get_by_text("is installed on your storefront").wait_for()
     storefront = page.context.new_page()
@@ -129,3 +134,4 @@ def test_tracking_toggle_installs_and_removes_the_storefront_script(page, sandbo
     frame.get_by_text("Installs Ortto's tracking script").wait_for()
     storefront.reload()
     assert tracking_key not in storefront.content()
+    assert cookies_sent and not any(cookies_sent), "the app page's requests carried cookies"
