@@ -15,13 +15,17 @@ in one transaction together with the checkpoint.
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
 import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
+from django.conf import settings
 from django.utils import timezone
 
 from . import mapping
@@ -32,6 +36,7 @@ from .rules import LedgerState, Permission, latest_signal, permission_decision, 
 logger = logging.getLogger("sync.engine")
 
 BATCH_SIZE = 100  # Ortto: at most 100 people / activities per call
+DEFAULT_ORTTO_CONCURRENCY = 4  # Ortto calls of one planning round in flight at once
 OK_PERSON_STATUSES = {"created", "merged", "updated"}
 OK_ACTIVITY_STATUSES = {"ingested", "queued", "created", "merged", "updated"}
 
@@ -238,6 +243,9 @@ class SyncContext:
     log: logging.LoggerAdapter
     field_ids: dict
     activity_id: str
+    # Initial runs write the order aggregates once per buyer after the last order page
+    # (runs._aggregates_flush) instead of once per buyer per committed unit.
+    defer_aggregates: bool = False
 
     @property
     def store_name(self) -> str:
@@ -293,6 +301,55 @@ def create_activities_safely(ctx: SyncContext, activities: list[dict]) -> list[d
     return results
 
 
+def ortto_concurrency() -> int:
+    """How many Ortto calls of one planning round may be in flight at once (settings.ORTTO_CONCURRENCY)."""
+    return max(int(getattr(settings, "ORTTO_CONCURRENCY", DEFAULT_ORTTO_CONCURRENCY) or 1), 1)
+
+
+_pool_lock = threading.Lock()
+_pools: dict[int, ThreadPoolExecutor] = {}
+
+
+def _pool(size: int) -> ThreadPoolExecutor:
+    with _pool_lock:
+        pool = _pools.get(size)
+        if pool is None:
+            pool = _pools[size] = ThreadPoolExecutor(max_workers=size, thread_name_prefix="ortto")
+        return pool
+
+
+def send_all(send, ctx: SyncContext, payloads: list, emails_of=lambda payload: (),
+             group_of=lambda payload: None) -> list:
+    """send(ctx, payload) for every payload, up to ortto_concurrency() at once; results in input order.
+
+    The calls only do HTTP (no database). Payloads go out in waves of consecutive payloads of the same
+    group (e.g. a merge's purpose) that name no person twice, so calls of different kinds, and any two
+    calls about the same person, reach Ortto in their planned order.
+    """
+    size = ortto_concurrency()
+    if size == 1 or len(payloads) < 2:
+        return [send(ctx, payload) for payload in payloads]
+    waves: list[list[int]] = []
+    wave_group, wave_emails = object(), set()
+    for index, payload in enumerate(payloads):
+        emails, group = set(emails_of(payload)), group_of(payload)
+        if not waves or group != wave_group or wave_emails & emails:
+            waves.append([])
+            wave_group, wave_emails = group, set()
+        waves[-1].append(index)
+        wave_emails |= emails
+    results: list = [None] * len(payloads)
+    pool = _pool(size)
+    for wave in waves:
+        if len(wave) == 1:
+            results[wave[0]] = send(ctx, payloads[wave[0]])
+            continue
+        futures = [(index, pool.submit(contextvars.copy_context().run, send, ctx, payloads[index])) for index in wave]
+        for index, future in futures:
+            results[index] = future.result()
+    return results
+
+
 def _known(row: PersonLedger | None) -> KnownPerson | None:
     if row is None:
         return None
@@ -337,29 +394,11 @@ def people_sync(ctx: SyncContext, resource: str, people: list[PersonInput], work
 
     pending = plan_people(items, merge_strategy=strategy)
     while pending:
-        call = pending.pop(0)
-        results = merge_people_safely(ctx, call)
-        for email, result in zip(call.emails, results):
-            outcome = outcomes[email]
-            outcome.touched = True
-            error = _person_error(result)
-            if error:
-                outcome.errors.append(error)
-                if call.purpose in ("create", "permission", "repair"):
-                    outcome.permission_ok = False
-                if call.purpose in ("update", "overwrite"):
-                    outcome.fields_ok = False
-                if call.purpose == "create":
-                    outcome.ok = False
-                continue
-            outcome.person_id = result.get("person_id") or outcome.person_id
-            if call.purpose == "create":
-                outcome.status = result.get("status", "")
-            if call.purpose in ("permission", "repair"):
-                fields = call.people[call.emails.index(email)]["fields"]
-                outcome.sent_permission = fields.get("bol::p")
-        pending += plan_overwrite_existing(call, results, fields_by_email, merge_strategy=strategy)
-        pending += plan_repairs(call, results, states, store_name=ctx.store_name)
+        # One round: the planned calls, sent concurrently; their follow-ups form the next round.
+        round_calls, pending = pending, []
+        round_results = send_all(merge_people_safely, ctx, round_calls, lambda c: c.emails, lambda c: c.purpose)
+        for call, results in zip(round_calls, round_results):
+            _merge_outcomes(ctx, call, results, outcomes, fields_by_email, states, strategy, pending)
 
     for item in items:
         person, outcome = item.person, outcomes[item.person.email]
@@ -385,6 +424,32 @@ def people_sync(ctx: SyncContext, resource: str, people: list[PersonInput], work
             else:
                 work.counters.unchanged += 1
     return outcomes
+
+
+def _merge_outcomes(ctx, call: MergeCall, results: list[dict], outcomes, fields_by_email, states, strategy,
+                    pending: list) -> None:
+    """Record one merge call's per-person results; append the follow-up calls it needs to `pending`."""
+    for email, result in zip(call.emails, results):
+        outcome = outcomes[email]
+        outcome.touched = True
+        error = _person_error(result)
+        if error:
+            outcome.errors.append(error)
+            if call.purpose in ("create", "permission", "repair"):
+                outcome.permission_ok = False
+            if call.purpose in ("update", "overwrite"):
+                outcome.fields_ok = False
+            if call.purpose == "create":
+                outcome.ok = False
+            continue
+        outcome.person_id = result.get("person_id") or outcome.person_id
+        if call.purpose == "create":
+            outcome.status = result.get("status", "")
+        if call.purpose in ("permission", "repair"):
+            fields = call.people[call.emails.index(email)]["fields"]
+            outcome.sent_permission = fields.get("bol::p")
+    pending += plan_overwrite_existing(call, results, fields_by_email, merge_strategy=strategy)
+    pending += plan_repairs(call, results, states, store_name=ctx.store_name)
 
 
 def _ledger_apply(row: PersonLedger, item: PlanItem, outcome: _Outcome, *, now: datetime) -> None:
@@ -503,8 +568,9 @@ def orders_process(ctx: SyncContext, orders: list[dict]) -> PageWork:
 
     now = timezone.now()
     changed_emails = []
-    for batch_orders, batch in zip(chunks(sendable), chunks(activities)):
-        results = create_activities_safely(ctx, batch)
+    order_batches, activity_batches = list(chunks(sendable)), list(chunks(activities))
+    batch_results = send_all(create_activities_safely, ctx, activity_batches)
+    for batch_orders, results in zip(order_batches, batch_results):
         for order, result in zip(batch_orders, results):
             email = email_by_order[order["id"]]
             if result.get("error") or result.get("status") not in OK_ACTIVITY_STATUSES:
@@ -524,23 +590,30 @@ def orders_process(ctx: SyncContext, orders: list[dict]) -> PageWork:
             if email not in changed_emails:
                 changed_emails.append(email)
 
-    # Aggregates are bridge-owned fields: overwrite them (strategy 2), once per page per person.
-    rows = [(email, mapping.aggregate_fields(email=email, order_count=ledger[email].order_count,
-                                             total_spent=ledger[email].total_spent,
-                                             last_order_at=ledger[email].last_order_at, field_ids=ctx.field_ids))
-            for email in changed_emails]
-    states = {e: LedgerState(r.store_opt_in, r.store_opt_in_at) for e, r in ledger.items()}
-    pending = _calls("aggregates", MergeStrategy.OVERWRITE, rows)
-    while pending:
-        call = pending.pop(0)
-        results = merge_people_safely(ctx, call)
-        for email, result in zip(call.emails, results):
-            error = _person_error(result)
-            if error:
-                work.events.append(_event(ctx, resource="orders", email=email, level=SyncEvent.Level.WARNING,
-                                          message=f"Order totals not updated: {error}"))
-        pending += plan_repairs(call, results, states, store_name=ctx.store_name)
+    if not ctx.defer_aggregates:
+        # Aggregates are bridge-owned fields: overwrite them (strategy 2), once per unit per person.
+        aggregates_push(ctx, [ledger[email] for email in changed_emails], work)
     return work
+
+
+def aggregates_push(ctx: SyncContext, rows: list[PersonLedger], work: PageWork) -> None:
+    """Overwrite the order aggregates (count, total spent, last order) of these ledger rows in Ortto."""
+    fields = [(row.email, mapping.aggregate_fields(email=row.email, order_count=row.order_count,
+                                                   total_spent=row.total_spent, last_order_at=row.last_order_at,
+                                                   field_ids=ctx.field_ids))
+              for row in rows]
+    states = {row.email: LedgerState(row.store_opt_in, row.store_opt_in_at) for row in rows}
+    pending = _calls("aggregates", MergeStrategy.OVERWRITE, fields)
+    while pending:
+        round_calls, pending = pending, []
+        round_results = send_all(merge_people_safely, ctx, round_calls, lambda c: c.emails, lambda c: c.purpose)
+        for call, results in zip(round_calls, round_results):
+            for email, result in zip(call.emails, results):
+                error = _person_error(result)
+                if error:
+                    work.events.append(_event(ctx, resource="orders", email=email, level=SyncEvent.Level.WARNING,
+                                              message=f"Order totals not updated: {error}"))
+            pending += plan_repairs(call, results, states, store_name=ctx.store_name)
 
 
 RESOURCE_PROCESSORS = {

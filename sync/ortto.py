@@ -9,6 +9,7 @@ in log lines or exception messages.
 
 from __future__ import annotations
 
+import collections
 import http.cookiejar
 import logging
 import random
@@ -140,6 +141,53 @@ def session_factory() -> requests.Session:
     return session
 
 
+class RateGate:
+    """Client-side pacing for one Ortto account, shared by every thread of the process: at most `rate`
+    requests start in any sliding window of 1 s + `margin`. Ortto counts requests per window on its
+    side; the margin absorbs the jitter between our send and its count, so that a request sent at the
+    end of one of its windows and one sent early in the next never add up to more than `rate`.
+    Requests beyond the allowance wait instead of drawing a 429."""
+
+    def __init__(self, rate: int, *, margin: float = 0.05, clock=time.monotonic, sleep: Sleep = time.sleep):
+        self.rate = rate
+        self.window = 1.0 + margin
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._starts: collections.deque[float] = collections.deque()
+
+    def acquire(self) -> None:
+        while True:
+            with self._lock:
+                now = self._clock()
+                while self._starts and now - self._starts[0] >= self.window:
+                    self._starts.popleft()
+                if len(self._starts) < self.rate:
+                    self._starts.append(now)
+                    return
+                wait = self._starts[0] + self.window - now
+            self._sleep(max(wait, 0.001))
+
+
+DEFAULT_RATE_MARGIN_SECONDS = 0.05
+_gates_lock = threading.Lock()
+_gates: dict[tuple[str, int, float], RateGate] = {}
+
+
+def rate_gate(api_key: str) -> RateGate | None:
+    """The process-wide gate for an account, when settings.ORTTO_RATE_PER_SECOND (read now) is set."""
+    rate = int(getattr(settings, "ORTTO_RATE_PER_SECOND", 0) or 0)
+    if rate <= 0:
+        return None
+    margin = float(getattr(settings, "ORTTO_RATE_MARGIN_SECONDS", DEFAULT_RATE_MARGIN_SECONDS))
+    key = (api_key, rate, margin)
+    with _gates_lock:
+        gate = _gates.get(key)
+        if gate is None:
+            gate = _gates[key] = RateGate(rate, margin=margin)
+        return gate
+
+
 def _backoff_delay(attempt: int) -> float:
     ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * (2 ** (attempt - 1)))
     return ceiling / 2 + random.uniform(0, ceiling / 2)
@@ -220,11 +268,14 @@ class OrttoClient:
             "Accept": "application/json",
         }
         session = self._session or session_factory()
+        gate = rate_gate(self._api_key)
         slept = 0.0
         attempt = 0
         while True:
             attempt += 1
             failure: OrttoError
+            if gate is not None:
+                gate.acquire()
             try:
                 response = session.post(url, json=body, headers=headers, timeout=settings.HTTP_TIMEOUT_SECONDS)
             except (requests.Timeout, requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:

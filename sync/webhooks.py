@@ -175,7 +175,8 @@ def webhook_event_receive(*, body: bytes, secret: str | None) -> WebhookReceipt:
     delivery = delivery_parse(body)
     if delivery is None:
         return WebhookReceipt(400, "malformed")
-    store = Store.objects.filter(store_hash=delivery.store_hash, is_installed=True).first()
+    store = (Store.objects.filter(store_hash=delivery.store_hash, is_installed=True)
+             .only("pk", "store_hash", "webhook_secret", "is_installed").first())
     if store is None or not store.webhook_secret or not secret:
         return WebhookReceipt(401, "unauthorized")
     if not hmac.compare_digest(secret.encode(), store.webhook_secret.encode()):
@@ -194,7 +195,12 @@ def webhook_event_receive(*, body: bytes, secret: str | None) -> WebhookReceipt:
         return WebhookReceipt(200, "duplicate")
     if status == WebhookEvent.Status.IGNORED:
         return WebhookReceipt(200, "ignored", event.pk)
-    webhook_run_request(store=store)
+    # Coalescing, cheaply: during a burst a run is already active and absorbs this event (its end
+    # drains whatever is still pending), so one indexed EXISTS is all most deliveries cost.
+    from .models import SyncRun
+
+    if not SyncRun.objects.filter(store_id=store.pk, status__in=SyncRun.ACTIVE_STATUSES).exists():
+        webhook_run_request(store=store)
     return WebhookReceipt(200, "stored", event.pk)
 
 
