@@ -4,6 +4,7 @@ Views parse the request, call one service and render. The iframe never relies on
 carries an app-context token and its scripts send it in the X-App-Context header.
 """
 
+import functools
 import hashlib
 import json
 import logging
@@ -136,17 +137,28 @@ def remove_user_callback(request):
 # --- The app page's own endpoints (called from the iframe with X-App-Context) --------------------
 
 
-def _context_store(request):
-    """(store, ctx) for the X-App-Context header, or a JsonResponse refusing the request."""
-    try:
-        ctx = app_context_read(request.headers.get("X-App-Context") or request.POST.get("app_context"))
-        store = store_for_context(store_hash=ctx.store_hash, bc_user_id=ctx.bc_user_id)
-    except ContextTokenError as exc:
-        message = "Your session has expired. Reload the app." if str(exc) == "expired" else "Not signed in."
-        return None, None, JsonResponse({"error": message}, status=401)
-    except StoreUnavailable:
-        return None, None, JsonResponse({"error": "This store has uninstalled the app."}, status=404)
-    return store, ctx, None
+def app_context_required(view):
+    """Resolve the X-App-Context header to (store, ctx) or refuse with JSON; the view gets both.
+
+    The token is the CSRF defence for these endpoints: a cross-site form cannot set the header and an
+    attacker cannot obtain the token. Django's cookie-based CSRF would not work in an iframe whose
+    cookies the browser blocks, hence csrf_exempt.
+    """
+
+    @csrf_exempt
+    @functools.wraps(view)
+    def wrapper(request):
+        try:
+            ctx = app_context_read(request.headers.get("X-App-Context") or request.POST.get("app_context"))
+            store = store_for_context(store_hash=ctx.store_hash, bc_user_id=ctx.bc_user_id)
+        except ContextTokenError as exc:
+            message = "Your session has expired. Reload the app." if str(exc) == "expired" else "Not signed in."
+            return JsonResponse({"error": message}, status=401)
+        except StoreUnavailable:
+            return JsonResponse({"error": "This store has uninstalled the app."}, status=404)
+        return view(request, store, ctx)
+
+    return wrapper
 
 
 def _state_json(request, store, ctx, *, error: str = "", status: int = 200):
@@ -157,25 +169,16 @@ def _state_json(request, store, ctx, *, error: str = "", status: int = 200):
     return JsonResponse(state, status=status)
 
 
-# The X-App-Context token is the CSRF defence for these endpoints: a cross-site form cannot set the
-# header and an attacker cannot obtain the token. Django's cookie-based CSRF would not work in an
-# iframe whose cookies the browser blocks.
-@csrf_exempt
 @require_GET
-def app_status(request):
-    store, ctx, refusal = _context_store(request)
-    if refusal:
-        return refusal
+@app_context_required
+def app_status(request, store, ctx):
     return _state_json(request, store, ctx)
 
 
-@csrf_exempt
 @require_GET
-def app_panel(request):
+@app_context_required
+def app_panel(request, store, ctx):
     """The app page's panel, re-rendered for the poller (it swaps it in when the version changes)."""
-    store, ctx, refusal = _context_store(request)
-    if refusal:
-        return refusal
     context = _panel_context(request, store, ctx)
     context["error"] = request.GET.get("error", "")[:300]
     response = render(request, "stores/_panel.html", context)
@@ -184,32 +187,23 @@ def app_panel(request):
     return response
 
 
-@csrf_exempt
 @require_POST
-def app_tracking(request):
-    store, ctx, refusal = _context_store(request)
-    if refusal:
-        return refusal
+@app_context_required
+def app_tracking(request, store, ctx):
     enabled = request.POST.get("enabled") == "1"
     refused = sync_connections.connection_tracking_set(store=store, enabled=enabled, by=f"bc-user:{ctx.bc_user_id}")
     return _state_json(request, store, ctx, error=refused, status=400 if refused else 200)
 
 
-@csrf_exempt
 @require_POST
-def app_sync_now(request):
-    store, ctx, refusal = _context_store(request)
-    if refusal:
-        return refusal
+@app_context_required
+def app_sync_now(request, store, ctx):
     refused = sync_connections.connection_sync_now(store=store, requested_by=f"bc-user:{ctx.bc_user_id}")
     return _state_json(request, store, ctx, error=refused, status=409 if refused else 200)
 
 
-@csrf_exempt
 @require_POST
-def app_disconnect(request):
-    store, ctx, refusal = _context_store(request)
-    if refusal:
-        return refusal
+@app_context_required
+def app_disconnect(request, store, ctx):
     sync_connections.connection_disconnect(store=store, by=f"bc-user:{ctx.bc_user_id}")
     return _state_json(request, store, ctx)
