@@ -186,6 +186,12 @@ BIGCOMMERCE_FRAME_ANCESTORS = env.list(
     default=["https://*.bigcommerce.com", "https://*.mybigcommerce.com"] + ([PUBLIC_URL] if SANDBOX else []),
 )
 HTTP_TIMEOUT_SECONDS = env.float("HTTP_TIMEOUT_SECONDS", default=20.0)
+# Ortto's rate is per account and plan (10-60 requests/s): a client-side gate keeps every worker thread
+# of a process under it instead of drawing 429s (0 = off, rely on Ortto's 429 + try-in-seconds).
+ORTTO_RATE_PER_SECOND = env.int("ORTTO_RATE_PER_SECOND", default=0)
+ORTTO_RATE_MARGIN_SECONDS = env.float("ORTTO_RATE_MARGIN_SECONDS", default=0.05)
+# Ortto batches of one page sent in parallel (order-preserving per person).
+ORTTO_CONCURRENCY = env.int("ORTTO_CONCURRENCY", default=4)
 
 # --- Auth, sessions, CSRF -----------------------------------------------------------------------
 # The connect flow runs first-party in its own tab, so ordinary Lax cookies work there. The app page

@@ -1,0 +1,1 @@
+"""Benchmarks for the bridge (`make bench`): see benchmarks/run.py and BENCHMARKS.md."""

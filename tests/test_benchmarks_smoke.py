@@ -1,0 +1,34 @@
+"""The benchmark harness at a tiny size, for correctness only (not timed): separate emulator server and
+worker processes, quotas on, initial then incremental syncs, the admin tables, and BENCHMARKS.md written."""
+
+import math
+
+from benchmarks import run as bench
+
+
+def test_bench_harness_smoke(tmp_path):
+    out = tmp_path / "BENCHMARKS.md"
+    results = bench.main(["--quick", "--sizes", "300", "--only", "sync,admin", "--scale", "2",
+                          "--work", str(tmp_path), "--out", str(out), "--postgres", ""])
+    size = results["sizes"][0]
+    data = size["data"]
+    for mode in ("unthrottled", "throttled"):
+        run = size[mode]
+        assert run["status"] == "succeeded", run["summary"]
+        calls = run["requests"]["calls"]
+        # One page per 250 records per resource, plus the progress totals of a full run.
+        assert calls["bigcommerce GET v3/customers"] == math.ceil(data["customers"] / 250) + 1
+        assert calls["bigcommerce GET v3/customers/subscribers"] == math.ceil(data["subscribers"] / 250) + 1
+        assert run["ortto_stats"]["placed_order_activities"] == data["placed_orders"]
+        assert run["ortto_stats"]["people"] == (data["subscriber_people"] + data["customer_people"]
+                                                - data["customers_also_subscribers"]
+                                                + data["guest_people_new_in_orders"])
+    nothing = size["incremental_nothing"]["requests"]
+    assert nothing["by_api"].get("ortto", 0) == 0
+    assert all(nothing["calls"][f"bigcommerce GET {p}"] == 1
+               for p in ("v3/customers", "v3/customers/subscribers", "v2/orders"))
+    changed = size["incremental_changed"]
+    assert changed["requests"]["by_api"].get("ortto", 0) == math.ceil(changed["changed"] / 100)
+    assert results["admin"]["pages"]["run list"]["status"] == 200
+    text = out.read_text()
+    assert "## 1. Initial sync against the quota bound" in text and "## 5. Admin at scale" in text
