@@ -30,6 +30,7 @@ from stores.bigcommerce import BigCommerceError
 from stores.models import Store, WebhookEvent
 
 from . import engine, mapping
+from .connections import connection_live
 from .models import Connection, OrderLedger, PersonLedger, SyncCursor, SyncEvent, SyncRun
 from .queue import enqueue
 from .schema import ortto_client, ortto_schema_ensure, schema_activity_id, schema_field_ids
@@ -88,10 +89,6 @@ class RunNotPossible(Exception):
 # --- Requesting and cancelling ---------------------------------------------------------------------
 
 
-def connection_live(store: Store) -> Connection | None:
-    return Connection.objects.filter(store=store).exclude(state=Connection.State.DISCONNECTED).first()
-
-
 def sync_run_request(
     *, store: Store, kind: str, requested_by: str = "", enqueue_run: bool = True
 ) -> tuple[SyncRun, bool]:
@@ -101,7 +98,7 @@ def sync_run_request(
     active = SyncRun.objects.filter(store=store, status__in=SyncRun.ACTIVE_STATUSES).first()
     if active is not None:
         return active, False
-    connection = connection_live(store)
+    connection = connection_live(store=store)
     if connection is None:
         raise RunNotPossible(f"store {store.store_hash} has no live Ortto connection")
     try:
@@ -644,56 +641,6 @@ def _webhooks_followup(store_id: int) -> None:
     store = Store.objects.filter(pk=store_id, is_installed=True).first()
     if store and WebhookEvent.objects.filter(store=store, status=WebhookEvent.Status.PENDING).exists():
         webhook_run_request(store=store)
-
-
-# --- Selector for the app page ---------------------------------------------------------------------
-
-
-def _run_dict(run: SyncRun | None) -> dict | None:
-    if run is None:
-        return None
-    return {
-        "id": run.pk,
-        "kind": run.kind,
-        "kind_label": run.get_kind_display(),
-        "status": run.status,
-        "status_label": run.get_status_display(),
-        "created_at": run.created_at,
-        "started_at": run.started_at,
-        "finished_at": run.finished_at,
-        "heartbeat_at": run.heartbeat_at,
-        "counters": run.counters,
-        "totals": run.totals,
-        "processed": run.processed,
-        "total": run.total,
-        "failed": run.failed,
-        "people_synced": run.people_synced,
-        "progress_percent": run.progress_percent,
-        "error_summary": run.error_summary,
-    }
-
-
-def sync_status(*, store: Store) -> dict:
-    """What the app page shows: the connection's state, the active run and the last finished run."""
-    connection = connection_live(store)
-    runs = SyncRun.objects.filter(store=store)
-    active = runs.filter(status__in=SyncRun.ACTIVE_STATUSES).first()
-    last = runs.exclude(status__in=SyncRun.ACTIVE_STATUSES).order_by("-created_at").first()
-    return {
-        "connection": None if connection is None else {
-            "id": connection.pk,
-            "state": connection.state,
-            "state_label": connection.get_state_display(),
-            "state_reason": connection.state_reason,
-            "needs_reconnect": connection.state == Connection.State.NEEDS_RECONNECT,
-            "account": connection.account.business_name,
-            "account_url": connection.account.account_url,
-            "merge_strategy": connection.merge_strategy,
-        },
-        "active_run": _run_dict(active),
-        "last_run": _run_dict(last),
-        "pending_webhooks": WebhookEvent.objects.filter(store=store, status=WebhookEvent.Status.PENDING).count(),
-    }
 
 
 def connection_prepare(connection: Connection) -> None:

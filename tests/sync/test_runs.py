@@ -9,7 +9,8 @@ from django.utils import timezone
 
 from stores.models import WebhookEvent
 from sync.models import Connection, SyncRun
-from sync.runs import connection_prepare, sync_run_request, sync_runs_cancel, sync_status
+from sync.connections import app_state
+from sync.runs import connection_prepare, sync_run_request, sync_runs_cancel
 from sync.tasks import incremental_tick, maintenance_tick
 from tests.factories import make_account, make_connection, make_store
 from tests.sync.test_engine_pipeline import env  # noqa: F401  (fixture)
@@ -47,13 +48,13 @@ def test_maintenance_resumes_quiet_runs_and_drains_webhooks(django_capture_on_co
 def test_cancel_and_status_for_the_app_page():
     store = make_store("aaa")
     make_connection(store, make_account(business_name="Acme (US)"))
-    assert sync_status(store=store)["last_run"] is None
+    assert app_state(store=store)["last_run"] is None
     run, _ = sync_run_request(store=store, kind=SyncRun.Kind.INITIAL)
-    status = sync_status(store=store)
-    assert status["active_run"]["id"] == run.pk and status["active_run"]["progress_percent"] == 0
-    assert status["connection"]["account"] == "Acme (US)" and not status["connection"]["needs_reconnect"]
+    status = app_state(store=store)
+    assert status["active_run"]["id"] == run.pk and status["active_run"]["percent"] == 0
+    assert status["connection"]["business_name"] == "Acme (US)" and not status["connection"]["needs_reconnect"]
     assert sync_runs_cancel(store=store, reason="The app was uninstalled") == 1
-    status = sync_status(store=store)
+    status = app_state(store=store)
     assert status["active_run"] is None
     assert status["last_run"]["status"] == "cancelled" and status["last_run"]["error_summary"]
 
