@@ -1,10 +1,11 @@
-"""Shared fixtures. The suite runs with the sandbox mounted (SANDBOX=1) and django-q2 in sync mode
-unless a test starts real workers itself."""
+"""Shared fixtures. The suite runs with the sandbox mounted (SANDBOX=1, set by `make test`). Work handed to
+django-q2 goes to the real broker as in production and runs only where a test says so: with the
+`queued_work_runs_inline` fixture, the browser tests' `thread_worker`, or real `qcluster` processes
+(tests/reliability)."""
 
 import os
 
 os.environ.setdefault("SANDBOX", "1")
-os.environ.setdefault("Q_SYNC", "1")
 
 import pytest  # noqa: E402
 
@@ -21,6 +22,18 @@ def sandbox_live(live_server, settings):
     settings.BIGCOMMERCE_FRAME_ANCESTORS = [url]
     settings.CSRF_TRUSTED_ORIGINS = [url]
     return url
+
+
+@pytest.fixture
+def queued_work_runs_inline(monkeypatch):
+    """Queued django-q2 work runs at once in the thread that queued it (after its transaction commits)."""
+    from django.utils.module_loading import import_string
+
+    def async_task(func, *args, **kwargs):
+        (import_string(func) if isinstance(func, str) else func)(*args)
+        return "inline"
+
+    monkeypatch.setattr("django_q.tasks.async_task", async_task)
 
 
 @pytest.fixture(autouse=True)

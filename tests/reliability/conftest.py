@@ -172,7 +172,7 @@ def cluster_env(live_url: str, **extra) -> dict:
 def clusters(tmp_path, monkeypatch):
     """Factory: clusters(n, live_url, **env) starts n qclusters; all are stopped at teardown.
 
-    The test process itself enqueues to the real broker (Q_SYNC is on for the rest of the suite)."""
+    The test process itself enqueues to the real broker, as everywhere in the suite."""
     import django_q.conf
     from django_q.brokers import get_broker
 
