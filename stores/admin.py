@@ -15,7 +15,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from sync.admin import (
-    STATE_COLOURS, BigTableAdmin, ResourceFilter, StoreFilter, admin_link, badge, changelist_url, run_status_badge,
+    STATE_COLOURS, BigTableAdmin, ReadOnlyInline, ResourceFilter, StoreFilter, admin_link, badge, changelist_url, run_status_badge,
     store_ids_matching, store_sync_panel,
 )
 from sync.models import Connection, MergeStrategy, SyncRun
@@ -65,27 +65,15 @@ def request_runs(request, stores, kind: str) -> None:
         messages.error(request, f"{label} not queued for " + "; ".join(refused) + ".")
 
 
-class StoreUserInline(admin.TabularInline):
+class StoreUserInline(ReadOnlyInline):
     model = StoreUser
     fields = ("bc_user_id", "email", "is_owner", "is_active", "created_at", "last_seen_at")
     readonly_fields = fields
-    extra = 0
-    max_num = 0
-    can_delete = False
 
     def get_queryset(self, request):
         # Each row's label is str(user), which reads user.store.store_hash.
         return super().get_queryset(request).select_related("store").defer("store__access_token",
                                                                            "store__webhook_secret")
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class ConnectionStateFilter(admin.SimpleListFilter):

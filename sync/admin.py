@@ -406,16 +406,12 @@ class LatestEventsFormSet(BaseInlineFormSet):
         return self._latest
 
 
-class SyncEventInline(admin.TabularInline):
-    model = SyncEvent
-    formset = LatestEventsFormSet
-    fields = ("created_at", "level", "resource", "bc_id", "email", "message", "resolved")
-    readonly_fields = fields
+class ReadOnlyInline(admin.TabularInline):
+    """Rows shown for reading alongside their parent; nobody adds, edits or deletes them here."""
+
     extra = 0
     max_num = 0
     can_delete = False
-    show_change_link = True
-    verbose_name_plural = f"Latest {EVENTS_SHOWN} events"
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -425,6 +421,15 @@ class SyncEventInline(admin.TabularInline):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class SyncEventInline(ReadOnlyInline):
+    model = SyncEvent
+    formset = LatestEventsFormSet
+    fields = ("created_at", "level", "resource", "bc_id", "email", "message", "resolved")
+    readonly_fields = fields
+    show_change_link = True
+    verbose_name_plural = f"Latest {EVENTS_SHOWN} events"
 
 
 @admin.register(SyncRun)
