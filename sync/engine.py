@@ -20,7 +20,7 @@ import hashlib
 import json
 import logging
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -345,6 +345,9 @@ def send_all(send, ctx: SyncContext, payloads: list, emails_of=lambda payload: (
             results[wave[0]] = send(ctx, payloads[wave[0]])
             continue
         futures = [(index, pool.submit(contextvars.copy_context().run, send, ctx, payloads[index])) for index in wave]
+        # Let every call of the wave finish before one's error propagates, so no Ortto call outlives the
+        # page that made it (a stopped run must not leave requests in flight).
+        wait([future for _, future in futures])
         for index, future in futures:
             results[index] = future.result()
     return results
