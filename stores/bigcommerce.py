@@ -512,6 +512,7 @@ class BigCommerceClient:
         *,
         modified_since: datetime | None = None,
         min_id: int | None = None,
+        max_id: int | None = None,
         limit: int = DEFAULT_PAGE_LIMIT,
     ) -> Page:
         """One page of orders by ascending id; items are as BigCommerce sends them (RFC-2822 dates).
@@ -523,6 +524,8 @@ class BigCommerceClient:
             params["min_date_modified"] = format_filter_datetime(modified_since)
         if min_id is not None:
             params["min_id"] = min_id
+        if max_id is not None:
+            params["max_id"] = max_id
         payload = self._json("GET", "/v2/orders", params=params)
         return Page(items=list(payload or []))
 

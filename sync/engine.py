@@ -231,6 +231,9 @@ class PageWork:
     order_rows: list = field(default_factory=list)  # OrderLedger (new)
     events: list = field(default_factory=list)  # SyncEvent (unsaved, run set)
     people_synced: int = 0
+    # Records left for the next unit so that no Ortto batch goes out part-full mid-resource
+    # (runs.py hands them back with the next pages and keeps their ids in the checkpoint).
+    carry: list = field(default_factory=list)
 
 
 @dataclass
@@ -246,6 +249,8 @@ class SyncContext:
     # Initial runs write the order aggregates once per buyer after the last order page
     # (runs._aggregates_flush) instead of once per buyer per committed unit.
     defer_aggregates: bool = False
+    # resource -> (items, total, resource state): first pages read ahead by runs._prepare.
+    first_pages: dict = field(default_factory=dict)
 
     @property
     def store_name(self) -> str:
@@ -379,9 +384,26 @@ class _Outcome:
     errors: list = field(default_factory=list)
 
 
+def carry_tail(calls: list[MergeCall]) -> set[str]:
+    """The people of each creating or updating class whose last batch would go out part-full: they wait
+    for the next unit's people instead, so a resource costs ceil(people / 100) calls per class, not one
+    part-full call more per unit."""
+    last: dict[tuple[str, int], MergeCall] = {}
+    for call in calls:
+        if call.purpose in ("create", "update"):
+            last[(call.purpose, call.merge_strategy)] = call
+    return {email for call in last.values() if len(call.emails) < BATCH_SIZE for email in call.emails}
+
+
 def people_sync(ctx: SyncContext, resource: str, people: list[PersonInput], work: PageWork, *,
-                ledger: dict[str, PersonLedger] | None = None, update_fields: bool = True) -> dict[str, _Outcome]:
-    """Plan and send the merges for a page of people; record outcomes and ledger rows in `work`."""
+                ledger: dict[str, PersonLedger] | None = None, update_fields: bool = True,
+                carry: bool = False) -> dict[str, _Outcome]:
+    """Plan and send the merges for a page of people; record outcomes and ledger rows in `work`.
+
+    carry=True (a unit that is not the resource's last): people who would fill only a part of their
+    class's last batch are not sent (nothing is recorded for them); their emails are left in
+    `work.carry` for the caller to swap for the records they came from.
+    """
     now = timezone.now()
     people = fold_people(people)
     ledger = ledger if ledger is not None else ledger_load(ctx, [p.email for p in people])
@@ -391,6 +413,11 @@ def people_sync(ctx: SyncContext, resource: str, people: list[PersonInput], work
         for p in people
     ]
     strategy = ctx.connection.merge_strategy
+    if carry:
+        waiting = carry_tail(plan_people(items, merge_strategy=strategy))
+        if waiting:
+            items = [item for item in items if item.person.email not in waiting]
+            work.carry = sorted(waiting)
     fields_by_email = {item.person.email: item.person.fields for item in items}
     outcomes = {item.person.email: _Outcome() for item in items}
     states = {e: LedgerState(r.store_opt_in, r.store_opt_in_at) for e, r in ledger.items()}
@@ -488,22 +515,28 @@ def _ledger_apply(row: PersonLedger, item: PlanItem, outcome: _Outcome, *, now: 
 # --- Resources -----------------------------------------------------------------------------------
 
 
-def subscribers_process(ctx: SyncContext, subscribers: list[dict]) -> PageWork:
+def subscribers_process(ctx: SyncContext, subscribers: list[dict], *, carry: bool = False) -> PageWork:
     work = PageWork()
     work.counters.fetched = len(subscribers)
     people = [mapping.subscriber_to_person(s) for s in subscribers]
-    _count_missing_email(ctx, "subscribers", people, work)
-    people_sync(ctx, "subscribers", [p for p in people if p.email], work)
+    _people_process(ctx, "subscribers", subscribers, people, work, carry=carry)
     return work
 
 
-def customers_process(ctx: SyncContext, customers: list[dict]) -> PageWork:
+def customers_process(ctx: SyncContext, customers: list[dict], *, carry: bool = False) -> PageWork:
     work = PageWork()
     work.counters.fetched = len(customers)
     people = [mapping.customer_to_person(c, field_ids=ctx.field_ids) for c in customers]
-    _count_missing_email(ctx, "customers", people, work)
-    people_sync(ctx, "customers", [p for p in people if p.email], work)
+    _people_process(ctx, "customers", customers, people, work, carry=carry)
     return work
+
+
+def _people_process(ctx, resource, records: list[dict], people: list[PersonInput], work: PageWork, *, carry: bool):
+    _count_missing_email(ctx, resource, people, work)
+    people_sync(ctx, resource, [p for p in people if p.email], work, carry=carry)
+    if work.carry:
+        waiting = set(work.carry)
+        work.carry = [record for record, person in zip(records, people) if person.email in waiting]
 
 
 def _count_missing_email(ctx, resource, people, work):
@@ -514,9 +547,12 @@ def _count_missing_email(ctx, resource, people, work):
                                       message="No email address: not sent to Ortto."))
 
 
-def orders_process(ctx: SyncContext, orders: list[dict]) -> PageWork:
+def orders_process(ctx: SyncContext, orders: list[dict], *, carry: bool = False) -> PageWork:
     """Orders: first the people (guests and anyone the ledger does not know), then the activities,
-    then the customer aggregates — so an activity never creates a person with Ortto's defaults."""
+    then the customer aggregates — so an activity never creates a person with Ortto's defaults.
+
+    carry=True: the placed orders that would fill only part of the last batch of activities wait for
+    the next unit (`work.carry`)."""
     work = PageWork()
     work.counters.fetched = len(orders)
     connection = ctx.connection
@@ -526,6 +562,9 @@ def orders_process(ctx: SyncContext, orders: list[dict]) -> PageWork:
                    .values_list("order_id", flat=True))
     todo = [o for o in placed if o["id"] not in sent_ids]
     work.counters.unchanged += len(placed) - len(todo)
+    if carry and len(todo) % BATCH_SIZE:
+        work.carry = todo[len(todo) - len(todo) % BATCH_SIZE:]
+        todo = todo[:len(todo) - len(todo) % BATCH_SIZE]
     if not todo:
         return work
 

@@ -237,7 +237,10 @@ def _execute(run: SyncRun, *, log, sliced: bool, on_page) -> None:
             continue
         # BigCommerce pages are fetched ahead by a thread while this one sends the previous ones to
         # Ortto; units of _pages_per_unit() pages are processed and committed strictly in order.
-        with _PagePrefetch(ctx, resource, run.checkpoint) as pages:
+        # Records a unit left for the next one (engine: `carry`) travel in memory; the checkpoint keeps
+        # their ids, and a resumed run reads them again by id before its next page.
+        carried = _carried_refetch(ctx, resource, run.checkpoint["resources"][resource].get("carry") or [])
+        with _PagePrefetch(ctx, resource, run.checkpoint, first=ctx.first_pages.pop(resource, None)) as pages:
             while not run.checkpoint["resources"][resource]["done"]:
                 stop = _stop_reason(run)
                 if stop:
@@ -247,8 +250,15 @@ def _execute(run: SyncRun, *, log, sliced: bool, on_page) -> None:
                     _yield_slice(run, log=log)
                     return
                 items, page_total, checkpoint = pages.next_unit(_pages_per_unit())
+                checkpoint = copy.deepcopy(checkpoint)  # the prefetch thread still reads the one it made
+                state = checkpoint["resources"][resource]
                 processor = engine.RESOURCE_PROCESSORS[resource]
-                work = processor(ctx, items) if items else engine.PageWork()
+                batch = carried + items
+                may_carry = not state["done"] and "webhook" not in checkpoint
+                work = processor(ctx, batch, carry=may_carry) if batch else engine.PageWork()
+                work.counters.fetched = len(items)
+                carried = work.carry
+                state["carry"] = [int(record["id"]) for record in carried]
                 _commit_page(run, resource, work, checkpoint, page_total)
                 log.info("%s page: %s", resource, work.counters.as_dict())
                 if on_page:
@@ -301,11 +311,11 @@ class _PagePrefetch:
     committed; pages fetched but not committed when the run stops are simply read again on resume.
     """
 
-    _END = object()
-
-    def __init__(self, ctx: engine.SyncContext, resource: str, checkpoint: dict):
+    def __init__(self, ctx: engine.SyncContext, resource: str, checkpoint: dict, *, first=None):
         self.ctx, self.resource = ctx, resource
         self.checkpoint = copy.deepcopy(checkpoint)
+        # (items, total, the resource's state after it): its first page, read by _prepare for the totals.
+        self.first = first
         self.queue: queue.Queue = queue.Queue(maxsize=max(PREFETCH_PAGES, 1))
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=contextvars.copy_context().run, args=(self._work,),
@@ -334,6 +344,12 @@ class _PagePrefetch:
     def _work(self) -> None:
         checkpoint = self.checkpoint
         try:
+            if self.first is not None:
+                items, page_total, state = self.first
+                checkpoint = copy.deepcopy(checkpoint)
+                checkpoint["resources"][self.resource] = copy.deepcopy(state)
+                if not self._put((items, page_total, checkpoint)) or state["done"]:
+                    return
             while not self.stopping.is_set():
                 checkpoint = copy.deepcopy(checkpoint)
                 items, page_total = _fetch(self.ctx, self.resource, checkpoint)
@@ -428,11 +444,17 @@ def _prepare(ctx: engine.SyncContext) -> None:
         for resource in RESOURCES:
             resources[resource]["done"] = not ids[resource]
     elif run.kind in FULL_KINDS:
-        totals = {
-            "subscribers": bc.subscribers_page(limit=1).total or 0,
-            "customers": bc.customers_page(limit=1).total or 0,
-            "orders": bc.orders_count(),
-        }
+        # The progress bar's totals: v3 pages carry them, so the first real page of subscribers and of
+        # customers is read now and handed to the run (ctx.first_pages) rather than asked for twice;
+        # v2 orders pages carry none, hence the count. A run resumed elsewhere simply reads page 1 again.
+        for resource in ("subscribers", "customers"):
+            scratch = {"resources": {resource: copy.deepcopy(resources[resource])}, "since": {}}
+            items, page_total = _fetch(ctx, resource, scratch)
+            totals[resource] = page_total or 0
+            ctx.first_pages[resource] = (items, page_total, scratch["resources"][resource])
+            # The cursor must not pass the moment this page was read.
+            resources[resource]["started_at"] = scratch["resources"][resource]["started_at"]
+        totals["orders"] = bc.orders_count()
     else:
         cursors = {c.resource: c.modified_since for c in SyncCursor.objects.filter(store=ctx.store)}
         for resource in RESOURCES:
@@ -493,6 +515,27 @@ def _fetch(ctx: engine.SyncContext, resource: str, checkpoint: dict) -> tuple[li
         if known is None or latest > known:
             state["max_modified"] = latest.isoformat()
     return page.items, page.total
+
+
+def _carried_refetch(ctx: engine.SyncContext, resource: str, ids: list[int]) -> list[dict]:
+    """A resumed run's carried records (their ids in the checkpoint), read again from BigCommerce."""
+    if not ids:
+        return []
+    bc, wanted = ctx.bigcommerce, set(ids)
+    if resource == "subscribers":
+        items = bc.subscribers_page(ids=ids, limit=PAGE_LIMIT).items
+    elif resource == "customers":
+        items = bc.customers_page(ids=ids, limit=PAGE_LIMIT).items
+    else:
+        # Carried orders are the last few placed orders of one unit: one id range, mostly one page.
+        items, min_id = [], min(ids)
+        while True:
+            page = bc.orders_page(min_id=min_id, max_id=max(ids), limit=PAGE_LIMIT).items
+            items += [order for order in page if int(order["id"]) in wanted]
+            if len(page) < PAGE_LIMIT:
+                break
+            min_id = max(int(order["id"]) for order in page) + 1
+    return sorted(items, key=lambda record: int(record["id"]))
 
 
 def _check_lease(run: SyncRun, now) -> None:

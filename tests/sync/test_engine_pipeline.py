@@ -119,7 +119,8 @@ class FakeBigCommerce:
         if fault := self._fault():
             return fault
         q = self._query(request)
-        items = [o for o in self._orders(q) if o["id"] >= int(q.get("min_id", 0))][: int(q.get("limit", 50))]
+        items = [o for o in self._orders(q)
+                 if int(q.get("min_id", 0)) <= o["id"] <= int(q.get("max_id", 10**9))][: int(q.get("limit", 50))]
         return (200, {}, json.dumps(items)) if items else (204, {}, "")
 
     def on_orders_count(self, request):
@@ -305,17 +306,25 @@ def test_overwrite_strategy_probes_then_overwrites_existing_people_without_permi
 
 def test_resume_after_a_crash_sends_no_person_or_order_twice(env, settings, monkeypatch):
     monkeypatch.setattr("sync.runs.PAGE_LIMIT", 1)
-    env.ortto.raise_on_call = 4  # dies on the 4th merge: second customer page
+    # One record per page, so every unit's batches are part-full and wait for the next unit: each
+    # resource sends everything at its last page. The 4th merge (the guest buyers, at the end of the
+    # orders) dies, while the three placed orders the earlier units carried are only in the checkpoint.
+    env.ortto.raise_on_call = 4
     run, _ = sync_run_request(store=env.store, kind=SyncRun.Kind.INITIAL)
     with pytest.raises(RuntimeError):
         sync_run_execute(run_id=run.pk)
     run.refresh_from_db()
     assert run.status == SyncRun.Status.QUEUED and "worker killed" in run.error_summary
-    done_before = run.checkpoint["resources"]["subscribers"]["done"]
-    assert done_before and run.processed == 3
+    resources = run.checkpoint["resources"]
+    assert resources["subscribers"]["done"] and resources["customers"]["done"]
+    assert resources["orders"]["carry"] == [101, 102, 103] and run.processed == 8
+    assert env.ortto.activities == []
 
+    env.bc.requests.clear()
     resumed = sync_run_execute(run_id=run.pk)
     assert resumed.status == SyncRun.Status.SUCCEEDED
+    # The carried orders are read again by id range, then the (empty) page after the last one.
+    assert any("min_id=101" in url and "max_id=103" in url for url in env.bc.requests)
     creating = [p["fields"]["str::email"] for _, people in env.ortto.calls for p in people if "bol::p" in p["fields"]]
     assert len(creating) == len(set(creating))
     keys = [a["key"] for a in env.ortto.activities]
@@ -414,3 +423,32 @@ def test_slices_requeue_the_run(env, settings, django_capture_on_commit_callback
     assert run.status == SyncRun.Status.QUEUED and len(callbacks) == 1
     settings.SYNC_TASK_SLICE_SECONDS = 240
     assert sync_run_execute(run_id=run.pk).status == SyncRun.Status.SUCCEEDED
+
+
+def test_part_full_batches_wait_for_the_next_page_so_a_resource_costs_ceil_n_over_100_calls(env, monkeypatch):
+    # 30 records a page: without carrying, each of the 9 pages would cost its own part-full merge.
+    monkeypatch.setattr("sync.runs.PAGE_LIMIT", 30)
+    env.bc.subscribers = [subscriber(i, f"s{i}@x.io", ["marketing_newsletter"] if i % 2 else []) for i in range(1, 251)]
+    env.bc.customers = [customer(i, f"s{i}@x.io", f"C{i}") for i in range(1, 131)]  # all already subscribers
+    env.bc.orders = [order(1000 + i, f"guest{i}@x.io", total="1.00") for i in range(1, 211)]
+
+    run = run_once(env.store)
+
+    assert run.status == SyncRun.Status.SUCCEEDED and run.processed == 250 + 130 + 210
+    by_kind = {}
+    for strategy, people in env.ortto.calls:
+        first = people[0]["fields"]
+        kind = ("subscribers" if first["str::email"].startswith("s") and "bol::p" in first
+                else "customers" if first["str::email"].startswith("s")
+                else "guests" if "bol::p" in first else "aggregates")
+        by_kind.setdefault(kind, []).append(len(people))
+    # ceil(250/100) creating merges, ceil(130/100) customer updates, ceil(210/100) guest creations,
+    # and the order aggregates of the 210 buyers (written once, after the last order page).
+    assert by_kind["subscribers"] == [100, 100, 50]
+    assert sorted(by_kind["customers"]) == [30, 100]
+    assert sorted(by_kind["guests"]) == sorted(by_kind["aggregates"]) == [10, 100, 100]
+    assert len(env.ortto.activities) == 210
+    assert PersonLedger.objects.filter(connection=env.connection).count() == 250 + 210
+    assert env.ortto.people["s1@x.io"]["bol::p"] is True and env.ortto.people["s2@x.io"]["bol::p"] is False
+    # Append only: the customer record adds what the subscriber record did not have.
+    assert env.ortto.people["s130@x.io"]["int:cm:bigcommerce-customer-id"] == 130
