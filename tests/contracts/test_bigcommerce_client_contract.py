@@ -263,6 +263,7 @@ ENDPOINTS = [
     Endpoint("subscribers everything", {"GET"}, lambda c: list(c.iter_subscribers())),
     Endpoint("orders page", {"GET"}, lambda c: c.orders_page(modified_since=SINCE, min_id=101, limit=250)),
     Endpoint("orders first page", {"GET"}, lambda c: c.orders_page()),
+    Endpoint("orders id range", {"GET"}, lambda c: c.orders_page(min_id=101, max_id=140, limit=250)),
     Endpoint("orders iterate", {"GET"}, lambda c: list(c.iter_orders(modified_since=SINCE))),
     Endpoint("orders count", {"GET"}, lambda c: c.orders_count(modified_since=SINCE)),
     Endpoint("orders count, all", {"GET"}, lambda c: c.orders_count()),
