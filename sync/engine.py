@@ -551,8 +551,8 @@ def orders_process(ctx: SyncContext, orders: list[dict], *, carry: bool = False)
     """Orders: first the people (guests and anyone the ledger does not know), then the activities,
     then the customer aggregates — so an activity never creates a person with Ortto's defaults.
 
-    carry=True: the placed orders that would fill only part of the last batch of activities wait for
-    the next unit (`work.carry`)."""
+    carry=True: the orders that would put part-full batches mid-resource (of new buyers, then of
+    activities) wait for the next unit (`work.carry`)."""
     work = PageWork()
     work.counters.fetched = len(orders)
     connection = ctx.connection
@@ -562,9 +562,6 @@ def orders_process(ctx: SyncContext, orders: list[dict], *, carry: bool = False)
                    .values_list("order_id", flat=True))
     todo = [o for o in placed if o["id"] not in sent_ids]
     work.counters.unchanged += len(placed) - len(todo)
-    if carry and len(todo) % BATCH_SIZE:
-        work.carry = todo[len(todo) - len(todo) % BATCH_SIZE:]
-        todo = todo[:len(todo) - len(todo) % BATCH_SIZE]
     if not todo:
         return work
 
@@ -572,7 +569,7 @@ def orders_process(ctx: SyncContext, orders: list[dict], *, carry: bool = False)
     customer_ids = {int(o["customer_id"]) for o in todo if o.get("customer_id")}
     emails_by_customer = dict(PersonLedger.objects.filter(connection=connection, bc_customer_id__in=customer_ids)
                               .values_list("bc_customer_id", "email"))
-    people, email_by_order = [], {}
+    person_by_order, email_by_order = {}, {}
     for order in todo:
         person = mapping.order_to_person(order)
         email = emails_by_customer.get(person.bc_customer_id) or person.email
@@ -584,10 +581,18 @@ def orders_process(ctx: SyncContext, orders: list[dict], *, carry: bool = False)
         if email != person.email:
             person = PersonInput(email=email, fields={**person.fields, "str::email": email}, source="order",
                                  signal=person.signal, bc_id=person.bc_id, bc_customer_id=person.bc_customer_id)
-        people.append(person)
+        person_by_order[order["id"]] = person
         email_by_order[order["id"]] = email
+    todo = [o for o in todo if o["id"] in email_by_order]
 
     ledger = ledger_load(ctx, set(email_by_order.values()))
+    if carry:
+        waiting = orders_to_carry(todo, email_by_order, ledger)
+        work.carry = [o for o in todo if o["id"] in waiting]
+        todo = [o for o in todo if o["id"] not in waiting]
+        if not todo:
+            return work
+    people = [person_by_order[o["id"]] for o in todo]
     person_work = PageWork()
     outcomes = people_sync(ctx, "orders", people, person_work, ledger=ledger, update_fields=False)
     work.events += person_work.events
@@ -636,6 +641,20 @@ def orders_process(ctx: SyncContext, orders: list[dict], *, carry: bool = False)
         # Aggregates are bridge-owned fields: overwrite them (strategy 2), once per unit per person.
         aggregates_push(ctx, [ledger[email] for email in changed_emails], work)
     return work
+
+
+def orders_to_carry(todo: list[dict], email_by_order: dict, ledger: dict) -> set:
+    """Ids of the orders a unit (not its resource's last) leaves for the next one: those of the buyers
+    who would fill only part of the last batch of new people, then the part-full tail of activities."""
+    new_emails = list(dict.fromkeys(email_by_order[o["id"]] for o in todo if email_by_order[o["id"]] not in ledger))
+    waiting = set()
+    if len(new_emails) % BATCH_SIZE:
+        tail = set(new_emails[len(new_emails) - len(new_emails) % BATCH_SIZE:])
+        waiting = {o["id"] for o in todo if email_by_order[o["id"]] in tail}
+    rest = [o for o in todo if o["id"] not in waiting]
+    if len(rest) % BATCH_SIZE:
+        waiting |= {o["id"] for o in rest[len(rest) - len(rest) % BATCH_SIZE:]}
+    return waiting
 
 
 def aggregates_push(ctx: SyncContext, rows: list[PersonLedger], work: PageWork) -> None:
