@@ -95,3 +95,44 @@ def test_scopes_the_bridge_does_not_process_are_stored_as_ignored(client, store)
 def test_address_events_point_at_their_customer(client, store):
     post(client, payload(scope="store/customer/address/updated", id=99, address={"customer_id": 7}))
     assert WebhookEvent.objects.get().resource_id == 7
+
+
+def test_a_new_secret_takes_effect_at_once(client, store):
+    """The decrypted secret is memoised by its ciphertext: a rotated secret is a new entry, never a stale one."""
+    assert post(client, payload(hash="a")).status_code == 200
+    store.webhook_secret = "rotated-secret"
+    store.save()
+    assert post(client, payload(hash="b")).status_code == 401
+    assert post(client, payload(hash="c"), secret="rotated-secret").status_code == 200
+
+
+def test_uninstall_refuses_the_next_delivery(client, store):
+    from stores.services import store_uninstall
+
+    assert post(client, payload(hash="a")).status_code == 200
+    store_uninstall(payload=type("P", (), {"store_hash": store.store_hash})())
+    assert post(client, payload(hash="b")).status_code == 401
+    assert WebhookEvent.objects.count() == 1
+
+
+def test_duplicates_are_counted_on_every_redelivery_and_ignored_scopes_too(client, store):
+    for _ in range(3):
+        assert post(client, payload()).status_code == 200
+    for _ in range(2):
+        assert post(client, payload(scope="store/customer/deleted", hash="gone")).status_code == 200
+    assert sorted(WebhookEvent.objects.values_list("status", "duplicates")) == [
+        (WebhookEvent.Status.IGNORED, 1), (WebhookEvent.Status.PENDING, 2)]
+    assert SyncRun.objects.count() == 1
+
+
+def test_portable_path_without_upsert_behaves_the_same(client, store, monkeypatch):
+    """Databases without INSERT ... ON CONFLICT ... RETURNING take the insert-or-IntegrityError path."""
+    from sync import webhooks
+
+    monkeypatch.setattr(webhooks, "_can_upsert", lambda connection: False)
+    monkeypatch.setattr(webhooks, "_INTAKE_SQL", {})
+    assert post(client, payload()).status_code == 200
+    assert post(client, payload()).status_code == 200
+    assert post(client, payload(hash="other")).status_code == 200
+    assert sorted(WebhookEvent.objects.values_list("duplicates", flat=True)) == [0, 1]
+    assert SyncRun.objects.count() == 1
