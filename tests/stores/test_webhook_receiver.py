@@ -136,3 +136,19 @@ def test_portable_path_without_upsert_behaves_the_same(client, store, monkeypatc
     assert post(client, payload(hash="other")).status_code == 200
     assert sorted(WebhookEvent.objects.values_list("duplicates", flat=True)) == [0, 1]
     assert SyncRun.objects.count() == 1
+
+
+def test_deliveries_skip_browser_middleware_but_keep_its_security_answers(client, store):
+    """WebhookIntakeMiddleware short-cuts this one path; the answer's headers and host check stay."""
+    from django.urls import reverse
+
+    from stores.middleware import WEBHOOK_PATH
+
+    assert reverse("bigcommerce:webhooks") == WEBHOOK_PATH
+    response = post(client, payload())
+    assert response.status_code == 200 and response.content == b""
+    assert response["Content-Length"] == "0" and response["X-Frame-Options"] == "DENY"
+    assert response["X-Content-Type-Options"] == "nosniff" and response["Referrer-Policy"] == "same-origin"
+    assert "Set-Cookie" not in response and not response.cookies
+    assert post(client, payload(hash="h2"), HTTP_HOST="evil.example").status_code == 400
+    assert WebhookEvent.objects.count() == 1
