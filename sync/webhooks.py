@@ -176,8 +176,11 @@ def webhook_event_receive(*, body: bytes, secret: str | None) -> WebhookReceipt:
     the delivery against, and a distinct answer would tell a prober which store hashes use the app.
 
     This is the hottest path of the bridge (BigCommerce can send thousands of deliveries a minute), so
-    it speaks SQL directly: one indexed store read, one upsert that stores the event or counts the
-    redelivery (no savepoint, no IntegrityError round trip), and one indexed EXISTS for new events.
+    it speaks SQL directly: one upsert that stores the event or counts the redelivery (no savepoint,
+    no IntegrityError round trip), and one indexed EXISTS for new events. The store's id and stored
+    secret are remembered per process, but never trusted: the upsert re-checks them against the store
+    row in the same statement (see _IntakeSQL.upsert), so an uninstall or a new secret takes effect on
+    the very next delivery; a process that knows nothing yet, or is told so, reads the store first.
     """
     if len(body) > MAX_BODY_BYTES:
         return WebhookReceipt(413, "too_large")
@@ -186,30 +189,29 @@ def webhook_event_receive(*, body: bytes, secret: str | None) -> WebhookReceipt:
         return WebhookReceipt(400, "malformed")
     if not secret:
         return WebhookReceipt(401, "unauthorized")
+    digest = hashlib.sha256(secret.encode()).digest()
+    status = WebhookEvent.Status.PENDING if delivery.resource else WebhookEvent.Status.IGNORED
     connection = connections[WebhookEvent.objects.db]
     sql = _intake_sql(connection)
     with connection.cursor() as cursor:
-        # Read on every delivery (never cached): an uninstall or a new secret takes effect at once.
-        cursor.execute(sql.store, (delivery.store_hash, True))
-        row = cursor.fetchone()
-        if row is None or not row[1]:
-            return WebhookReceipt(401, "unauthorized")
-        store_id = row[0]
-        if not hmac.compare_digest(hashlib.sha256(secret.encode()).digest(), _secret_digest(row[1])):
-            return WebhookReceipt(401, "unauthorized")
-
-        status = WebhookEvent.Status.PENDING if delivery.resource else WebhookEvent.Status.IGNORED
-        if sql.upsert is None:
-            event_id, created = _event_insert_orm(store_id, delivery, status)
-        else:
-            # Stores the event, or counts a redelivery on the stored one; `duplicates` is 0 only on insert.
-            values = sql.values(connection, store_id, delivery, status)
-            with sql.write_lock:
-                cursor.execute(sql.upsert, values)
-                # With RETURNING, SQLite commits (autocommit) when the statement is stepped to its end,
-                # which fetchone() does: the write lock is released, and the event committed, here.
-                event_id, duplicates = cursor.fetchone()
-            created = duplicates == 0
+        stored = None
+        known = _KNOWN_STORES.get(delivery.store_hash) if sql.upsert is not None else None
+        if known is not None and hmac.compare_digest(digest, _secret_digest(known[1])):
+            stored = _event_store(cursor, connection, sql, known, delivery, status)
+        if stored is None:
+            _KNOWN_STORES.pop(delivery.store_hash, None)
+            cursor.execute(sql.store, (delivery.store_hash, True))
+            known = cursor.fetchone()
+            if known is None or not known[1] or not hmac.compare_digest(digest, _secret_digest(known[1])):
+                return WebhookReceipt(401, "unauthorized")
+            stored = _event_store(cursor, connection, sql, known, delivery, status)
+            if stored is None:  # uninstalled, or a new secret, between the read and the write
+                return WebhookReceipt(401, "unauthorized")
+            if len(_KNOWN_STORES) >= 4096:
+                _KNOWN_STORES.clear()
+            _KNOWN_STORES[delivery.store_hash] = (known[0], known[1])
+        store_id = known[0]
+        event_id, created = stored
         if not created:
             return WebhookReceipt(200, "duplicate")
         if status == WebhookEvent.Status.IGNORED:
@@ -224,6 +226,32 @@ def webhook_event_receive(*, body: bytes, secret: str | None) -> WebhookReceipt:
     if not active:
         webhook_run_request(store=Store.objects.get(pk=store_id))
     return WebhookReceipt(200, "stored", event_id)
+
+
+# store_hash -> (store id, stored (encrypted) webhook secret) of stores that authenticated in this
+# process. Only a hint: every write re-checks both against the store row (authenticated stores only,
+# so probes with made-up hashes cannot fill it).
+_KNOWN_STORES: dict[str, tuple[int, str]] = {}
+
+
+def _event_store(cursor, connection, sql: "_IntakeSQL", store: tuple[int, str], delivery: ParsedDelivery,
+                 status: str) -> tuple[int | None, bool] | None:
+    """(event id, stored?) ; None when the store row no longer is `store`, installed (the write is refused)."""
+    if sql.upsert is None:
+        return _event_insert_orm(store[0], delivery, status)
+    # Outside a transaction (as a web request runs) a failed statement needs no savepoint; inside one
+    # (a caller's atomic block), PostgreSQL would otherwise refuse every later statement of it.
+    savepoint = transaction.atomic(using=connection.alias) if connection.in_atomic_block else contextlib.nullcontext()
+    try:
+        with sql.write_lock, savepoint:
+            cursor.execute(sql.upsert, sql.values(connection, store, delivery, status))
+            # With RETURNING, SQLite commits (autocommit) when the statement is stepped to its end,
+            # which fetchone() does: the write lock is released, and the event committed, here.
+            event_id, duplicates = cursor.fetchone()
+    except IntegrityError:
+        # The store_id subquery found no installed store with that id and secret: NULL store_id.
+        return None
+    return event_id, duplicates == 0  # `duplicates` is 0 only on insert
 
 
 def _secret_digest(stored: str) -> bytes:
@@ -254,10 +282,10 @@ class _IntakeSQL:
     # moment it is free; only the processes still contend on SQLite's own lock.
     write_lock: object
 
-    def values(self, connection, store_id: int, delivery: ParsedDelivery, status: str) -> tuple:
+    def values(self, connection, store: tuple[int, str], delivery: ParsedDelivery, status: str) -> tuple:
         payload, bc_created_at, received_at = self.prep
         return (
-            store_id, delivery.dedup_key, delivery.scope, delivery.resource or delivery.scope.split("/")[1][:20],
+            store[0], True, store[1], delivery.dedup_key, delivery.scope, delivery.resource or delivery.scope.split("/")[1][:20],
             delivery.resource_id, payload.get_db_prep_save(delivery.payload, connection),
             bc_created_at.get_db_prep_save(delivery.created_at, connection),
             received_at.get_db_prep_save(timezone.now(), connection), str(status), 0,
@@ -280,8 +308,13 @@ def _intake_sql(connection) -> _IntakeSQL:
     columns = [f(name).column for name in ("store", "dedup_key", "scope", "resource", "resource_id", "payload",
                                            "bc_created_at", "received_at", "status", "duplicates")]
     dup = qn(f("duplicates").column)
+    # store_id is the store row's own id only while it is installed with the secret this process
+    # checked; otherwise NULL, and the NOT NULL constraint refuses the write (IntegrityError).
+    store_guard = (f"(SELECT {qn('id')} FROM {store_t} WHERE {qn('id')} = %s AND {qn('is_installed')} = %s "
+                   f"AND {qn('webhook_secret')} = %s)")
     upsert = (
-        f"INSERT INTO {event_t} ({', '.join(map(qn, columns))}) VALUES ({', '.join(['%s'] * len(columns))}) "
+        f"INSERT INTO {event_t} ({', '.join(map(qn, columns))}) "
+        f"VALUES ({', '.join([store_guard] + ['%s'] * (len(columns) - 1))}) "
         f"ON CONFLICT ({qn(f('store').column)}, {qn(f('dedup_key').column)}) "
         f"DO UPDATE SET {dup} = {event_t}.{dup} + 1 RETURNING {qn(f('id').column)}, {dup}"
     )

@@ -19,6 +19,12 @@ def payload(scope="store/customer/updated", id=7, hash="abc", created_at=1735000
             "hash": hash, "created_at": created_at, "producer": producer}
 
 
+@pytest.fixture(autouse=True)
+def _fresh_intake_memo(monkeypatch):
+    # Each test starts as a new process would: no store remembered by the intake.
+    monkeypatch.setattr("sync.webhooks._KNOWN_STORES", {})
+
+
 @pytest.fixture
 def store():
     store = make_store("abc123", webhook_secret=SECRET)
@@ -152,3 +158,28 @@ def test_deliveries_skip_browser_middleware_but_keep_its_security_answers(client
     assert "Set-Cookie" not in response and not response.cookies
     assert post(client, payload(hash="h2"), HTTP_HOST="evil.example").status_code == 400
     assert WebhookEvent.objects.count() == 1
+
+
+def test_a_known_store_costs_one_write_and_is_still_checked_on_every_delivery(client, store):
+    """After a first delivery the store read is skipped: the upsert itself re-checks install + secret."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from stores.models import Store
+
+    def statements(body):
+        with CaptureQueriesContext(connection) as ctx:
+            assert post(client, body).status_code == 200
+        # (the test's own transaction adds a savepoint around the upsert; a web request has none)
+        return [q["sql"].split()[0] for q in ctx.captured_queries
+                if not q["sql"].startswith(("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT"))]
+
+    assert statements(payload(hash="first"))[:2] == ["SELECT", "INSERT"]  # the store is read once
+    assert statements(payload(hash="second")) == ["INSERT", "SELECT"]  # the upsert, the active-run EXISTS
+    assert statements(payload(hash="second")) == ["INSERT"]  # a redelivery: the upsert only
+    # Changed behind this process's back (another process, the admin): refused on the next delivery.
+    Store.objects.filter(pk=store.pk).update(is_installed=False)
+    assert post(client, payload(hash="third")).status_code == 401
+    Store.objects.filter(pk=store.pk).update(is_installed=True)
+    assert post(client, payload(hash="third")).status_code == 200
+    assert WebhookEvent.objects.count() == 3
