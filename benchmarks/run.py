@@ -438,6 +438,8 @@ def main(argv=None):
     parser.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
     parser.add_argument("--json", default=None, help="results file (default <work>/results.json)")
     parser.add_argument("--webhook-seconds", type=int, default=15)
+    parser.add_argument("--web-workers", type=int, default=2, help="gunicorn workers for the webhook benchmark")
+    parser.add_argument("--web-threads", type=int, default=8, help="gunicorn threads per worker (gthread)")
     parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432/ortto_bench",
                         help="also run the webhook benchmark on this PostgreSQL database ('' to skip)")
     parser.add_argument("--report-only", action="store_true", help="rewrite BENCHMARKS.md from --json")
@@ -464,11 +466,12 @@ def main(argv=None):
             Path(args.json).write_text(json.dumps(results, indent=1, default=str))
         if "webhooks" in only:
             duration = 3 if args.quick else args.webhook_seconds
-            results["webhooks"] = webhooks_bench(env, duration=duration, connections=32, web_workers=2,
-                                                 web_threads=8)
+            results["webhooks"] = webhooks_bench(env, duration=duration, connections=32,
+                                                 web_workers=args.web_workers, web_threads=args.web_threads)
             if args.postgres and shutil.which("psql"):
-                results["webhooks_pg"] = webhooks_bench(env, duration=duration, connections=32, web_workers=2,
-                                                        web_threads=8, db=args.postgres)
+                results["webhooks_pg"] = webhooks_bench(env, duration=duration, connections=32,
+                                                        web_workers=args.web_workers, web_threads=args.web_threads,
+                                                        db=args.postgres)
             Path(args.json).write_text(json.dumps(results, indent=1, default=str))
         if "admin" in only:
             results["admin"] = admin_bench(env, runs=5_000 if args.quick else 1_000_000,

@@ -51,13 +51,16 @@ if SANDBOX:
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Pages that BigCommerce frames opt out of DENY and send a frame-ancestors allow-list instead
+    # (FrameAncestorsMiddleware, last, sees the response first).
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # BigCommerce webhook deliveries go straight to their view from here (no session, CSRF, auth, messages).
+    "stores.middleware.WebhookIntakeMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    # Pages that BigCommerce frames opt out of DENY and send a frame-ancestors allow-list instead.
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "stores.middleware.FrameAncestorsMiddleware",
 ]
 

@@ -19,6 +19,12 @@ def payload(scope="store/customer/updated", id=7, hash="abc", created_at=1735000
             "hash": hash, "created_at": created_at, "producer": producer}
 
 
+@pytest.fixture(autouse=True)
+def _fresh_intake_memo(monkeypatch):
+    # Each test starts as a new process would: no store remembered by the intake.
+    monkeypatch.setattr("sync.webhooks._KNOWN_STORES", {})
+
+
 @pytest.fixture
 def store():
     store = make_store("abc123", webhook_secret=SECRET)
@@ -95,3 +101,85 @@ def test_scopes_the_bridge_does_not_process_are_stored_as_ignored(client, store)
 def test_address_events_point_at_their_customer(client, store):
     post(client, payload(scope="store/customer/address/updated", id=99, address={"customer_id": 7}))
     assert WebhookEvent.objects.get().resource_id == 7
+
+
+def test_a_new_secret_takes_effect_at_once(client, store):
+    """The decrypted secret is memoised by its ciphertext: a rotated secret is a new entry, never a stale one."""
+    assert post(client, payload(hash="a")).status_code == 200
+    store.webhook_secret = "rotated-secret"
+    store.save()
+    assert post(client, payload(hash="b")).status_code == 401
+    assert post(client, payload(hash="c"), secret="rotated-secret").status_code == 200
+
+
+def test_uninstall_refuses_the_next_delivery(client, store):
+    from stores.services import store_uninstall
+
+    assert post(client, payload(hash="a")).status_code == 200
+    store_uninstall(payload=type("P", (), {"store_hash": store.store_hash})())
+    assert post(client, payload(hash="b")).status_code == 401
+    assert WebhookEvent.objects.count() == 1
+
+
+def test_duplicates_are_counted_on_every_redelivery_and_ignored_scopes_too(client, store):
+    for _ in range(3):
+        assert post(client, payload()).status_code == 200
+    for _ in range(2):
+        assert post(client, payload(scope="store/customer/deleted", hash="gone")).status_code == 200
+    assert sorted(WebhookEvent.objects.values_list("status", "duplicates")) == [
+        (WebhookEvent.Status.IGNORED, 1), (WebhookEvent.Status.PENDING, 2)]
+    assert SyncRun.objects.count() == 1
+
+
+def test_portable_path_without_upsert_behaves_the_same(client, store, monkeypatch):
+    """Databases without INSERT ... ON CONFLICT ... RETURNING take the insert-or-IntegrityError path."""
+    from sync import webhooks
+
+    monkeypatch.setattr(webhooks, "_can_upsert", lambda connection: False)
+    monkeypatch.setattr(webhooks, "_INTAKE_SQL", {})
+    assert post(client, payload()).status_code == 200
+    assert post(client, payload()).status_code == 200
+    assert post(client, payload(hash="other")).status_code == 200
+    assert sorted(WebhookEvent.objects.values_list("duplicates", flat=True)) == [0, 1]
+    assert SyncRun.objects.count() == 1
+
+
+def test_deliveries_skip_browser_middleware_but_keep_its_security_answers(client, store):
+    """WebhookIntakeMiddleware short-cuts this one path; the answer's headers and host check stay."""
+    from django.urls import reverse
+
+    from stores.middleware import WEBHOOK_PATH
+
+    assert reverse("bigcommerce:webhooks") == WEBHOOK_PATH
+    response = post(client, payload())
+    assert response.status_code == 200 and response.content == b""
+    assert response["Content-Length"] == "0" and response["X-Frame-Options"] == "DENY"
+    assert response["X-Content-Type-Options"] == "nosniff" and response["Referrer-Policy"] == "same-origin"
+    assert "Set-Cookie" not in response and not response.cookies
+    assert post(client, payload(hash="h2"), HTTP_HOST="evil.example").status_code == 400
+    assert WebhookEvent.objects.count() == 1
+
+
+def test_a_known_store_costs_one_write_and_is_still_checked_on_every_delivery(client, store):
+    """After a first delivery the store read is skipped: the upsert itself re-checks install + secret."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from stores.models import Store
+
+    def statements(body):
+        with CaptureQueriesContext(connection) as ctx:
+            assert post(client, body).status_code == 200
+        # (the test's own transaction adds a savepoint around the upsert; a web request has none)
+        return [q["sql"].split()[0] for q in ctx.captured_queries
+                if not q["sql"].startswith(("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT"))]
+
+    assert statements(payload(hash="first"))[:2] == ["SELECT", "INSERT"]  # the store is read once
+    assert statements(payload(hash="second")) == ["INSERT", "SELECT"]  # the upsert, the active-run EXISTS
+    assert statements(payload(hash="second")) == ["INSERT"]  # a redelivery: the upsert only
+    # Changed behind this process's back (another process, the admin): refused on the next delivery.
+    Store.objects.filter(pk=store.pk).update(is_installed=False)
+    assert post(client, payload(hash="third")).status_code == 401
+    Store.objects.filter(pk=store.pk).update(is_installed=True)
+    assert post(client, payload(hash="third")).status_code == 200
+    assert WebhookEvent.objects.count() == 3
