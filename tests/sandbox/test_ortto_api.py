@@ -7,7 +7,7 @@ import pytest
 from django.urls import include, path
 
 from ortto_bridge.sandbox.ortto import guard, services
-from ortto_bridge.sandbox.ortto.models import Instance, Person, PersonActivity, RequestLog
+from ortto_bridge.sandbox.ortto.models import Instance, Person, PersonActivity, RateWindow, RequestLog
 from ortto_bridge.sandbox.ortto.seed import seed_existing_people, seed_ortto_instances, tracking_key
 
 # The sandbox mounted exactly as ortto_bridge/urls.py mounts it, without the rest of the project.
@@ -349,6 +349,19 @@ def test_throttle_window_arithmetic(instances):
     assert guard.throttle(us, now=1000.5) is None
     assert guard.throttle(us, now=1000.71) == 0.3
     assert guard.throttle(us, now=1001.0) is None  # a new second
+
+
+def test_throttle_counts_the_arrival_second_and_not_rejected_requests(instances):
+    us = instances["acme-us"]
+    services.instance_set_rate_limit(us, per_second=2)
+    assert guard.throttle(us, now=1000.2) is None
+    # Sent (and arrived) within second 1000 but handled in 1001 on a busy box: it counts for 1000.
+    assert guard.throttle(us, now=1001.3, arrived=1000.9) is None
+    assert guard.throttle(us, now=1001.35, arrived=1000.95) == 0.1  # 1000 is full; its end has passed
+    assert guard.throttle(us, now=1001.4) is None
+    assert guard.throttle(us, now=1001.5) is None
+    windows = dict(RateWindow.objects.filter(instance=us).values_list("second", "count"))
+    assert windows == {1000: 2, 1001: 2}  # the 429 was not counted
 
 
 def test_fail_next_requests_then_recover(client):

@@ -8,6 +8,7 @@ import random
 import time
 from dataclasses import dataclass
 
+from django.db import connection
 from django.db.models import F
 
 from .models import SandboxStore
@@ -34,27 +35,43 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def _state(store_id: int, *, allowed: bool, now_ms: int) -> QuotaState:
-    quota, window_ms, started, used = SandboxStore.objects.values_list(
-        "quota_requests", "quota_window_ms", "window_started_ms", "window_used"
-    ).get(pk=store_id)
+def _quota_state(values, *, allowed: bool, now_ms: int) -> QuotaState:
+    quota, window_ms, started, used = values
     if now_ms - started >= window_ms:
         # The window has run out without a request opening a new one: a fresh window is waiting.
         return QuotaState(allowed, quota, quota, window_ms, window_ms)
     return QuotaState(allowed, quota, max(quota - used, 0), window_ms, max(started + window_ms - now_ms, 1))
 
 
+def _state(store_id: int, *, allowed: bool, now_ms: int) -> QuotaState:
+    values = SandboxStore.objects.values_list(
+        "quota_requests", "quota_window_ms", "window_started_ms", "window_used"
+    ).get(pk=store_id)
+    return _quota_state(values, allowed=allowed, now_ms=now_ms)
+
+
 def quota_consume(*, store: SandboxStore) -> QuotaState:
-    """Count one request against the store's window; `allowed` is False when the quota is spent."""
+    """Count one request against the store's window; `allowed` is False when the quota is spent.
+
+    One conditional UPDATE .. RETURNING (open a new window when the old one has run out, else count the
+    request while the window has room), so an allowed request costs a single write.
+    """
     now_ms = _now_ms()
-    rows = SandboxStore.objects.filter(pk=store.pk, window_started_ms__lte=now_ms - F("quota_window_ms")).update(
-        window_started_ms=now_ms, window_used=1
-    )
-    if not rows:
-        rows = SandboxStore.objects.filter(pk=store.pk, window_used__lt=F("quota_requests")).update(
-            window_used=F("window_used") + 1
+    table = connection.ops.quote_name(SandboxStore._meta.db_table)
+    expired = "window_started_ms <= %s - quota_window_ms"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET "
+            f"window_started_ms = CASE WHEN {expired} THEN %s ELSE window_started_ms END, "
+            f"window_used = CASE WHEN {expired} THEN 1 ELSE window_used + 1 END "
+            f"WHERE id = %s AND ({expired} OR window_used < quota_requests) "
+            f"RETURNING quota_requests, quota_window_ms, window_started_ms, window_used",
+            [now_ms, now_ms, now_ms, store.pk, now_ms],
         )
-    return _state(store.pk, allowed=bool(rows), now_ms=now_ms)
+        row = cursor.fetchone()
+    if row is not None:
+        return _quota_state(row, allowed=True, now_ms=now_ms)
+    return _state(store.pk, allowed=False, now_ms=now_ms)
 
 
 def quota_peek(*, store: SandboxStore) -> QuotaState:
@@ -117,7 +134,8 @@ class Fault:
 
 def fault_pick(*, store: SandboxStore, rng: random.Random | None = None) -> Fault:
     """Decide whether this request fails. The "fail next N" counter wins over the probabilities."""
-    taken = SandboxStore.objects.filter(pk=store.pk, fail_next_count__gt=0).update(
+    # The store row was read at the start of this request: with no token left, skip the write.
+    taken = store.fail_next_count > 0 and SandboxStore.objects.filter(pk=store.pk, fail_next_count__gt=0).update(
         fail_next_count=F("fail_next_count") - 1
     )
     if taken:

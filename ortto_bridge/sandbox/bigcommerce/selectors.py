@@ -138,7 +138,11 @@ def _keyset_after(sort_field: str, descending: bool, value, bc_id: int) -> Q:
     cmp = "lt" if descending else "gt"
     if sort_field == "bc_id":
         return Q(**{f"bc_id__{cmp}": bc_id})
-    return Q(**{f"{sort_field}__{cmp}": value}) | Q(**{sort_field: value, f"bc_id__{cmp}": bc_id})
+    # The leading range term is implied by the OR, but without it SQLite cannot seek the (store, sort, bc_id)
+    # index to the cursor and walks every row before it: deep pages of a large store cost ~10x more.
+    return Q(**{f"{sort_field}__{cmp}e": value}) & (
+        Q(**{f"{sort_field}__{cmp}": value}) | Q(**{sort_field: value, f"bc_id__{cmp}": bc_id})
+    )
 
 
 def _ordering(sort_field: str, descending: bool) -> list[str]:

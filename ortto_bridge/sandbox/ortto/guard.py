@@ -6,7 +6,7 @@ import math
 import random
 import time
 
-from django.db import IntegrityError, transaction
+from django.db import connection
 from django.db.models import F
 
 from .engine import error_body
@@ -69,23 +69,31 @@ def random_fault(instance: Instance) -> str | None:
     return None
 
 
-def throttle(instance: Instance, *, now: float | None = None) -> float | None:
-    """Count this request in the instance's current one-second window; seconds to wait when over the limit."""
+def throttle(instance: Instance, *, now: float | None = None, arrived: float | None = None) -> float | None:
+    """Count this request in the one-second window it arrived in; seconds to wait when that window is full.
+
+    One conditional upsert, atomic across processes: it adds the request only while the window is under the
+    limit, so a rejected request is not counted (the counter holds the requests let through). `arrived`
+    (default `now`) picks the window; the wait runs from `now` to the window's end.
+    """
     limit = instance.rate_limit_per_second
     if not limit:
         return None
     now = time.time() if now is None else now
-    second = int(now)
-    with transaction.atomic():
-        updated = RateWindow.objects.filter(instance=instance, second=second).update(count=F("count") + 1)
-        if not updated:
-            try:
-                with transaction.atomic():
-                    RateWindow.objects.create(instance=instance, second=second, count=1)
-            except IntegrityError:
-                RateWindow.objects.filter(instance=instance, second=second).update(count=F("count") + 1)
+    arrived = now if arrived is None else arrived
+    second = int(arrived)
+    table = connection.ops.quote_name(RateWindow._meta.db_table)
+    count = connection.ops.quote_name("count")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (instance_id, second, {count}) VALUES (%s, %s, 1) "
+            f"ON CONFLICT (instance_id, second) DO UPDATE SET {count} = {table}.{count} + 1 "
+            f"WHERE {table}.{count} < %s RETURNING {count}",
+            [instance.pk, second, limit],
+        )
+        row = cursor.fetchone()
+    if row is not None:
+        if row[0] == 1:  # the first request of a new window clears the old ones
             RateWindow.objects.filter(instance=instance, second__lt=second - 10).delete()
-        count = RateWindow.objects.filter(instance=instance, second=second).values_list("count", flat=True).first()
-    if count is not None and count > limit:
-        return max(0.1, math.ceil((second + 1 - now) * 10) / 10)
-    return None
+        return None
+    return max(0.1, math.ceil((second + 1 - now) * 10) / 10)

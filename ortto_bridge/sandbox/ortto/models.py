@@ -93,6 +93,8 @@ class PersonActivity(models.Model):
         indexes = [
             models.Index(fields=["person", "-created_at"], name="sbx_ortto_act_feed"),
             models.Index(fields=["person", "activity_id", "key"], name="sbx_ortto_act_key"),
+            # activities/create looks up a batch's keys across the instance (de-duplication).
+            models.Index(fields=["instance", "key"], name="sbx_ortto_act_inst_key"),
         ]
 
     def __str__(self):

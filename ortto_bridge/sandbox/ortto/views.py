@@ -12,6 +12,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from . import display, engine, guard, services
+from .apps import ARRIVED_AT
 from .models import CustomField, Instance, Person, RequestLog
 from .seed import seed_existing_people
 
@@ -33,6 +34,7 @@ def _counts(endpoint: str, body) -> tuple[int, int]:
 @csrf_exempt
 def api(request, region: str, endpoint: str):
     """Every /sandbox/ortto/<region>/v1/<endpoint> call: auth, faults, throttling, then the engine."""
+    arrived = request.META.get(ARRIVED_AT) or time.time()
     started = time.monotonic()
     instance = None
     body = None
@@ -47,7 +49,7 @@ def api(request, region: str, endpoint: str):
         handler = engine.ENDPOINTS.get(endpoint)
         if handler is None or request.method != "POST":
             return _json(status, payload)
-        status, payload = _faults_and_limits(instance)
+        status, payload = _faults_and_limits(instance, arrived=arrived)
         if status:
             return _json(status, payload)
         if len(request.body) > MAX_PAYLOAD_BYTES:
@@ -93,7 +95,7 @@ def _run(handler, instance, body):
     raise AssertionError("unreachable")
 
 
-def _faults_and_limits(instance: Instance):
+def _faults_and_limits(instance: Instance, *, arrived: float):
     if instance.latency_ms:
         time.sleep(instance.latency_ms / 1000)
     forced = guard.take_forced_failure(instance)
@@ -107,7 +109,7 @@ def _faults_and_limits(instance: Instance):
     if fault == "timeout":
         time.sleep(instance.fault_timeout_seconds)
         return 504, guard.failure(504)
-    wait = guard.throttle(instance)
+    wait = guard.throttle(instance, arrived=arrived)
     if wait is not None:
         return 429, guard.rate_limit_body(wait)
     return 0, None
