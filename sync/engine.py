@@ -183,6 +183,17 @@ def plan_repairs(call: MergeCall, results: list[dict], ledger_states: dict, *, s
     return _calls("repair", MergeStrategy.OVERWRITE, rows)
 
 
+def rebatch(calls: list[MergeCall]) -> list[MergeCall]:
+    """Follow-up calls of one round (e.g. the overwrites of the people each creating merge found in
+    Ortto), regrouped by purpose and strategy into full batches: one call per 100 people of a kind,
+    not one part-full call per creating merge."""
+    grouped: dict[tuple[str, int], list[tuple[str, dict]]] = {}
+    for call in calls:
+        grouped.setdefault((call.purpose, call.merge_strategy), []).extend(
+            (email, person["fields"]) for email, person in zip(call.emails, call.people))
+    return [batch for (purpose, strategy), rows in grouped.items() for batch in _calls(purpose, strategy, rows)]
+
+
 def fold_people(people: list[PersonInput]) -> list[PersonInput]:
     """One input per email: the last record's fields, the newest explicit signal of all of them."""
     by_email: dict[str, list[PersonInput]] = {}
@@ -429,6 +440,7 @@ def people_sync(ctx: SyncContext, resource: str, people: list[PersonInput], work
         round_results = send_all(merge_people_safely, ctx, round_calls, lambda c: c.emails, lambda c: c.purpose)
         for call, results in zip(round_calls, round_results):
             _merge_outcomes(ctx, call, results, outcomes, fields_by_email, states, strategy, pending)
+        pending = rebatch(pending)
 
     for item in items:
         person, outcome = item.person, outcomes[item.person.email]
@@ -675,6 +687,7 @@ def aggregates_push(ctx: SyncContext, rows: list[PersonLedger], work: PageWork) 
                     work.events.append(_event(ctx, resource="orders", email=email, level=SyncEvent.Level.WARNING,
                                               message=f"Order totals not updated: {error}"))
             pending += plan_repairs(call, results, states, store_name=ctx.store_name)
+        pending = rebatch(pending)
 
 
 RESOURCE_PROCESSORS = {

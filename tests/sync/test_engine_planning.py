@@ -196,3 +196,17 @@ def test_duplicate_emails_in_a_page_fold_into_one_person_with_the_newest_signal(
     ], work, ledger={})
     assert len(ortto.calls) == 1 and len(ortto.calls[0][1]) == 1
     assert ortto.people["p@x.io"]["bol::p"] is True
+
+
+def test_follow_up_calls_of_a_round_are_regrouped_into_full_batches():
+    def call(purpose, strategy, emails):
+        return engine.MergeCall(purpose, strategy, [{"fields": {"str::email": e}} for e in emails], list(emails))
+
+    follow_ups = [call("overwrite", 2, [f"a{i}@x.io" for i in range(30)]),
+                  call("repair", 2, ["r@x.io"]),
+                  call("overwrite", 2, [f"b{i}@x.io" for i in range(40)]),
+                  call("overwrite", 2, [f"c{i}@x.io" for i in range(50)])]
+    batches = engine.rebatch(follow_ups)
+    assert [(b.purpose, len(b.emails)) for b in batches] == [("overwrite", 100), ("overwrite", 20), ("repair", 1)]
+    assert batches[0].emails[:31] == [f"a{i}@x.io" for i in range(30)] + ["b0@x.io"]
+    assert all(p["fields"]["str::email"] == e for b in batches for p, e in zip(b.people, b.emails))
