@@ -51,9 +51,12 @@ class Command(BaseCommand):
         self.stdout.write("Press Ctrl-C to stop both processes.\n")
 
         def stop(*_):
+            # SIGTERM, not SIGINT: started in the background (nohup, a supervisor, `make run &`) the
+            # children inherit an ignored SIGINT and would only die at the kill below. On Ctrl-C in a
+            # terminal they already got SIGINT from it; both runserver and qcluster stop cleanly on TERM.
             for process in processes:
                 if process.poll() is None:
-                    process.send_signal(signal.SIGINT)
+                    process.terminate()
             deadline = time.time() + 10
             for process in processes:
                 try:
