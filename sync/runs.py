@@ -21,11 +21,12 @@ import uuid
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, connections, router, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Case, DateTimeField, F, PositiveIntegerField, Q, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from ortto_bridge.db import rows_update
 from stores.bigcommerce import BigCommerceError
 from stores.models import Store, WebhookEvent
 
@@ -544,14 +545,14 @@ def _carried_refetch(ctx: engine.SyncContext, resource: str, ids: list[int]) -> 
     """A resumed run's carried records (their ids in the checkpoint), read again from BigCommerce."""
     if not ids:
         return []
-    bc, wanted = ctx.bigcommerce, set(ids)
+    bc = ctx.bigcommerce
     if resource == "subscribers":
         items = bc.subscribers_page(ids=ids, limit=PAGE_LIMIT).items
     elif resource == "customers":
         items = bc.customers_page(ids=ids, limit=PAGE_LIMIT).items
     else:
         items = _orders_by_id(bc, ids)  # the last placed orders of one unit: mostly one range request
-    return sorted((item for item in items if int(item["id"]) in wanted), key=lambda record: int(record["id"]))
+    return sorted(items, key=lambda record: int(record["id"]))
 
 
 def _check_lease(run: SyncRun, now) -> None:
@@ -563,20 +564,6 @@ def _check_lease(run: SyncRun, now) -> None:
     run.heartbeat_at = now
 
 
-def _rows_update(model, rows: list, field_names: list[str]) -> None:
-    """bulk_update's job as one executemany of `UPDATE ... WHERE pk = %s`: Django's bulk_update builds a
-    CASE WHEN per column and row, which cost two thirds of an initial sync's CPU time."""
-    connection = connections[router.db_for_write(model)]
-    fields = [model._meta.get_field(name) for name in field_names]
-    quote = connection.ops.quote_name
-    sql = "UPDATE {} SET {} WHERE {} = %s".format(
-        quote(model._meta.db_table), ", ".join(f"{quote(f.column)} = %s" for f in fields), quote(model._meta.pk.column)
-    )
-    params = [[f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields] + [row.pk] for row in rows]
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, params)
-
-
 def _commit_page(run: SyncRun, resource: str, work: engine.PageWork, checkpoint: dict, page_total) -> None:
     now = timezone.now()
     with transaction.atomic():
@@ -584,11 +571,10 @@ def _commit_page(run: SyncRun, resource: str, work: engine.PageWork, checkpoint:
         new_rows = [row for row in work.ledger_rows.values() if row.pk is None]
         old_rows = [row for row in work.ledger_rows.values() if row.pk is not None]
         PersonLedger.objects.bulk_create(new_rows)
-        if old_rows:
-            _rows_update(PersonLedger, old_rows, [
-                "ortto_person_id", "bc_customer_id", "fingerprint", "fingerprints", "store_opt_in", "store_opt_in_at",
-                "sent_permission", "created_in_ortto", "order_count", "total_spent", "last_order_at", "synced_at",
-            ])
+        rows_update(PersonLedger, old_rows, [
+            "ortto_person_id", "bc_customer_id", "fingerprint", "fingerprints", "store_opt_in", "store_opt_in_at",
+            "sent_permission", "created_in_ortto", "order_count", "total_spent", "last_order_at", "synced_at",
+        ])
         OrderLedger.objects.bulk_create(work.order_rows, ignore_conflicts=True)
         SyncEvent.objects.bulk_create(work.events)
 

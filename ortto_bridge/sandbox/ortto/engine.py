@@ -10,10 +10,11 @@ import json
 import uuid
 from datetime import timezone as dt_timezone
 
-from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+
+from ortto_bridge.db import rows_update
 
 from . import schema
 from .models import ActivityDefinition, CustomField, Person, PersonActivity
@@ -234,22 +235,11 @@ class PeopleBatch:
         if self.new_people:
             Person.objects.bulk_create(self.new_people, batch_size=500)
         if self.dirty:
-            update_people(list(self.dirty.values()), sorted(self.changed_columns))
+            rows_update(Person, list(self.dirty.values()), sorted(self.changed_columns))
         if self.feed:
             for activity in self.feed:  # people created above now have their primary keys
                 activity.person = activity.person
             PersonActivity.objects.bulk_create(self.feed, batch_size=500)
-
-
-def update_people(people: list[Person], columns: list[str]):
-    """One parameterised UPDATE per person, sent with executemany: the same rows as bulk_update, without
-    compiling a CASE WHEN per person and column (which cost more than the rest of a merge)."""
-    fields = [Person._meta.get_field(column) for column in columns]
-    table = connection.ops.quote_name(Person._meta.db_table)
-    assignments = ", ".join(f"{connection.ops.quote_name(f.column)} = %s" for f in fields)
-    rows = [[f.get_db_prep_save(getattr(p, f.attname), connection) for f in fields] + [p.pk] for p in people]
-    with connection.cursor() as cursor:
-        cursor.executemany(f"UPDATE {table} SET {assignments} WHERE {connection.ops.quote_name(Person._meta.pk.column)} = %s", rows)
 
 
 def column_values(person: Person) -> dict:
