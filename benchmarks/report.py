@@ -124,6 +124,7 @@ def write_report(results: dict, path) -> None:
 
     raw_sizes = results.get("sizes", []) + results.get("extra_sizes", [])
     sizes = [sync_rows(s) for s in raw_sizes]
+    throttled = [(r, r["throttled"]) for r in sizes if r.get("throttled")]  # (size, its throttled run)
     w("## 1. Initial sync against the quota bound")
     w("")
     w("Data per size n: n customers, their subscribers (~40 % of customers opted in or out, guests who ticked the "
@@ -149,10 +150,7 @@ def write_report(results: dict, path) -> None:
           "quota-bound minimum | **ratio** (target ≤ 1.10) | bound for the requests actually made | wall / that bound | "
           "429s (BC / Ortto) | peak RSS (target ≤ 150 MB, flat) |")
         w("|---|---|---|---|---|---|---|---|---|---|")
-        for r in sizes:
-            t = r.get("throttled")
-            if not t:
-                continue
+        for r, t in throttled:
             d = r["data"]
             w(f"| {_f(r['n'])} | ×{_f(r['bc_rate'] / 5, 1)} ({_f(r['bc_rate'], 0)}, {_f(r['ortto_rate'], 0)}) | "
               f"{_f(d['subscribers'])} / {_f(d['orders'])} / {_f(d['placed_orders'])} | "
@@ -165,10 +163,7 @@ def write_report(results: dict, path) -> None:
         w("| n | BC subscribers | BC customers | BC orders | BC extra (orders/count) | **BC total / min** | "
           "Ortto merges (people + aggregates) | Ortto activities | **Ortto total / min** | merges by strategy |")
         w("|---|---|---|---|---|---|---|---|---|---|")
-        for r in sizes:
-            t = r.get("throttled")
-            if not t:
-                continue
+        for r, t in throttled:
             mins, made = r["mins"], t["bc_made"]
             extra = made["orders/count"]
             people_min = mins["people"]
@@ -318,9 +313,8 @@ def write_report(results: dict, path) -> None:
     w("## Targets")
     w("")
     verdicts = []
-    for r in sizes:
-        t = r.get("throttled")
-        if t and t.get("ratio") is not None:
+    for r, t in throttled:
+        if t.get("ratio") is not None:
             verdicts.append(f"- n={_f(r['n'])}, quota scale ×{_f(r['bc_rate'] / 5, 1)}: wall / quota-bound minimum = {_f(t['ratio'])} → {_ok(t['ratio'] <= 1.10)}; "
                             f"BC requests / minimum = {t['bc_total']:,} / {r['mins']['bc_total']:,} = "
                             f"{_f(t['bc_total'] / r['mins']['bc_total'], 3)} (target 1.00) → "

@@ -263,13 +263,25 @@ def webhook_check(args) -> None:
     _out({"events": total, "distinct_keys": distinct, "duplicates_recorded": duplicates})
 
 
+def _rows_insert(model, fields, row, count: int, chunk: int = 5000) -> None:
+    """INSERT row(0) .. row(count - 1) (lists of prepared values for `fields`) with executemany, in one transaction."""
+    from django.db import connection as db, transaction
+
+    sql = "INSERT INTO {} ({}) VALUES ({})".format(
+        db.ops.quote_name(model._meta.db_table), ", ".join(db.ops.quote_name(f.column) for f in fields),
+        ", ".join(["%s"] * len(fields)))
+    with transaction.atomic(), db.cursor() as cursor:
+        for start in range(0, count, chunk):
+            cursor.executemany(sql, [row(i) for i in range(start, min(start + chunk, count))])
+
+
 def admin_seed(args) -> None:
     """Bulk-insert SyncRun and SyncEvent rows straight into the bridge database (executemany)."""
     _setup()
     from datetime import timedelta
 
     from django.contrib.auth import get_user_model
-    from django.db import connection as db, transaction
+    from django.db import connection as db
     from django.utils import timezone
 
     from stores.models import Store
@@ -307,12 +319,7 @@ def admin_seed(args) -> None:
                       counters={}, totals={}, checkpoint={})
         return [f.get_db_prep_save(getattr(obj, f.attname), db) for f in fields]
 
-    sql = "INSERT INTO {} ({}) VALUES ({})".format(
-        db.ops.quote_name(SyncRun._meta.db_table), ", ".join(db.ops.quote_name(f.column) for f in fields),
-        ", ".join(["%s"] * len(fields)))
-    with transaction.atomic(), db.cursor() as cursor:
-        for start in range(0, args.runs, 5000):
-            cursor.executemany(sql, [run_row(i) for i in range(start, min(start + 5000, args.runs))])
+    _rows_insert(SyncRun, fields, run_row, args.runs)
     run_ids = list(SyncRun.objects.filter(failed__gt=0).order_by("-pk").values_list("pk", "store_id")[:2000])
     efields = [f for f in SyncEvent._meta.concrete_fields if not f.primary_key]
 
@@ -324,12 +331,7 @@ def admin_seed(args) -> None:
         return [f.get_db_prep_save(getattr(obj, f.attname), db) if f.attname != "created_at"
                 else f.get_db_prep_save(now, db) for f in efields]
 
-    esql = "INSERT INTO {} ({}) VALUES ({})".format(
-        db.ops.quote_name(SyncEvent._meta.db_table), ", ".join(db.ops.quote_name(f.column) for f in efields),
-        ", ".join(["%s"] * len(efields)))
-    with transaction.atomic(), db.cursor() as cursor:
-        for start in range(0, args.events, 5000):
-            cursor.executemany(esql, [event_row(i) for i in range(start, min(start + 5000, args.events))])
+    _rows_insert(SyncEvent, efields, event_row, args.events)
     with db.cursor() as cursor:
         cursor.execute("ANALYZE")
     _out({"runs": SyncRun.objects.count(), "events": SyncEvent.objects.count(),
