@@ -368,7 +368,7 @@ Webhook intake (sync/webhooks.py, stores/middleware.py):
 - On SQLite, threads of one process queue on a lock for the write instead of SQLite's busy-handler sleeps
   (1, 2, 5, 10 … ms), which made the p99.
 
-The emulators (ortto_bridge/sandbox), so that they are not what is measured: an index on the Ortto activity keys
+The emulators (sandbox), so that they are not what is measured: an index on the Ortto activity keys
 (each `activities/create` scanned the feed), one `executemany` for a merge's changed people, one write per
 BigCommerce request for its quota, a customer cursor that seeks the index, and the Ortto throttle counts a
 request in the second it *arrived* and counts only the requests it lets through (it counted at handling time,

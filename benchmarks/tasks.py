@@ -40,12 +40,12 @@ def _out(payload: dict) -> None:
 
 def emu_seed(args) -> None:
     _setup()
-    from ortto_bridge.sandbox.bigcommerce.limits import quota_set
-    from ortto_bridge.sandbox.bigcommerce.models import AppInstall, Order, Subscriber
-    from ortto_bridge.sandbox.bigcommerce.seed import seed_bigcommerce, seed_users
-    from ortto_bridge.sandbox.bigcommerce.services import app_install_complete
-    from ortto_bridge.sandbox.ortto.seed import seed_existing_people, seed_ortto_instances
-    from ortto_bridge.sandbox.ortto.services import instance_get, instance_reset
+    from sandbox.bigcommerce.limits import quota_set
+    from sandbox.bigcommerce.models import AppInstall, Order, Subscriber
+    from sandbox.bigcommerce.seed import seed_bigcommerce, seed_users
+    from sandbox.bigcommerce.services import app_install_complete
+    from sandbox.ortto.seed import seed_existing_people, seed_ortto_instances
+    from sandbox.ortto.services import instance_get, instance_reset
 
     started = time.monotonic()
     store = seed_bigcommerce(store_hash=BENCH_STORE, name="Bench Outdoor", customers=args.n, orders=2 * args.n,
@@ -58,7 +58,7 @@ def emu_seed(args) -> None:
     instance_reset(instance, schema=True, faults=True)
     existing = 0
     if args.existing_fraction:
-        from ortto_bridge.sandbox.bigcommerce.models import Customer
+        from sandbox.bigcommerce.models import Customer
 
         step = max(int(round(1 / args.existing_fraction)), 1)
         people = [{"email": c.email, "first": "Before", "subscribed": False}
@@ -71,7 +71,7 @@ def emu_seed(args) -> None:
 
 def emu_counts(store) -> dict:
     """The data set's sizes, and the people each resource must write (for the minimum Ortto calls)."""
-    from ortto_bridge.sandbox.bigcommerce.models import Customer, Order, Subscriber
+    from sandbox.bigcommerce.models import Customer, Order, Subscriber
 
     subscribers = Subscriber.objects.filter(store=store).count()
     orders = Order.objects.filter(store=store).count()
@@ -97,7 +97,7 @@ def emu_counts(store) -> dict:
 
 def emu_stats(args) -> None:
     _setup()
-    from ortto_bridge.sandbox.bigcommerce.models import Customer, SandboxStore
+    from sandbox.bigcommerce.models import Customer, SandboxStore
 
     store = SandboxStore.objects.get(store_hash=BENCH_STORE)
     _out({"customers": Customer.objects.filter(store=store).count(), **emu_counts(store)})
@@ -108,7 +108,7 @@ def emu_touch(args) -> None:
     _setup()
     from django.utils import timezone
 
-    from ortto_bridge.sandbox.bigcommerce.models import Customer
+    from sandbox.bigcommerce.models import Customer
 
     ids = list(Customer.objects.filter(store__store_hash=BENCH_STORE).order_by("bc_id").values_list("pk", flat=True))
     count = int(len(ids) * args.fraction)

@@ -43,9 +43,9 @@ INSTALLED_APPS = [
 ]
 if SANDBOX:
     INSTALLED_APPS += [
-        "ortto_bridge.sandbox",
-        "ortto_bridge.sandbox.bigcommerce",
-        "ortto_bridge.sandbox.ortto",
+        "sandbox",
+        "sandbox.bigcommerce",
+        "sandbox.ortto",
     ]
 
 MIDDLEWARE = [

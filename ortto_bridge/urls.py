@@ -11,5 +11,5 @@ urlpatterns = [
 
 if settings.SANDBOX:
     # The emulated BigCommerce and Ortto; never mounted in production.
-    urlpatterns.append(path("sandbox/", include("ortto_bridge.sandbox.urls")))
-    urlpatterns.append(path("", include("ortto_bridge.sandbox.home_urls")))
+    urlpatterns.append(path("sandbox/", include("sandbox.urls")))
+    urlpatterns.append(path("", include("sandbox.home_urls")))

@@ -26,7 +26,7 @@ from django.db.models import Case, DateTimeField, F, PositiveIntegerField, Q, Va
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from ortto_bridge.db import rows_update
+from sync.db import rows_update
 from stores.bigcommerce import BigCommerceError
 from stores.models import Store, WebhookEvent
 

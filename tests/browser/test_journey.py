@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from ortto_bridge.sandbox import demo
+from sandbox import demo
 from sync.models import Connection, SyncRun
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]

@@ -19,9 +19,9 @@ from openapi_core import OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 from openapi_core.validation.response.exceptions import InvalidData
 
-from ortto_bridge.sandbox.bigcommerce import services
-from ortto_bridge.sandbox.bigcommerce.models import Customer
-from ortto_bridge.sandbox.bigcommerce.seed import seed_bigcommerce, seed_users
+from sandbox.bigcommerce import services
+from sandbox.bigcommerce.models import Customer
+from sandbox.bigcommerce.seed import seed_bigcommerce, seed_users
 
 pytestmark = pytest.mark.django_db
 

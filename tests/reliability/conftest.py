@@ -45,9 +45,9 @@ def wait_for(predicate, *, timeout: float, interval: float = 0.25, message: str 
 def connect_store(store_hash: str, account, *, customers: int, orders: int, seed: int = 1, quota: int = 100000,
                   name: str | None = None, merge_strategy: int = 1):
     """One seeded sandbox store, installed, connected to `account` (an OrttoAccount)."""
-    from ortto_bridge.sandbox.bigcommerce.limits import quota_set
-    from ortto_bridge.sandbox.bigcommerce.seed import seed_bigcommerce, seed_users
-    from ortto_bridge.sandbox.bigcommerce.services import app_install_complete
+    from sandbox.bigcommerce.limits import quota_set
+    from sandbox.bigcommerce.seed import seed_bigcommerce, seed_users
+    from sandbox.bigcommerce.services import app_install_complete
     from tests.factories import make_connection, make_store
 
     name = name or f"Store {store_hash}"
@@ -62,8 +62,8 @@ def connect_store(store_hash: str, account, *, customers: int, orders: int, seed
 
 def sandbox_account(instance_name: str = "acme-us", **fields):
     """An OrttoAccount for one of the seeded sandbox Ortto instances."""
-    from ortto_bridge.sandbox.ortto.models import Instance
-    from ortto_bridge.sandbox.ortto.seed import seed_ortto_instances
+    from sandbox.ortto.models import Instance
+    from sandbox.ortto.seed import seed_ortto_instances
     from tests.factories import make_account
 
     seed_ortto_instances()

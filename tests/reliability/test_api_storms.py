@@ -10,10 +10,10 @@ import pytest
 import requests
 from requests.adapters import HTTPAdapter
 
-from ortto_bridge.sandbox.bigcommerce.limits import faults_reset, faults_set
-from ortto_bridge.sandbox.bigcommerce.models import Customer, Order, SandboxStore, Subscriber
-from ortto_bridge.sandbox.ortto.models import Instance, Person, PersonActivity, RequestLog
-from ortto_bridge.sandbox.ortto.services import instance_set_faults, instance_set_revoked
+from sandbox.bigcommerce.limits import faults_reset, faults_set
+from sandbox.bigcommerce.models import Customer, Order, SandboxStore, Subscriber
+from sandbox.ortto.models import Instance, Person, PersonActivity, RequestLog
+from sandbox.ortto.services import instance_set_faults, instance_set_revoked
 from sync.connections import app_state, connection_connect, connection_sync_now
 from sync.models import Connection, SyncRun
 from sync.runs import sync_run_execute, sync_run_request

@@ -10,8 +10,8 @@ import pytest
 from django.db import OperationalError, InterfaceError, connection
 from django.db.models import Count
 
-from ortto_bridge.sandbox.bigcommerce.models import Customer, Order, Subscriber
-from ortto_bridge.sandbox.ortto.models import Person, PersonActivity
+from sandbox.bigcommerce.models import Customer, Order, Subscriber
+from sandbox.ortto.models import Person, PersonActivity
 from stores.models import Store
 from sync.models import SyncCursor, SyncRun
 from sync.runs import CURSOR_OVERLAP, sync_run_execute, sync_run_request

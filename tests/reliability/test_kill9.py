@@ -10,8 +10,8 @@ import time
 import pytest
 from django.db.models import Count
 
-from ortto_bridge.sandbox.bigcommerce.models import Customer, Order, Subscriber
-from ortto_bridge.sandbox.ortto.models import Person, PersonActivity
+from sandbox.bigcommerce.models import Customer, Order, Subscriber
+from sandbox.ortto.models import Person, PersonActivity
 from sync.models import OrderLedger, PersonLedger, SyncRun
 from sync.runs import sync_run_request
 

@@ -7,13 +7,13 @@ import logging
 import pytest
 from django.db import connection
 
-from ortto_bridge.sandbox.bigcommerce.limits import faults_set, quota_set
-from ortto_bridge.sandbox.bigcommerce.models import Customer, SandboxUser
-from ortto_bridge.sandbox.bigcommerce.seed import seed_bigcommerce, seed_users
-from ortto_bridge.sandbox.bigcommerce.services import app_auth_callback_url, app_install_grant, customer_update
-from ortto_bridge.sandbox.ortto.models import Instance
-from ortto_bridge.sandbox.ortto.seed import seed_ortto_instances
-from ortto_bridge.sandbox.ortto.services import instance_fail_next, instance_set_revoked
+from sandbox.bigcommerce.limits import faults_set, quota_set
+from sandbox.bigcommerce.models import Customer, SandboxUser
+from sandbox.bigcommerce.seed import seed_bigcommerce, seed_users
+from sandbox.bigcommerce.services import app_auth_callback_url, app_install_grant, customer_update
+from sandbox.ortto.models import Instance
+from sandbox.ortto.seed import seed_ortto_instances
+from sandbox.ortto.services import instance_fail_next, instance_set_revoked
 from stores.models import Store
 from sync.accounts import ortto_account_add
 from sync.models import SyncRun
@@ -32,7 +32,7 @@ def _bridge_tables() -> list[str]:
     from django.apps import apps
 
     emulator = {m._meta.db_table for m in apps.get_models() if m._meta.app_label.startswith("sandbox")
-                or m.__module__.startswith("ortto_bridge.sandbox")}
+                or m.__module__.startswith("sandbox")}
     return [t for t in connection.introspection.table_names() if t not in emulator]
 
 
@@ -87,7 +87,7 @@ def test_no_secret_in_plain_text_in_the_database_or_the_logs(sandbox_live, clien
     # The scan can see a secret when one is there: the emulated BigCommerce keeps its issued token in clear.
     with connection.cursor() as cursor:
         cursor.execute("SELECT * FROM " + connection.ops.quote_name(
-            __import__("ortto_bridge.sandbox.bigcommerce.models", fromlist=["AppInstall"]).AppInstall._meta.db_table))
+            __import__("sandbox.bigcommerce.models", fromlist=["AppInstall"]).AppInstall._meta.db_table))
         assert secrets_in(" ".join(str(v) for row in cursor.fetchall() for v in row), [store.access_token])
 
     # 2. The logs: every record captured, and whatever reached stdout / stderr.

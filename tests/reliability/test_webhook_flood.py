@@ -12,9 +12,9 @@ import pytest
 from django.db.models import Count, Sum
 from django.utils import timezone
 
-from ortto_bridge.sandbox.bigcommerce.models import Customer, Hook, SandboxStore
-from ortto_bridge.sandbox.bigcommerce.services import checkout_order_place
-from ortto_bridge.sandbox.ortto.models import Person, PersonActivity
+from sandbox.bigcommerce.models import Customer, Hook, SandboxStore
+from sandbox.bigcommerce.services import checkout_order_place
+from sandbox.ortto.models import Person, PersonActivity
 from stores.models import Store, WebhookEvent
 from sync.models import SyncRun
 from sync.runs import sync_run_execute, sync_run_request
@@ -120,6 +120,6 @@ def test_webhook_flood_applies_each_change_once(sandbox_live, client, monkeypatc
 
 
 def _unplaced(sandbox) -> int:
-    from ortto_bridge.sandbox.bigcommerce.models import Order
+    from sandbox.bigcommerce.models import Order
 
     return Order.objects.filter(store=sandbox, status_id=0).count()

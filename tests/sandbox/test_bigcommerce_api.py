@@ -5,9 +5,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from ortto_bridge.sandbox.bigcommerce import limits, services
-from ortto_bridge.sandbox.bigcommerce.models import Customer, Order, Subscriber
-from ortto_bridge.sandbox.bigcommerce.seed import seed_bigcommerce, seed_users
+from sandbox.bigcommerce import limits, services
+from sandbox.bigcommerce.models import Customer, Order, Subscriber
+from sandbox.bigcommerce.seed import seed_bigcommerce, seed_users
 
 pytestmark = pytest.mark.django_db
 

@@ -13,12 +13,12 @@ import pytest
 import responses
 from django.conf import settings
 
-from ortto_bridge.sandbox.bigcommerce import services
-from ortto_bridge.sandbox.bigcommerce.models import (
+from sandbox.bigcommerce import services
+from sandbox.bigcommerce.models import (
     AppInstall, Customer, Hook, Order, Script, Subscriber, WebhookDelivery,
 )
-from ortto_bridge.sandbox.bigcommerce.seed import seed_bigcommerce, seed_users
-from ortto_bridge.sandbox.bigcommerce.webhooks import webhook_deliveries_run, webhook_delivery_run
+from sandbox.bigcommerce.seed import seed_bigcommerce, seed_users
+from sandbox.bigcommerce.webhooks import webhook_deliveries_run, webhook_delivery_run
 
 pytestmark = pytest.mark.django_db
 

@@ -6,12 +6,12 @@ import json
 import pytest
 from django.urls import include, path
 
-from ortto_bridge.sandbox.ortto import guard, services
-from ortto_bridge.sandbox.ortto.models import Instance, Person, PersonActivity, RateWindow, RequestLog
-from ortto_bridge.sandbox.ortto.seed import seed_existing_people, seed_ortto_instances, tracking_key
+from sandbox.ortto import guard, services
+from sandbox.ortto.models import Instance, Person, PersonActivity, RateWindow, RequestLog
+from sandbox.ortto.seed import seed_existing_people, seed_ortto_instances, tracking_key
 
 # The sandbox mounted exactly as ortto_bridge/urls.py mounts it, without the rest of the project.
-urlpatterns = [path("sandbox/ortto/", include("ortto_bridge.sandbox.ortto.urls"))]
+urlpatterns = [path("sandbox/ortto/", include("sandbox.ortto.urls"))]
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls(__name__)]
 

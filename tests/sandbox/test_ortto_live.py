@@ -5,8 +5,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from ortto_bridge.sandbox.ortto.models import Person, PersonActivity
-from ortto_bridge.sandbox.ortto.seed import seed_ortto_instances
+from sandbox.ortto.models import Person, PersonActivity
+from sandbox.ortto.seed import seed_ortto_instances
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
 

@@ -5,10 +5,10 @@ import json
 import pytest
 from django.urls import include, path
 
-from ortto_bridge.sandbox.ortto.models import Person
-from ortto_bridge.sandbox.ortto.seed import seed_existing_people, seed_ortto_instances
+from sandbox.ortto.models import Person
+from sandbox.ortto.seed import seed_existing_people, seed_ortto_instances
 
-urlpatterns = [path("sandbox/ortto/", include("ortto_bridge.sandbox.ortto.urls"))]
+urlpatterns = [path("sandbox/ortto/", include("sandbox.ortto.urls"))]
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls(__name__)]
 

@@ -2,11 +2,11 @@
 
 import pytest
 
-from ortto_bridge.sandbox.bigcommerce.models import Customer, Order, Subscriber
-from ortto_bridge.sandbox.bigcommerce.seed import seed_bigcommerce, seed_users
-from ortto_bridge.sandbox.bigcommerce.services import app_install_complete
-from ortto_bridge.sandbox.ortto.models import Person, PersonActivity
-from ortto_bridge.sandbox.ortto.seed import seed_existing_people, seed_ortto_instances
+from sandbox.bigcommerce.models import Customer, Order, Subscriber
+from sandbox.bigcommerce.seed import seed_bigcommerce, seed_users
+from sandbox.bigcommerce.services import app_install_complete
+from sandbox.ortto.models import Person, PersonActivity
+from sandbox.ortto.seed import seed_existing_people, seed_ortto_instances
 from sync.models import OrderLedger, PersonLedger, SyncRun
 from sync.runs import sync_run_execute, sync_run_request
 from tests.factories import make_account, make_connection, make_store
@@ -57,8 +57,8 @@ def test_changes_arrive_through_webhooks_and_the_scheduled_sweep(sandbox_live, s
     no webhook announced is caught by the scheduled sweep (DESIGN §4)."""
     from django.utils import timezone
 
-    from ortto_bridge.sandbox.bigcommerce.services import checkout_order_place, customer_update
-    from ortto_bridge.sandbox.bigcommerce.webhooks import webhook_deliveries_run
+    from sandbox.bigcommerce.services import checkout_order_place, customer_update
+    from sandbox.bigcommerce.webhooks import webhook_deliveries_run
     from stores.models import WebhookEvent
     from sync.tasks import incremental_tick
 

@@ -399,9 +399,9 @@ def test_the_tracking_endpoint_needs_the_app_context(client, bigcommerce, connec
 
 @pytest.mark.django_db(transaction=True)
 def test_the_sandbox_store_shows_one_script_through_enable_move_and_disable(sandbox_live):
-    from ortto_bridge.sandbox.bigcommerce.models import Script
-    from ortto_bridge.sandbox.bigcommerce.seed import seed_store, seed_users
-    from ortto_bridge.sandbox.bigcommerce.services import app_install_complete
+    from sandbox.bigcommerce.models import Script
+    from sandbox.bigcommerce.seed import seed_store, seed_users
+    from sandbox.bigcommerce.services import app_install_complete
 
     sandbox_store = seed_store(store_hash=STORE)
     seed_users(store_hash=STORE, users=[(1001, "owner@example.com", True)])

@@ -14,7 +14,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from ortto_bridge.db import rows_update
+from sync.db import rows_update
 
 from . import schema
 from .models import ActivityDefinition, CustomField, Person, PersonActivity

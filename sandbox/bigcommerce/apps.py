@@ -2,6 +2,6 @@ from django.apps import AppConfig
 
 
 class SandboxBigCommerceConfig(AppConfig):
-    name = "ortto_bridge.sandbox.bigcommerce"
+    name = "sandbox.bigcommerce"
     label = "sandbox_bigcommerce"
     verbose_name = "Sandbox: emulated BigCommerce"

@@ -26,9 +26,9 @@ def _user(email: str, password: str, **flags):
 
 def demo_seed(*, customers: int | None = None, orders: int | None = None, reset: bool = False, stdout=None) -> None:
     """Idempotent: a store that already has data keeps it (and the edits made in the demo) unless `reset`."""
-    from ortto_bridge.sandbox.bigcommerce.models import Customer
-    from ortto_bridge.sandbox.bigcommerce.seed import seed_bigcommerce, seed_users
-    from ortto_bridge.sandbox.ortto.seed import seed_ortto_instances
+    from sandbox.bigcommerce.models import Customer
+    from sandbox.bigcommerce.seed import seed_bigcommerce, seed_users
+    from sandbox.ortto.seed import seed_ortto_instances
     from sync.connections import ortto_account_url
     from sync.models import OrttoAccount
 

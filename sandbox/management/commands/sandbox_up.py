@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
-from ortto_bridge.sandbox import demo
+from sandbox import demo
 
 
 class Command(BaseCommand):
@@ -32,7 +32,7 @@ class Command(BaseCommand):
             subprocess.Popen(manage + ["qcluster"], env=env),
         ]
         urls = demo.demo_urls()
-        from ortto_bridge.sandbox.history import HISTORY_STORE, demo_history_seed
+        from sandbox.history import HISTORY_STORE, demo_history_seed
 
         try:
             result = demo_history_seed(base_url=settings.PUBLIC_URL)

@@ -14,7 +14,7 @@ def stamp_arrival(sender, environ=None, **kwargs):
 
 
 class SandboxOrttoConfig(AppConfig):
-    name = "ortto_bridge.sandbox.ortto"
+    name = "sandbox.ortto"
     label = "sandbox_ortto"
     verbose_name = "Sandbox: emulated Ortto"
 

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from ortto_bridge.sandbox.demo import demo_seed
+from sandbox.demo import demo_seed
 
 
 class Command(BaseCommand):

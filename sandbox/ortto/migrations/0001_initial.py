@@ -2,7 +2,7 @@
 
 import django.db.models.deletion
 import django.utils.timezone
-import ortto_bridge.sandbox.ortto.models
+import sandbox.ortto.models
 from django.db import migrations, models
 
 
@@ -43,7 +43,7 @@ class Migration(migrations.Migration):
             name='Person',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('person_id', models.CharField(default=ortto_bridge.sandbox.ortto.models.new_person_id, max_length=24, unique=True)),
+                ('person_id', models.CharField(default=sandbox.ortto.models.new_person_id, max_length=24, unique=True)),
                 ('email', models.CharField(blank=True, max_length=255, null=True)),
                 ('external_id', models.CharField(blank=True, max_length=255, null=True)),
                 ('name', models.CharField(blank=True, default='', max_length=511)),

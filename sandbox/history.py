@@ -18,8 +18,8 @@ BAD_EMAILS = ["rosa.diaz@gmail", "tom.becker@@example.com", "li.wei@example"]
 
 
 def demo_history_seed(*, base_url: str, wait_seconds: float = 30) -> str:
-    from ortto_bridge.sandbox.bigcommerce.models import Customer, SandboxStore, SandboxUser
-    from ortto_bridge.sandbox.bigcommerce.services import app_auth_callback_url, app_install_grant
+    from sandbox.bigcommerce.models import Customer, SandboxStore, SandboxUser
+    from sandbox.bigcommerce.services import app_auth_callback_url, app_install_grant
     from stores.models import Store
     from sync.connections import connection_connect
     from sync.models import OrttoAccount

@@ -1,0 +1,6 @@
+from django.urls import include, path
+
+urlpatterns = [
+    path("bigcommerce/", include("sandbox.bigcommerce.urls")),
+    path("ortto/", include("sandbox.ortto.urls")),
+]
