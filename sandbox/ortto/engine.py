@@ -8,9 +8,10 @@ update and one bulk insert of feed entries.
 
 import json
 import uuid
+from datetime import timedelta
 from datetime import timezone as dt_timezone
 
-from django.db.models import Q
+from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -24,6 +25,10 @@ MAX_ACTIVITIES = 100
 MAX_ATTRIBUTES = 15
 MAX_ACTIVITY_BYTES = 16 * 1024
 MAX_MERGE_BY = 3
+# At most 50 events per activity per contact per 24 h (https://help.ortto.com/a-235-rate-limits); the
+# rest are not kept. How Ortto answers them is not public: the emulator accepts and drops them silently.
+MAX_EVENTS_PER_DAY = 50
+BAD_ITEM_STATUSES = ("invalid", "suppressed")
 
 SUBSCRIBED = "subscribed"
 UNSUBSCRIBED = "unsubscribed"
@@ -361,6 +366,15 @@ def person_merge(instance, body: dict):
         details = [{"status": r["status"], "error": r.get("error", "")} for r in results]
         first = details[0]["error"] if details else ""
         return bad_request(f"No valid contacts provided ({first})", details)
+    refused = [r for r in results if r["status"] in BAD_ITEM_STATUSES]
+    if refused and instance.batch_errors != "per_item":
+        # Whether Ortto refuses a whole batch for some bad people is not public: the emulator can.
+        message = f"Invalid contacts provided ({refused[0].get('error', '')})"
+        if instance.batch_errors == "refuse_with_details":
+            return bad_request(message, [
+                {"status": r["status"], "error": r.get("error", "")} if r["status"] in BAD_ITEM_STATUSES
+                else {"status": "valid"} for r in results])
+        return bad_request(message)
     batch.flush()
     return 200, {"people": results}
 
@@ -402,6 +416,7 @@ def activities_create(instance, body: dict):
         [item.get("fields") or {} for item, problem in checked if not problem],
         person_ids=[item["person_id"] for item, problem in checked if not problem and item.get("person_id")],
     )
+    day_counts = _recent_event_counts(instance, batch)
     keys = {item["key"] for item, problem in checked if not problem and item.get("key")}
     seen_keys = set()
     if keys:
@@ -445,7 +460,9 @@ def activities_create(instance, body: dict):
             created = _parse_created(item["created"])
         key = str(item.get("key") or "")
         dedup = (person.person_id, item["activity_id"], key)
-        if not key or dedup not in seen_keys:
+        day_key = (person.person_id, item["activity_id"])
+        day_counts[day_key] = day_counts.get(day_key, 0) + 1
+        if (not key or dedup not in seen_keys) and day_counts[day_key] <= MAX_EVENTS_PER_DAY:
             if key:
                 seen_keys.add(dedup)
             attributes = dict(item.get("attributes") or {})
@@ -470,6 +487,17 @@ def activities_create(instance, body: dict):
         return bad_request(f"No valid activities provided ({details[0]['error']})", details)
     batch.flush()
     return 200, {"activities": results}
+
+
+def _recent_event_counts(instance, batch) -> dict:
+    """(person_id, activity_id) -> events kept in the last 24 h, for the people the batch found."""
+    people = {p.pk: p.person_id for index in batch.index.values() for p in index.values() if p.pk}
+    if not people:
+        return {}
+    since = batch.now - timedelta(hours=24)
+    rows = (PersonActivity.objects.filter(instance=instance, person_id__in=list(people), ingested_at__gte=since)
+            .values_list("person_id", "activity_id").annotate(n=Count("id")))
+    return {(people[pk], activity_id): n for pk, activity_id, n in rows}
 
 
 def _activity_problem(item, definitions, custom_ids) -> str | None:
@@ -539,9 +567,12 @@ def custom_field_create(instance, body: dict):
     if field_type not in schema.CUSTOM_FIELD_PREFIXES:
         return bad_request(f"unknown type {field_type!r}; one of {', '.join(schema.CUSTOM_FIELD_PREFIXES)}")
     field_id = schema.custom_field_id(name=name, field_type=field_type)
+    if not schema.CUSTOM_ID_RE.match(field_id):
+        return bad_request(f"invalid field name {name!r}")
     existing = CustomField.objects.filter(instance=instance)
     if existing.filter(field_id=field_id).exists():
-        return 409, error_body(409, f"custom field {field_id} already exists")
+        status = instance.duplicate_status
+        return status, error_body(status, f"custom field {field_id} already exists")
     if existing.count() >= schema.MAX_CUSTOM_FIELDS:
         return bad_request(f"custom field limit reached ({schema.MAX_CUSTOM_FIELDS})")
     CustomField.objects.create(instance=instance, field_id=field_id, name=name.strip(), display_type=field_type)
@@ -554,6 +585,9 @@ def activity_definition_create(instance, body: dict):
     if not isinstance(name, str) or not schema.kebab(name):
         return bad_request("name is required")
     activity_id = f"act:cm:{schema.kebab(name)}"
+    icon_id = body.get("icon_id")
+    if icon_id not in schema.ACTIVITY_ICONS:
+        return bad_request(f"invalid icon_id {icon_id!r}: one of {', '.join(schema.ACTIVITY_ICONS)}")
     attributes_in = body.get("attributes") or []
     if not isinstance(attributes_in, list):
         return bad_request("attributes must be a list")
@@ -567,6 +601,8 @@ def activity_definition_create(instance, body: dict):
         if prefix is None:
             return bad_request(f"unknown display_type {display_type!r}")
         attr_slug = schema.kebab(attribute["name"])
+        if attribute.get("field_id") is not None and not schema.CUSTOM_ID_RE.match(str(attribute["field_id"])):
+            return bad_request(f"invalid attribute field_id {attribute['field_id']!r}")
         attributes.append(
             {
                 "name": attribute["name"],
@@ -576,7 +612,8 @@ def activity_definition_create(instance, body: dict):
             }
         )
     if ActivityDefinition.objects.filter(instance=instance, activity_id=activity_id).exists():
-        return 409, error_body(409, f"activity {activity_id} already exists")
+        status = instance.duplicate_status
+        return status, error_body(status, f"activity {activity_id} already exists")
     now = timezone.now()
     definition = {
         "name": name,

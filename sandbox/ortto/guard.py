@@ -6,11 +6,11 @@ import math
 import random
 import time
 
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 
 from .engine import error_body
-from .models import Instance, RateWindow
+from .models import InFlightMerge, Instance, IpStrikes, RateWindow
 
 REGIONS = ("default", "au", "eu")
 
@@ -24,7 +24,71 @@ def authenticate(*, region: str, api_key: str | None):
         return None, error_body(401, "invalid API key")
     if instance.revoked:
         return None, error_body(401, "API key has been disconnected")
+    if instance.expired:
+        # https://help.ortto.com/a-714-api-error-responses: 403 when the account has expired or the user
+        # who authorised the key left. The body's wording is not public; the shape is Ortto's usual one.
+        return None, error_body(403, "account expired or suspended")
     return instance, None
+
+
+# --- the bad-request IP ban (https://help.ortto.com/a-235-rate-limits) -------------------------------------
+
+BAN_STRIKES = 15
+BAN_WINDOW_SECONDS = 15.0
+BAN_SECONDS = 15.0
+
+
+def ip_banned(ip: str, *, now: float | None = None) -> float | None:
+    """Seconds left of this IP's ban, or None."""
+    now = time.time() if now is None else now
+    until = IpStrikes.objects.filter(ip=ip).values_list("banned_until", flat=True).first()
+    return until - now if until and until > now else None
+
+
+def ip_strike(ip: str, *, now: float | None = None) -> None:
+    """Count one bad request (a 4xx other than 429) for the IP; the 15th in 15 s bans it for 15 s."""
+    now = time.time() if now is None else now
+    for _ in range(3):
+        try:
+            with transaction.atomic():
+                row, _ = IpStrikes.objects.select_for_update().get_or_create(ip=ip)
+                strikes = [t for t in row.strikes if now - t < BAN_WINDOW_SECONDS] + [now]
+                if len(strikes) >= BAN_STRIKES:
+                    row.banned_until, strikes = now + BAN_SECONDS, []
+                row.strikes = strikes
+                row.save()
+            return
+        except IntegrityError:
+            continue
+
+
+def banned_body(seconds: float) -> dict:
+    # What a banned IP is answered is not public: the emulator says 429 with the rate-limit shape.
+    return {"error": {"code": "ip-banned", "message": "too many bad requests",
+                      "try-in-seconds": max(0.1, math.ceil(seconds * 10) / 10)}}
+
+
+# --- Ortto's concurrency limit for synchronous merges by a merge key (merge page, a-257) -------------------
+
+IN_FLIGHT_STALE_SECONDS = 60.0
+
+
+def merge_slot_take(instance: Instance, *, now: float | None = None) -> InFlightMerge | None:
+    """Register one synchronous merge in flight; None (and nothing registered) when over the limit."""
+    now = time.time() if now is None else now
+    slot = InFlightMerge.objects.create(instance=instance, started_at=now)
+    running = InFlightMerge.objects.filter(instance=instance, started_at__gt=now - IN_FLIGHT_STALE_SECONDS,
+                                           pk__lte=slot.pk).count()
+    if running > instance.merge_concurrency_limit:
+        slot.delete()
+        return None
+    return slot
+
+
+def concurrency_body() -> dict:
+    # Ortto says such merges "may start failing" without naming the answer: the emulator says 429.
+    return {"error": {"code": "concurrency-limit", "message": "too many concurrent synchronous merges",
+                      "try-in-seconds": 1}}
 
 
 def rate_limit_body(try_in_seconds: float) -> dict:

@@ -42,6 +42,17 @@ class Instance(models.Model):
     revoked = models.BooleanField(default=False)
     # Emails on the instance's email suppression list (lower case).
     suppressed_emails = models.JSONField(default=list, blank=True)
+    # An expired or suspended account (or the user who authorised the key left): every call is 403.
+    expired = models.BooleanField(default=False)
+    # Where the public record is silent, the emulator answers each plausible way (docs/ortto-contract.md):
+    # the status of "custom field / activity definition already exists" (400 or 409) ...
+    duplicate_status = models.PositiveSmallIntegerField(default=409)
+    # ... and what a merge batch with some invalid people gets: "per_item" (200, those items invalid),
+    # "refuse_with_details" (400, one `details` entry per person) or "refuse" (400, no usable details).
+    batch_errors = models.CharField(max_length=24, default="per_item")
+    # Synchronous merges by a merge key in flight at once before Ortto's concurrency limit answers 429
+    # (Ortto warns of the limit without a number); 0 switches it off.
+    merge_concurrency_limit = models.PositiveSmallIntegerField(default=4)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -163,3 +174,19 @@ class RateWindow(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["instance", "second"], name="sandbox_ortto_rate_window_unique"),
         ]
+
+
+class InFlightMerge(models.Model):
+    """A synchronous merge being handled now: the concurrency limit counts these across processes."""
+
+    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="+")
+    started_at = models.FloatField()
+
+
+class IpStrikes(models.Model):
+    """Bad requests per calling IP: 15 in 15 s ban the IP for 15 s (https://help.ortto.com/a-235-rate-limits)."""
+
+    ip = models.CharField(max_length=64, unique=True)
+    # Times (epoch seconds) of the bad requests of the last 15 s.
+    strikes = models.JSONField(default=list, blank=True)
+    banned_until = models.FloatField(default=0)

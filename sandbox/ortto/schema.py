@@ -57,6 +57,19 @@ MAX_CUSTOM_FIELDS = 100
 STRING_MAX = 255
 TEXT_MAX = 4000
 
+# Activity definition icons (phpdevkits/ortto-sdk src/Enums/ActivityIcon.php, citing Ortto's definition
+# docs; a recorded create answer uses "moneys-illustration-icon").
+ACTIVITY_ICONS = (
+    "calendar-illustration-icon", "caution-illustration-icon", "clicked-illustration-icon",
+    "coupon-illustration-icon", "download-illustration-icon", "email-illustration-icon", "eye-illustration-icon",
+    "flag-activities-illustration-icon", "happy-illustration-icon", "moneys-illustration-icon",
+    "page-illustration-icon", "phone-illustration-icon", "reload-illustration-icon", "tag-illustration-icon",
+    "time-illustration-icon",
+)
+# A custom person or activity field id: type prefix, the "cm" namespace, a kebab-case name.
+CUSTOM_ID_RE = re.compile(r"^[a-z]{3}:cm:[a-z0-9]+(?:-[a-z0-9]+)*$")
+PHONE_DIGITS_RE = re.compile(r"^[1-9][0-9]{7,14}$")
+
 FIELD_ID_RE = re.compile(r"^(?P<type>[a-z0-9]{3}):(?P<ns>[a-z]*):(?P<name>[A-Za-z0-9_\-]+)$")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -113,6 +126,13 @@ def value_error(field_id: str, value) -> str | None:
     elif kind == "phn":
         if not (isinstance(value, dict) and (("c" in value and "n" in value) or "phone" in value)):
             return bad + 'expected {"c": "61", "n": "401234567"} or {"phone": "...", "parse_with_country_code": true}'
+        if "phone" in value:
+            # Read with its country code: the digits must be a whole international number.
+            if not (isinstance(value["phone"], str) and PHONE_DIGITS_RE.match(value["phone"])):
+                return bad + "not an international phone number"
+        elif not (isinstance(value["c"], str) and re.fullmatch(r"[1-9][0-9]{0,2}", value["c"])
+                  and isinstance(value["n"], str) and re.fullmatch(r"[0-9]{4,14}", value["n"])):
+            return bad + "c must be a country calling code and n the national number (digits)"
     elif kind == "dtz":
         if isinstance(value, dict):
             if not all(isinstance(value.get(k), int) for k in ("year", "month", "day")):

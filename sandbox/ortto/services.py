@@ -28,6 +28,10 @@ def instance_faults(instance: Instance) -> dict:
         "fail_next": {"count": instance.fail_next_count, "status": instance.fail_next_status},
         "rate_limit_per_second": instance.rate_limit_per_second,
         "revoked": instance.revoked,
+        "expired": instance.expired,
+        "duplicate_status": instance.duplicate_status,
+        "batch_errors": instance.batch_errors,
+        "merge_concurrency_limit": instance.merge_concurrency_limit,
     }
 
 
@@ -81,6 +85,44 @@ def instance_set_revoked(instance: Instance, *, revoked: bool | None = None) -> 
     return instance.revoked
 
 
+BATCH_ERROR_MODES = ("per_item", "refuse_with_details", "refuse")
+
+
+def instance_set_contract(
+    instance: Instance,
+    *,
+    duplicate_status: int | None = None,
+    batch_errors: str | None = None,
+    merge_concurrency_limit: int | None = None,
+    expired: bool | None = None,
+) -> dict:
+    """How this instance answers where Ortto's public record is silent, and its account state (expired:
+    every call 403). Only what is given changes."""
+    if duplicate_status is not None:
+        if int(duplicate_status) not in (400, 409):
+            raise ValueError("duplicate_status is 400 or 409")
+        instance.duplicate_status = int(duplicate_status)
+    if batch_errors is not None:
+        if batch_errors not in BATCH_ERROR_MODES:
+            raise ValueError(f"batch_errors is one of {BATCH_ERROR_MODES}")
+        instance.batch_errors = batch_errors
+    if merge_concurrency_limit is not None:
+        instance.merge_concurrency_limit = max(0, int(merge_concurrency_limit))
+    if expired is not None:
+        instance.expired = bool(expired)
+    instance.save(update_fields=["duplicate_status", "batch_errors", "merge_concurrency_limit", "expired"])
+    return instance_faults(instance)
+
+
+def instance_delete_people(instance: Instance, *, emails: list[str]) -> int:
+    """Delete people as Ortto's UI (or a GDPR erasure) does: profile and activities gone."""
+    wanted = {e.strip().lower() for e in emails if e and e.strip()}
+    people = Person.objects.filter(instance=instance, email__in=wanted)
+    deleted = people.count()
+    people.delete()
+    return deleted
+
+
 def instance_set_suppressed(instance: Instance, *, emails: list[str]) -> list[str]:
     instance.suppressed_emails = sorted({e.strip().lower() for e in emails if e and e.strip()})
     instance.save(update_fields=["suppressed_emails"])
@@ -101,7 +143,8 @@ def instance_reset(instance: Instance, *, schema: bool = False, faults: bool = F
         instance_set_faults(instance, clear=True)
         instance.rate_limit_per_second = 0
         instance.revoked = False
-        instance.save(update_fields=["rate_limit_per_second", "revoked"])
+        instance.expired = False
+        instance.save(update_fields=["rate_limit_per_second", "revoked", "expired"])
 
 
 def instance_stats(instance: Instance) -> dict:

@@ -16,6 +16,8 @@ urlpatterns = [
     path("control/<slug:name>/revoke", views.control_revoke, name="control-revoke"),
     path("control/<slug:name>/reset", views.control_reset, name="control-reset"),
     path("control/<slug:name>/suppress", views.control_suppress, name="control-suppress"),
+    path("control/<slug:name>/contract", views.control_contract, name="control-contract"),
+    path("control/<slug:name>/delete-people", views.control_delete_people, name="control-delete-people"),
     path("control/<slug:name>/people", views.control_people, name="control-people"),
     path("control/<slug:name>/stats", views.control_stats, name="control-stats"),
     # The API, one host per region in production: /sandbox/ortto/<default|au|eu>/v1/...

@@ -39,12 +39,18 @@ def api(request, region: str, endpoint: str):
     instance = None
     body = None
     status, payload = 404, engine.error_body(404, "unknown endpoint or method")
+    ip = request.META.get("REMOTE_ADDR") or "unknown"
+    slot = None
     try:
+        banned = guard.ip_banned(ip)
+        if banned:
+            status, payload = 429, guard.banned_body(banned)
+            return _json(status, payload)
         if region not in guard.REGIONS:
             return _json(status, payload)
         instance, problem = guard.authenticate(region=region, api_key=request.headers.get("X-Api-Key"))
         if problem:
-            status, payload = 401, problem
+            status, payload = problem["code"], problem
             return _json(status, payload)
         handler = engine.ENDPOINTS.get(endpoint)
         if handler is None or request.method != "POST":
@@ -63,9 +69,18 @@ def api(request, region: str, endpoint: str):
         if not isinstance(body, dict):
             status, payload = engine.bad_request("the body must be a JSON object")
             return _json(status, payload)
+        if _limited_merge(instance, endpoint, body):
+            slot = guard.merge_slot_take(instance)
+            if slot is None:
+                status, payload = 429, guard.concurrency_body()
+                return _json(status, payload)
         status, payload = _run(handler, instance, body)
         return _json(status, payload)
     finally:
+        if slot is not None:
+            slot.delete()
+        if 400 <= status < 500 and status != 429:
+            guard.ip_strike(ip)
         people, activities = _counts(endpoint, body)
         try:
             RequestLog.objects.create(
@@ -80,6 +95,13 @@ def api(request, region: str, endpoint: str):
             # The instance was deleted (a reset, or a test's teardown) while this request ran: the
             # request log is the emulator's own bookkeeping and must not turn the answer into a 500.
             pass
+
+
+def _limited_merge(instance: Instance, endpoint: str, body: dict) -> bool:
+    """A synchronous person merge that looks people up by a merge key (not by person id)."""
+    if endpoint != "person/merge" or not instance.merge_concurrency_limit or body.get("async"):
+        return False
+    return body.get("merge_by") != ["str::person_id"]
 
 
 def _run(handler, instance, body):
@@ -172,6 +194,29 @@ def control_reset(request, name: str):
     instance = _instance(name)
     services.instance_reset(instance, schema=bool(body.get("schema")), faults=bool(body.get("faults")))
     return _json(200, services.instance_stats(instance))
+
+
+@csrf_exempt
+@require_POST
+def control_contract(request, name: str):
+    """{"duplicate_status": 400|409, "batch_errors": "per_item"|"refuse_with_details"|"refuse",
+    "merge_concurrency_limit": n, "expired": bool}"""
+    body = _body(request)
+    try:
+        state = services.instance_set_contract(
+            _instance(name), duplicate_status=body.get("duplicate_status"), batch_errors=body.get("batch_errors"),
+            merge_concurrency_limit=body.get("merge_concurrency_limit"), expired=body.get("expired"))
+    except (TypeError, ValueError) as exc:
+        return _json(400, {"error": str(exc)})
+    return _json(200, state)
+
+
+@csrf_exempt
+@require_POST
+def control_delete_people(request, name: str):
+    """{"emails": [...]}: delete these people, as a deletion in Ortto (or a GDPR erasure) would."""
+    deleted = services.instance_delete_people(_instance(name), emails=list(_body(request).get("emails") or []))
+    return _json(200, {"deleted": deleted})
 
 
 @csrf_exempt

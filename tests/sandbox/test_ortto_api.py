@@ -397,7 +397,7 @@ def test_timeout_fault_sleeps_then_answers_504(client, instances):
 @pytest.fixture
 def placed_order(client):
     response = call(client, "definitions/activity/create", {
-        "name": "Placed order", "icon_id": "money-illustration-icon", "track_conversion_value": True,
+        "name": "Placed order", "icon_id": "moneys-illustration-icon", "track_conversion_value": True,
         "display_style": {"type": "activity_attribute", "title": "Placed order", "attribute_name": "Order ID",
                           "attribute_field_id": "int:cm:order-id"},
         "attributes": [{"name": "Order ID", "display_type": "integer"},
@@ -418,7 +418,7 @@ def test_activity_definition_create_and_conflict(client, placed_order):
     assert placed_order["activity_field_id"] == "act:cm:placed-order"
     assert [a["field_id"] for a in placed_order["attributes"]] == ["int:cm:order-id", "int:cm:total",
                                                                     "str:cm:currency"]
-    again = call(client, "definitions/activity/create", {"name": "Placed order"})
+    again = call(client, "definitions/activity/create", {"name": "Placed order", "icon_id": "moneys-illustration-icon"})
     assert again.status_code == 409
 
 

@@ -32,7 +32,7 @@ def shopper(client):
     api(client, "person/custom-field/create", {"type": "text", "name": "BigCommerce customer ID"})
     api(client, "person/custom-field/create", {"type": "decimal", "name": "Total spent"})
     api(client, "definitions/activity/create", {
-        "name": "Placed order",
+        "name": "Placed order", "icon_id": "moneys-illustration-icon",
         "attributes": [{"name": "Order ID", "display_type": "integer"}, {"name": "Total", "display_type": "decimal"},
                        {"name": "Currency", "display_type": "text"}],
     })
