@@ -48,7 +48,8 @@ def placed_order_definition() -> dict:
     """The body of Ortto's activity-definition create call for "Placed order"."""
     return {
         "name": "Placed order",
-        "icon_id": "money-illustration",
+        # Ortto's icon ids end in "-illustration-icon" (docs/ortto-contract.md, activity definitions).
+        "icon_id": "moneys-illustration-icon",
         "track_conversion_value": True,
         "touch": True,
         "filterable": True,

@@ -357,45 +357,73 @@ class OrttoClient:
         return list(self._post("/v1/activities/create", body).get("activities") or [])
 
     def custom_fields(self) -> list[dict]:
+        """The account's custom person fields: [{"field": {"id", "name", "display_type", ...}, ...}]."""
         return list(self._post("/v1/person/custom-field/get", {}).get("fields") or [])
 
-    def create_custom_field(self, *, name: str, field_type: str) -> str:
-        """Create a custom person field and return its id; an existing field (409) is not an error."""
+    def create_custom_field(self, *, name: str, field_type: str, existing: list[dict] | None = None) -> str:
+        """Create a custom person field and return its id. A field that already exists is not an error,
+        whatever status Ortto uses to say so (the public record shows both 400 and 409): on a 400/409
+        the field list decides, and the field counts as present when it is there."""
+        found = find_custom_field(existing, name=name, field_type=field_type) if existing is not None else None
+        if found:
+            return found
         try:
             payload = self._post("/v1/person/custom-field/create", {"name": name, "type": field_type})
         except OrttoRequestError as exc:
-            if exc.status != 409:
+            if exc.status not in ALREADY_EXISTS_STATUSES:
                 raise
-            return self._existing_field_id(name=name, field_type=field_type)
+            found = find_custom_field(self.custom_fields(), name=name, field_type=field_type)
+            if found:
+                return found
+            if exc.status == 409:
+                return computed_field_id(name=name, field_type=field_type)
+            raise
         field_id = payload.get("field_id") or (payload.get("field") or {}).get("id")
-        return field_id or self._computed_field_id(name=name, field_type=field_type)
-
-    def _existing_field_id(self, *, name: str, field_type: str) -> str:
-        suffix = f":cm:{kebab(name)}"
-        for entry in self.custom_fields():
-            field = entry.get("field") or entry
-            field_id = field.get("id") or ""
-            if field_id.endswith(suffix) or (field.get("name") or "").strip().lower() == name.strip().lower():
-                return field_id
-        return self._computed_field_id(name=name, field_type=field_type)
-
-    @staticmethod
-    def _computed_field_id(*, name: str, field_type: str) -> str:
-        prefix = FIELD_TYPE_PREFIXES.get(field_type, "str")
-        return f"{prefix}:cm:{kebab(name)}"
+        return field_id or computed_field_id(name=name, field_type=field_type)
 
     def create_activity_definition(self, payload: dict) -> str:
-        """Create a custom activity definition; return its id ("act:cm:<kebab name>"), existing or new."""
+        """Create a custom activity definition; return its id ("act:cm:<kebab name>"), new or existing. Ortto
+        has no public endpoint that lists definitions, so "already exists" is read from the answer:
+        any 409, or a 400 whose message says it exists (docs/ortto-contract.md)."""
         computed = f"act:cm:{kebab(payload['name'])}"
         try:
             answer = self._post("/v1/definitions/activity/create", payload)
         except OrttoRequestError as exc:
-            if exc.status == 409:
+            if exc.status == 409 or (exc.status == 400 and says_already_exists(exc.message)):
                 return computed
             raise
-        definition = answer.get("definition") if isinstance(answer.get("definition"), dict) else answer
-        for key in ("activity_id", "id"):
-            value = definition.get(key)
+        definition = answer.get("custom_activity") or answer.get("definition") or answer
+        for key in ("activity_field_id", "activity_id", "id"):
+            value = definition.get(key) if isinstance(definition, dict) else None
             if isinstance(value, str) and value.startswith("act:"):
                 return value
         return computed
+
+
+ALREADY_EXISTS_STATUSES = (400, 409)
+
+
+def says_already_exists(message: str) -> bool:
+    text = (message or "").lower()
+    return "exist" in text or "duplicate" in text or "already" in text
+
+
+def computed_field_id(*, name: str, field_type: str) -> str:
+    """Ortto's id rule for a custom person field: type prefix + ":cm:" + kebab-case name."""
+    prefix = FIELD_TYPE_PREFIXES.get(field_type, "str")
+    return f"{prefix}:cm:{kebab(name)}"
+
+
+def find_custom_field(fields: list[dict] | None, *, name: str, field_type: str) -> str | None:
+    """The id of the field in a custom-field/get answer that is this one (by id, else by name)."""
+    wanted = computed_field_id(name=name, field_type=field_type)
+    suffix = f":cm:{kebab(name)}"
+    by_name = None
+    for entry in fields or []:
+        field = entry.get("field") or entry
+        field_id = field.get("id") or ""
+        if field_id == wanted:
+            return field_id
+        if field_id.endswith(suffix) or (field.get("name") or "").strip().lower() == name.strip().lower():
+            by_name = by_name or field_id
+    return by_name

@@ -19,11 +19,15 @@ def ortto_client(connection: Connection):
 
 def ortto_schema_ensure(connection: Connection, *, client=None) -> dict:
     """Create the custom fields and the "Placed order" activity definition (an existing one is fine),
-    store the ids Ortto answered on the connection and mark it schema_ready. Safe to call again."""
+    store the ids Ortto answered on the connection and mark it schema_ready. Safe to call again.
+
+    The fields that exist are read first (custom-field/get) and only the missing ones created, so a
+    second store, a reconnect or an account switch on the same Ortto account costs no refused request."""
     client = client or ortto_client(connection)
+    existing = client.custom_fields()
     field_ids = {}
     for key, (name, field_type, _default) in mapping.CUSTOM_FIELDS.items():
-        field_ids[key] = client.create_custom_field(name=name, field_type=field_type)
+        field_ids[key] = client.create_custom_field(name=name, field_type=field_type, existing=existing)
     activity_id = client.create_activity_definition(mapping.placed_order_definition())
     connection.ortto_schema = {"fields": field_ids, "activity_id": activity_id or mapping.PLACED_ORDER_ACTIVITY_ID}
     connection.schema_ready = True

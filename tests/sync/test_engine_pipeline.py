@@ -150,6 +150,7 @@ class HttpOrtto(FakeOrtto):
         base = re.escape(ORTTO.format(region="default"))
         rsps.add_callback(responses.POST, re.compile(base + r"/v1/person/merge"), self.on_merge)
         rsps.add_callback(responses.POST, re.compile(base + r"/v1/activities/create"), self.on_activities)
+        rsps.add_callback(responses.POST, re.compile(base + r"/v1/person/custom-field/get"), self.on_field_list)
         rsps.add_callback(responses.POST, re.compile(base + r"/v1/person/custom-field/create"), self.on_field)
         rsps.add_callback(responses.POST, re.compile(base + r"/v1/definitions/activity/create"), self.on_definition)
 
@@ -180,6 +181,10 @@ class HttpOrtto(FakeOrtto):
         keys = {a.get("key") for a in self.activities}
         self.activities += [a for a in body["activities"] if a.get("key") not in keys]
         return (200, {}, json.dumps({"activities": [{"status": "ingested"} for _ in body["activities"]]}))
+
+    def on_field_list(self, request):
+        self.schema_calls.append(("field-list", json.loads(request.body)))
+        return (200, {}, json.dumps({"fields": []}))
 
     def on_field(self, request):
         body = json.loads(request.body)
@@ -226,7 +231,7 @@ def test_initial_sync_sends_exactly_the_calls_the_rules_allow(env):
     # The connection's first run registers the store's webhooks.
     assert sorted(hook["scope"] for hook in env.bc.hooks) == ["store/customer/*", "store/order/*", "store/subscriber/*"]
     # Schema first (the connection was not schema_ready): 4 fields + the activity definition (409 = exists).
-    assert [c[0] for c in ortto.schema_calls] == ["field"] * 4 + ["activity"]
+    assert [c[0] for c in ortto.schema_calls] == ["field-list"] + ["field"] * 4 + ["activity"]
     merges = [(strategy, [p["fields"] for p in people]) for strategy, people in ortto.calls]
     assert len(merges) == 5
     # 1. subscribers: one creating merge (Append only), bol::p from the consent.

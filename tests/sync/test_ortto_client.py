@@ -187,7 +187,7 @@ def test_create_custom_field_conflict_falls_back_to_the_computed_id(client):
 
 
 def test_create_activity_definition_new_and_existing(client):
-    payload = {"name": "Placed order", "icon_id": "money-illustration-icon", "track_conversion_value": True,
+    payload = {"name": "Placed order", "icon_id": "moneys-illustration-icon", "track_conversion_value": True,
                "touch": True, "filterable": True, "visible_in_feeds": True,
                "attributes": [{"name": "Order ID", "display_type": "integer"}]}
     with ordered_mock() as rsps:
@@ -333,3 +333,34 @@ def test_a_2xx_that_is_not_a_json_object_is_an_error(client):
         rsps.post(f"{BASE}/v1/person/merge", body="<html>maintenance</html>")
         with pytest.raises(OrttoError):
             client.merge_people([{"fields": {}}], merge_strategy=1)
+
+
+def test_create_custom_field_existing_as_400_is_found_in_the_list(client):
+    with responses.RequestsMock() as rsps:
+        rsps.post(f"{BASE}/v1/person/custom-field/create", status=400,
+                  json={"code": 400, "error": "custom field int:cm:order-count already exists"})
+        rsps.post(f"{BASE}/v1/person/custom-field/get", json={"fields": [
+            {"field": {"id": "int:cm:order-count", "name": "Order Count", "display_type": "integer"}}]})
+        assert client.create_custom_field(name="Order Count", field_type="integer") == "int:cm:order-count"
+
+
+def test_create_custom_field_other_400_is_raised(client):
+    with responses.RequestsMock() as rsps:
+        rsps.post(f"{BASE}/v1/person/custom-field/create", status=400, json={"code": 400, "error": "limit reached"})
+        rsps.post(f"{BASE}/v1/person/custom-field/get", json={"fields": []})
+        with pytest.raises(OrttoRequestError):
+            client.create_custom_field(name="Order Count", field_type="integer")
+
+
+def test_a_field_listed_already_costs_no_create(client):
+    listed = [{"field": {"id": "int:cm:order-count", "name": "Order Count", "display_type": "integer"}}]
+    with responses.RequestsMock():
+        assert client.create_custom_field(name="Order Count", field_type="integer", existing=listed) == \
+            "int:cm:order-count"
+
+
+def test_create_activity_definition_existing_as_400_is_fine(client):
+    with responses.RequestsMock() as rsps:
+        rsps.post(f"{BASE}/v1/definitions/activity/create", status=400,
+                  json={"code": 400, "error": "activity act:cm:placed-order already exists"})
+        assert client.create_activity_definition({"name": "Placed order"}) == "act:cm:placed-order"
