@@ -39,6 +39,7 @@ STATUS_COLOURS = {
 STALLED_COLOUR = "#8e44ad"
 STATE_COLOURS = {
     Connection.State.ACTIVE: "#2e8b57",
+    Connection.State.PAUSED: "#b9770e",
     Connection.State.NEEDS_RECONNECT: "#c0392b",
     Connection.State.DISCONNECTED: "#7f8c8d",
 }

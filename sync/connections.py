@@ -157,6 +157,8 @@ def connection_sync_now(*, store: Store, requested_by: str) -> str:
         return "Connect an Ortto account first."
     if connection.state == Connection.State.NEEDS_RECONNECT:
         return "Ortto no longer accepts this connection's API key. Reconnect first."
+    if connection.state == Connection.State.PAUSED:
+        return "Ortto is refusing access to this account for now; syncing resumes by itself when it accepts again."
     run, created = sync_run_request(store=store, kind=SyncRun.Kind.MANUAL, requested_by=requested_by)
     return "" if created else "A sync is already running for this store."
 
@@ -227,6 +229,7 @@ def app_state(*, store: Store) -> dict:
             "state_label": connection.get_state_display(),
             "state_reason": connection.state_reason,
             "needs_reconnect": connection.state == Connection.State.NEEDS_RECONNECT,
+            "paused": connection.state == Connection.State.PAUSED,
             "connected_at": connection.connected_at.isoformat(),
             "tracking_enabled": connection.tracking_enabled,
             "tracking_changed_at": connection.tracking_changed_at.isoformat() if connection.tracking_changed_at else None,

@@ -43,6 +43,9 @@ class Connection(models.Model):
 
     class State(models.TextChoices):
         ACTIVE = "active", "Active"
+        # Ortto answered 403 (expired or suspended account, plan limit): syncs wait and resume by
+        # themselves once Ortto accepts again (the scheduled sweep probes it). Not the key's fault.
+        PAUSED = "paused", "Paused by Ortto"
         NEEDS_RECONNECT = "needs_reconnect", "Needs reconnect"
         DISCONNECTED = "disconnected", "Disconnected"
 
@@ -152,7 +155,7 @@ class SyncRun(models.Model):
         return self.status in self.ACTIVE_STATUSES
 
     RESOURCE_ORDER = ("subscribers", "customers", "orders")
-    COUNTER_ORDER = ("fetched", "created", "updated", "unchanged", "failed")
+    COUNTER_ORDER = ("fetched", "created", "updated", "unchanged", "failed", "summarized")
 
     @property
     def counter_rows(self) -> list[tuple[str, dict]]:
@@ -259,6 +262,9 @@ class OrderLedger(models.Model):
     email = models.CharField(max_length=255)
     fingerprint = models.CharField(max_length=64, blank=True)
     sent_at = models.DateTimeField()
+    # Counted in the buyer's totals without an activity: Ortto keeps at most 50 events per activity
+    # per contact per 24 h (docs/ortto-contract.md, "Limits").
+    summarized = models.BooleanField(default=False)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["connection", "order_id"], name="order_ledger_unique")]

@@ -3,8 +3,10 @@
 Every call is a JSON POST with the X-Api-Key header and a required timeout
 (settings.HTTP_TIMEOUT_SECONDS, read at call time). 429 waits for the body's `try-in-seconds`;
 5xx, timeouts and connection errors back off with jitter; 401/403 are never retried, because
-Ortto bans the caller's IP after 15 bad-credential requests in 15 seconds. The key never appears
-in log lines or exception messages.
+Ortto bans the caller's IP after 15 bad-credential requests in 15 seconds. Every 4xx answer counts
+towards a process-wide budget (BAD_REQUEST_BUDGET per BAD_REQUEST_WINDOW_SECONDS) that keeps the
+server under Ortto's bad-request ban (docs/ortto-contract.md, "Limits"). The key never appears in
+log lines or exception messages.
 """
 
 from __future__ import annotations
@@ -73,7 +75,14 @@ class OrttoError(Exception):
 
 
 class OrttoAuthError(OrttoError):
-    """401/403: wrong or disconnected key, or an expired account. The connection needs Reconnect."""
+    """401: wrong or disconnected key. The connection needs Reconnect."""
+
+
+class OrttoAccountBlocked(OrttoAuthError):
+    """403: the key is right but the account may not be used now (expired or suspended account, the
+    user who authorised the key left, a plan limit). Not the key's fault: syncs pause and resume once
+    Ortto accepts again. A subclass of OrttoAuthError so that callers that only know "refused" still
+    stop; callers that can tell the difference catch this first."""
 
 
 class OrttoRateLimited(OrttoError):
@@ -188,6 +197,46 @@ def rate_gate(api_key: str) -> RateGate | None:
         return gate
 
 
+# Ortto bans the calling IP for 15 s after 15 bad requests (or 15 bad-credential requests) in 15 s
+# (https://help.ortto.com/a-235-rate-limits). The budget stays well under it, for the whole process,
+# because one IP's ban stalls every store on the server.
+BAD_REQUEST_BUDGET = 10
+BAD_REQUEST_WINDOW_SECONDS = 15.0
+
+
+class BadRequestBudget:
+    """At most `budget` 4xx answers (429 excluded) in any window of `window` seconds, process-wide:
+    a request that could be one more waits until the oldest leaves the window."""
+
+    def __init__(self, budget: int = BAD_REQUEST_BUDGET, window: float = BAD_REQUEST_WINDOW_SECONDS,
+                 clock=time.monotonic):
+        self.budget = budget
+        self.window = window
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._bad: collections.deque[float] = collections.deque()
+
+    def wait_time(self) -> float:
+        with self._lock:
+            now = self._clock()
+            while self._bad and now - self._bad[0] >= self.window:
+                self._bad.popleft()
+            if len(self._bad) < self.budget:
+                return 0.0
+            return self._bad[0] + self.window - now
+
+    def record(self) -> None:
+        with self._lock:
+            self._bad.append(self._clock())
+
+    def reset(self) -> None:
+        with self._lock:
+            self._bad.clear()
+
+
+bad_requests = BadRequestBudget()
+
+
 def _backoff_delay(attempt: int) -> float:
     ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * (2 ** (attempt - 1)))
     return ceiling / 2 + random.uniform(0, ceiling / 2)
@@ -276,6 +325,11 @@ class OrttoClient:
             failure: OrttoError
             if gate is not None:
                 gate.acquire()
+            pause = bad_requests.wait_time()
+            if pause > 0:
+                logger.warning("Ortto: %d bad requests in %.0fs; waiting %.1fs to stay clear of the IP ban",
+                               bad_requests.budget, bad_requests.window, pause)
+                self._sleep(pause)
             try:
                 response = session.post(url, json=body, headers=headers, timeout=settings.HTTP_TIMEOUT_SECONDS)
             except (requests.Timeout, requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
@@ -299,7 +353,11 @@ class OrttoClient:
                 payload = _json_or_text(response)
                 text = _error_text(payload)
                 message = f"{what} -> HTTP {status}" + (f": {text}" if text else "")
-                if status in (401, 403):
+                if status < 500 and status != 429:
+                    bad_requests.record()
+                if status == 403:
+                    raise OrttoAccountBlocked(message, status=status, body=payload)
+                if status == 401:
                     # Never retried: bad-credential loops get the whole IP banned.
                     raise OrttoAuthError(message, status=status, body=payload)
                 if status == 429:

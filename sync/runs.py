@@ -33,6 +33,7 @@ from stores.models import Store, WebhookEvent
 from . import engine, mapping
 from .connections import connection_live
 from .models import Connection, OrderLedger, PersonLedger, SyncCursor, SyncEvent, SyncRun
+from .pauses import SUMMARY_ORTTO_PAUSED, account_pause
 from .queue import enqueue
 from .schema import ortto_client, ortto_schema_ensure, schema_activity_id, schema_field_ids
 
@@ -169,7 +170,7 @@ def sync_run_execute(*, run_id: int, sliced: bool = True, on_page=None) -> SyncR
 def _run_execute(*, run_id: int, sliced: bool, on_page) -> SyncRun | None:
     from stores.bigcommerce import BigCommerceAuthError, BigCommerceRateLimited, BigCommerceUnavailable
 
-    from .ortto import OrttoAuthError, OrttoRateLimited, OrttoUnavailable
+    from .ortto import OrttoAccountBlocked, OrttoAuthError, OrttoRateLimited, OrttoUnavailable
 
     run = _claim(run_id)
     if run is None:
@@ -184,6 +185,10 @@ def _run_execute(*, run_id: int, sliced: bool, on_page) -> SyncRun | None:
         _execute(run, log=log, sliced=sliced, on_page=on_page)
     except LeaseLost:
         log.info("run is no longer ours (cancelled or taken over); stopping")
+    except OrttoAccountBlocked as exc:
+        log.warning("Ortto refused access to the account (%s); pausing its connections", exc.status)
+        account_pause(account_id=run.connection.account_id, status=exc.status, message=exc.message)
+        _finish(run, SyncRun.Status.FAILED, SUMMARY_ORTTO_PAUSED.format(status=f"HTTP {exc.status}"), log=log)
     except OrttoAuthError as exc:
         log.warning("Ortto refused the API key (%s); the connection needs reconnecting", exc.status)
         Connection.objects.filter(pk=run.connection_id).update(
@@ -402,6 +407,8 @@ def _stop_reason(run: SyncRun) -> tuple[str, str] | None:
         return SyncRun.Status.CANCELLED, "The Ortto account was disconnected."
     if state == Connection.State.NEEDS_RECONNECT:
         return SyncRun.Status.FAILED, "Ortto no longer accepts this connection's API key. Reconnect the Ortto account."
+    if state == Connection.State.PAUSED:
+        return SyncRun.Status.FAILED, "Ortto is refusing access to the account; syncing resumes by itself."
     return None
 
 

@@ -23,6 +23,9 @@ def incremental_tick() -> int:
     from .models import Connection, SyncRun
     from .runs import RunNotPossible, sync_run_request
 
+    from .pauses import paused_accounts_probe
+
+    paused_accounts_probe()  # connections paused by an Ortto 403 resume here once Ortto accepts again
     requested = 0
     stores = Store.objects.filter(is_installed=True, connections__state=Connection.State.ACTIVE).distinct()
     for store in stores:

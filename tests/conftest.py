@@ -46,3 +46,13 @@ def _fresh_cache():
     if settings.CACHES["default"]["BACKEND"].endswith("RedisCache"):
         cache.clear()
     yield
+
+
+@pytest.fixture(autouse=True)
+def _fresh_bad_request_budget():
+    """The Ortto client's bad-request budget is process-wide: each test starts with none spent."""
+    from sync.ortto import bad_requests
+
+    bad_requests.reset()
+    yield
+    bad_requests.reset()
