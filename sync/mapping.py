@@ -111,11 +111,52 @@ def parse_bc_datetime(value) -> datetime | None:
     return parsed
 
 
-def phone_field(value) -> dict | None:
-    digits = re.sub(r"[^\d+]", "", value or "")
-    if len(re.sub(r"\D", "", digits)) < 6:
+# Country calling codes by ISO 3166-1 alpha-2, for the countries stores sell to most (ITU-T E.164
+# assignments). A national number from a country not listed is left out rather than guessed.
+CALLING_CODES = {
+    "US": "1", "CA": "1", "PR": "1", "AU": "61", "NZ": "64", "GB": "44", "IE": "353", "FR": "33", "DE": "49",
+    "AT": "43", "CH": "41", "NL": "31", "BE": "32", "LU": "352", "ES": "34", "PT": "351", "IT": "39", "DK": "45",
+    "SE": "46", "NO": "47", "FI": "358", "IS": "354", "PL": "48", "CZ": "420", "SK": "421", "HU": "36",
+    "RO": "40", "BG": "359", "GR": "30", "HR": "385", "SI": "386", "EE": "372", "LV": "371", "LT": "370",
+    "UA": "380", "TR": "90", "IL": "972", "AE": "971", "SA": "966", "ZA": "27", "NG": "234", "KE": "254",
+    "EG": "20", "IN": "91", "PK": "92", "SG": "65", "MY": "60", "TH": "66", "PH": "63", "ID": "62", "VN": "84",
+    "HK": "852", "TW": "886", "JP": "81", "KR": "82", "CN": "86", "MX": "52", "BR": "55", "AR": "54", "CL": "56",
+    "CO": "57", "PE": "51",
+}
+# Countries whose national numbers keep their leading 0 after the country code (no trunk prefix).
+KEEPS_LEADING_ZERO = {"IT"}
+_EXTENSION = re.compile(r"(?:ext\.?|extension|x|#)\s*\d+\s*$", re.IGNORECASE)
+
+
+def phone_field(value, *, country_iso2: str | None = None) -> dict | None:
+    """A BigCommerce phone (free text) as Ortto's phone value, or None when it cannot be read safely.
+
+    International numbers ("+61 401 234 567", "0061 ...") go as `{"phone": digits,
+    "parse_with_country_code": true}`; national ones ("0401 234 567", "(555) 123-4567") need the
+    country of the customer's address and go as `{"c": calling code, "n": number without the trunk 0}`
+    (both shapes: docs/ortto-contract.md, person fields). Without a country, a national number is left out:
+    read with a country code it would be somebody else's number, or refused with its person.
+    """
+    text = _EXTENSION.sub("", str(value or "")).strip()
+    if not text:
         return None
-    return {"phone": digits.lstrip("+"), "parse_with_country_code": True}
+    digits = re.sub(r"\D", "", text)
+    if text.startswith("+") or (text.startswith("00") and not text.startswith("000")):
+        number = digits[2:] if text.startswith("00") else digits
+        if 8 <= len(number) <= 15 and not number.startswith("0"):
+            return {"phone": number, "parse_with_country_code": True}
+        return None
+    code = CALLING_CODES.get((country_iso2 or "").strip().upper())
+    if code is None:
+        return None
+    national = digits
+    if code == "1" and len(national) == 11 and national.startswith("1"):
+        national = national[1:]
+    elif (country_iso2 or "").upper() not in KEEPS_LEADING_ZERO and national.startswith("0"):
+        national = national[1:]
+    if not 4 <= len(national) <= 14 or national.startswith("0") and (country_iso2 or "").upper() not in KEEPS_LEADING_ZERO:
+        return None
+    return {"c": code, "n": national}
 
 
 def date_field(value: datetime | None) -> dict | None:
@@ -178,7 +219,8 @@ def customer_to_person(customer: dict, *, field_ids: dict | None = None) -> Pers
     _put(fields, "str::last", customer.get("last_name"))
     addresses = customer.get("addresses") or []
     first_address = addresses[0] if addresses else {}
-    phone = phone_field(customer.get("phone") or first_address.get("phone"))
+    phone = phone_field(customer.get("phone") or first_address.get("phone"),
+                        country_iso2=first_address.get("country_code") or first_address.get("country_iso2"))
     if phone:
         fields["phn::phone"] = phone
     _geo(
@@ -227,7 +269,7 @@ def order_to_person(order: dict) -> PersonInput:
     fields: dict = {"str::email": email}
     _put(fields, "str::first", billing.get("first_name"))
     _put(fields, "str::last", billing.get("last_name"))
-    phone = phone_field(billing.get("phone"))
+    phone = phone_field(billing.get("phone"), country_iso2=billing.get("country_iso2"))
     if phone:
         fields["phn::phone"] = phone
     _geo(fields, city=billing.get("city"), region=billing.get("state"), country=billing.get("country"),
