@@ -195,6 +195,9 @@ ORTTO_RATE_PER_SECOND = env.int("ORTTO_RATE_PER_SECOND", default=0)
 ORTTO_RATE_MARGIN_SECONDS = env.float("ORTTO_RATE_MARGIN_SECONDS", default=0.05)
 # Ortto batches of one page sent in parallel (order-preserving per person).
 ORTTO_CONCURRENCY = env.int("ORTTO_CONCURRENCY", default=4)
+# Synchronous person merges by email in flight at once: Ortto warns of a concurrency limit it does not
+# quantify (docs/ortto-contract.md, "Concurrency"); capped by ORTTO_CONCURRENCY.
+ORTTO_MERGE_CONCURRENCY = env.int("ORTTO_MERGE_CONCURRENCY", default=2)
 
 # --- Auth, sessions, CSRF -----------------------------------------------------------------------
 # The connect flow runs first-party in its own tab, so ordinary Lax cookies work there. The app page

@@ -22,10 +22,11 @@ import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
+from django.db.models import Count
 from django.utils import timezone
 
 from . import mapping
@@ -37,6 +38,12 @@ logger = logging.getLogger("sync.engine")
 
 BATCH_SIZE = 100  # Ortto: at most 100 people / activities per call
 DEFAULT_ORTTO_CONCURRENCY = 4  # Ortto calls of one planning round in flight at once
+# Synchronous merges keyed by email in flight at once. Ortto warns that many synchronous merges by a
+# merge key "can end up hitting a concurrency limit" and start failing, and gives no number
+# (https://help.ortto.com/a-257-create-or-update-one-or-more-people-merge): two per process keeps a
+# page's merges overlapping their round trips while staying well below the other merge traffic
+# (activities, which are not merges) — docs/ortto-contract.md, "Concurrency".
+DEFAULT_ORTTO_MERGE_CONCURRENCY = 2
 OK_PERSON_STATUSES = {"created", "merged", "updated"}
 OK_ACTIVITY_STATUSES = {"ingested", "queued", "created", "merged", "updated"}
 
@@ -227,10 +234,15 @@ class Counters:
     updated: int = 0
     unchanged: int = 0
     failed: int = 0
+    # Orders counted in their buyer's totals without an activity (Ortto's 50 per contact per 24 h).
+    summarized: int = 0
 
     def as_dict(self):
-        return dict(fetched=self.fetched, created=self.created, updated=self.updated,
-                    unchanged=self.unchanged, failed=self.failed)
+        counts = dict(fetched=self.fetched, created=self.created, updated=self.updated,
+                      unchanged=self.unchanged, failed=self.failed)
+        if self.summarized:  # only where it happened: most runs never meet the limit
+            counts["summarized"] = self.summarized
+        return counts
 
 
 @dataclass
@@ -280,46 +292,135 @@ def _person_error(result: dict) -> str | None:
     return None
 
 
+# Requests one refused batch may spend finding its bad rows when Ortto's answer does not name them:
+# the batch goes out again in that many parts, each accepted or failing whole. A batch of 100 with 3
+# bad rows then costs 10 requests, at most 4 of them refused, and 67+ people go through; with the
+# process-wide budget in sync/ortto.py this stays well under Ortto's ban of an IP after 15 bad requests
+# in 15 s (docs/ortto-contract.md, "Limits"). The rows of a refused part fail for a later run's retry.
+RESOLVE_REQUESTS = 9
+PHONE_FIELD = "phn::phone"
+
+
 def merge_people_safely(ctx: SyncContext, call: MergeCall) -> list[dict]:
-    """Send one merge; a 4xx on the batch is retried person by person so one bad record fails alone."""
+    """Send one merge; one result per person, in order. A refused batch costs a few requests, not one
+    per person: the rows Ortto's error details name are dropped and the rest re-sent at once; without
+    usable details the batch is re-sent in RESOLVE_REQUESTS parts and whatever is still
+    unresolved then fails with its part, to be retried by a later run. A person refused only for
+    their phone is sent again without it: a phone never costs a person."""
+    results = _merge_resolving(ctx, call, budget=[RESOLVE_REQUESTS])
+    return _resend_without_phone(ctx, call, results)
+
+
+MISSING_PERSON = {"status": "error", "error": "missing from Ortto's answer"}
+# Ortto may answer an accepted batch of activities without per-item rows; absence is not an error there.
+MISSING_ACTIVITY = {"status": "ingested"}
+
+
+def _merge_resolving(ctx: SyncContext, call: MergeCall, *, budget: list[int]) -> list[dict]:
+    def send(people):
+        return ctx.ortto.merge_people(people, merge_strategy=call.merge_strategy)
+
+    return _send_resolving(ctx, send, call.people, budget=budget, what="merge", missing=MISSING_PERSON)
+
+
+def _send_resolving(ctx: SyncContext, send, items: list, *, budget: list[int], what: str,
+                    missing: dict) -> list[dict]:
+    """send(items) -> exactly one result per item; a refused batch is resolved as merge_people_safely
+    says (`budget` counts the requests still allowed for re-sending a refused batch in parts)."""
     from .ortto import OrttoRequestError
 
+    def again(subset):
+        return _send_resolving(ctx, send, subset, budget=budget, what=what, missing=missing)
+
     try:
-        results = ctx.ortto.merge_people(call.people, merge_strategy=call.merge_strategy)
+        results = list(send(items) or [])
     except OrttoRequestError as exc:
-        if len(call.people) == 1:
-            return [{"status": "error", "error": exc.message or str(exc)}]
-        ctx.log.warning("merge of %d people refused (%s); retrying one by one", len(call.people), exc.status)
-        results = []
-        for person, email in zip(call.people, call.emails):
-            results += merge_people_safely(ctx, MergeCall(call.purpose, call.merge_strategy, [person], [email]))
+        error = exc.message or str(exc)
+
+        def refused(index):
+            detail = exc.details[index] if exc.details and index < len(exc.details) else {}
+            return {"status": (detail or {}).get("status") or "invalid", "error": _detail_error(exc.details, index) or error}
+
+        if len(items) == 1:
+            return [{"status": "error", "error": _detail_error(exc.details, 0) or error}]
+        bad = _bad_rows(exc.details, len(items))
+        if bad is not None and len(bad) == len(items):
+            return [refused(i) for i in range(len(items))]
+        if bad:
+            ctx.log.warning("%s of %d refused (%s); re-sending without the %d row(s) Ortto named",
+                            what, len(items), exc.status, len(bad))
+            good = [i for i in range(len(items)) if i not in bad]
+            resent = dict(zip(good, again([items[i] for i in good])))
+            return [refused(i) if i in bad else resent[i] for i in range(len(items))]
+        if budget[0] < 2:
+            return [{"status": "error", "error": f"refused with its batch ({error}); a later run retries it"}
+                    for _ in items]
+        parts = min(budget[0], len(items))
+        budget[0] -= parts
+        ctx.log.warning("%s of %d refused (%s) without per-item details; re-sending it in %d parts",
+                        what, len(items), exc.status, parts)
+        size, extra = divmod(len(items), parts)
+        results, start = [], 0
+        for part in range(parts):
+            end = start + size + (1 if part < extra else 0)
+            results += again(items[start:end])
+            start = end
         return results
-    results = list(results or [])
-    results += [{"status": "error", "error": "missing from Ortto's answer"}] * (len(call.people) - len(results))
+    return results[:len(items)] + [dict(missing)] * (len(items) - len(results))
+
+
+# Statuses of a refused row in a 400's `details` (recorded: "invalid", "suppressed").
+REFUSED_STATUSES = {"invalid", "suppressed", "error"}
+
+
+def _bad_rows(details: list, size: int) -> set[int] | None:
+    """Indexes of the refused rows when the 400's `details` has one entry per item, else None."""
+    if not details or len(details) != size or not all(isinstance(d, dict) for d in details):
+        return None
+    return {i for i, d in enumerate(details) if d.get("error") or d.get("status") in REFUSED_STATUSES}
+
+
+def _detail_error(details: list, index: int) -> str:
+    if details and index < len(details) and isinstance(details[index], dict):
+        return str(details[index].get("error") or "")
+    return ""
+
+
+def _resend_without_phone(ctx: SyncContext, call: MergeCall, results: list[dict]) -> list[dict]:
+    refused = [i for i, (person, result) in enumerate(zip(call.people, results))
+               if PHONE_FIELD in person.get("fields", {}) and result.get("status") not in OK_PERSON_STATUSES
+               and PHONE_FIELD in str(result.get("error") or "")]
+    if not refused:
+        return results
+    ctx.log.info("%d person(s) refused for their phone; sending them without it", len(refused))
+    retry = MergeCall(call.purpose, call.merge_strategy,
+                      [{**call.people[i], "fields": {k: v for k, v in call.people[i]["fields"].items()
+                                                     if k != PHONE_FIELD}} for i in refused],
+                      [call.emails[i] for i in refused])
+    results = list(results)
+    for index, result in zip(refused, _merge_resolving(ctx, retry, budget=[RESOLVE_REQUESTS])):
+        if result.get("status") in OK_PERSON_STATUSES:
+            result = {**result, "warning": f"phone refused by Ortto, sent without it: {results[index].get('error')}"}
+        results[index] = result
     return results
 
 
 def create_activities_safely(ctx: SyncContext, activities: list[dict]) -> list[dict]:
-    from .ortto import OrttoRequestError
-
-    try:
-        results = ctx.ortto.create_activities(activities)
-    except OrttoRequestError as exc:
-        if len(activities) == 1:
-            return [{"status": "error", "error": exc.message or str(exc)}]
-        results = []
-        for activity in activities:
-            results += create_activities_safely(ctx, [activity])
-        return results
-    results = list(results or [])
-    # Ortto may answer an accepted batch without per-item rows; absence is not an error there.
-    results += [{"status": "ingested"}] * (len(activities) - len(results))
-    return results
+    """Send one batch of activities; a refused batch is resolved like a merge (merge_people_safely)."""
+    return _send_resolving(ctx, ctx.ortto.create_activities, activities, budget=[RESOLVE_REQUESTS],
+                           what="activities", missing=MISSING_ACTIVITY)
 
 
 def ortto_concurrency() -> int:
     """How many Ortto calls of one planning round may be in flight at once (settings.ORTTO_CONCURRENCY)."""
     return max(int(getattr(settings, "ORTTO_CONCURRENCY", DEFAULT_ORTTO_CONCURRENCY) or 1), 1)
+
+
+def ortto_merge_concurrency() -> int:
+    """How many synchronous person merges may be in flight at once (settings.ORTTO_MERGE_CONCURRENCY),
+    never more than ortto_concurrency()."""
+    merges = int(getattr(settings, "ORTTO_MERGE_CONCURRENCY", DEFAULT_ORTTO_MERGE_CONCURRENCY) or 1)
+    return max(min(merges, ortto_concurrency()), 1)
 
 
 _pool_lock = threading.Lock()
@@ -335,14 +436,14 @@ def _pool(size: int) -> ThreadPoolExecutor:
 
 
 def send_all(send, ctx: SyncContext, payloads: list, emails_of=lambda payload: (),
-             group_of=lambda payload: None) -> list:
+             group_of=lambda payload: None, size: int | None = None) -> list:
     """send(ctx, payload) for every payload, up to ortto_concurrency() at once; results in input order.
 
     The calls only do HTTP (no database). Payloads go out in waves of consecutive payloads of the same
     group (e.g. a merge's purpose) that name no person twice, so calls of different kinds, and any two
     calls about the same person, reach Ortto in their planned order.
     """
-    size = ortto_concurrency()
+    size = size or ortto_concurrency()
     if size == 1 or len(payloads) < 2:
         return [send(ctx, payload) for payload in payloads]
     waves: list[list[int]] = []
@@ -393,6 +494,7 @@ class _Outcome:
     fields_ok: bool = True
     touched: bool = False
     errors: list = field(default_factory=list)
+    warnings: list = field(default_factory=list)
 
 
 def carry_tail(calls: list[MergeCall]) -> set[str]:
@@ -437,13 +539,17 @@ def people_sync(ctx: SyncContext, resource: str, people: list[PersonInput], work
     while pending:
         # One round: the planned calls, sent concurrently; their follow-ups form the next round.
         round_calls, pending = pending, []
-        round_results = send_all(merge_people_safely, ctx, round_calls, lambda c: c.emails, lambda c: c.purpose)
+        round_results = send_all(merge_people_safely, ctx, round_calls, lambda c: c.emails, lambda c: c.purpose,
+                                 size=ortto_merge_concurrency())
         for call, results in zip(round_calls, round_results):
             _merge_outcomes(ctx, call, results, outcomes, fields_by_email, states, strategy, pending)
         pending = rebatch(pending)
 
     for item in items:
         person, outcome = item.person, outcomes[item.person.email]
+        for warning in outcome.warnings:
+            work.events.append(_event(ctx, resource=resource, email=person.email, bc_id=person.bc_id,
+                                      level=SyncEvent.Level.WARNING, message=warning))
         if outcome.errors:
             work.counters.failed += 1
             for error in outcome.errors:
@@ -485,6 +591,8 @@ def _merge_outcomes(ctx, call: MergeCall, results: list[dict], outcomes, fields_
                 outcome.ok = False
             continue
         outcome.person_id = result.get("person_id") or outcome.person_id
+        if result.get("warning"):
+            outcome.warnings.append(result["warning"])
         if call.purpose == "create":
             outcome.status = result.get("status", "")
         if call.purpose in ("permission", "repair"):
@@ -545,7 +653,7 @@ def customers_process(ctx: SyncContext, customers: list[dict], *, carry: bool = 
 
 def _people_process(ctx, resource, records: list[dict], people: list[PersonInput], work: PageWork, *, carry: bool):
     _count_missing_email(ctx, resource, people, work)
-    people_sync(ctx, resource, [p for p in people if p.email], work, carry=carry)
+    people_sync(ctx, resource, [p for p in people if mapping.email_is_valid(p.email)], work, carry=carry)
     if work.carry:
         waiting = set(work.carry)
         work.carry = [record for record, person in zip(records, people) if person.email in waiting]
@@ -557,6 +665,11 @@ def _count_missing_email(ctx, resource, people, work):
             work.counters.failed += 1
             work.events.append(_event(ctx, resource=resource, bc_id=person.bc_id, level=SyncEvent.Level.WARNING,
                                       message="No email address: not sent to Ortto."))
+        elif not mapping.email_is_valid(person.email):
+            work.counters.failed += 1
+            work.events.append(_event(ctx, resource=resource, bc_id=person.bc_id, email=person.email,
+                                      level=SyncEvent.Level.WARNING,
+                                      message="Not a valid email address: not sent to Ortto."))
 
 
 def orders_process(ctx: SyncContext, orders: list[dict], *, carry: bool = False) -> PageWork:
@@ -585,10 +698,11 @@ def orders_process(ctx: SyncContext, orders: list[dict], *, carry: bool = False)
     for order in todo:
         person = mapping.order_to_person(order)
         email = emails_by_customer.get(person.bc_customer_id) or person.email
-        if not email:
+        if not mapping.email_is_valid(email):
             work.counters.failed += 1
-            work.events.append(_event(ctx, resource="orders", bc_id=order["id"], level=SyncEvent.Level.WARNING,
-                                      message="Order without an email address: not sent to Ortto."))
+            work.events.append(_event(ctx, resource="orders", bc_id=order["id"], email=email or "",
+                                      level=SyncEvent.Level.WARNING,
+                                      message="Order without a valid email address: not sent to Ortto."))
             continue
         if email != person.email:
             person = PersonInput(email=email, fields={**person.fields, "str::email": email}, source="order",
@@ -610,8 +724,11 @@ def orders_process(ctx: SyncContext, orders: list[dict], *, carry: bool = False)
     work.events += person_work.events
     work.ledger_rows.update(person_work.ledger_rows)
     work.people_synced += person_work.people_synced
+    presence_ensure(ctx, list(dict.fromkeys(email_by_order[o["id"]] for o in todo)), outcomes, ledger, work)
 
-    activities, sendable = [], []
+    now = timezone.now()
+    allowance = activity_allowance(ctx, set(email_by_order.values()), now=now)
+    activities, sendable, summarized = [], [], []
     for order in todo:
         email = email_by_order.get(order["id"])
         if email is None:
@@ -621,12 +738,27 @@ def orders_process(ctx: SyncContext, orders: list[dict], *, carry: bool = False)
             work.events.append(_event(ctx, resource="orders", bc_id=order["id"], email=email,
                                       message="Order not sent: its person could not be created in Ortto."))
             continue
+        if allowance[email] <= 0:
+            summarized.append(order)
+            continue
+        allowance[email] -= 1
         activities.append(mapping.order_activity(order=order, email=email, store_hash=ctx.store.store_hash,
                                                  store_name=ctx.store.name, activity_id=ctx.activity_id))
         sendable.append(order)
 
-    now = timezone.now()
     changed_emails = []
+
+    def count_in_totals(order, email):
+        row = ledger[email]
+        row.order_count += 1
+        row.total_spent = Decimal(row.total_spent or 0) + mapping.order_total(order)
+        placed_at = mapping.parse_bc_datetime(order.get("date_created"))
+        if placed_at and (row.last_order_at is None or placed_at > row.last_order_at):
+            row.last_order_at = placed_at
+        work.ledger_rows[email] = row
+        if email not in changed_emails:
+            changed_emails.append(email)
+
     order_batches, activity_batches = list(chunks(sendable)), list(chunks(activities))
     batch_results = send_all(create_activities_safely, ctx, activity_batches)
     for batch_orders, results in zip(order_batches, batch_results):
@@ -639,20 +771,95 @@ def orders_process(ctx: SyncContext, orders: list[dict], *, carry: bool = False)
                 continue
             work.counters.created += 1
             work.order_rows.append(OrderLedger(connection=connection, order_id=order["id"], email=email, sent_at=now))
-            row = ledger[email]
-            row.order_count += 1
-            row.total_spent = Decimal(row.total_spent or 0) + mapping.order_total(order)
-            placed_at = mapping.parse_bc_datetime(order.get("date_created"))
-            if placed_at and (row.last_order_at is None or placed_at > row.last_order_at):
-                row.last_order_at = placed_at
-            work.ledger_rows[email] = row
-            if email not in changed_emails:
-                changed_emails.append(email)
+            count_in_totals(order, email)
+    for order in summarized:
+        # Beyond Ortto's 50 events per activity per contact per 24 h the activity would be dropped
+        # silently: the order counts in the person's totals (order count, total spent, last order)
+        # instead, and the run's counters say how many were summarized.
+        email = email_by_order[order["id"]]
+        work.counters.summarized += 1
+        work.order_rows.append(OrderLedger(connection=connection, order_id=order["id"], email=email, sent_at=now,
+                                           summarized=True))
+        count_in_totals(order, email)
+    summarized_by_email: dict[str, int] = {}
+    for order in summarized:
+        summarized_by_email[email_by_order[order["id"]]] = summarized_by_email.get(email_by_order[order["id"]], 0) + 1
+    for email, count in summarized_by_email.items():
+        work.events.append(_event(ctx, resource="orders", email=email, level=SyncEvent.Level.INFO, message=(
+            f"{count} order(s) counted in the person's order totals without a Placed order activity: Ortto keeps "
+            f"at most {ACTIVITY_DAILY_LIMIT} of one activity per person per 24 hours.")))
 
     if not ctx.defer_aggregates:
         # Aggregates are bridge-owned fields: overwrite them (strategy 2), once per unit per person.
         aggregates_push(ctx, [ledger[email] for email in changed_emails], work)
     return work
+
+
+# Ortto keeps at most 50 events per activity per contact per 24 h (https://help.ortto.com/a-235-rate-limits).
+ACTIVITY_DAILY_LIMIT = 50
+
+
+def activity_allowance(ctx: SyncContext, emails: set[str], *, now: datetime) -> dict[str, int]:
+    """Per email, how many more Placed order activities Ortto keeps in the 24 h before `now` (counted
+    from what this connection sent; the pure rule is ACTIVITY_DAILY_LIMIT minus that)."""
+    sent = dict(
+        OrderLedger.objects.filter(connection=ctx.connection, email__in=list(emails), summarized=False,
+                                   sent_at__gte=now - timedelta(hours=24))
+        .values("email").annotate(n=Count("id")).values_list("email", "n")
+    )
+    return {email: max(ACTIVITY_DAILY_LIMIT - sent.get(email, 0), 0) for email in emails}
+
+
+def presence_ensure(ctx: SyncContext, emails: list[str], outcomes: dict, ledger: dict, work: PageWork) -> None:
+    """Merge, before their activities, the buyers this run has not merged yet.
+
+    An activity for an email Ortto no longer knows (a person deleted there since the bridge last synced
+    them, GDPR erasures included) would re-create the person subscribed, Ortto's default. So each
+    such buyer first gets an Append-only merge carrying only the email and the permission a new person
+    gets from the ledger's memory: an existing person is left as is (a non-empty `bol::p` is never
+    appended over), a deleted one comes back with the right permission and its reason (plan_repairs).
+    A buyer whose merge fails gets no activity (the caller counts the order as failed)."""
+    started = getattr(ctx.run, "started_at", None)
+    rows, states = [], {}
+    for email in emails:
+        outcome = outcomes.get(email)
+        if outcome is None or not outcome.ok or outcome.touched:
+            continue
+        row = ledger.get(email)
+        if row is not None and started and row.synced_at and row.synced_at >= started:
+            continue  # merged earlier in this run
+        state = LedgerState(row.store_opt_in, row.store_opt_in_at) if row else LedgerState(None, None)
+        states[email] = state
+        permission = permission_decision(store_opt_in=state.store_opt_in, signal_at=None, known=None,
+                                         store_name=ctx.store_name)
+        rows.append((email, {"str::email": email, "bol::p": permission.subscribed}))
+    pending = _calls("presence", MergeStrategy.APPEND_ONLY, rows)
+    now = timezone.now()
+    while pending:
+        round_calls, pending = pending, []
+        round_results = send_all(merge_people_safely, ctx, round_calls, lambda c: c.emails, lambda c: c.purpose,
+                                 size=ortto_merge_concurrency())
+        for call, results in zip(round_calls, round_results):
+            for email, result in zip(call.emails, results):
+                outcome = outcomes[email]
+                error = _person_error(result)
+                if error:
+                    if call.purpose == "presence":
+                        outcome.ok = False
+                    work.events.append(_event(ctx, resource="orders", email=email, message=error))
+                    continue
+                row = ledger.get(email)
+                if row is not None:
+                    row.synced_at = now
+                    if call.purpose == "presence" and result.get("status") == "created":
+                        row.created_in_ortto = True
+                        row.sent_permission = call.people[call.emails.index(email)]["fields"]["bol::p"]
+                        work.events.append(_event(ctx, resource="orders", email=email, level=SyncEvent.Level.INFO,
+                                                  message="Created again in Ortto (deleted there since the last "
+                                                          "sync) before its order, with the store's permission."))
+                    work.ledger_rows[email] = row
+            pending += plan_repairs(call, results, states, store_name=ctx.store_name)
+        pending = rebatch(pending)
 
 
 def orders_to_carry(todo: list[dict], email_by_order: dict, ledger: dict) -> set:
@@ -679,7 +886,8 @@ def aggregates_push(ctx: SyncContext, rows: list[PersonLedger], work: PageWork) 
     pending = _calls("aggregates", MergeStrategy.OVERWRITE, fields)
     while pending:
         round_calls, pending = pending, []
-        round_results = send_all(merge_people_safely, ctx, round_calls, lambda c: c.emails, lambda c: c.purpose)
+        round_results = send_all(merge_people_safely, ctx, round_calls, lambda c: c.emails, lambda c: c.purpose,
+                                 size=ortto_merge_concurrency())
         for call, results in zip(round_calls, round_results):
             for email, result in zip(call.emails, results):
                 error = _person_error(result)

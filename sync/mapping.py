@@ -71,6 +71,16 @@ def clean_email(value) -> str:
     return (value or "").strip().lower()
 
 
+# The shape Ortto's merge accepts for str::email (a 255-character string that looks like an address;
+# docs/ortto-contract.md). Checked before sending, so a malformed address costs no refused request:
+# refused requests count towards Ortto's ban of the server's IP.
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def email_is_valid(email: str) -> bool:
+    return bool(email) and len(email) <= STRING_LIMIT and bool(_EMAIL.match(email))
+
+
 def truncate(value, limit: int = STRING_LIMIT) -> str:
     return str(value)[:limit]
 
