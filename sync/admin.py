@@ -9,7 +9,7 @@ import datetime
 from datetime import timedelta
 
 from django.conf import settings
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import BooleanField, Case, Prefetch, Q, Value, When
 from django.utils import formats
 from django.utils.text import capfirst
@@ -23,6 +23,7 @@ from stores.fields import mask_secret
 from stores.models import Store
 
 from .models import Connection, OrttoAccount, SyncEvent, SyncRun
+from .preflight import ortto_account_check
 
 EVENTS_SHOWN = 50
 CHART_RUNS = 60
@@ -320,6 +321,14 @@ class OrttoAccountAdmin(admin.ModelAdmin):
     exclude = ("api_key",)
     readonly_fields = ("api_key_hint", "connections_link", "created_at")
     filter_horizontal = ("members",)
+    actions = ["check_against_ortto"]
+
+    @admin.action(description="Check against Ortto (key, region, fields; changes nothing)")
+    def check_against_ortto(self, request, queryset):
+        for account in queryset[:10]:
+            report = ortto_account_check(account=account)
+            self.message_user(request, f"{account}: {report.verdict}",
+                              messages.SUCCESS if report.ready else messages.ERROR)
 
     def get_queryset(self, request):
         queryset = super().get_queryset(request)

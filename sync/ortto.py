@@ -34,6 +34,7 @@ REGION_HOSTS = {
     "eu": "https://api.eu.ap3api.com",
 }
 MAX_BATCH = 100  # people per merge and activities per create (Ortto's payload limit)
+MAX_CUSTOM_FIELDS = 100  # custom person fields per account (docs/ortto-contract.md)
 MAX_ATTEMPTS = 6
 MAX_TOTAL_SLEEP_SECONDS = 120.0
 BACKOFF_BASE_SECONDS = 0.5
