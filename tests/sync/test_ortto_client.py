@@ -364,3 +364,42 @@ def test_create_activity_definition_existing_as_400_is_fine(client):
         rsps.post(f"{BASE}/v1/definitions/activity/create", status=400,
                   json={"code": 400, "error": "activity act:cm:placed-order already exists"})
         assert client.create_activity_definition({"name": "Placed order"}) == "act:cm:placed-order"
+
+
+def test_403_is_an_account_problem_not_a_key_problem(client):
+    from sync.ortto import OrttoAccountBlocked
+
+    with responses.RequestsMock() as rsps:
+        rsps.post(f"{BASE}/v1/person/custom-field/get", status=403, json={"code": 403, "error": "account expired"})
+        rsps.post(f"{BASE}/v1/person/custom-field/get", status=401, json={"code": 401, "error": "invalid API key"})
+        with pytest.raises(OrttoAccountBlocked):
+            client.verify()
+        with pytest.raises(OrttoAuthError) as caught:
+            client.verify()
+        assert not isinstance(caught.value, OrttoAccountBlocked)
+
+
+def test_bad_requests_beyond_the_budget_wait_for_the_window(client, sleeps):
+    from sync.ortto import BAD_REQUEST_BUDGET, BAD_REQUEST_WINDOW_SECONDS
+
+    with responses.RequestsMock() as rsps:
+        rsps.post(f"{BASE}/v1/person/merge", status=400, json={"code": 400, "error": "bad"})
+        for _ in range(BAD_REQUEST_BUDGET + 1):
+            with pytest.raises(OrttoRequestError):
+                client.merge_people([{"fields": {"str::email": "x@example.com"}}], merge_strategy=1)
+    assert len(sleeps) == 1 and 0 < sleeps[0] <= BAD_REQUEST_WINDOW_SECONDS
+
+
+def test_the_bad_request_budget_is_a_sliding_window():
+    from sync.ortto import BadRequestBudget
+
+    now = [100.0]
+    budget = BadRequestBudget(budget=3, window=15.0, clock=lambda: now[0])
+    for _ in range(3):
+        assert budget.wait_time() == 0
+        budget.record()
+    assert budget.wait_time() == 15.0
+    now[0] += 10
+    assert budget.wait_time() == 5.0
+    now[0] += 5
+    assert budget.wait_time() == 0

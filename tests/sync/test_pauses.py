@@ -1,0 +1,51 @@
+"""Connections paused by an Ortto 403 and the sweep's probe that resumes them."""
+
+import pytest
+
+from sync.models import Connection
+from sync.ortto import OrttoAccountBlocked, OrttoAuthError, OrttoUnavailable
+from sync.pauses import account_pause, paused_accounts_probe
+from tests.factories import make_account, make_connection, make_store
+
+pytestmark = pytest.mark.django_db
+
+
+class Probe:
+    def __init__(self, failure=None):
+        self.failure, self.calls = failure, 0
+
+    def __call__(self, account):
+        return self
+
+    def verify(self):
+        self.calls += 1
+        if self.failure:
+            raise self.failure
+
+
+@pytest.fixture
+def paused():
+    account = make_account()
+    connections = [make_connection(make_store(h), account) for h in ("p1", "p2")]
+    assert account_pause(account_id=account.pk, status=403, message="POST /v1/x -> HTTP 403: account expired") == 2
+    return connections
+
+
+def test_a_403_pauses_every_connection_of_the_account_without_blaming_the_key(paused):
+    for connection in paused:
+        connection.refresh_from_db()
+        assert connection.state == Connection.State.PAUSED
+        assert "403: account expired" in connection.state_reason and "key" not in connection.state_reason.lower()
+
+
+@pytest.mark.parametrize("failure, state", [
+    (None, Connection.State.ACTIVE),
+    (OrttoAccountBlocked("x", status=403), Connection.State.PAUSED),
+    (OrttoAuthError("x", status=401), Connection.State.NEEDS_RECONNECT),
+    (OrttoUnavailable("x", status=503), Connection.State.PAUSED),
+])
+def test_the_probe_resumes_keeps_or_escalates(paused, failure, state):
+    probe = Probe(failure)
+    paused_accounts_probe(client_for=probe)
+    assert probe.calls == 1, "one probe per account, not per connection"
+    assert {c.state for c in Connection.objects.filter(pk__in=[c.pk for c in paused])} == {state}
