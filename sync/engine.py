@@ -667,8 +667,8 @@ def _count_missing_email(ctx, resource, people, work):
                                       message="No email address: not sent to Ortto."))
         elif not mapping.email_is_valid(person.email):
             work.counters.failed += 1
+            # An error, not a warning: the merchant can fix the address, and "Resync failed records" retries it.
             work.events.append(_event(ctx, resource=resource, bc_id=person.bc_id, email=person.email,
-                                      level=SyncEvent.Level.WARNING,
                                       message="Not a valid email address: not sent to Ortto."))
 
 
@@ -701,7 +701,7 @@ def orders_process(ctx: SyncContext, orders: list[dict], *, carry: bool = False)
         if not mapping.email_is_valid(email):
             work.counters.failed += 1
             work.events.append(_event(ctx, resource="orders", bc_id=order["id"], email=email or "",
-                                      level=SyncEvent.Level.WARNING,
+                                      level=SyncEvent.Level.ERROR if email else SyncEvent.Level.WARNING,
                                       message="Order without a valid email address: not sent to Ortto."))
             continue
         if email != person.email:
