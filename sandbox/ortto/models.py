@@ -52,7 +52,7 @@ class Instance(models.Model):
     batch_errors = models.CharField(max_length=24, default="per_item")
     # Synchronous merges by a merge key in flight at once before Ortto's concurrency limit answers 429
     # (Ortto warns of the limit without a number); 0 switches it off.
-    merge_concurrency_limit = models.PositiveSmallIntegerField(default=4)
+    merge_concurrency_limit = models.PositiveSmallIntegerField(default=8)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -556,3 +556,77 @@ def test_merging_100_people_takes_a_handful_of_queries(client, django_assert_max
     assert statuses.count("created") == 50 and statuses.count("merged") == 50
     assert Person.objects.filter(instance__name="acme-us").count() == 100
     assert RequestLog.objects.filter(path="person/merge", status=200).count() == 1
+
+
+# --- the contract's limits (docs/ortto-contract.md) ----------------------------------------------------------
+
+
+def test_synchronous_merges_beyond_the_concurrency_limit_answer_429(client, instances):
+    import time
+
+    from sandbox.ortto.models import InFlightMerge
+
+    acme = instances["acme-us"]
+    services.instance_set_contract(acme, merge_concurrency_limit=1)
+    busy = InFlightMerge.objects.create(instance=acme, started_at=time.time())  # another merge in flight
+    response = merge(client, [{"str::email": "a@x.io"}])
+    assert response.status_code == 429
+    assert response.json()["error"]["code"] == "concurrency-limit"
+    assert merge(client, [{"str::email": "a@x.io"}], **{"async": True}).status_code == 200, "async is not limited"
+    busy.delete()
+    assert merge(client, [{"str::email": "b@x.io"}]).status_code == 200
+    assert not InFlightMerge.objects.exists(), "a finished merge frees its slot"
+
+
+def test_fifteen_bad_requests_in_fifteen_seconds_ban_the_ip(client, instances):
+    for _ in range(guard.BAN_STRIKES):
+        assert call(client, "person/merge", {"people": []}).status_code == 400
+    banned = merge(client, [{"str::email": "a@x.io"}])
+    assert banned.status_code == 429 and banned.json()["error"]["code"] == "ip-banned"
+    assert 0 < banned.json()["error"]["try-in-seconds"] <= guard.BAN_SECONDS
+
+
+def test_the_ban_window_slides():
+    from sandbox.ortto.models import IpStrikes
+
+    for second in range(guard.BAN_STRIKES - 1):
+        guard.ip_strike("10.0.0.1", now=1000.0 + second)
+    assert guard.ip_banned("10.0.0.1", now=1014.5) is None
+    guard.ip_strike("10.0.0.1", now=1020.0)  # the first strikes have left the window
+    assert guard.ip_banned("10.0.0.1", now=1020.5) is None
+    for second in range(guard.BAN_STRIKES):
+        guard.ip_strike("10.0.0.2", now=2000.0 + second / 10)
+    assert guard.ip_banned("10.0.0.2", now=2002.0) == pytest.approx(2001.4 + guard.BAN_SECONDS - 2002.0)
+    assert IpStrikes.objects.get(ip="10.0.0.2").strikes == []
+
+
+def test_an_expired_account_answers_403_on_every_call(client, instances):
+    services.instance_set_contract(instances["acme-us"], expired=True)
+    response = call(client, "person/custom-field/get", {})
+    assert response.status_code == 403 and response.json()["code"] == 403
+
+
+def test_only_50_events_per_activity_per_person_per_day_are_kept(client):
+    call(client, "definitions/activity/create", {"name": "Placed order", "icon_id": "moneys-illustration-icon",
+                                                 "attributes": [{"name": "Order ID", "display_type": "text"}]})
+    activities = [{"activity_id": "act:cm:placed-order", "attributes": {"str:cm:order-id": str(i)},
+                   "fields": {"str::email": "heavy@x.io"}} for i in range(60)]
+    first = call(client, "activities/create", {"activities": activities[:40]})
+    second = call(client, "activities/create", {"activities": activities[40:]})
+    assert first.status_code == second.status_code == 200
+    assert all(a["status"] == "ingested" for a in second.json()["activities"]), "dropped silently"
+    assert PersonActivity.objects.filter(person=person("heavy@x.io"), activity_id="act:cm:placed-order").count() == 50
+
+
+@pytest.mark.parametrize("mode, status, details", [("per_item", 200, None), ("refuse_with_details", 400, 2),
+                                                   ("refuse", 400, None)])
+def test_a_batch_with_an_invalid_person_per_batch_errors_mode(client, instances, mode, status, details):
+    services.instance_set_contract(instances["acme-us"], batch_errors=mode)
+    response = merge(client, [{"str::email": "good@x.io"}, {"str::email": "bad"}])
+    assert response.status_code == status
+    body = response.json()
+    if status == 400:
+        assert len(body.get("details") or []) == (details or 0)
+        assert not Person.objects.filter(email="good@x.io").exists(), "a refused batch stores nobody"
+    else:
+        assert [p["status"] for p in body["people"]] == ["created", "invalid"]

@@ -38,7 +38,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='instance',
             name='merge_concurrency_limit',
-            field=models.PositiveSmallIntegerField(default=4),
+            field=models.PositiveSmallIntegerField(default=8),
         ),
         migrations.CreateModel(
             name='InFlightMerge',
