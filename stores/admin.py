@@ -45,6 +45,9 @@ def request_runs(request, stores, kind: str) -> None:
             # Same refusal as the app page's Sync now: the run could only fail on Ortto's 401.
             refused.append(f"{store.store_hash} (Ortto refused the API key: the owner must reconnect)")
             continue
+        if connection is not None and connection.state == Connection.State.PAUSED:
+            refused.append(f"{store.store_hash} (paused: Ortto refuses the account for now; it resumes by itself)")
+            continue
         try:
             run, created = sync_run_request(store=store, kind=kind, requested_by=requested_by)
         except RunNotPossible:
@@ -83,6 +86,7 @@ class ConnectionStateFilter(admin.SimpleListFilter):
     def lookups(self, request, model_admin):
         return [
             (Connection.State.ACTIVE, "Connected"),
+            (Connection.State.PAUSED, "Paused by Ortto (403)"),
             (Connection.State.NEEDS_RECONNECT, "Needs reconnect"),
             ("none", "Not connected"),
         ]
@@ -91,7 +95,7 @@ class ConnectionStateFilter(admin.SimpleListFilter):
         live = Connection.objects.exclude(state=Connection.State.DISCONNECTED)
         if self.value() == "none":
             return queryset.exclude(pk__in=live.values("store_id"))
-        if self.value() in (Connection.State.ACTIVE, Connection.State.NEEDS_RECONNECT):
+        if self.value() in (Connection.State.ACTIVE, Connection.State.PAUSED, Connection.State.NEEDS_RECONNECT):
             return queryset.filter(pk__in=live.filter(state=self.value()).values("store_id"))
         return queryset
 
