@@ -49,3 +49,14 @@ def test_the_probe_resumes_keeps_or_escalates(paused, failure, state):
     paused_accounts_probe(client_for=probe)
     assert probe.calls == 1, "one probe per account, not per connection"
     assert {c.state for c in Connection.objects.filter(pk__in=[c.pk for c in paused])} == {state}
+
+
+def test_the_app_page_says_paused_without_asking_to_reconnect(paused):
+    from django.template.loader import render_to_string
+
+    from sync.connections import app_state
+
+    html = render_to_string("stores/_panel.html", {"state": app_state(store=paused[0].store), "connect_url": "/c"})
+    assert "Syncing is paused by Ortto." in html and "account expired" in html
+    assert "Ortto stopped accepting this connection" not in html
+    assert 'data-action="sync-now" disabled' in html
