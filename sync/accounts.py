@@ -27,6 +27,12 @@ def ortto_account_add(*, user, business_name: str, name: str, region: str, api_k
     region_label = OrttoAccount.Region(region).label
     try:
         ortto.OrttoClient(api_key=api_key, region=region).verify()
+    except ortto.OrttoAccountBlocked:
+        return AccountOutcome(
+            None,
+            "Ortto recognised the key but refuses access to the account (HTTP 403): it may have expired, been "
+            "suspended or reached a plan limit. Check the account in Ortto, then try again.",
+        )
     except ortto.OrttoAuthError:
         return AccountOutcome(
             None,
