@@ -7,7 +7,21 @@ import os
 
 os.environ.setdefault("SANDBOX", "1")
 
+from pathlib import Path  # noqa: E402
+
 import pytest  # noqa: E402
+
+BROWSER_TESTS = Path(__file__).parent / "browser"
+
+
+def pytest_collection_modifyitems(config, items):
+    """A test served by a live server is `live` and one under tests/browser is `browser`, whatever its module
+    says, so that `make test-fast` (-m "not live and not browser and not bench") never starts either."""
+    for item in items:
+        if "live_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.live)
+        if BROWSER_TESTS in item.path.parents:
+            item.add_marker(pytest.mark.browser)
 
 
 @pytest.fixture

@@ -3,7 +3,11 @@ worker processes, quotas on, initial then incremental syncs, the admin tables, a
 
 import math
 
+import pytest
+
 from benchmarks import run as bench
+
+pytestmark = pytest.mark.bench
 
 
 def test_bench_harness_smoke(tmp_path):
