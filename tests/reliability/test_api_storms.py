@@ -17,9 +17,6 @@ from sandbox.ortto.services import instance_set_faults, instance_set_revoked
 from sync.connections import app_state, connection_connect, connection_sync_now
 from sync.models import Connection, SyncRun
 from sync.runs import sync_run_execute, sync_run_request
-from tests.factories import make_user
-
-from .conftest import connect_store, sandbox_account
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
 
@@ -84,7 +81,8 @@ def _delivered(store_hash: str, instance_name: str):
     return emails - people, placed, len(keys), len(set(keys))
 
 
-def test_storm_on_both_apis_with_a_401_halfway(sandbox_live, settings, monkeypatch, fast_retries):
+def test_storm_on_both_apis_with_a_401_halfway(connect_store, sandbox_account, make_user, sandbox_live, settings,
+                                               monkeypatch, fast_retries):
     monkeypatch.setattr("sync.runs.PAGE_LIMIT", 50)
     settings.HTTP_TIMEOUT_SECONDS = 0.6
     healthy = connect_store("storma", sandbox_account("acme-us"), customers=CUSTOMERS, orders=ORDERS, seed=11)

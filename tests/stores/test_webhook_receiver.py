@@ -6,7 +6,6 @@ import pytest
 
 from stores.models import WebhookEvent
 from sync.models import SyncRun
-from tests.factories import make_account, make_connection, make_store
 
 pytestmark = pytest.mark.django_db
 
@@ -26,7 +25,7 @@ def _fresh_intake_memo(monkeypatch):
 
 
 @pytest.fixture
-def store():
+def store(make_account, make_connection, make_store):
     store = make_store("abc123", webhook_secret=SECRET)
     make_connection(store, make_account())
     return store

@@ -9,12 +9,12 @@ from sandbox.ortto.models import Person, PersonActivity
 from sandbox.ortto.seed import seed_existing_people, seed_ortto_instances
 from sync.models import OrderLedger, PersonLedger, SyncRun
 from sync.runs import sync_run_execute, sync_run_request
-from tests.factories import make_account, make_connection, make_store
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
 
 
-def test_initial_then_incremental_sync_against_the_sandbox(sandbox_live, monkeypatch):
+def test_initial_then_incremental_sync_against_the_sandbox(make_account, make_connection, make_store, sandbox_live,
+                                                           monkeypatch):
     monkeypatch.setattr("sync.runs.PAGE_LIMIT", 20)
     sandbox_store = seed_bigcommerce(store_hash="e2e1", name="E2E Outdoor", customers=40, orders=80, seed=3)
     seed_users(store_hash="e2e1")
@@ -52,7 +52,8 @@ def test_initial_then_incremental_sync_against_the_sandbox(sandbox_live, monkeyp
     assert PersonActivity.objects.count() == activities and Person.objects.count() == people
 
 
-def test_changes_arrive_through_webhooks_and_the_scheduled_sweep(sandbox_live, settings, queued_work_runs_inline):
+def test_changes_arrive_through_webhooks_and_the_scheduled_sweep(make_account, make_connection, make_store,
+                                                                 sandbox_live, settings, queued_work_runs_inline):
     """After the initial sync: edits in the store reach Ortto through BigCommerce's webhooks, and a change
     no webhook announced is caught by the scheduled sweep (DESIGN §4)."""
     from django.utils import timezone

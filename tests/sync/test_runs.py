@@ -8,17 +8,16 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from stores.models import WebhookEvent
-from sync.models import Connection, SyncRun
 from sync.connections import app_state
+from sync.models import Connection, SyncRun
 from sync.runs import connection_prepare, sync_run_request, sync_runs_cancel
 from sync.tasks import incremental_tick, maintenance_tick
-from tests.factories import make_account, make_connection, make_store
-from tests.sync.test_engine_pipeline import env  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.django_db
 
 
-def test_incremental_tick_requests_one_run_per_connected_store(django_capture_on_commit_callbacks):
+def test_incremental_tick_requests_one_run_per_connected_store(make_account, make_connection, make_store,
+                                                               django_capture_on_commit_callbacks):
     account = make_account()
     active = make_store("aaa")
     make_connection(active, account)
@@ -31,7 +30,8 @@ def test_incremental_tick_requests_one_run_per_connected_store(django_capture_on
     assert len(callbacks) == 1
 
 
-def test_maintenance_resumes_quiet_runs_and_drains_webhooks(django_capture_on_commit_callbacks):
+def test_maintenance_resumes_quiet_runs_and_drains_webhooks(make_account, make_connection, make_store,
+                                                            django_capture_on_commit_callbacks):
     stalled_store, waiting_store = make_store("aaa"), make_store("bbb")
     make_connection(stalled_store, make_account())
     make_connection(waiting_store, make_account(name="b"))
@@ -45,7 +45,7 @@ def test_maintenance_resumes_quiet_runs_and_drains_webhooks(django_capture_on_co
     assert len(callbacks) == 2
 
 
-def test_cancel_and_status_for_the_app_page():
+def test_cancel_and_status_for_the_app_page(make_account, make_connection, make_store):
     store = make_store("aaa")
     make_connection(store, make_account(business_name="Acme (US)"))
     assert app_state(store=store)["last_run"] is None

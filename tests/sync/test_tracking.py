@@ -16,7 +16,6 @@ from sync.tracking import (
     tracking_move,
     tracking_snippet,
 )
-from tests.factories import make_account, make_connection, make_store
 
 pytestmark = pytest.mark.django_db
 
@@ -39,7 +38,7 @@ def bigcommerce(settings, monkeypatch):
 
 
 @pytest.fixture
-def connection():
+def connection(make_account, make_connection, make_store):
     store = make_store(STORE)
     return make_connection(store, make_account(tracking_key=US_KEY))
 
@@ -166,14 +165,15 @@ def test_a_failing_update_of_the_stored_script_changes_nothing(bigcommerce, conn
     assert tracking_fields(connection) == before
 
 
-def test_enabling_needs_a_tracking_key(bigcommerce):
+def test_enabling_needs_a_tracking_key(make_account, make_connection, make_store, bigcommerce):
     connection = make_connection(make_store(STORE), make_account(tracking_key=""))
     assert "no tracking key" in tracking_enable(connection=connection, by="x")
     connection.refresh_from_db()
     assert not connection.tracking_enabled and not bigcommerce.calls
 
 
-def test_a_tracking_key_that_could_break_out_of_the_script_is_refused(bigcommerce):
+def test_a_tracking_key_that_could_break_out_of_the_script_is_refused(make_account, make_connection, make_store,
+                                                                      bigcommerce):
     connection = make_connection(make_store(STORE), make_account(tracking_key="abc');alert(1);//"))
     assert "not valid" in tracking_enable(connection=connection, by="x")
     assert not bigcommerce.calls
@@ -245,18 +245,24 @@ def test_disconnecting_removes_the_script(bigcommerce, connection, monkeypatch):
 # --- reconnect to another account -------------------------------------------------------------------
 
 
-def _switched(store, *, tracking_key=EU_KEY):
-    old = Connection.objects.get(store=store)
-    old.state = Connection.State.DISCONNECTED
-    old.save()
-    account = make_account(name="acme-eu", business_name="Acme (EU)", region="eu", api_key="k2",
-                           tracking_key=tracking_key)
-    return old, make_connection(store, account)
+@pytest.fixture
+def switched(make_account, make_connection):
+    """switched(store, *, tracking_key): the store's connection disconnected and a new one to Acme (EU)."""
+
+    def switch(store, *, tracking_key=EU_KEY):
+        old = Connection.objects.get(store=store)
+        old.state = Connection.State.DISCONNECTED
+        old.save()
+        account = make_account(name="acme-eu", business_name="Acme (EU)", region="eu", api_key="k2",
+                               tracking_key=tracking_key)
+        return old, make_connection(store, account)
+
+    return switch
 
 
-def test_reconnecting_to_another_account_rewrites_the_same_script(bigcommerce, connection):
+def test_reconnecting_to_another_account_rewrites_the_same_script(switched, bigcommerce, connection):
     turn_on(connection)
-    old, new = _switched(connection.store)
+    old, new = switched(connection.store)
     bigcommerce.add("GET", f"{SCRIPTS}/{UUID}", json=script_answer())
     bigcommerce.add("PUT", f"{SCRIPTS}/{UUID}", json=script_answer())
 
@@ -274,9 +280,9 @@ def test_reconnecting_to_another_account_rewrites_the_same_script(bigcommerce, c
     assert (old.tracking_enabled, old.tracking_script_uuid) == (False, "")
 
 
-def test_reconnecting_to_an_account_without_tracking_key_removes_the_script(bigcommerce, connection):
+def test_reconnecting_to_an_account_without_tracking_key_removes_the_script(switched, bigcommerce, connection):
     turn_on(connection)
-    old, new = _switched(connection.store, tracking_key="")
+    old, new = switched(connection.store, tracking_key="")
     bigcommerce.add("DELETE", f"{SCRIPTS}/{UUID}", status=204)
 
     tracking_move(old=old, new=new, by="owner@example.com")
@@ -287,9 +293,9 @@ def test_reconnecting_to_an_account_without_tracking_key_removes_the_script(bigc
     assert (old.tracking_enabled, old.tracking_script_uuid) == (False, "")
 
 
-def test_a_refused_move_removes_the_script_rather_than_track_into_the_old_account(bigcommerce, connection):
+def test_a_refused_move_removes_the_script_rather_than_track_into_the_old_account(switched, bigcommerce, connection):
     turn_on(connection)
-    old, new = _switched(connection.store)
+    old, new = switched(connection.store)
     bigcommerce.add("GET", f"{SCRIPTS}/{UUID}", json=script_answer())
     bigcommerce.add("PUT", f"{SCRIPTS}/{UUID}", status=422, json={"status": 422, "title": "Invalid"})
     bigcommerce.add("DELETE", f"{SCRIPTS}/{UUID}", status=204)
@@ -300,9 +306,10 @@ def test_a_refused_move_removes_the_script_rather_than_track_into_the_old_accoun
     assert (new.tracking_enabled, new.tracking_script_uuid) == (False, "")
 
 
-def test_a_script_that_can_be_neither_moved_nor_removed_stays_visible_on_the_new_connection(bigcommerce, connection):
+def test_a_script_that_can_be_neither_moved_nor_removed_stays_visible_on_the_new_connection(switched, bigcommerce,
+                                                                                            connection):
     turn_on(connection)
-    old, new = _switched(connection.store)
+    old, new = switched(connection.store)
     bigcommerce.add("GET", f"{SCRIPTS}/{UUID}", status=403, json={"status": 403, "title": "Forbidden"})
     bigcommerce.add("DELETE", f"{SCRIPTS}/{UUID}", status=403, json={"status": 403, "title": "Forbidden"})
 
@@ -398,7 +405,8 @@ def test_the_tracking_endpoint_needs_the_app_context(client, bigcommerce, connec
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_sandbox_store_shows_one_script_through_enable_move_and_disable(sandbox_live):
+def test_the_sandbox_store_shows_one_script_through_enable_move_and_disable(switched, make_account, make_connection,
+                                                                            make_store, sandbox_live):
     from sandbox.bigcommerce.models import Script
     from sandbox.bigcommerce.seed import seed_store, seed_users
     from sandbox.bigcommerce.services import app_install_complete
@@ -416,7 +424,7 @@ def test_the_sandbox_store_shows_one_script_through_enable_move_and_disable(sand
     assert (script.consent_category, script.visibility, script.location, script.kind) == (
         "analytics", "storefront", "head", "script_tag")
 
-    old, new = _switched(store)
+    old, new = switched(store)
     tracking_move(old=old, new=new, by="a")
     [script] = Script.objects.filter(store=sandbox_store)
     assert EU_KEY in script.html and str(script.uuid) == new.tracking_script_uuid
