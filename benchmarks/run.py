@@ -91,7 +91,6 @@ class Env:
             return
         log("migrating the template database")
         subprocess.run([PY, "manage.py", "migrate", "-v0"], cwd=ROOT, env=self.env(self.template), check=True)
-        subprocess.run([PY, "manage.py", "createcachetable"], cwd=ROOT, env=self.env(self.template), check=True)
 
     def fresh(self, db):
         if isinstance(db, str):  # PostgreSQL: drop, create and migrate the benchmark database
@@ -101,7 +100,6 @@ class Env:
                            capture_output=True)
             subprocess.run(["psql", admin, "-q", "-c", f"CREATE DATABASE {name}"], check=True, capture_output=True)
             subprocess.run([PY, "manage.py", "migrate", "-v0"], cwd=ROOT, env=self.env(db), check=True)
-            subprocess.run([PY, "manage.py", "createcachetable"], cwd=ROOT, env=self.env(db), check=True)
             return
         for suffix in ("", "-wal", "-shm"):
             Path(str(db) + suffix).unlink(missing_ok=True)
@@ -166,7 +164,6 @@ def ortto_stats(env: Env) -> dict:
 
 def minimums(data: dict, run: dict) -> dict:
     """Theoretical minimum requests for an initial sync of this data set (see BENCHMARKS.md)."""
-    counters = run["counters"]
     bc = {
         "subscribers": math.ceil(data["subscribers"] / PAGE),
         "customers": math.ceil(data["customers"] / PAGE),
@@ -191,8 +188,8 @@ def sync_size(env: Env, n: int, *, scale: float, strategy: int = 1, existing_fra
                 ortto_reset(env)
             rate = set_quotas(env, scale=s)
             env.fresh(env.bridge_db)
-            setup = env.task(env.bridge_db, "bridge-setup", "--token", data["token"], "--strategy", strategy,
-                             ORTTO_RATE_PER_SECOND=rate)
+            env.task(env.bridge_db, "bridge-setup", "--token", data["token"], "--strategy", strategy,
+                     ORTTO_RATE_PER_SECOND=rate)
             log(f"n={n}: initial sync, {mode}")
             run = env.task(env.bridge_db, "sync", "--kind", "initial", ORTTO_RATE_PER_SECOND=rate, timeout=7200)
             stats = ortto_stats(env)
