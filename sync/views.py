@@ -87,7 +87,7 @@ def signin(request):
             user = authenticate(request, username=email, password=form.cleaned_data["password"])
             if user is None:
                 ratelimit.signin_failed(email=email, ip=ip)
-                error = "That email and password do not match an Ortto sign-in."
+                error = "That email and password do not match an Ortto Bridge sign-in."
                 status = 400
             else:
                 ratelimit.signin_succeeded(email=email, ip=ip)

@@ -36,7 +36,7 @@ def connect(context, frame, *, account: str, strategy: str, shoot=None, signed_i
     tab = opened.value
     tab.wait_for_load_state()
     if not signed_in:
-        assert tab.get_by_role("heading", name="Sign in to Ortto Bridge").is_visible()
+        assert tab.get_by_role("heading", name="Ortto Bridge sign-in").is_visible()
         shoot and shoot(tab, "03-sign-in")
         tab.fill("input[name=email]", demo.DEMO_EMAIL)
         tab.fill("input[name=password]", demo.DEMO_PASSWORD)

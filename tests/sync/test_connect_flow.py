@@ -189,6 +189,21 @@ def test_repeated_wrong_passwords_lock_the_sign_in(make_user, client):
     assert response.status_code == 429 and b"Too many failed attempts" in response.content
 
 
+def test_the_sign_in_page_is_the_bridges_own_not_ortto_s(client):
+    page = client.get("/connect/signin/").content.decode()
+    assert "<title>Ortto Bridge sign-in" in page and "<h1>Ortto Bridge sign-in</h1>" in page
+    assert "not your Ortto login" in page
+    signup = client.get("/connect/signup/").content.decode()
+    assert "<h1>Create your Ortto Bridge sign-in</h1>" in signup and "not to Ortto" in signup
+
+
+def test_a_wrong_password_names_the_bridge_sign_in(make_user, client):
+    make_user()
+    response = signin(client, password="wrong-password")
+    assert response.status_code == 400
+    assert "do not match an Ortto Bridge sign-in" in response.content.decode()
+
+
 def test_signup_creates_a_sign_in(client):
     response = client.post("/connect/signup/", {"email": "New@Example.com", "password": "correct-horse-battery"})
     assert response.status_code == 302

@@ -44,9 +44,9 @@ class Command(BaseCommand):
         self.stdout.write(f"  Ortto (emulated) people pages:         {urls['ortto']}")
         self.stdout.write(f"  Support admin:                         {urls['admin']}")
         self.stdout.write("Logins:")
-        self.stdout.write(f"  Ortto sign-in (Connect flow):  {demo.DEMO_EMAIL} / {demo.DEMO_PASSWORD}")
-        self.stdout.write(f"  Support staff (admin):         {demo.SUPPORT_EMAIL} / {demo.SUPPORT_PASSWORD}")
-        self.stdout.write(f"  Superuser (admin):             {demo.ADMIN_EMAIL} / {demo.ADMIN_PASSWORD}")
+        self.stdout.write(f"  Ortto Bridge sign-in (Connect): {demo.DEMO_EMAIL} / {demo.DEMO_PASSWORD}")
+        self.stdout.write(f"  Support staff (admin):          {demo.SUPPORT_EMAIL} / {demo.SUPPORT_PASSWORD}")
+        self.stdout.write(f"  Superuser (admin):              {demo.ADMIN_EMAIL} / {demo.ADMIN_PASSWORD}")
         self.stdout.write("Press Ctrl-C to stop both processes.\n")
 
         def stop(*_):
