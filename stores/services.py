@@ -123,3 +123,10 @@ def store_for_context(*, store_hash: str, bc_user_id: int) -> Store:
     if store is None or not StoreUser.objects.filter(store=store, bc_user_id=bc_user_id, is_active=True).exists():
         raise StoreUnavailable(store_hash)
     return store
+
+
+def store_user_label(*, store: Store, bc_user_id: int) -> str:
+    """How notes such as "tracking enabled by …" name a control-panel user: the email BigCommerce gave at
+    install or load, else the user's BigCommerce id (it sends no email for some users)."""
+    email = StoreUser.objects.filter(store=store, bc_user_id=bc_user_id).values_list("email", flat=True).first()
+    return email or f"bc-user:{bc_user_id}"

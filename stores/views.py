@@ -21,7 +21,8 @@ from sync import connections as sync_connections
 
 from . import bigcommerce
 from .app_context import ContextTokenError, StoreContext, app_context_read, app_context_token, connect_token
-from .services import StoreUnavailable, store_for_context, store_install, store_load, store_uninstall, store_user_remove
+from .services import (StoreUnavailable, store_for_context, store_install, store_load, store_uninstall, store_user_label,
+                       store_user_remove)
 from .signed_payload import SignedPayloadError, signed_payload_verify
 
 logger = logging.getLogger(__name__)
@@ -191,7 +192,8 @@ def app_panel(request, store, ctx):
 @app_context_required
 def app_tracking(request, store, ctx):
     enabled = request.POST.get("enabled") == "1"
-    refused = sync_connections.connection_tracking_set(store=store, enabled=enabled, by=f"bc-user:{ctx.bc_user_id}")
+    by = store_user_label(store=store, bc_user_id=ctx.bc_user_id)
+    refused = sync_connections.connection_tracking_set(store=store, enabled=enabled, by=by)
     return _state_json(request, store, ctx, error=refused, status=400 if refused else 200)
 
 

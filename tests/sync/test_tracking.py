@@ -7,6 +7,7 @@ import responses
 from django.utils import timezone
 
 from stores.app_context import StoreContext, app_context_token
+from stores.models import StoreUser
 from sync import connections
 from sync.models import Connection
 from sync.tracking import (
@@ -369,10 +370,32 @@ def test_ticking_enable_tracking_on_the_app_page_installs_the_script(client, big
 
     assert response.status_code == 200
     state = response.json()["connection"]
-    assert state["tracking_enabled"] is True and state["tracking_changed_by"] == "bc-user:1001"
+    assert state["tracking_enabled"] is True and state["tracking_changed_by"] == "user1001@example.com"
     assert state["tracking_changed_at"]
     connection.refresh_from_db()
     assert connection.tracking_enabled is True and connection.tracking_script_uuid == UUID
+
+
+def test_the_app_page_names_who_enabled_tracking_by_email(client, bigcommerce, connection):
+    StoreUser.objects.create(store=connection.store, bc_user_id=2002, email="staff@acme.example")
+    bigcommerce.add("POST", SCRIPTS, json=script_answer())
+
+    client.post("/bigcommerce/app/tracking", {"enabled": "1"}, **_header(connection.store, bc_user_id=2002))
+    panel = client.get("/bigcommerce/app/panel", **_header(connection.store)).content.decode()
+
+    connection.refresh_from_db()
+    assert connection.tracking_changed_by == "staff@acme.example"
+    assert "enabled by staff@acme.example" in panel and "bc-user" not in panel
+
+
+def test_a_user_without_an_email_is_named_by_their_bigcommerce_id(client, bigcommerce, connection):
+    StoreUser.objects.create(store=connection.store, bc_user_id=3003, email="")
+    bigcommerce.add("POST", SCRIPTS, json=script_answer())
+
+    client.post("/bigcommerce/app/tracking", {"enabled": "1"}, **_header(connection.store, bc_user_id=3003))
+
+    connection.refresh_from_db()
+    assert connection.tracking_changed_by == "bc-user:3003"
 
 
 def test_unticking_on_the_app_page_removes_the_script(client, bigcommerce, connection):
