@@ -9,11 +9,9 @@ import hashlib
 import json
 import logging
 
-from django.conf import settings
 from django.http import JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
-from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
@@ -21,8 +19,15 @@ from sync import connections as sync_connections
 
 from . import bigcommerce
 from .app_context import ContextTokenError, StoreContext, app_context_read, app_context_token, connect_token
-from .services import (StoreUnavailable, store_for_context, store_install, store_load, store_uninstall, store_user_label,
-                       store_user_remove)
+from .services import (
+    StoreUnavailable,
+    store_for_context,
+    store_install,
+    store_load,
+    store_uninstall,
+    store_user_label,
+    store_user_remove,
+)
 from .signed_payload import SignedPayloadError, signed_payload_verify
 
 logger = logging.getLogger(__name__)
