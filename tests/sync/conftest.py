@@ -8,6 +8,8 @@ from tests.sync.doubles import BC, ORTTO, FakeBigCommerce, HttpOrtto, customer, 
 
 @pytest.fixture
 def env(make_account, make_connection, make_store, settings):
+    """A connected store on BigCommerce and Ortto mocked at the HTTP level: two subscribers, two customers and
+    four orders (guests, an opt-in, an incomplete one); env.store, env.connection, env.bc, env.ortto, env.rsps."""
     settings.BIGCOMMERCE_API_URL = BC
     settings.ORTTO_API_URL = ORTTO
     settings.SYNC_STALL_SECONDS = 120
