@@ -601,3 +601,9 @@ class BigCommerceClient:
             self._request("DELETE", f"/v3/hooks/{int(hook_id)}")
         except BigCommerceNotFound:
             pass  # already gone (BigCommerce deletes an app's hooks on uninstall)
+
+
+def store_client(store, **options: Any) -> BigCommerceClient:
+    """The client for a store (a Store, or a TokenGrant before the store is saved): the one place a
+    BigCommerce client is built. `options` are BigCommerceClient's retry and pacing keywords."""
+    return BigCommerceClient(store.store_hash, store.access_token, **options)

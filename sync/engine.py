@@ -31,6 +31,7 @@ from django.utils import timezone
 from . import mapping
 from .mapping import PersonInput
 from .models import MergeStrategy, OrderLedger, PersonLedger, SyncEvent
+from .ortto import OrttoRequestError
 from .rules import LedgerState, Permission, latest_signal, permission_decision, signal_to_record
 
 logger = logging.getLogger("sync.engine")
@@ -282,8 +283,6 @@ def _person_error(result: dict) -> str | None:
 
 def merge_people_safely(ctx: SyncContext, call: MergeCall) -> list[dict]:
     """Send one merge; a 4xx on the batch is retried person by person so one bad record fails alone."""
-    from .ortto import OrttoRequestError
-
     try:
         results = ctx.ortto.merge_people(call.people, merge_strategy=call.merge_strategy)
     except OrttoRequestError as exc:
@@ -300,8 +299,6 @@ def merge_people_safely(ctx: SyncContext, call: MergeCall) -> list[dict]:
 
 
 def create_activities_safely(ctx: SyncContext, activities: list[dict]) -> list[dict]:
-    from .ortto import OrttoRequestError
-
     try:
         results = ctx.ortto.create_activities(activities)
     except OrttoRequestError as exc:

@@ -30,6 +30,7 @@ from stores.bigcommerce import (
     BigCommerceRateLimited,
     BigCommerceRequestError,
     BigCommerceUnavailable,
+    store_client,
 )
 
 from .models import Connection, OrttoAccount
@@ -126,9 +127,8 @@ def _client(connection: Connection) -> BigCommerceClient | None:
     store = connection.store
     if not store.is_installed or not store.access_token:
         return None
-    return BigCommerceClient(
-        store.store_hash, store.access_token,
-        max_attempts=INTERACTIVE_MAX_ATTEMPTS, max_total_sleep=INTERACTIVE_MAX_TOTAL_SLEEP_SECONDS,
+    return store_client(
+        store, max_attempts=INTERACTIVE_MAX_ATTEMPTS, max_total_sleep=INTERACTIVE_MAX_TOTAL_SLEEP_SECONDS,
     )
 
 

@@ -9,8 +9,9 @@ from django.utils import timezone
 
 from stores.models import WebhookEvent
 from sync.models import Connection, SyncRun
-from sync.connections import app_state
-from sync.runs import connection_prepare, sync_run_request, sync_runs_cancel
+from sync.connections import connection_prepare
+from sync.selectors import app_state
+from sync.runs import sync_run_request, sync_runs_cancel
 from sync.tasks import incremental_tick, maintenance_tick
 from tests.factories import make_account, make_connection, make_store
 from tests.sync.test_engine_pipeline import env  # noqa: F401  (fixture)

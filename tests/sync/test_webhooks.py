@@ -8,9 +8,9 @@ import responses
 from django.utils import timezone
 
 from stores.models import WebhookEvent
+from sync.hooks import SECRET_HEADER, webhooks_register, webhooks_unregister
 from sync.models import OrderLedger, SyncRun
-from sync.runs import sync_run_execute
-from sync.webhooks import SECRET_HEADER, webhook_run_request, webhooks_register, webhooks_unregister
+from sync.runs import sync_run_execute, webhook_run_request
 from tests.factories import make_account, make_connection, make_store
 from tests.sync.test_engine_pipeline import BC, customer, env, order  # noqa: F401  (fixture)
 
