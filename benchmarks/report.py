@@ -137,7 +137,7 @@ def write_report(results: dict, path) -> None:
     w("- Ortto `person/merge`: ceil(P / 100) per resource, where P is the people that resource must write: every "
       "distinct subscriber email; every customer (new ones are created, customers already created from their "
       "subscriber record get their customer fields); the guest buyers of placed orders that neither list has. "
-      "With Overwrite (2), plus ceil(E / 100) for the E people who already existed in Ortto (DESIGN §3).")
+      "With Overwrite (2), plus ceil(E / 100) for the E people who already existed in Ortto (docs/design.md §3).")
     w("- Ortto `activities/create`: ceil(placed orders / 100) (one *Placed order* activity each).")
     w("- Ortto aggregates (order count, total spent, last order date; strategy-2 merges): ceil(people with a placed "
       "order / 100), each buyer's totals written once per run. Initial runs now do exactly that (after the last "
@@ -331,10 +331,10 @@ def write_report(results: dict, path) -> None:
 
 NOTES = """### What was changed for these figures
 
-The sync (sync/engine.py, sync/runs.py, sync/ortto.py):
+The sync (sync/engine.py, sync/runs.py, sync/bigcommerce_pages.py, sync/ortto.py):
 
 - **Pipelining.** A bounded prefetch thread per resource reads the next BigCommerce pages (up to 4 ahead,
-  `runs.PREFETCH_PAGES`) while the run's thread sends the current unit to Ortto; the Ortto calls of one planning
+  `bigcommerce_pages.PREFETCH_PAGES`) while the run's thread sends the current unit to Ortto; the Ortto calls of one planning
   round go out concurrently on a small pool (`ORTTO_CONCURRENCY`, default 4), in waves that keep calls of
   different kinds, and any two calls about one person, in their planned order. Units (2 pages = 500 records) are
   committed strictly in order, one transaction per unit with its checkpoint.
@@ -355,7 +355,7 @@ The sync (sync/engine.py, sync/runs.py, sync/ortto.py):
 - **Webhook runs** read orders by id range (ids less than a page apart share one `min_id`/`max_id` request)
   instead of one GET per order.
 
-Webhook intake (sync/webhooks.py, stores/middleware.py):
+Webhook intake (sync/webhooks.py):
 
 - One statement per delivery: `INSERT … ON CONFLICT (store, dedup_key) DO UPDATE SET duplicates = duplicates + 1
   RETURNING id, duplicates` stores the event or counts the redelivery (no savepoint, no IntegrityError round

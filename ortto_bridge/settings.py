@@ -237,7 +237,7 @@ USE_I18N = True
 USE_TZ = True
 
 # --- Logging ------------------------------------------------------------------------------------
-# Sync work logs carry the store hash and run id (see sync.logging); secrets are never logged.
+# Sync work logs carry the store hash and run id (see sync/run_logging.py); secrets are never logged.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

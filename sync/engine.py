@@ -1,6 +1,6 @@
 """The sync engine: batch planning (pure) and page processing (Ortto calls + ledger changes).
 
-Planning follows DESIGN §3. People the ledger does not know go out in one merge that carries `bol::p`
+Planning follows docs/design.md §3. People the ledger does not know go out in one merge that carries `bol::p`
 and its reason, with a strategy that can never change a person who already exists in Ortto:
 Append only (1) when the connection uses 1 (a non-empty `bol::p` is never overwritten), Ignore (3)
 otherwise. Only Overwrite (2) needs a second call, for the people of that batch Ortto reports as

@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 
 SCRIPT_NAME = "Ortto tracking (Ortto Bridge)"
 
-# Ortto's capture endpoint and loader per instance region (reference/ortto-api.md §6).
+# Ortto's capture endpoint and loader per instance region (docs/ortto-contract.md §6).
 CAPTURE_HOSTS = {
     OrttoAccount.Region.DEFAULT: ("https://capture-api-us.ortto.app/", "https://cdn2l.ink/app.js"),
     OrttoAccount.Region.EU: ("https://capture-api-eu.ortto.app/", "https://cdneu.net/app.js"),

@@ -1,4 +1,4 @@
-"""The store owner's journey in real Chromium, against the sandbox over real HTTP (DESIGN §2)."""
+"""The store owner's journey in real Chromium, against the sandbox over real HTTP (docs/design.md §2)."""
 
 import re
 

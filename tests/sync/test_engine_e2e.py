@@ -54,7 +54,7 @@ def test_initial_then_incremental_sync_against_the_sandbox(sandbox_live, monkeyp
 
 def test_changes_arrive_through_webhooks_and_the_scheduled_sweep(sandbox_live, settings, queued_work_runs_inline):
     """After the initial sync: edits in the store reach Ortto through BigCommerce's webhooks, and a change
-    no webhook announced is caught by the scheduled sweep (DESIGN §4)."""
+    no webhook announced is caught by the scheduled sweep (docs/design.md §4)."""
     from django.utils import timezone
 
     from sandbox.bigcommerce.services import checkout_order_place, customer_update
