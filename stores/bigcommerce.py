@@ -9,13 +9,12 @@ client secret never appear in log lines or exception messages.
 
 from __future__ import annotations
 
-import email.utils
 import http.cookiejar
 import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -100,20 +99,6 @@ class Page:
 
 
 # --- Dates --------------------------------------------------------------------------------------
-
-
-def parse_rfc2822(value: str) -> datetime:
-    """Parse a v2 date ("Tue, 14 May 2024 09:34:00 +0000") into an aware datetime."""
-    if not value:
-        raise ValueError("empty RFC-2822 date")
-    try:
-        parsed = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"not an RFC-2822 date: {value!r}") from exc
-    if parsed.tzinfo is None:
-        # "-0000" means "UTC, origin unknown"; BigCommerce sends its v2 dates in UTC.
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed
 
 
 def format_filter_datetime(value: datetime) -> str:
@@ -461,17 +446,6 @@ class BigCommerceClient:
             next_after = cursor["end_cursor"]
         return Page(items=list(payload.get("data") or []), total=pagination.get("total"), next_after=next_after)
 
-    def iter_customers(self, *, modified_since: datetime | None = None, ids: list[int] | None = None,
-                       limit: int = DEFAULT_PAGE_LIMIT) -> Iterator[Page]:
-        """Every page of customers, following the `after` cursor."""
-        after = None
-        while True:
-            page = self.customers_page(modified_since=modified_since, after=after, ids=ids, limit=limit)
-            yield page
-            if not page.next_after or not page.items:
-                return
-            after = page.next_after
-
     # -- subscribers (v3, page-based)
 
     def subscribers_page(
@@ -497,14 +471,6 @@ class BigCommerceClient:
             next_page=current + 1 if current < total_pages else None,
         )
 
-    def iter_subscribers(self, *, modified_since: datetime | None = None, ids: list[int] | None = None,
-                         limit: int = DEFAULT_PAGE_LIMIT) -> Iterator[Page]:
-        page_number: int | None = 1
-        while page_number is not None:
-            page = self.subscribers_page(modified_since=modified_since, page=page_number, ids=ids, limit=limit)
-            yield page
-            page_number = page.next_page if page.items else None
-
     # -- orders (v2, keyset on id)
 
     def orders_page(
@@ -528,16 +494,6 @@ class BigCommerceClient:
             params["max_id"] = max_id
         payload = self._json("GET", "/v2/orders", params=params)
         return Page(items=list(payload or []))
-
-    def iter_orders(self, *, modified_since: datetime | None = None, min_id: int | None = None,
-                    limit: int = DEFAULT_PAGE_LIMIT) -> Iterator[Page]:
-        """Every non-empty page of orders, stopping at the first empty page (204)."""
-        while True:
-            page = self.orders_page(modified_since=modified_since, min_id=min_id, limit=limit)
-            if not page.items:
-                return
-            yield page
-            min_id = max(int(order["id"]) for order in page.items) + 1
 
     def orders_count(self, *, modified_since: datetime | None = None) -> int:
         params: dict[str, Any] = {}

@@ -232,12 +232,11 @@ class SyncEvent(models.Model):
 
 
 class SyncCursor(models.Model):
-    """How far incremental syncs have read a store's resource: (date_modified, id)."""
+    """How far incremental syncs have read a store's resource: the date_modified they re-read from."""
 
     store = models.ForeignKey(Store, on_delete=models.CASCADE, related_name="cursors")
     resource = models.CharField(max_length=20)
     modified_since = models.DateTimeField(null=True, blank=True)
-    last_id = models.BigIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -289,7 +288,6 @@ class OrderLedger(models.Model):
     connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="orders")
     order_id = models.BigIntegerField()
     email = models.CharField(max_length=255)
-    fingerprint = models.CharField(max_length=64, blank=True)
     sent_at = models.DateTimeField()
 
     class Meta:
