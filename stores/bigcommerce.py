@@ -1,7 +1,7 @@
 """The one BigCommerce client: the OAuth token exchange and a small per-store REST client.
 
-Everything that talks to BigCommerce goes through here. Requests share one connection pool, carry a
-required timeout (settings.HTTP_TIMEOUT_SECONDS, read at call time), pace themselves on the
+Everything that talks to BigCommerce goes through here, over the shared transport (stores/http.py):
+requests share one connection pool, carry a required timeout, pace themselves on the
 X-Rate-Limit-* headers (the quota is shared with every other app on the store), retry 429 / 5xx /
 timeouts / connection errors with capped backoff, and fail with typed errors. Access tokens and the
 client secret never appear in log lines or exception messages.
@@ -9,10 +9,7 @@ client secret never appear in log lines or exception messages.
 
 from __future__ import annotations
 
-import http.cookiejar
 import logging
-import random
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,14 +18,14 @@ from typing import Any
 
 import requests
 from django.conf import settings
-from requests.adapters import HTTPAdapter
+
+from . import http
+from .http import ApiError, Sleep, header_number, json_or_text, session_factory
 
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 6
 MAX_TOTAL_SLEEP_SECONDS = 120.0
-BACKOFF_BASE_SECONDS = 0.5
-BACKOFF_CAP_SECONDS = 30.0
 # The store's quota is shared with every app installed on it: stop a little before it runs out.
 DEFAULT_RATE_LIMIT_RESERVE = 2
 # The auth callback is a browser request waiting on this: give up sooner than a background sync does.
@@ -36,20 +33,12 @@ TOKEN_EXCHANGE_MAX_ATTEMPTS = 3
 TOKEN_EXCHANGE_MAX_TOTAL_SLEEP_SECONDS = 10.0
 DEFAULT_PAGE_LIMIT = 250
 
-Sleep = Callable[[float], None]
-
 
 # --- Errors -------------------------------------------------------------------------------------
 
 
-class BigCommerceError(Exception):
+class BigCommerceError(ApiError):
     """Base of every BigCommerce failure. `message` never contains a token or secret."""
-
-    def __init__(self, message: str, *, status: int | None = None, body: Any = None):
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.body = body
 
 
 class BigCommerceAuthError(BigCommerceError):
@@ -113,62 +102,7 @@ def format_filter_datetime(value: datetime) -> str:
     return value.astimezone(timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-# --- Transport ----------------------------------------------------------------------------------
-
-_adapter_lock = threading.Lock()
-_adapter: HTTPAdapter | None = None
-_thread_sessions = threading.local()
-
-
-def _shared_adapter() -> HTTPAdapter:
-    global _adapter
-    with _adapter_lock:
-        if _adapter is None:
-            # Retries are ours (they need the rate-limit headers); urllib3 must not add its own.
-            _adapter = HTTPAdapter(pool_connections=8, pool_maxsize=32, max_retries=0)
-        return _adapter
-
-
-def session_factory() -> requests.Session:
-    """A session for the current thread, over the process-wide connection pool.
-
-    Sessions carry no credentials (each request sends its own X-Auth-Token) and keep no cookies,
-    so nothing leaks from one store to another.
-    """
-    session = getattr(_thread_sessions, "session", None)
-    if session is None:
-        session = requests.Session()
-        session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-        adapter = _shared_adapter()
-        session.mount("https://", adapter)
-        session.mount("http://", adapter)
-        _thread_sessions.session = session
-    return session
-
-
-def _header_number(response: requests.Response, name: str) -> float | None:
-    raw = response.headers.get(name)  # requests' headers are case-insensitive
-    if raw is None:
-        return None
-    try:
-        return float(raw)
-    except ValueError:
-        return None
-
-
-def _backoff_delay(attempt: int) -> float:
-    """Exponential backoff with jitter for retry number `attempt` (1-based)."""
-    ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * (2 ** (attempt - 1)))
-    return ceiling / 2 + random.uniform(0, ceiling / 2)
-
-
-def _json_or_text(response: requests.Response) -> Any:
-    if not response.content:
-        return None
-    try:
-        return response.json()
-    except ValueError:
-        return response.text[:2000]
+# --- Answers -------------------------------------------------------------------------------------
 
 
 def _error_summary(body: Any) -> str:
@@ -185,7 +119,7 @@ def _error_summary(body: Any) -> str:
 
 def _raise_for_status(response: requests.Response, what: str) -> None:
     status = response.status_code
-    body = _json_or_text(response)
+    body = json_or_text(response)
     summary = _error_summary(body)
     message = f"{what} -> HTTP {status}" + (f": {summary}" if summary else "")
     if status in (401, 403):
@@ -197,6 +131,28 @@ def _raise_for_status(response: requests.Response, what: str) -> None:
     if status >= 500:
         raise BigCommerceUnavailable(message, status=status, body=body)
     raise BigCommerceRequestError(message, status=status, body=body)
+
+
+def _retry_or_raise(response: requests.Response, attempt: int, *, what: str) -> tuple[BigCommerceError, float]:
+    """An error answer: 429 waits for the window's reset, 5xx backs off; any other is raised, typed."""
+    status = response.status_code
+    if status == 429:
+        failure = BigCommerceRateLimited(f"{what} -> HTTP 429 (rate limited)", status=429, body=json_or_text(response))
+        reset_ms = header_number(response, "X-Rate-Limit-Time-Reset-Ms")
+        retry_after = header_number(response, "X-Retry-After")
+        if reset_ms is not None and reset_ms >= 0:
+            delay = reset_ms / 1000.0
+        elif retry_after is not None and retry_after >= 0:
+            delay = retry_after
+        else:
+            # No headers: the platform itself is under load for this store. Back off.
+            delay = http.backoff_delay(attempt)
+        return failure, delay
+    if status >= 500:
+        failure = BigCommerceUnavailable(f"{what} -> HTTP {status}", status=status, body=json_or_text(response))
+        return failure, http.backoff_delay(attempt)
+    _raise_for_status(response, what)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _send(
@@ -214,65 +170,14 @@ def _send(
     before_attempt: Callable[[], None] | None = None,
     after_response: Callable[[requests.Response], None] | None = None,
 ) -> requests.Response:
-    """Send one logical request, retrying what is worth retrying; return a 2xx/3xx response."""
-    slept = 0.0
-    attempt = 0
-    while True:
-        attempt += 1
-        if before_attempt:
-            before_attempt()
-        failure: BigCommerceError
-        try:
-            response = session.request(
-                method,
-                url,
-                headers=headers,
-                params=params,
-                json=json_body,
-                timeout=settings.HTTP_TIMEOUT_SECONDS,
-            )
-        except (requests.Timeout, requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
-            kind = "timed out" if isinstance(exc, requests.Timeout) else "connection failed"
-            failure = BigCommerceUnavailable(f"{what} -> {kind}", status=None, body=None)
-            failure.__cause__ = exc
-            delay = _backoff_delay(attempt)
-        except requests.RequestException as exc:
-            # Not worth retrying (an invalid URL, too many redirects ...); still a typed error.
-            raise BigCommerceError(f"{what} -> {type(exc).__name__}") from exc
-        else:
-            if after_response:
-                after_response(response)
-            status = response.status_code
-            if status < 400:
-                return response
-            if status == 429:
-                failure = BigCommerceRateLimited(
-                    f"{what} -> HTTP 429 (rate limited)", status=429, body=_json_or_text(response)
-                )
-                reset_ms = _header_number(response, "X-Rate-Limit-Time-Reset-Ms")
-                retry_after = _header_number(response, "X-Retry-After")
-                if reset_ms is not None and reset_ms >= 0:
-                    delay = reset_ms / 1000.0
-                elif retry_after is not None and retry_after >= 0:
-                    delay = retry_after
-                else:
-                    # No headers: the platform itself is under load for this store. Back off.
-                    delay = _backoff_delay(attempt)
-            elif status >= 500:
-                failure = BigCommerceUnavailable(
-                    f"{what} -> HTTP {status}", status=status, body=_json_or_text(response)
-                )
-                delay = _backoff_delay(attempt)
-            else:
-                _raise_for_status(response, what)
-                raise AssertionError("unreachable")  # pragma: no cover
-
-        if attempt >= max_attempts or slept + delay > max_total_sleep:
-            logger.warning("BigCommerce %s; giving up after %d attempt(s)", failure.message, attempt)
-            raise failure
-        logger.info("BigCommerce %s; retry %d/%d in %.2fs", failure.message, attempt, max_attempts - 1, delay)
-        sleep(delay)
-        slept += delay
+    """Send one logical request over the shared transport; return a 2xx/3xx response."""
+    return http.send(
+        session, method, url, api="BigCommerce", what=what, error=BigCommerceError,
+        unavailable=BigCommerceUnavailable,
+        on_error_answer=lambda response, attempt: _retry_or_raise(response, attempt, what=what),
+        headers=headers, params=params, json_body=json_body, sleep=sleep, max_attempts=max_attempts,
+        max_total_sleep=max_total_sleep, before_attempt=before_attempt, after_response=after_response,
+    )
 
 
 # --- Token exchange -----------------------------------------------------------------------------
@@ -302,7 +207,7 @@ def exchange_code(*, code: str, scope: str, context: str, session: requests.Sess
         max_attempts=TOKEN_EXCHANGE_MAX_ATTEMPTS,
         max_total_sleep=TOKEN_EXCHANGE_MAX_TOTAL_SLEEP_SECONDS,
     )
-    payload = _json_or_text(response)
+    payload = json_or_text(response)
     if not isinstance(payload, dict) or not payload.get("access_token"):
         raise BigCommerceError(
             "POST /oauth2/token -> answer without an access_token", status=response.status_code
@@ -367,8 +272,8 @@ class BigCommerceClient:
             # _send sleeps the reset itself before retrying; don't sleep twice.
             self._pause_before_next = 0.0
             return
-        left = _header_number(response, "X-Rate-Limit-Requests-Left")
-        reset_ms = _header_number(response, "X-Rate-Limit-Time-Reset-Ms")
+        left = header_number(response, "X-Rate-Limit-Requests-Left")
+        reset_ms = header_number(response, "X-Rate-Limit-Time-Reset-Ms")
         if left is not None and reset_ms is not None and left <= self.rate_limit_reserve:
             self._pause_before_next = max(reset_ms, 0.0) / 1000.0
 

@@ -31,7 +31,7 @@ EU_KEY = "EuKey-987_zz"
 def bigcommerce(settings, monkeypatch):
     settings.BIGCOMMERCE_API_URL = API
     # Retries of 5xx answers must not make the suite wait.
-    monkeypatch.setattr("stores.bigcommerce._backoff_delay", lambda attempt: 0.0)
+    monkeypatch.setattr("stores.http.backoff_delay", lambda attempt: 0.0)
     with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
         yield rsps
 
