@@ -19,6 +19,34 @@ from tests.sync.test_engine_pipeline import env  # noqa: F401  (fixture)
 pytestmark = pytest.mark.django_db
 
 
+def test_stalled_is_an_active_run_nobody_reported_on_for_the_stall_time(settings):
+    """The one definition the maintenance tick, a worker's takeover and the admin all use."""
+    settings.SYNC_STALL_SECONDS = 120
+    now = timezone.now()
+    old, fresh = now - timedelta(seconds=121), now - timedelta(seconds=60)
+    connection = make_connection(make_store("aaa"), make_account())
+    cases = {  # name: (status, created_at, heartbeat_at, stalled?)
+        "running, quiet": ("running", old, old, True),
+        "running, reporting": ("running", old, fresh, False),
+        "queued, task lost": ("queued", old, None, True),
+        "queued, waiting for its retry": ("queued", old, old, True),
+        "queued just now": ("queued", fresh, None, False),
+        "finished long ago": ("succeeded", old, old, False),
+    }
+    ids = {}
+    for name, (status, created_at, heartbeat_at, _) in cases.items():
+        store = make_store(name.replace(" ", "").replace(",", "")[:20])
+        run = SyncRun.objects.create(store=store, connection=connection, kind="incremental", status=status)
+        SyncRun.objects.filter(pk=run.pk).update(created_at=created_at, heartbeat_at=heartbeat_at)
+        ids[run.pk] = name
+    stalled = {ids[pk] for pk in SyncRun.objects.stalled().values_list("pk", flat=True)}
+    assert stalled == {name for name, case in cases.items() if case[3]}
+    flagged = {ids[run.pk] for run in SyncRun.objects.with_stalled() if run.is_stalled}
+    assert flagged == stalled
+    claimable = {ids[pk] for pk in SyncRun.objects.claimable().values_list("pk", flat=True)}
+    assert claimable == stalled | {"queued just now"}
+
+
 def test_incremental_tick_requests_one_run_per_connected_store(django_capture_on_commit_callbacks):
     account = make_account()
     active = make_store("aaa")
