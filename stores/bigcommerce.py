@@ -20,7 +20,7 @@ import requests
 from django.conf import settings
 
 from . import http
-from .http import ApiError, Sleep, header_number, json_or_text, session_factory
+from .http import ApiError, Sleep, header_number, json_or_text, thread_session
 
 logger = logging.getLogger(__name__)
 
@@ -197,7 +197,7 @@ def exchange_code(*, code: str, scope: str, context: str, session: requests.Sess
         "redirect_uri": f"{settings.PUBLIC_URL}/bigcommerce/auth/",
     }
     response = _send(
-        session or session_factory(),
+        session or thread_session(),
         "POST",
         url,
         what="POST /oauth2/token",
@@ -286,7 +286,7 @@ class BigCommerceClient:
             "Content-Type": "application/json",
         }
         return _send(
-            self._session or session_factory(),
+            self._session or thread_session(),
             method,
             url,
             what=f"{method} {path}",

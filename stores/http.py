@@ -55,7 +55,7 @@ def _shared_adapter() -> HTTPAdapter:
         return _adapter
 
 
-def session_factory() -> requests.Session:
+def thread_session() -> requests.Session:
     """A session for the current thread, over the process-wide connection pool.
 
     Sessions carry no credentials (each request sends its own key header) and keep no cookies, so

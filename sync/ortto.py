@@ -23,7 +23,7 @@ import requests
 from django.conf import settings
 
 from stores import http
-from stores.http import ApiError, Sleep, json_or_text, session_factory
+from stores.http import ApiError, Sleep, json_or_text, thread_session
 
 logger = logging.getLogger(__name__)
 
@@ -240,7 +240,7 @@ class OrttoClient:
             )
 
         response = http.send(
-            self._session or session_factory(), "POST", url, api="Ortto", what=what, error=OrttoError,
+            self._session or thread_session(), "POST", url, api="Ortto", what=what, error=OrttoError,
             unavailable=OrttoUnavailable, on_error_answer=on_error_answer, headers=headers, json_body=body,
             sleep=self._sleep, max_attempts=self.max_attempts, max_total_sleep=self.max_total_sleep,
             before_attempt=gate.acquire if gate is not None else None,
