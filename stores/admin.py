@@ -14,6 +14,7 @@ from .admin_toolkit import (
 from .fields import mask_secret
 from .models import Store, StoreUser, WebhookEvent
 
+
 class StoreUserInline(ReadOnlyInline):
     model = StoreUser
     fields = ("bc_user_id", "email", "is_owner", "is_active", "created_at", "last_seen_at")

@@ -1,4 +1,5 @@
-"""Connecting a store to an Ortto account: connect, prepare, reconnect, disconnect, uninstall, and the app page's actions.
+"""Connecting a store to an Ortto account: connect, prepare, reconnect, disconnect, uninstall, and the app
+page's actions (Sync now, tracking).
 
 Services return explicit outcomes; views only show them (django-allauth's socialaccount flow is the model).
 """

@@ -104,7 +104,8 @@ def api_base(region: str) -> str:
     return REGION_HOSTS[region]
 
 
-# --- Transport ----------------------------------------------------------------------------------
+# --- Pacing (the transport itself is stores/http.py) -------------------------------------------
+
 
 class RateGate:
     """Client-side pacing for one Ortto account, shared by every thread of the process: at most `rate`

@@ -1,4 +1,5 @@
-"""Reads: a store's live connection, what the app page shows, a person's Ortto accounts, the Store page's sync summary."""
+"""Reads: a store's live connection, what the app page shows, a person's Ortto accounts, and the store's
+sync history for the Store page."""
 
 from django.conf import settings
 
