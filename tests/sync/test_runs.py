@@ -112,3 +112,17 @@ def test_connection_prepare_creates_schema_and_webhooks(env):
     assert {hook["scope"] for hook in env.bc.hooks} == {"store/customer/*", "store/subscriber/*", "store/order/*"}
     assert env.connection.ortto_schema["activity_id"] == "act:cm:placed-order"
     assert env.connection.ortto_schema["fields"]["total_spent"] == "int:cm:bigcommerce-total-spent"
+
+
+def test_uninstall_reaches_sync_through_the_store_uninstalled_signal():
+    """stores never imports sync: its uninstall sends store_uninstalled, which SyncConfig.ready() connects."""
+    from stores.services import store_uninstall
+
+    store = make_store("aaa")
+    connection = make_connection(store, make_account())
+    run, _ = sync_run_request(store=store, kind=SyncRun.Kind.INITIAL, enqueue_run=False)
+    store_uninstall(payload=type("Payload", (), {"store_hash": "aaa"})())
+    run.refresh_from_db()
+    connection.refresh_from_db()
+    assert run.status == SyncRun.Status.CANCELLED and run.error_summary == "The app was uninstalled"
+    assert connection.state == Connection.State.DISCONNECTED and connection.webhook_ids == []
