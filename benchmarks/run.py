@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 WORK = ROOT / "bench-out"
 
-# Real quotas (reference/bigcommerce-api.md §8, reference/ortto-api.md): BigCommerce Standard/Plus
+# Real quotas (developer.bigcommerce.com "API rate limits", docs/ortto-contract.md): BigCommerce Standard/Plus
 # 150 requests per 30 s window, shared by all apps on the store; Ortto Professional 10 requests/s.
 BC_QUOTA, BC_WINDOW_MS, ORTTO_RATE = 150, 30_000, 10
 PAGE = 250

@@ -130,7 +130,7 @@ def bridge_setup(args) -> None:
 
     from stores.models import Store, StoreUser
     from sync.models import Connection, OrttoAccount
-    from sync.runs import connection_prepare
+    from sync.connections import connection_prepare
 
     store = Store.objects.create(
         store_hash=BENCH_STORE, name="Bench Outdoor", access_token=args.token,

@@ -6,4 +6,6 @@ class SyncConfig(AppConfig):
     verbose_name = "Ortto sync"
 
     def ready(self):
-        from . import signals  # noqa: F401  (post_migrate: schedules)
+        # Receivers: post_migrate (schedules) and stores' store_uninstalled, as django.contrib.auth
+        # connects user_logged_in.
+        from . import signals  # noqa: F401

@@ -1,6 +1,6 @@
 """The sync engine: batch planning (pure) and page processing (Ortto calls + ledger changes).
 
-Planning follows DESIGN §3. People the ledger does not know go out in one merge that carries `bol::p`
+Planning follows docs/design.md §3. People the ledger does not know go out in one merge that carries `bol::p`
 and its reason, with a strategy that can never change a person who already exists in Ortto:
 Append only (1) when the connection uses 1 (a non-empty `bol::p` is never overwritten), Ignore (3)
 otherwise. Only Overwrite (2) needs a second call, for the people of that batch Ortto reports as
@@ -31,6 +31,7 @@ from django.utils import timezone
 from . import mapping
 from .mapping import PersonInput
 from .models import MergeStrategy, OrderLedger, PersonLedger, SyncEvent
+from .ortto import OrttoRequestError
 from .rules import LedgerState, Permission, latest_signal, permission_decision, signal_to_record
 
 logger = logging.getLogger("sync.engine")
@@ -282,8 +283,6 @@ def _person_error(result: dict) -> str | None:
 
 def merge_people_safely(ctx: SyncContext, call: MergeCall) -> list[dict]:
     """Send one merge; a 4xx on the batch is retried person by person so one bad record fails alone."""
-    from .ortto import OrttoRequestError
-
     try:
         results = ctx.ortto.merge_people(call.people, merge_strategy=call.merge_strategy)
     except OrttoRequestError as exc:
@@ -300,8 +299,6 @@ def merge_people_safely(ctx: SyncContext, call: MergeCall) -> list[dict]:
 
 
 def create_activities_safely(ctx: SyncContext, activities: list[dict]) -> list[dict]:
-    from .ortto import OrttoRequestError
-
     try:
         results = ctx.ortto.create_activities(activities)
     except OrttoRequestError as exc:

@@ -1,4 +1,5 @@
-"""The one Ortto client: a small class per Ortto account (API key + region) over a shared pool.
+"""The one Ortto client: a small class per Ortto account (API key + region) over the shared transport
+(stores/http.py).
 
 Every call is a JSON POST with the X-Api-Key header and a required timeout
 (settings.HTTP_TIMEOUT_SECONDS, read at call time). 429 waits for the body's `try-in-seconds`;
@@ -10,19 +11,19 @@ in log lines or exception messages.
 from __future__ import annotations
 
 import collections
-import http.cookiejar
 import logging
-import random
 import re
 import threading
 import time
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import requests
 from django.conf import settings
-from requests.adapters import HTTPAdapter
+
+from stores import http
+from stores.http import ApiError, Sleep, json_or_text, thread_session
 
 logger = logging.getLogger(__name__)
 
@@ -34,8 +35,6 @@ REGION_HOSTS = {
 MAX_BATCH = 100  # people per merge and activities per create (Ortto's payload limit)
 MAX_ATTEMPTS = 6
 MAX_TOTAL_SLEEP_SECONDS = 120.0
-BACKOFF_BASE_SECONDS = 0.5
-BACKOFF_CAP_SECONDS = 30.0
 
 # Custom field id prefixes by the `type` sent to custom-field/create; used only to name a field that
 # already exists (409) when the field list does not show it.
@@ -56,20 +55,12 @@ FIELD_TYPE_PREFIXES = {
     "object": "obj",
 }
 
-Sleep = Callable[[float], None]
-
 
 # --- Errors -------------------------------------------------------------------------------------
 
 
-class OrttoError(Exception):
+class OrttoError(ApiError):
     """Base of every Ortto failure. `message` never contains the API key."""
-
-    def __init__(self, message: str, *, status: int | None = None, body: Any = None):
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.body = body
 
 
 class OrttoAuthError(OrttoError):
@@ -113,32 +104,7 @@ def api_base(region: str) -> str:
     return REGION_HOSTS[region]
 
 
-# --- Transport ----------------------------------------------------------------------------------
-
-_adapter_lock = threading.Lock()
-_adapter: HTTPAdapter | None = None
-_thread_sessions = threading.local()
-
-
-def _shared_adapter() -> HTTPAdapter:
-    global _adapter
-    with _adapter_lock:
-        if _adapter is None:
-            _adapter = HTTPAdapter(pool_connections=4, pool_maxsize=32, max_retries=0)
-        return _adapter
-
-
-def session_factory() -> requests.Session:
-    """A session for the current thread, over the process-wide connection pool; no key, no cookies."""
-    session = getattr(_thread_sessions, "session", None)
-    if session is None:
-        session = requests.Session()
-        session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-        adapter = _shared_adapter()
-        session.mount("https://", adapter)
-        session.mount("http://", adapter)
-        _thread_sessions.session = session
-    return session
+# --- Pacing (the transport itself is stores/http.py) -------------------------------------------
 
 
 class RateGate:
@@ -186,20 +152,6 @@ def rate_gate(api_key: str) -> RateGate | None:
         if gate is None:
             gate = _gates[key] = RateGate(rate, margin=margin)
         return gate
-
-
-def _backoff_delay(attempt: int) -> float:
-    ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * (2 ** (attempt - 1)))
-    return ceiling / 2 + random.uniform(0, ceiling / 2)
-
-
-def _json_or_text(response: requests.Response) -> Any:
-    if not response.content:
-        return None
-    try:
-        return response.json()
-    except ValueError:
-        return response.text[:2000]
 
 
 def _error_text(body: Any) -> str:
@@ -267,59 +219,40 @@ class OrttoClient:
             "Content-Type": "application/json",
             "Accept": "application/json",
         }
-        session = self._session or session_factory()
         gate = rate_gate(self._api_key)
-        slept = 0.0
-        attempt = 0
-        while True:
-            attempt += 1
-            failure: OrttoError
-            if gate is not None:
-                gate.acquire()
-            try:
-                response = session.post(url, json=body, headers=headers, timeout=settings.HTTP_TIMEOUT_SECONDS)
-            except (requests.Timeout, requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
-                kind = "timed out" if isinstance(exc, requests.Timeout) else "connection failed"
-                failure = OrttoUnavailable(f"{what} -> {kind}")
-                failure.__cause__ = exc
-                delay = _backoff_delay(attempt)
-            except requests.RequestException as exc:
-                # Not worth retrying (an invalid URL, too many redirects ...); still a typed error.
-                raise OrttoError(f"{what} -> {type(exc).__name__}") from exc
-            else:
-                status = response.status_code
-                if status < 400:
-                    answer = _json_or_text(response)
-                    if answer is None:
-                        return {}
-                    if not isinstance(answer, dict):
-                        raise OrttoError(f"{what} -> HTTP {status} with a body that is not a JSON object",
-                                         status=status, body=answer)
-                    return answer
-                payload = _json_or_text(response)
-                text = _error_text(payload)
-                message = f"{what} -> HTTP {status}" + (f": {text}" if text else "")
-                if status in (401, 403):
-                    # Never retried: bad-credential loops get the whole IP banned.
-                    raise OrttoAuthError(message, status=status, body=payload)
-                if status == 429:
-                    failure = OrttoRateLimited(message, status=status, body=payload)
-                    wait = _try_in_seconds(payload)
-                    delay = wait if wait is not None else _backoff_delay(attempt)
-                elif status >= 500:
-                    failure = OrttoUnavailable(message, status=status, body=payload)
-                    delay = _backoff_delay(attempt)
-                else:
-                    details = payload.get("details") if isinstance(payload, dict) else None
-                    raise OrttoRequestError(
-                        message, status=status, body=payload, details=details if isinstance(details, list) else []
-                    )
-            if attempt >= self.max_attempts or slept + delay > self.max_total_sleep:
-                logger.warning("Ortto %s; giving up after %d attempt(s)", failure.message, attempt)
-                raise failure
-            logger.info("Ortto %s; retry %d/%d in %.2fs", failure.message, attempt, self.max_attempts - 1, delay)
-            self._sleep(delay)
-            slept += delay
+
+        def on_error_answer(response: requests.Response, attempt: int) -> tuple[OrttoError, float]:
+            status = response.status_code
+            payload = json_or_text(response)
+            text = _error_text(payload)
+            message = f"{what} -> HTTP {status}" + (f": {text}" if text else "")
+            if status in (401, 403):
+                # Never retried: bad-credential loops get the whole IP banned.
+                raise OrttoAuthError(message, status=status, body=payload)
+            if status == 429:
+                wait = _try_in_seconds(payload)
+                delay = wait if wait is not None else http.backoff_delay(attempt)
+                return OrttoRateLimited(message, status=status, body=payload), delay
+            if status >= 500:
+                return OrttoUnavailable(message, status=status, body=payload), http.backoff_delay(attempt)
+            details = payload.get("details") if isinstance(payload, dict) else None
+            raise OrttoRequestError(
+                message, status=status, body=payload, details=details if isinstance(details, list) else []
+            )
+
+        response = http.send(
+            self._session or thread_session(), "POST", url, api="Ortto", what=what, error=OrttoError,
+            unavailable=OrttoUnavailable, on_error_answer=on_error_answer, headers=headers, json_body=body,
+            sleep=self._sleep, max_attempts=self.max_attempts, max_total_sleep=self.max_total_sleep,
+            before_attempt=gate.acquire if gate is not None else None,
+        )
+        answer = json_or_text(response)
+        if answer is None:
+            return {}
+        if not isinstance(answer, dict):
+            raise OrttoError(f"{what} -> HTTP {response.status_code} with a body that is not a JSON object",
+                             status=response.status_code, body=answer)
+        return answer
 
     # -- calls
 

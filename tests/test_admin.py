@@ -400,3 +400,19 @@ def test_store_users_are_an_inline_on_the_store(admin_client, shop):
     StoreUser.objects.create(store=shop, bc_user_id=1002, email="staff@acme.example")
     response = admin_client.get(change(shop))
     assert b"staff@acme.example" in response.content
+
+
+def test_a_run_is_named_by_its_store(make_account, make_connection, make_store, admin_client):
+    store = make_store("abc123", name="Acme Outdoor Co.")
+    run = make_run(store, make_connection(store, make_account()), kind=SyncRun.Kind.INITIAL)
+    assert str(run) == f"Acme Outdoor Co. · initial import run #{run.pk}"
+    assert f"Acme Outdoor Co. · initial import run #{run.pk}" in admin_client.get(change(run)).content.decode()
+
+
+def test_run_page_shows_counters_and_totals_as_tables_not_json(admin_client, shop):
+    run = SyncRun.objects.filter(store=shop).first()
+    SyncRun.objects.filter(pk=run.pk).update(totals={"customers": 120, "orders": 3})
+    html = admin_client.get(change(run)).content.decode()
+    assert '<table class="sync-counters">' in html
+    assert "<th>customers</th><th>orders</th>" in html and "<td>120</td><td>3</td>" in html
+    assert '{"customers"' not in html and "{&quot;customers&quot;" not in html

@@ -64,12 +64,8 @@ def connect_fleet(sandbox_account, connect_store):
 
 @pytest.fixture
 def fast_retries(monkeypatch):
-    """Client backoff shortened (the retry logic itself is unchanged) so storms finish in seconds."""
-    import stores.bigcommerce
-    import sync.ortto
-
-    monkeypatch.setattr(stores.bigcommerce, "_backoff_delay", lambda attempt: 0.02 * attempt)
-    monkeypatch.setattr(sync.ortto, "_backoff_delay", lambda attempt: 0.02 * attempt)
+    """Both clients' backoff shortened (the retry logic itself is unchanged) so storms finish in seconds."""
+    monkeypatch.setattr("stores.http.backoff_delay", lambda attempt: 0.02 * attempt)
 
 
 # --- qcluster subprocesses ----------------------------------------------------------------------------

@@ -100,7 +100,7 @@ def test_webhook_flood_applies_each_change_once(connect_store, sandbox_account, 
 
     # Refusals: too big, malformed, unauthenticated; each logged without the secret.
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="stores.webhooks"):
+    with caplog.at_level(logging.WARNING, logger="sync.webhooks"):
         big = json.dumps({"padding": "x" * (70 * 1024)})
         assert client.post(URL, data=big, content_type="application/json",
                            HTTP_X_BRIDGE_WEBHOOK_SECRET=secret).status_code == 413
@@ -111,7 +111,7 @@ def test_webhook_flood_applies_each_change_once(connect_store, sandbox_account, 
         assert client.post(URL, data=good, content_type="application/json").status_code == 401
         assert client.post(URL, data=good, content_type="application/json",
                            HTTP_X_BRIDGE_WEBHOOK_SECRET="wrong").status_code == 401
-    refusals = [r for r in caplog.records if r.name == "stores.webhooks"]
+    refusals = [r for r in caplog.records if r.name == "sync.webhooks"]
     assert len(refusals) == 8
     assert not any(secret in r.getMessage() for r in caplog.records)
     print(f"FIGURE case5: deliveries={DELIVERIES} unique={unique} duplicates={DELIVERIES - unique} "

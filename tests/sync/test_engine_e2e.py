@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
 
 def test_initial_then_incremental_sync_against_the_sandbox(make_account, make_connection, make_store, sandbox_live,
                                                            monkeypatch):
-    monkeypatch.setattr("sync.runs.PAGE_LIMIT", 20)
+    monkeypatch.setattr("sync.bigcommerce_pages.PAGE_LIMIT", 20)
     sandbox_store = seed_bigcommerce(store_hash="e2e1", name="E2E Outdoor", customers=40, orders=80, seed=3)
     seed_users(store_hash="e2e1")
     install = app_install_complete(store=sandbox_store)

@@ -1,6 +1,4 @@
 import json
-import sys
-import types
 
 import pytest
 import responses
@@ -33,7 +31,7 @@ EU_KEY = "EuKey-987_zz"
 def bigcommerce(settings, monkeypatch):
     settings.BIGCOMMERCE_API_URL = API
     # Retries of 5xx answers must not make the suite wait.
-    monkeypatch.setattr("stores.bigcommerce._backoff_delay", lambda attempt: 0.0)
+    monkeypatch.setattr("stores.http.backoff_delay", lambda attempt: 0.0)
     with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
         yield rsps
 
@@ -230,9 +228,7 @@ def test_bigcommerce_refusing_the_delete_leaves_tracking_on(bigcommerce, connect
 
 
 def test_disconnecting_removes_the_script(bigcommerce, connection, monkeypatch):
-    runs = sys.modules.get("sync.runs") or types.ModuleType("sync.runs")
-    monkeypatch.setitem(sys.modules, "sync.runs", runs)
-    monkeypatch.setattr(runs, "sync_runs_cancel", lambda **kwargs: None, raising=False)
+    monkeypatch.setattr(connections, "sync_runs_cancel", lambda **kwargs: None)
     turn_on(connection)
     bigcommerce.add("DELETE", f"{SCRIPTS}/{UUID}", status=204)
 

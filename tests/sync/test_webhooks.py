@@ -8,9 +8,9 @@ import responses
 from django.utils import timezone
 
 from stores.models import WebhookEvent
+from sync.hooks import SECRET_HEADER, webhooks_register, webhooks_unregister
 from sync.models import OrderLedger, SyncRun
-from sync.runs import sync_run_execute
-from sync.webhooks import SECRET_HEADER, webhook_run_request, webhooks_register, webhooks_unregister
+from sync.runs import sync_run_execute, webhook_run_request
 from tests.sync.doubles import BC, customer, order
 
 pytestmark = pytest.mark.django_db

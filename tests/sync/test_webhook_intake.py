@@ -147,7 +147,7 @@ def test_deliveries_skip_browser_middleware_but_keep_its_security_answers(client
     """WebhookIntakeMiddleware short-cuts this one path; the answer's headers and host check stay."""
     from django.urls import reverse
 
-    from stores.middleware import WEBHOOK_PATH
+    from sync.hooks import WEBHOOK_PATH
 
     assert reverse("bigcommerce:webhooks") == WEBHOOK_PATH
     response = post(client, payload())
