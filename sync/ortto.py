@@ -258,10 +258,10 @@ class OrttoClient:
     def __repr__(self) -> str:
         return f"<OrttoClient region={self.region!r}>"
 
-    def _post(self, path: str, body: dict) -> Any:
-        """POST JSON, retrying 429 / 5xx / timeouts; return the parsed body of a 2xx answer."""
+    def _post(self, path: str, body: dict, *, method: str = "POST") -> Any:
+        """POST (or PUT) JSON, retrying 429 / 5xx / timeouts; return the parsed body of a 2xx answer."""
         url = f"{api_base(self.region)}{path}"
-        what = f"POST {path}"
+        what = f"{method} {path}"
         headers = {
             "X-Api-Key": self._api_key,
             "Content-Type": "application/json",
@@ -277,7 +277,8 @@ class OrttoClient:
             if gate is not None:
                 gate.acquire()
             try:
-                response = session.post(url, json=body, headers=headers, timeout=settings.HTTP_TIMEOUT_SECONDS)
+                response = session.request(method, url, json=body, headers=headers,
+                                           timeout=settings.HTTP_TIMEOUT_SECONDS)
             except (requests.Timeout, requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
                 kind = "timed out" if isinstance(exc, requests.Timeout) else "connection failed"
                 failure = OrttoUnavailable(f"{what} -> {kind}")
@@ -399,3 +400,38 @@ class OrttoClient:
             if isinstance(value, str) and value.startswith("act:"):
                 return value
         return computed
+
+    # -- accounts (formerly "organizations"): docs/ortto-contract-organizations.md
+
+    def merge_accounts(self, accounts: list[dict], *, merge_strategy: int,
+                       merge_by: Iterable[str] = ("str:o:name",)) -> list[dict]:
+        """Create or update up to 100 accounts by name; one {"account_id", "status"} per input, in order.
+        https://help.ortto.com/a-278-create-or-update-one-or-more-organizations-merge"""
+        if len(accounts) > MAX_BATCH:
+            raise ValueError(f"Ortto merges at most {MAX_BATCH} accounts per call, got {len(accounts)}")
+        if not accounts:
+            return []
+        body = {"accounts": accounts, "merge_by": list(merge_by), "merge_strategy": merge_strategy,
+                "find_strategy": 0, "async": False}
+        return list(self._post("/v1/accounts/merge", body).get("accounts") or [])
+
+    def add_account_people(self, *, account_id: str, person_ids: list[str]) -> None:
+        """Link people to one account (PUT, one account per call).
+        https://help.ortto.com/a-280-manage-organization-association-add-remove"""
+        self._post("/v1/accounts/contacts/add", {"inclusion_ids": list(person_ids), "account_id": account_id},
+                   method="PUT")
+
+    def remove_account_people(self, *, account_id: str, person_ids: list[str]) -> None:
+        self._post("/v1/accounts/contacts/remove", {"inclusion_ids": list(person_ids), "account_id": account_id},
+                   method="PUT")
+
+    def create_account_field(self, *, name: str, field_type: str) -> str:
+        """Create a custom account field ("<prefix>:oc:<kebab name>"); an existing one (409) is not an error."""
+        computed = f"{FIELD_TYPE_PREFIXES.get(field_type, 'str')}:oc:{kebab(name)}"
+        try:
+            payload = self._post("/v1/accounts/custom-field/create", {"name": name, "type": field_type})
+        except OrttoRequestError as exc:
+            if exc.status != 409:
+                raise
+            return computed
+        return payload.get("field_id") or computed
