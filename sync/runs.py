@@ -30,7 +30,7 @@ from sync.db import rows_update
 from stores.bigcommerce import BigCommerceError
 from stores.models import Store, WebhookEvent
 
-from . import engine, mapping
+from . import engine, mapping, organizations
 from .connections import connection_live
 from .models import Connection, OrderLedger, PersonLedger, SyncCursor, SyncEvent, SyncRun
 from .queue import enqueue
@@ -267,6 +267,7 @@ def _execute(run: SyncRun, *, log, sliced: bool, on_page) -> None:
 
     if ctx.defer_aggregates and not _aggregates_flush(ctx, log=log, sliced=sliced, started=started, on_page=on_page):
         return
+    organizations.organizations_flush(ctx, check_lease=_check_lease)
     _complete(ctx, log=log)
 
 
@@ -577,6 +578,7 @@ def _commit_page(run: SyncRun, resource: str, work: engine.PageWork, checkpoint:
         ])
         OrderLedger.objects.bulk_create(work.order_rows, ignore_conflicts=True)
         SyncEvent.objects.bulk_create(work.events)
+        organizations.members_commit(connection=run.connection, members=work.organization_members)
 
         counters = run.counters.setdefault(resource, engine.Counters().as_dict())
         for key, value in work.counters.as_dict().items():
