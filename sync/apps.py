@@ -7,3 +7,4 @@ class SyncConfig(AppConfig):
 
     def ready(self):
         from . import signals  # noqa: F401  (post_migrate: schedules)
+        from . import admin_organizations  # noqa: F401  (registers the organizations' admin; builds on admin.py)

@@ -151,7 +151,7 @@ class SyncRun(models.Model):
     def is_active(self) -> bool:
         return self.status in self.ACTIVE_STATUSES
 
-    RESOURCE_ORDER = ("subscribers", "customers", "orders")
+    RESOURCE_ORDER = ("subscribers", "customers", "orders", "organizations")
     COUNTER_ORDER = ("fetched", "created", "updated", "unchanged", "failed")
 
     @property
