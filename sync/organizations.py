@@ -30,6 +30,7 @@ from django.utils import timezone
 from django.utils.html import strip_tags
 
 from . import mapping
+from .db import rows_update
 from .models import MergeStrategy, OrganizationLedger, OrganizationMember, PersonLedger, SyncEvent
 from .ortto import OrttoRequestError
 
@@ -215,7 +216,7 @@ def members_commit(*, connection, members: dict) -> None:
         if merged != row.source_fields:
             row.source_fields = merged
             changed.append(row)
-    OrganizationLedger.objects.bulk_update(changed, ["source_fields"])
+    rows_update(OrganizationLedger, changed, ["source_fields"])
 
     existing = {m.email: m for m in OrganizationMember.objects.filter(connection=connection, email__in=members)}
     new_rows, moved = [], []
@@ -229,7 +230,7 @@ def members_commit(*, connection, members: dict) -> None:
             row.organization = organization
             moved.append(row)
     OrganizationMember.objects.bulk_create(new_rows)
-    OrganizationMember.objects.bulk_update(moved, ["organization"])
+    rows_update(OrganizationMember, moved, ["organization"])
 
 
 # --- End of run: organizations and links to Ortto --------------------------------------------------
@@ -256,8 +257,10 @@ def organization_field_ids(ctx) -> tuple[dict, dict | None]:
 
 def _aggregates(connection, members: list[OrganizationMember]) -> tuple[dict, dict]:
     """Per organization id: (buyers, orders, total spent) of its members; and email → Ortto person id."""
+    # A subquery, not a list of emails: a big B2B store has more members than SQLite allows parameters.
+    member_emails = OrganizationMember.objects.filter(connection=connection).values("email")
     ledger = {row[0]: row[1:] for row in PersonLedger.objects.filter(
-        connection=connection, email__in=[m.email for m in members]
+        connection=connection, email__in=member_emails
     ).values_list("email", "ortto_person_id", "order_count", "total_spent")}
     totals: dict[int, list] = {}
     for member in members:
@@ -393,10 +396,9 @@ def organizations_flush(ctx, *, check_lease) -> None:
     run = ctx.run
     with transaction.atomic():
         check_lease(run, timezone.now())
-        OrganizationLedger.objects.bulk_update(
-            result.organizations, ["ortto_account_id", "fingerprint", "created_in_ortto", "synced_at"])
-        OrganizationMember.objects.bulk_update(list({m.pk: m for m in result.members}.values()),
-                                               ["linked_organization"])
+        rows_update(OrganizationLedger, result.organizations,
+                    ["ortto_account_id", "fingerprint", "created_in_ortto", "synced_at"])
+        rows_update(OrganizationMember, list({m.pk: m for m in result.members}.values()), ["linked_organization"])
         SyncEvent.objects.bulk_create(result.events)
         if result.schema:
             connection = ctx.connection
