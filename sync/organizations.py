@@ -71,8 +71,13 @@ def clean_company_name(value) -> str:
 
 
 def company_key(name: str) -> str:
-    """One key per company per store: case and spacing do not make a second organization."""
-    return clean_company_name(name).casefold()
+    """One key per company per store: case and spacing do not make a second organization. Cut again
+    after case folding, which can lengthen a name ("ß" → "ss") past the column's 255 characters."""
+    return _key(clean_company_name(name))
+
+
+def _key(clean_name: str) -> str:
+    return clean_name.casefold()[:NAME_LIMIT]
 
 
 def email_domain(email: str) -> str:
@@ -108,7 +113,7 @@ def _company(name: str, email: str, address: dict) -> Company | None:
     domain = email_domain(email)
     if domain:
         fields["str:o:website"] = domain
-    return Company(key=clean.casefold(), name=clean, fields=fields)
+    return Company(key=_key(clean), name=clean, fields=fields)
 
 
 def customer_company(customer: dict) -> Company | None:

@@ -49,6 +49,10 @@ def test_a_long_company_name_is_cut_to_ortto_string_limit():
     assert len(clean_company_name("🚲A" * 200)) == 255
 
 
+def test_a_key_stays_within_the_column_when_case_folding_lengthens_it():
+    assert len(company_key("ß" * 300)) == 255
+
+
 @pytest.mark.parametrize("spelling", ["ACME Ltd", "Acme Ltd ", " acme  ltd", "<i>Acme</i> Ltd", "ACME\u00a0LTD"])
 def test_spellings_of_one_company_share_a_key(spelling):
     assert company_key(spelling) == company_key("Acme Ltd") == "acme ltd"
