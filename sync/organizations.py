@@ -284,8 +284,15 @@ def _event(ctx, message: str, *, email: str = "") -> SyncEvent:
                      level=SyncEvent.Level.ERROR)
 
 
-def organizations_push(ctx) -> FlushResult:
-    """Send changed organizations and move changed memberships (HTTP only; nothing is written)."""
+def _one_by_one(send, ctx, payloads: list) -> list:
+    return [send(ctx, payload) for payload in payloads]
+
+
+def organizations_push(ctx, *, send_all=_one_by_one) -> FlushResult:
+    """Send changed organizations and move changed memberships (HTTP only; nothing is written).
+
+    send_all(send, ctx, payloads) sends the independent calls of one step; the run passes the engine's,
+    which keeps up to ORTTO_CONCURRENCY calls in flight. Removals all finish before any addition starts."""
     result = FlushResult()
     connection = ctx.connection
     organizations = {o.pk: o for o in OrganizationLedger.objects.filter(connection=connection)}
@@ -316,22 +323,24 @@ def organizations_push(ctx) -> FlushResult:
             continue
         wanted[org.pk] = fields
         by_strategy.setdefault(strategy, []).append(org)
-    for strategy, orgs in sorted(by_strategy.items()):
-        for batch in chunks(orgs, MERGE_BATCH):
-            answers = _merge_safely(ctx, [{"fields": wanted[o.pk]} for o in batch], strategy)
-            for org, answer in zip(batch, answers):
-                if answer.get("error") or not answer.get("account_id"):
-                    result.counters["failed"] += 1
-                    result.events.append(_event(ctx, f"Ortto refused the organization {org.name!r}: "
-                                                     f"{answer.get('error') or answer.get('status') or 'no detail'}"))
-                    continue
-                created = answer.get("status") == "created"
-                result.counters["created" if created and not org.ortto_account_id else "updated"] += 1
-                org.created_in_ortto = org.created_in_ortto or created
-                org.ortto_account_id = answer["account_id"]
-                org.fingerprint = fingerprint(wanted[org.pk])
-                org.synced_at = now
-                result.organizations.append(org)
+    batches = [(strategy, batch) for strategy, orgs in sorted(by_strategy.items())
+               for batch in chunks(orgs, MERGE_BATCH)]
+    all_answers = send_all(
+        lambda ctx, job: _merge_safely(ctx, [{"fields": wanted[o.pk]} for o in job[1]], job[0]), ctx, batches)
+    for (_, batch), answers in zip(batches, all_answers):
+        for org, answer in zip(batch, answers):
+            if answer.get("error") or not answer.get("account_id"):
+                result.counters["failed"] += 1
+                result.events.append(_event(ctx, f"Ortto refused the organization {org.name!r}: "
+                                                 f"{answer.get('error') or answer.get('status') or 'no detail'}"))
+                continue
+            created = answer.get("status") == "created"
+            result.counters["created" if created and not org.ortto_account_id else "updated"] += 1
+            org.created_in_ortto = org.created_in_ortto or created
+            org.ortto_account_id = answer["account_id"]
+            org.fingerprint = fingerprint(wanted[org.pk])
+            org.synced_at = now
+            result.organizations.append(org)
 
     # 2. Links: one remove per organization losing people, then one add per organization gaining people.
     removals: dict[int, list] = {}
@@ -351,15 +360,23 @@ def organizations_push(ctx) -> FlushResult:
         if new is not None:
             additions.setdefault(new.pk, []).append(member)
     done_removing = set()
-    for org_id, group in removals.items():
-        if _link(ctx, result, organizations[org_id], group, person_ids, add=False):
+    jobs = [(organizations[org_id], group) for org_id, group in removals.items()]
+    for (org, group), error in zip(jobs, send_all(
+            lambda ctx, job: _link(ctx, job[0], job[1], person_ids, add=False), ctx, jobs)):
+        if error:
+            result.events.append(_event(ctx, error))
+        else:
             done_removing.update(m.pk for m in group)
-    for org_id, group in additions.items():
-        ready = [m for m in group if m.linked_organization_id is None or m.pk in done_removing]
-        if ready and _link(ctx, result, organizations[org_id], ready, person_ids, add=True):
-            for member in ready:
-                member.linked_organization_id = org_id
-                result.members.append(member)
+    jobs = [(organizations[org_id], ready) for org_id, group in additions.items()
+            if (ready := [m for m in group if m.linked_organization_id is None or m.pk in done_removing])]
+    for (org, ready), error in zip(jobs, send_all(
+            lambda ctx, job: _link(ctx, job[0], job[1], person_ids, add=True), ctx, jobs)):
+        if error:
+            result.events.append(_event(ctx, error))
+            continue
+        for member in ready:
+            member.linked_organization_id = org.pk
+            result.members.append(member)
     for org_id, group in removals.items():
         for member in group:
             if member.organization_id is None and member.pk in done_removing:
@@ -383,21 +400,21 @@ def _merge_safely(ctx, accounts: list[dict], strategy: int) -> list[dict]:
     return answers + [{"status": "error", "error": "missing from Ortto's answer"}] * (len(accounts) - len(answers))
 
 
-def _link(ctx, result: FlushResult, org: OrganizationLedger, group: list, person_ids: dict, *, add: bool) -> bool:
+def _link(ctx, org: OrganizationLedger, group: list, person_ids: dict, *, add: bool) -> str | None:
+    """Add (or remove) these members to (from) one account; the refusal's message, or None."""
     call = ctx.ortto.add_account_people if add else ctx.ortto.remove_account_people
     for batch in chunks(group, MAX_PEOPLE_PER_ACCOUNT):
         try:
             call(account_id=org.ortto_account_id, person_ids=[person_ids[m.email] for m in batch])
         except OrttoRequestError as exc:
             verb = "link people to" if add else "unlink people from"
-            result.events.append(_event(ctx, f"Ortto refused to {verb} the organization {org.name!r}: {exc.message}"))
-            return False
-    return True
+            return f"Ortto refused to {verb} the organization {org.name!r}: {exc.message}"
+    return None
 
 
-def organizations_flush(ctx, *, check_lease) -> None:
+def organizations_flush(ctx, *, check_lease, send_all=_one_by_one) -> None:
     """End of a run: send the organizations and links, then commit what Ortto accepted (lease checked)."""
-    result = organizations_push(ctx)
+    result = organizations_push(ctx, send_all=send_all)
     run = ctx.run
     with transaction.atomic():
         check_lease(run, timezone.now())

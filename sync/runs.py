@@ -267,7 +267,7 @@ def _execute(run: SyncRun, *, log, sliced: bool, on_page) -> None:
 
     if ctx.defer_aggregates and not _aggregates_flush(ctx, log=log, sliced=sliced, started=started, on_page=on_page):
         return
-    organizations.organizations_flush(ctx, check_lease=_check_lease)
+    organizations.organizations_flush(ctx, check_lease=_check_lease, send_all=engine.send_all)
     _complete(ctx, log=log)
 
 

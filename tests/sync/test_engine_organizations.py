@@ -157,9 +157,9 @@ def test_server_errors_and_throttling_on_organization_calls_are_retried_without_
     add = OrttoClient.add_account_people
     state = {"adds": 0}
 
-    def push_with_faults(ctx):
+    def push_with_faults(ctx, **kwargs):
         instance_fail_next(instance, count=2, status=500)
-        return push(ctx)
+        return push(ctx, **kwargs)
 
     def add_with_faults(self, **kwargs):
         state["adds"] += 1
