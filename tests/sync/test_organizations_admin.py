@@ -47,6 +47,15 @@ def test_changelist_search_and_detail_answer(admin_client, organization):
     assert detail.status_code == 200 and ">2<" in detail.content.decode().replace(" ", "")
 
 
+def test_organization_errors_can_be_filtered_in_the_event_list(admin_client, organization):
+    from sync.models import SyncEvent
+
+    run = SyncRun.objects.get(connection=organization.connection)
+    SyncEvent.objects.create(run=run, resource="organizations", message="Ortto refused the organization 'X'")
+    response = admin_client.get(reverse("admin:sync_syncevent_changelist"), {"resource": "organizations"})
+    assert response.status_code == 200 and "Ortto refused the organization" in response.content.decode()
+
+
 def test_support_can_view_organizations_but_not_change_them(client, organization):
     user = get_user_model().objects.create_user(username="support", password="pw-support-123", is_staff=True)
     user.groups.add(Group.objects.get(name="Support"))
