@@ -279,8 +279,10 @@ class OrganizationLedger(models.Model):
     # What the store says of the company (website, address ...), latest record wins.
     source_fields = models.JSONField(default=dict, blank=True)
     ortto_account_id = models.CharField(max_length=64, blank=True)
-    # Of the fields last accepted by Ortto (aggregates included); empty: never sent.
+    # Of the store's fields (name, website, address) last accepted by Ortto; empty: never sent.
     fingerprint = models.CharField(max_length=64, blank=True)
+    # Of the bridge's counts (buyers, orders, total spent) last accepted by Ortto.
+    aggregates_fingerprint = models.CharField(max_length=64, blank=True)
     created_in_ortto = models.BooleanField(default=False)
     synced_at = models.DateTimeField(null=True, blank=True)
 

@@ -8,8 +8,10 @@ billing address's company. Names are normalized (`clean_company_name`, `company_
 
 How it reaches Ortto (docs/ortto-contract-organizations.md has every source):
 - pages only record who belongs where (`members_commit`, in the page's transaction; no HTTP);
-- at the end of a run `organizations_flush` sends the organizations whose fields changed in merges of 100
-  by name (`POST /v1/accounts/merge`, merge_by `str:o:name`), then moves people whose company changed:
+- at the end of a run `organizations_flush` sends what changed in merges of 100 by name
+  (`POST /v1/accounts/merge`, merge_by `str:o:name`; `plan_organization_merges`: what the store says of a
+  company follows the Merge page's strategy, the bridge's counts are overwritten as people's order
+  aggregates are), then moves people whose company changed:
   one `PUT /v1/accounts/contacts/remove` per organization that loses people and one
   `PUT /v1/accounts/contacts/add` per organization that gains people (the add call takes one account and
   a list of person ids, so that is the fewest the API allows);
@@ -50,6 +52,8 @@ AGGREGATE_FIELDS = {"buyers": ("Buyers", "integer"), "orders": ("Orders", "integ
                     "total_spent": ("Total spent", "currency")}
 DEFAULT_AGGREGATE_IDS = {"buyers": "int:oc:buyers", "orders": "int:oc:orders", "total_spent": "int:oc:total-spent"}
 SCHEMA_KEY = "organization_fields"
+# An organization's counter when it had several merges in one run: the highest of these wins.
+OUTCOME_RANK = ("unchanged", "updated", "created", "failed")
 
 _SPACES = re.compile(r"\s+")
 _WORD = re.compile(r"\w")
@@ -147,14 +151,83 @@ def merged_source_fields(old: dict, new: dict) -> dict:
 
 def organization_fields(*, name: str, source_fields: dict, buyers: int, orders: int, total_spent,
                         field_ids: dict | None = None) -> dict:
+    return {**store_fields(name=name, source_fields=source_fields),
+            **aggregate_fields(name=name, buyers=buyers, orders=orders, total_spent=total_spent, field_ids=field_ids)}
+
+
+def store_fields(*, name: str, source_fields: dict) -> dict:
+    """What the store says of the company: the Merge page's strategy applies to these."""
+    return {"str:o:name": name, **source_fields}
+
+
+def aggregate_fields(*, name: str, buyers: int, orders: int, total_spent, field_ids: dict | None = None) -> dict:
+    """The bridge's own counts (custom account fields): overwritten, as people's order aggregates are."""
     ids = field_ids or DEFAULT_AGGREGATE_IDS
     return {
         "str:o:name": name,
-        **source_fields,
         ids["buyers"]: int(buyers),
         ids["orders"]: int(orders),
         ids["total_spent"]: mapping.money_to_int(total_spent),
     }
+
+
+@dataclass
+class OrganizationState:
+    """One organization as merge planning needs it: what the store says now and what Ortto last took."""
+
+    pk: int
+    known: bool  # Ortto gave it an account id
+    created_in_ortto: bool
+    store: dict  # store_fields()
+    aggregates: dict  # aggregate_fields()
+    store_fingerprint: str = ""
+    aggregates_fingerprint: str = ""
+
+
+@dataclass
+class OrganizationMerge:
+    strategy: int
+    pk: int
+    fields: dict
+    parts: tuple  # ("store",), ("aggregates",) or both
+
+
+def plan_organization_merges(states: list[OrganizationState], *, connection_strategy: int) -> list[OrganizationMerge]:
+    """The first round of account merges (pure). A new organization is one merge with all its fields and
+    the connection's strategy; a known one sends only the part that changed: its store fields with the
+    strategy (`merge_strategy_for`; Ignore never touches one that existed before the bridge), its counts
+    with Overwrite. Both parts under Overwrite share one merge. Unchanged organizations cost nothing."""
+    merges = []
+    for state in states:
+        if not state.known:
+            merges.append(OrganizationMerge(connection_strategy, state.pk, {**state.store, **state.aggregates},
+                                            ("store", "aggregates")))
+            continue
+        strategy = merge_strategy_for(connection_strategy=connection_strategy, known=True,
+                                      created_in_ortto=state.created_in_ortto)
+        if strategy is None:
+            continue
+        store_changed = fingerprint(state.store) != state.store_fingerprint
+        counts_changed = fingerprint(state.aggregates) != state.aggregates_fingerprint
+        if store_changed and counts_changed and strategy == MergeStrategy.OVERWRITE:
+            merges.append(OrganizationMerge(strategy, state.pk, {**state.store, **state.aggregates},
+                                            ("store", "aggregates")))
+            continue
+        if store_changed:
+            merges.append(OrganizationMerge(strategy, state.pk, state.store, ("store",)))
+        if counts_changed:
+            merges.append(OrganizationMerge(MergeStrategy.OVERWRITE, state.pk, state.aggregates, ("aggregates",)))
+    return merges
+
+
+def plan_counts_overwrite(merge: OrganizationMerge, answer: dict, state: OrganizationState, *,
+                          connection_strategy: int) -> OrganizationMerge | None:
+    """Append only: a new-to-the-bridge organization that Ortto already had kept its old counts; they are
+    the bridge's, so overwrite them (a second round, as for people found in Ortto). Ignore leaves it alone."""
+    if (answer.get("status") == "merged" and "aggregates" in merge.parts and merge.strategy == MergeStrategy.APPEND_ONLY
+            and not state.known and connection_strategy == MergeStrategy.APPEND_ONLY):
+        return OrganizationMerge(MergeStrategy.OVERWRITE, state.pk, state.aggregates, ("aggregates",))
+    return None
 
 
 def fingerprint(fields: dict) -> str:
@@ -284,7 +357,7 @@ def _event(ctx, message: str, *, email: str = "") -> SyncEvent:
                      level=SyncEvent.Level.ERROR)
 
 
-def _one_by_one(send, ctx, payloads: list) -> list:
+def _one_by_one(send, ctx, payloads: list, **_grouping) -> list:
     return [send(ctx, payload) for payload in payloads]
 
 
@@ -302,45 +375,59 @@ def organizations_push(ctx, *, send_all=_one_by_one) -> FlushResult:
     totals, person_ids = _aggregates(connection, members)
     field_ids, result.schema = organization_field_ids(ctx)
 
-    # 1. Merges: organizations whose fields differ from what Ortto last accepted, 100 per call per strategy.
+    # 1. Merges: only what changed since Ortto last took it, 100 per call, a wave per strategy.
     now = timezone.now()
-    wanted: dict[int, dict] = {}
-    by_strategy: dict[int, list[OrganizationLedger]] = {}
+    states: dict[int, OrganizationState] = {}
     for org in organizations.values():
-        buyers, orders, spent = totals.get(org.pk, (0, 0, 0))
-        if org.pk not in totals and not org.ortto_account_id and not org.fingerprint:
+        if org.pk not in totals and not org.ortto_account_id:
             continue  # no member sent to Ortto (yet): nothing to show
-        fields = organization_fields(name=org.name, source_fields=org.source_fields or {}, buyers=buyers,
-                                     orders=orders, total_spent=spent, field_ids=field_ids)
-        result.counters["fetched"] += 1
-        if fingerprint(fields) == org.fingerprint and org.ortto_account_id:
-            result.counters["unchanged"] += 1
-            continue
-        strategy = merge_strategy_for(connection_strategy=connection.merge_strategy,
-                                      known=bool(org.ortto_account_id), created_in_ortto=org.created_in_ortto)
-        if strategy is None:
-            result.counters["unchanged"] += 1
-            continue
-        wanted[org.pk] = fields
-        by_strategy.setdefault(strategy, []).append(org)
-    batches = [(strategy, batch) for strategy, orgs in sorted(by_strategy.items())
-               for batch in chunks(orgs, MERGE_BATCH)]
-    all_answers = send_all(
-        lambda ctx, job: _merge_safely(ctx, [{"fields": wanted[o.pk]} for o in job[1]], job[0]), ctx, batches)
-    for (_, batch), answers in zip(batches, all_answers):
-        for org, answer in zip(batch, answers):
-            if answer.get("error") or not answer.get("account_id"):
-                result.counters["failed"] += 1
-                result.events.append(_event(ctx, f"Ortto refused the organization {org.name!r}: "
-                                                 f"{answer.get('error') or answer.get('status') or 'no detail'}"))
-                continue
-            created = answer.get("status") == "created"
-            result.counters["created" if created and not org.ortto_account_id else "updated"] += 1
-            org.created_in_ortto = org.created_in_ortto or created
-            org.ortto_account_id = answer["account_id"]
-            org.fingerprint = fingerprint(wanted[org.pk])
-            org.synced_at = now
-            result.organizations.append(org)
+        buyers, orders, spent = totals.get(org.pk, (0, 0, 0))
+        states[org.pk] = OrganizationState(
+            pk=org.pk, known=bool(org.ortto_account_id), created_in_ortto=org.created_in_ortto,
+            store=store_fields(name=org.name, source_fields=org.source_fields or {}),
+            aggregates=aggregate_fields(name=org.name, buyers=buyers, orders=orders, total_spent=spent,
+                                        field_ids=field_ids),
+            store_fingerprint=org.fingerprint, aggregates_fingerprint=org.aggregates_fingerprint)
+    result.counters["fetched"] = len(states)
+    outcome: dict[int, str] = {}  # pk -> created | updated | failed
+    pending = plan_organization_merges(list(states.values()), connection_strategy=connection.merge_strategy)
+    while pending:
+        by_strategy: dict[int, list[OrganizationMerge]] = {}
+        for merge in pending:
+            by_strategy.setdefault(merge.strategy, []).append(merge)
+        batches = [(strategy, batch) for strategy, merges in sorted(by_strategy.items())
+                   for batch in chunks(merges, MERGE_BATCH)]
+        # Calls of one strategy run together; two calls about one account never do (group_of).
+        all_answers = send_all(
+            lambda ctx, job: _merge_safely(ctx, [{"fields": m.fields} for m in job[1]], job[0]), ctx, batches,
+            group_of=lambda job: job[0])
+        pending = []
+        for (_, batch), answers in zip(batches, all_answers):
+            for merge, answer in zip(batch, answers):
+                org, state = organizations[merge.pk], states[merge.pk]
+                if answer.get("error") or not answer.get("account_id"):
+                    outcome[org.pk] = "failed"  # the highest rank: stays failed whatever else went through
+                    result.events.append(_event(ctx, f"Ortto refused the organization {org.name!r}: "
+                                                     f"{answer.get('error') or answer.get('status') or 'no detail'}"))
+                    continue
+                follow_up = plan_counts_overwrite(merge, answer, state, connection_strategy=connection.merge_strategy)
+                if follow_up:
+                    pending.append(follow_up)
+                created = answer.get("status") == "created" and not state.known
+                # Ignore (3) leaves an organization Ortto already had as it was.
+                kind = "created" if created else "unchanged" if merge.strategy == MergeStrategy.IGNORE else "updated"
+                outcome[org.pk] = max(outcome.get(org.pk, "unchanged"), kind, key=OUTCOME_RANK.index)
+                org.created_in_ortto = org.created_in_ortto or created
+                org.ortto_account_id = answer["account_id"]
+                if "store" in merge.parts:
+                    org.fingerprint = fingerprint(state.store)
+                if "aggregates" in merge.parts and not follow_up:
+                    org.aggregates_fingerprint = fingerprint(state.aggregates)
+                org.synced_at = now
+                result.organizations.append(org)
+    result.organizations = list({org.pk: org for org in result.organizations}.values())
+    for pk in states:
+        result.counters[outcome.get(pk, "unchanged")] += 1
 
     # 2. Links: one remove per organization losing people, then one add per organization gaining people.
     removals: dict[int, list] = {}
@@ -419,7 +506,7 @@ def organizations_flush(ctx, *, check_lease, send_all=_one_by_one) -> None:
     with transaction.atomic():
         check_lease(run, timezone.now())
         rows_update(OrganizationLedger, result.organizations,
-                    ["ortto_account_id", "fingerprint", "created_in_ortto", "synced_at"])
+                    ["ortto_account_id", "fingerprint", "aggregates_fingerprint", "created_in_ortto", "synced_at"])
         rows_update(OrganizationMember, list({m.pk: m for m in result.members}.values()), ["linked_organization"])
         SyncEvent.objects.bulk_create(result.events)
         if result.schema:

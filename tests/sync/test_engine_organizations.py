@@ -119,12 +119,12 @@ def test_renamed_moved_and_emptied_companies_move_people_in_ortto(sandbox_live):
     assert not OrganizationMember.objects.filter(connection=connection, email=emptied.email.lower()).exists()
 
 
-@pytest.mark.parametrize(("strategy", "website", "industry"), [
-    (1, "old.test", "Retail"),  # Append only: fills empty fields, keeps the rest
-    (2, "summit.test", "Retail"),  # Overwrite: replaces what the bridge sends, leaves other fields
-    (3, "old.test", "Retail"),  # Ignore: an existing organization is left alone entirely
+@pytest.mark.parametrize(("strategy", "website", "industry", "counter"), [
+    (1, "old.test", "Retail", "updated"),  # Append only: fills empty fields, keeps the store's others
+    (2, "summit.test", "Retail", "updated"),  # Overwrite: replaces what the bridge sends, leaves other fields
+    (3, "old.test", "Retail", "unchanged"),  # Ignore: an existing organization is left alone entirely
 ])
-def test_merge_strategy_applies_to_existing_organizations(sandbox_live, strategy, website, industry):
+def test_merge_strategy_applies_to_existing_organizations(sandbox_live, strategy, website, industry, counter):
     sandbox_store, store, connection = _store(f"org3{strategy}", b2b_share=0, strategy=strategy)
     seed_ortto_instances()
     customer = Customer.objects.filter(store=sandbox_store).order_by("bc_id").first()
@@ -139,9 +139,34 @@ def test_merge_strategy_applies_to_existing_organizations(sandbox_live, strategy
     assert Account.objects.count() == 1
     assert account.fields["str:o:website"] == website
     assert account.fields["str:o:industry"] == industry
-    has_totals = "int:oc:orders" in account.fields
-    assert has_totals is (strategy != 3)
+    # The counts are the bridge's own fields: written under Append only and Overwrite, not under Ignore.
+    assert ("int:oc:orders" in account.fields) is (strategy != 3)
     assert {p.email for p in account.people.all()} == {"buyer@summit.test"}, "its people are linked in every strategy"
+    assert run.counters["organizations"][counter] == 1
+
+
+@pytest.mark.parametrize("strategy", [1, 2, 3])
+def test_new_orders_update_the_counts_of_an_organization_the_bridge_created(sandbox_live, strategy):
+    """Counts are the bridge's: they follow the store under every strategy, with one merge per change;
+    what the store says of the company follows the strategy."""
+    from sandbox.bigcommerce.services import checkout_order_place
+
+    sandbox_store, store, connection = _store(f"org7{strategy}", b2b_share=0, orders=0, strategy=strategy)
+    customer = Customer.objects.filter(store=sandbox_store).order_by("bc_id").first()
+    Customer.objects.filter(pk=customer.pk).update(email="buyer@summit.test", company="Summit Ltd")
+    assert _run(store).status == SyncRun.Status.SUCCEEDED
+    account = Account.objects.get(name="Summit Ltd")
+    assert account.fields["int:oc:orders"] == 0
+    customer.refresh_from_db()
+    checkout_order_place(store=sandbox_store, email=customer.email, first_name="B", last_name="Buyer",
+                         subscribe=False, customer=customer)
+    merges = _calls("accounts/merge")
+    run = _run(store, SyncRun.Kind.INCREMENTAL)
+    assert run.status == SyncRun.Status.SUCCEEDED, run.error_summary
+    account.refresh_from_db()
+    assert account.fields["int:oc:orders"] == 1 and account.fields["int:oc:buyers"] == 1
+    assert account.fields["int:oc:total-spent"] > 0
+    assert _calls("accounts/merge") == merges + 1
     assert run.counters["organizations"]["updated"] == 1
 
 

@@ -119,3 +119,60 @@ def test_organization_fields_carry_name_source_and_aggregates():
 )
 def test_merge_strategy_applies_to_organizations_as_to_people(strategy, known, created, expected):
     assert merge_strategy_for(connection_strategy=strategy, known=known, created_in_ortto=created) == expected
+
+
+def _state(*, known=True, created=True, store_same=True, counts_same=True):
+    from sync.organizations import OrganizationState, aggregate_fields, fingerprint, store_fields
+
+    store = store_fields(name="Acme Ltd", source_fields={"str:o:website": "acme.test"})
+    counts = aggregate_fields(name="Acme Ltd", buyers=1, orders=2, total_spent="10.00")
+    return OrganizationState(pk=7, known=known, created_in_ortto=created, store=store, aggregates=counts,
+                             store_fingerprint=fingerprint(store) if store_same else "old",
+                             aggregates_fingerprint=fingerprint(counts) if counts_same else "old")
+
+
+def _plan(state, strategy):
+    from sync.organizations import plan_organization_merges
+
+    return [(m.strategy, m.parts) for m in plan_organization_merges([state], connection_strategy=strategy)]
+
+
+@pytest.mark.parametrize("strategy", [1, 2, 3])
+def test_a_new_organization_is_one_merge_with_everything_and_the_connection_strategy(strategy):
+    assert _plan(_state(known=False, created=False, store_same=False, counts_same=False), strategy) == [
+        (strategy, ("store", "aggregates"))]
+
+
+@pytest.mark.parametrize("strategy", [1, 2, 3])
+def test_an_unchanged_organization_costs_no_call(strategy):
+    assert _plan(_state(), strategy) == []
+
+
+@pytest.mark.parametrize(("strategy", "created", "expected"), [
+    (1, False, [(2, ("aggregates",))]),
+    (2, False, [(2, ("aggregates",))]),
+    (3, True, [(2, ("aggregates",))]),
+    (3, False, []),  # Ignore: an organization Ortto had before the bridge is never merged again
+])
+def test_new_counts_are_overwritten_whatever_the_strategy(strategy, created, expected):
+    assert _plan(_state(created=created, counts_same=False), strategy) == expected
+
+
+@pytest.mark.parametrize(("strategy", "expected"), [
+    (1, [(1, ("store",)), (2, ("aggregates",))]),
+    (2, [(2, ("store", "aggregates"))]),  # one merge when both parts use Overwrite
+])
+def test_changed_store_fields_follow_the_strategy(strategy, expected):
+    assert _plan(_state(created=False, store_same=False, counts_same=False), strategy) == expected
+
+
+def test_append_only_overwrites_the_counts_of_an_organization_ortto_already_had():
+    from sync.organizations import OrganizationMerge, plan_counts_overwrite
+
+    state = _state(known=False, created=False, store_same=False, counts_same=False)
+    merge = OrganizationMerge(1, 7, {**state.store, **state.aggregates}, ("store", "aggregates"))
+    follow_up = plan_counts_overwrite(merge, {"status": "merged"}, state, connection_strategy=1)
+    assert (follow_up.strategy, follow_up.parts, follow_up.fields) == (2, ("aggregates",), state.aggregates)
+    assert plan_counts_overwrite(merge, {"status": "created"}, state, connection_strategy=1) is None
+    ignore = OrganizationMerge(3, 7, merge.fields, merge.parts)
+    assert plan_counts_overwrite(ignore, {"status": "merged"}, state, connection_strategy=3) is None
