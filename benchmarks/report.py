@@ -295,6 +295,40 @@ def _overwrite(results: dict) -> list[str]:
     return lines
 
 
+def _b2b(results: dict) -> list[str]:
+    """§1c: organizations of a B2B store against the minimum number of calls."""
+    lines = []
+    w = lines.append
+    args = results.get("args", {})
+    b2b = results.get("b2b")
+    if b2b:
+        w("## 1c. B2B store: organizations")
+        w("")
+        d = b2b["data"]
+        w(f"n = {_f(b2b['n'])} customers, {_f(args.get('b2b_share', 0.2) * 100, 0)} % of them (and as many guest "
+          f"orders) naming one of n/20 companies in varied spellings: {_f(d.get('organizations', 0))} organizations "
+          f"with {_f(d.get('organization_people', 0))} people. Minimum: ceil(organizations / 100) "
+          "`accounts/merge` calls and one `accounts/contacts/add` per organization (the call takes one account).")
+        w("")
+        w("| run | accounts/merge (min) | contacts/add (min) | contacts/remove | account fields created | status |")
+        w("|---|---|---|---|---|---|")
+        for key, label in (("throttled", "initial"), ("incremental_nothing", "incremental, nothing changed"),
+                           ("incremental_changed", "incremental, 1 % of customers changed")):
+            run = b2b.get(key)
+            if not run:
+                continue
+            calls = run["requests"]["calls"]
+            initial = key == "throttled"
+            orgs = d.get("organizations", 0)
+            merge_min = math.ceil(orgs / BATCH) if initial else 0
+            add_min = orgs if initial else 0
+            w(f"| {label} | {calls.get('ortto accounts/merge', 0)} ({merge_min}) | "
+              f"{calls.get('ortto accounts/contacts/add', 0)} ({add_min}) | {calls.get('ortto accounts/contacts/remove', 0)} | "
+              f"{calls.get('ortto accounts/custom-field/create', 0)} | {run['status']} |")
+        w("")
+    return lines
+
+
 def _webhook_intake(results: dict) -> list[str]:
     """§4: webhook intake throughput and latency, and the exactly-once check."""
     lines = []
@@ -387,6 +421,7 @@ def write_report(results: dict, path) -> None:
         *_emulator_capacity(results, sizes, raw_sizes),
         *_incremental(raw_sizes),
         *_overwrite(results),
+        *_b2b(results),
         *_webhook_intake(results),
         *_admin(results),
         *_targets(throttled),

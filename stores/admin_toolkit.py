@@ -176,7 +176,8 @@ class ResourceFilter(admin.SimpleListFilter):
     parameter_name = "resource"
 
     def lookups(self, request, model_admin):
-        return [("customers", "Customers"), ("subscribers", "Subscribers"), ("orders", "Orders")]
+        return [("customers", "Customers"), ("subscribers", "Subscribers"), ("orders", "Orders"),
+                ("organizations", "Organizations")]
 
     def queryset(self, request, queryset):
         return queryset.filter(resource=self.value()) if self.value() else queryset

@@ -9,3 +9,4 @@ class SyncConfig(AppConfig):
         # Receivers: post_migrate (schedules) and stores' store_uninstalled, as django.contrib.auth
         # connects user_logged_in.
         from . import signals  # noqa: F401
+        from . import admin_organizations  # noqa: F401  (registers the organizations' admin; builds on admin.py)

@@ -28,7 +28,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.utils import timezone
 
-from . import mapping
+from . import mapping, organizations
 from .mapping import PersonInput
 from .models import MergeStrategy, OrderLedger, PersonLedger, SyncEvent
 from .ortto import OrttoRequestError
@@ -246,6 +246,8 @@ class PageWork:
     # Records left for the next unit so that no Ortto batch goes out part-full mid-resource
     # (runs.py hands them back with the next pages and keeps their ids in the checkpoint).
     carry: list = field(default_factory=list)
+    # email -> organizations.Company (None: no company now) of the people this page sent.
+    organization_members: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -537,6 +539,7 @@ def customers_process(ctx: SyncContext, customers: list[dict], *, carry: bool = 
     work.counters.fetched = len(customers)
     people = [mapping.customer_to_person(c, field_ids=ctx.field_ids) for c in customers]
     _people_process(ctx, "customers", customers, people, work, carry=carry)
+    work.organization_members = organizations.customer_members(customers, work.ledger_rows)
     return work
 
 
@@ -646,6 +649,7 @@ def orders_process(ctx: SyncContext, orders: list[dict], *, carry: bool = False)
             if email not in changed_emails:
                 changed_emails.append(email)
 
+    work.organization_members = organizations.guest_order_members(sendable, work.ledger_rows)
     if not ctx.defer_aggregates:
         # Aggregates are bridge-owned fields: overwrite them (strategy 2), once per unit per person.
         aggregates_push(ctx, [ledger[email] for email in changed_emails], work)

@@ -183,7 +183,7 @@ class SyncRun(models.Model):
     def is_active(self) -> bool:
         return self.status in self.ACTIVE_STATUSES
 
-    RESOURCE_ORDER = ("subscribers", "customers", "orders")
+    RESOURCE_ORDER = ("subscribers", "customers", "orders", "organizations")
     COUNTER_ORDER = ("fetched", "created", "updated", "unchanged", "failed")
 
     @property
@@ -295,3 +295,47 @@ class OrderLedger(models.Model):
 
     def __str__(self):
         return f"order {self.order_id}"
+
+
+class OrganizationLedger(models.Model):
+    """What the bridge knows of one company of the store (one per normalized name per connection) and
+    what it last sent to Ortto's account (formerly "organization") of that name."""
+
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="organizations")
+    # The normalized name (sync.organizations.company_key): "ACME Ltd" and "Acme  Ltd " share it.
+    key = models.CharField(max_length=255)
+    # The spelling first seen: Ortto merges accounts by this exact name, so it never changes.
+    name = models.CharField(max_length=255)
+    # What the store says of the company (website, address ...), latest record wins.
+    source_fields = models.JSONField(default=dict, blank=True)
+    ortto_account_id = models.CharField(max_length=64, blank=True)
+    # Of the store's fields (name, website, address) last accepted by Ortto; empty: never sent.
+    fingerprint = models.CharField(max_length=64, blank=True)
+    # Of the bridge's counts (buyers, orders, total spent) last accepted by Ortto.
+    aggregates_fingerprint = models.CharField(max_length=64, blank=True)
+    created_in_ortto = models.BooleanField(default=False)
+    synced_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["connection", "key"], name="organization_ledger_unique")]
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class OrganizationMember(models.Model):
+    """One person's company: the one the store says now, and the one Ortto has them linked to."""
+
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="organization_members")
+    email = models.CharField(max_length=255)
+    organization = models.ForeignKey(OrganizationLedger, null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="members")
+    linked_organization = models.ForeignKey(OrganizationLedger, null=True, blank=True, on_delete=models.SET_NULL,
+                                            related_name="linked_members")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["connection", "email"], name="organization_member_unique")]
+
+    def __str__(self):
+        return self.email

@@ -210,10 +210,10 @@ class OrttoClient:
     def __repr__(self) -> str:
         return f"<OrttoClient region={self.region!r}>"
 
-    def _post(self, path: str, body: dict) -> Any:
-        """POST JSON, retrying 429 / 5xx / timeouts; return the parsed body of a 2xx answer."""
+    def _post(self, path: str, body: dict, *, method: str = "POST") -> Any:
+        """POST (or PUT) JSON, retrying 429 / 5xx / timeouts; return the parsed body of a 2xx answer."""
         url = f"{api_base(self.region)}{path}"
-        what = f"POST {path}"
+        what = f"{method} {path}"
         headers = {
             "X-Api-Key": self._api_key,
             "Content-Type": "application/json",
@@ -241,7 +241,7 @@ class OrttoClient:
             )
 
         response = http.send(
-            self._session or thread_session(), "POST", url, api="Ortto", what=what, error=OrttoError,
+            self._session or thread_session(), method, url, api="Ortto", what=what, error=OrttoError,
             unavailable=OrttoUnavailable, on_error_answer=on_error_answer, headers=headers, json_body=body,
             sleep=self._sleep, max_attempts=self.max_attempts, max_total_sleep=self.max_total_sleep,
             before_attempt=gate.acquire if gate is not None else None,
@@ -332,3 +332,38 @@ class OrttoClient:
             if isinstance(value, str) and value.startswith("act:"):
                 return value
         return computed
+
+    # -- accounts (formerly "organizations"): docs/ortto-contract-organizations.md
+
+    def merge_accounts(self, accounts: list[dict], *, merge_strategy: int,
+                       merge_by: Iterable[str] = ("str:o:name",)) -> list[dict]:
+        """Create or update up to 100 accounts by name; one {"account_id", "status"} per input, in order.
+        https://help.ortto.com/a-278-create-or-update-one-or-more-organizations-merge"""
+        if len(accounts) > MAX_BATCH:
+            raise ValueError(f"Ortto merges at most {MAX_BATCH} accounts per call, got {len(accounts)}")
+        if not accounts:
+            return []
+        body = {"accounts": accounts, "merge_by": list(merge_by), "merge_strategy": merge_strategy,
+                "find_strategy": 0, "async": False}
+        return list(self._post("/v1/accounts/merge", body).get("accounts") or [])
+
+    def add_account_people(self, *, account_id: str, person_ids: list[str]) -> None:
+        """Link people to one account (PUT, one account per call).
+        https://help.ortto.com/a-280-manage-organization-association-add-remove"""
+        self._post("/v1/accounts/contacts/add", {"inclusion_ids": list(person_ids), "account_id": account_id},
+                   method="PUT")
+
+    def remove_account_people(self, *, account_id: str, person_ids: list[str]) -> None:
+        self._post("/v1/accounts/contacts/remove", {"inclusion_ids": list(person_ids), "account_id": account_id},
+                   method="PUT")
+
+    def create_account_field(self, *, name: str, field_type: str) -> str:
+        """Create a custom account field ("<prefix>:oc:<kebab name>"); an existing one (409) is not an error."""
+        computed = f"{FIELD_TYPE_PREFIXES.get(field_type, 'str')}:oc:{kebab(name)}"
+        try:
+            payload = self._post("/v1/accounts/custom-field/create", {"name": name, "type": field_type})
+        except OrttoRequestError as exc:
+            if exc.status != 409:
+                raise
+            return computed
+        return payload.get("field_id") or computed

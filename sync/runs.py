@@ -28,7 +28,7 @@ from stores.bigcommerce import (
 )
 from stores.models import Store, WebhookEvent
 
-from . import engine
+from . import engine, organizations
 from .bigcommerce_pages import PagePrefetch, carried_refetch, page_fetch, pages_per_unit
 from .db import rows_update
 from .hooks import webhooks_register
@@ -231,6 +231,7 @@ def _execute(run: SyncRun, *, log, sliced: bool, on_page) -> None:
 
     if ctx.defer_aggregates and not _aggregates_flush(ctx, log=log, sliced=sliced, started=started, on_page=on_page):
         return
+    organizations.organizations_flush(ctx, check_lease=_check_lease, send_all=engine.send_all)
     _complete(ctx, log=log)
 
 
@@ -373,6 +374,7 @@ def _commit_page(run: SyncRun, resource: str, work: engine.PageWork, checkpoint:
         ])
         OrderLedger.objects.bulk_create(work.order_rows, ignore_conflicts=True)
         SyncEvent.objects.bulk_create(work.events)
+        organizations.members_commit(connection=run.connection, members=work.organization_members)
 
         counters = run.counters.setdefault(resource, engine.Counters().as_dict())
         for key, value in work.counters.as_dict().items():

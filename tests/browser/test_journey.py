@@ -100,6 +100,16 @@ def test_install_connect_sync_and_reconnect(page, sandbox, thread_worker, shoot)
     ortto.locator("table a").first.click()
     shoot(ortto, "08-ortto-person")
 
+    # The store's companies are organizations there, with their people; the app page counts them.
+    assert frame.get_by_role("cell", name="Organizations", exact=True).is_visible()
+    ortto.get_by_role("link", name="Organizations").click()
+    ortto.get_by_role("heading", name="Organizations").wait_for()
+    assert ortto.locator("table tbody tr").count() >= 1 and not ortto.get_by_text("No organizations yet").count()
+    ortto.locator("table tbody a").first.click()
+    ortto.get_by_role("heading", name=re.compile(r"People \([1-9]")).wait_for()
+    assert "@" in ortto.locator("table.people tbody td").nth(1).inner_text()
+    shoot(ortto, "09-ortto-organization")
+
     # Reconnect to another account: the old connection stays as history, a full import goes to the new one.
     tab = connect(context, frame, account="Acme Outdoor (US)", strategy="Import new records only", signed_in=True)
     frame.locator("#business-name", has_text="Acme Outdoor (US)").wait_for()
