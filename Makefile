@@ -1,10 +1,11 @@
 # The two commands: `make run` (sandbox demo) and `make test` (the whole suite).
+# While working: `make test-fast` (the unit layer) and `make lint` (ruff).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test bench serve worker install clean
+.PHONY: run test test-fast lint bench serve worker install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +22,15 @@ run: $(STAMP)
 ## make test: the whole suite (unit, sandbox over real HTTP, browser in Chromium).
 test: $(STAMP)
 	SANDBOX=1 $(PY) -m pytest $(PYTEST_ARGS)
+
+## make test-fast: the unit layer only, in seconds rather than minutes: no live server, no browser, no
+## qcluster processes, no benchmark harness (markers: live, browser, bench).
+test-fast: $(STAMP)
+	SANDBOX=1 $(PY) -m pytest -m "not live and not browser and not bench" $(PYTEST_ARGS)
+
+## make lint: pyflakes and import order ([tool.ruff] in pyproject.toml).
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
 
 ## make bench: benchmarks; writes BENCHMARKS.md.
 bench: $(STAMP)

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 WORK = ROOT / "bench-out"
 
-# Real quotas (reference/bigcommerce-api.md §8, reference/ortto-api.md): BigCommerce Standard/Plus
+# Real quotas (developer.bigcommerce.com "API rate limits", docs/ortto-contract.md): BigCommerce Standard/Plus
 # 150 requests per 30 s window, shared by all apps on the store; Ortto Professional 10 requests/s.
 BC_QUOTA, BC_WINDOW_MS, ORTTO_RATE = 150, 30_000, 10
 PAGE = 250
@@ -91,7 +91,6 @@ class Env:
             return
         log("migrating the template database")
         subprocess.run([PY, "manage.py", "migrate", "-v0"], cwd=ROOT, env=self.env(self.template), check=True)
-        subprocess.run([PY, "manage.py", "createcachetable"], cwd=ROOT, env=self.env(self.template), check=True)
 
     def fresh(self, db):
         if isinstance(db, str):  # PostgreSQL: drop, create and migrate the benchmark database
@@ -101,7 +100,6 @@ class Env:
                            capture_output=True)
             subprocess.run(["psql", admin, "-q", "-c", f"CREATE DATABASE {name}"], check=True, capture_output=True)
             subprocess.run([PY, "manage.py", "migrate", "-v0"], cwd=ROOT, env=self.env(db), check=True)
-            subprocess.run([PY, "manage.py", "createcachetable"], cwd=ROOT, env=self.env(db), check=True)
             return
         for suffix in ("", "-wal", "-shm"):
             Path(str(db) + suffix).unlink(missing_ok=True)
@@ -166,7 +164,6 @@ def ortto_stats(env: Env) -> dict:
 
 def minimums(data: dict, run: dict) -> dict:
     """Theoretical minimum requests for an initial sync of this data set (see BENCHMARKS.md)."""
-    counters = run["counters"]
     bc = {
         "subscribers": math.ceil(data["subscribers"] / PAGE),
         "customers": math.ceil(data["customers"] / PAGE),
@@ -176,10 +173,11 @@ def minimums(data: dict, run: dict) -> dict:
 
 
 def sync_size(env: Env, n: int, *, scale: float, strategy: int = 1, existing_fraction: float = 0.0,
-              incremental: bool = True, throttled_only: bool = False) -> dict:
+              incremental: bool = True, throttled_only: bool = False, b2b_share: float = 0.0) -> dict:
     log(f"n={n}: seeding the emulator")
     env.fresh(env.emu_db)
-    data = env.task(env.emu_db, "emu-seed", "--n", n, "--existing-fraction", existing_fraction)
+    data = env.task(env.emu_db, "emu-seed", "--n", n, "--existing-fraction", existing_fraction,
+                    "--b2b-share", b2b_share)
     emu = env.gunicorn(env.emu_db, env.emu_port, workers=2, threads=8)
     result = {"n": n, "data": data, "scale": scale, "strategy": strategy}
     try:
@@ -191,8 +189,8 @@ def sync_size(env: Env, n: int, *, scale: float, strategy: int = 1, existing_fra
                 ortto_reset(env)
             rate = set_quotas(env, scale=s)
             env.fresh(env.bridge_db)
-            setup = env.task(env.bridge_db, "bridge-setup", "--token", data["token"], "--strategy", strategy,
-                             ORTTO_RATE_PER_SECOND=rate)
+            env.task(env.bridge_db, "bridge-setup", "--token", data["token"], "--strategy", strategy,
+                     ORTTO_RATE_PER_SECOND=rate)
             log(f"n={n}: initial sync, {mode}")
             run = env.task(env.bridge_db, "sync", "--kind", "initial", ORTTO_RATE_PER_SECOND=rate, timeout=7200)
             stats = ortto_stats(env)
@@ -431,8 +429,10 @@ def main(argv=None):
                         "(default 10000,50000,200000; 500 with --quick)")
     parser.add_argument("--work", default=str(WORK), help="scratch directory (databases, logs)")
     parser.add_argument("--quick", action="store_true", help="smoke size (500 customers), small admin/webhook runs")
-    parser.add_argument("--only", default="sync,overwrite,webhooks,admin",
-                        help="comma list of: sync, overwrite, webhooks, admin")
+    parser.add_argument("--only", default="sync,overwrite,b2b,webhooks,admin",
+                        help="comma list of: sync, overwrite, b2b, webhooks, admin")
+    parser.add_argument("--b2b-share", type=float, default=0.2,
+                        help="b2b: the part of customers (and guest orders) with one of customers/20 companies")
     parser.add_argument("--scale", type=float, default=2.0,
                         help="quota speed-up factor: BigCommerce 150 per 30s/scale, Ortto 10*scale per second")
     parser.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
@@ -463,6 +463,11 @@ def main(argv=None):
             n = sizes[0]
             results["overwrite"] = sync_size(env, n, scale=args.scale, strategy=2, existing_fraction=0.2,
                                              incremental=False, throttled_only=True)
+            Path(args.json).write_text(json.dumps(results, indent=1, default=str))
+        if "b2b" in only:
+            # Organizations: the store's companies merged to Ortto with their people (report section 1c).
+            results["b2b"] = sync_size(env, sizes[0], scale=args.scale, b2b_share=args.b2b_share,
+                                       throttled_only=True)
             Path(args.json).write_text(json.dumps(results, indent=1, default=str))
         if "webhooks" in only:
             duration = 3 if args.quick else args.webhook_seconds

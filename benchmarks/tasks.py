@@ -49,7 +49,7 @@ def emu_seed(args) -> None:
 
     started = time.monotonic()
     store = seed_bigcommerce(store_hash=BENCH_STORE, name="Bench Outdoor", customers=args.n, orders=2 * args.n,
-                             seed=7)
+                             seed=7, b2b_share=args.b2b_share)
     seed_users(store_hash=BENCH_STORE)
     install = AppInstall.objects.filter(store=store, installed=True).first() or app_install_complete(store=store)
     quota_set(store=store, requests=10**9, window_ms=30000)
@@ -88,11 +88,30 @@ def emu_counts(store) -> dict:
             email = ((billing or {}).get("email") or "").lower()
             if email:
                 guest_emails.add(email)
-    return {"subscribers": subscribers, "orders": orders, "placed_orders": placed,
+    return {**organization_counts(store), "subscribers": subscribers, "orders": orders, "placed_orders": placed,
             "subscriber_people": len(sub_emails), "customer_people": len(cust_emails),
             "customers_also_subscribers": len(cust_emails & sub_emails),
             "guest_people_new_in_orders": len(guest_emails - sub_emails - cust_emails),
             "people_with_orders": len(order_customers) + len(guest_emails)}
+
+
+def organization_counts(store) -> dict:
+    """The organizations the store's data makes (sync.organizations' rules), for the minimum Ortto calls:
+    one merge per 100 organizations and one add call per organization (each has at least one person)."""
+    from sandbox.bigcommerce.models import Customer, Order
+    from sync.organizations import customer_company, guest_order_company
+
+    members: dict[str, str] = {}
+    for customer in Customer.objects.filter(store=store).values("email", "company", "addresses").iterator(5000):
+        company = customer_company(customer)
+        if company:
+            members[customer["email"].lower()] = company.key
+    for customer_id, billing in (Order.objects.filter(store=store, customer_id=0).exclude(status_id=0)
+                                 .values_list("customer_id", "billing_address").iterator(5000)):
+        company = guest_order_company({"customer_id": customer_id, "billing_address": billing})
+        if company:
+            members[(billing.get("email") or "").lower()] = company.key
+    return {"organizations": len(set(members.values())), "organization_people": len(members)}
 
 
 def emu_stats(args) -> None:
@@ -130,7 +149,7 @@ def bridge_setup(args) -> None:
 
     from stores.models import Store, StoreUser
     from sync.models import Connection, OrttoAccount
-    from sync.runs import connection_prepare
+    from sync.connections import connection_prepare
 
     store = Store.objects.create(
         store_hash=BENCH_STORE, name="Bench Outdoor", access_token=args.token,
@@ -182,7 +201,8 @@ class RequestCounter:
         if api == "ortto" and request.body:
             try:
                 body = json.loads(request.body)
-                items = len(body.get("people") or body.get("activities") or [])
+                items = len(body.get("people") or body.get("activities") or body.get("accounts")
+                            or body.get("inclusion_ids") or [])
                 strategy = body.get("merge_strategy")
             except ValueError:
                 pass
@@ -389,6 +409,7 @@ def main(argv=None) -> None:
     parser.add_argument("step", choices=sorted(STEPS))
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--existing-fraction", type=float, default=0.0)
+    parser.add_argument("--b2b-share", type=float, default=0.0)
     parser.add_argument("--token", default="")
     parser.add_argument("--strategy", type=int, default=1)
     parser.add_argument("--kind", default="initial")

@@ -55,7 +55,7 @@ MIDDLEWARE = [
     # (FrameAncestorsMiddleware, last, sees the response first).
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # BigCommerce webhook deliveries go straight to their view from here (no session, CSRF, auth, messages).
-    "stores.middleware.WebhookIntakeMiddleware",
+    "sync.webhooks.WebhookIntakeMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -188,6 +188,9 @@ BIGCOMMERCE_FRAME_ANCESTORS = env.list(
     "BIGCOMMERCE_FRAME_ANCESTORS",
     default=["https://*.bigcommerce.com", "https://*.mybigcommerce.com"] + ([PUBLIC_URL] if SANDBOX else []),
 )
+# The view that answers a verified install or load with the app page. The page shows sync's state and
+# stores never imports sync, so the callbacks call it by name, as Django calls CSRF_FAILURE_VIEW.
+BIGCOMMERCE_APP_PAGE_VIEW = "sync.app_views.app_page"
 HTTP_TIMEOUT_SECONDS = env.float("HTTP_TIMEOUT_SECONDS", default=20.0)
 # Ortto's rate is per account and plan (10-60 requests/s): a client-side gate keeps every worker thread
 # of a process under it instead of drawing 429s (0 = off, rely on Ortto's 429 + try-in-seconds).
@@ -237,7 +240,7 @@ USE_I18N = True
 USE_TZ = True
 
 # --- Logging ------------------------------------------------------------------------------------
-# Sync work logs carry the store hash and run id (see sync.logging); secrets are never logged.
+# Sync work logs carry the store hash and run id (see sync/run_logging.py); secrets are never logged.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -2,9 +2,13 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
+from stores import urls as stores_urls
+from sync import bigcommerce_urls as sync_bigcommerce_urls
+
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("bigcommerce/", include("stores.urls")),
+    # BigCommerce's callbacks (stores) and what sync serves beside them: one "bigcommerce" namespace.
+    path("bigcommerce/", include((stores_urls.urlpatterns + sync_bigcommerce_urls.urlpatterns, "bigcommerce"))),
     path("connect/", include("sync.urls")),
     path("healthz", include("sync.health_urls")),
 ]

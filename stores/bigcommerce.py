@@ -1,7 +1,7 @@
 """The one BigCommerce client: the OAuth token exchange and a small per-store REST client.
 
-Everything that talks to BigCommerce goes through here. Requests share one connection pool, carry a
-required timeout (settings.HTTP_TIMEOUT_SECONDS, read at call time), pace themselves on the
+Everything that talks to BigCommerce goes through here, over the shared transport (stores/http.py):
+requests share one connection pool, carry a required timeout, pace themselves on the
 X-Rate-Limit-* headers (the quota is shared with every other app on the store), retry 429 / 5xx /
 timeouts / connection errors with capped backoff, and fail with typed errors. Access tokens and the
 client secret never appear in log lines or exception messages.
@@ -9,27 +9,23 @@ client secret never appear in log lines or exception messages.
 
 from __future__ import annotations
 
-import email.utils
-import http.cookiejar
 import logging
-import random
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 import requests
 from django.conf import settings
-from requests.adapters import HTTPAdapter
+
+from . import http
+from .http import ApiError, Sleep, header_number, json_or_text, thread_session
 
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 6
 MAX_TOTAL_SLEEP_SECONDS = 120.0
-BACKOFF_BASE_SECONDS = 0.5
-BACKOFF_CAP_SECONDS = 30.0
 # The store's quota is shared with every app installed on it: stop a little before it runs out.
 DEFAULT_RATE_LIMIT_RESERVE = 2
 # The auth callback is a browser request waiting on this: give up sooner than a background sync does.
@@ -37,20 +33,12 @@ TOKEN_EXCHANGE_MAX_ATTEMPTS = 3
 TOKEN_EXCHANGE_MAX_TOTAL_SLEEP_SECONDS = 10.0
 DEFAULT_PAGE_LIMIT = 250
 
-Sleep = Callable[[float], None]
-
 
 # --- Errors -------------------------------------------------------------------------------------
 
 
-class BigCommerceError(Exception):
+class BigCommerceError(ApiError):
     """Base of every BigCommerce failure. `message` never contains a token or secret."""
-
-    def __init__(self, message: str, *, status: int | None = None, body: Any = None):
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.body = body
 
 
 class BigCommerceAuthError(BigCommerceError):
@@ -102,20 +90,6 @@ class Page:
 # --- Dates --------------------------------------------------------------------------------------
 
 
-def parse_rfc2822(value: str) -> datetime:
-    """Parse a v2 date ("Tue, 14 May 2024 09:34:00 +0000") into an aware datetime."""
-    if not value:
-        raise ValueError("empty RFC-2822 date")
-    try:
-        parsed = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"not an RFC-2822 date: {value!r}") from exc
-    if parsed.tzinfo is None:
-        # "-0000" means "UTC, origin unknown"; BigCommerce sends its v2 dates in UTC.
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed
-
-
 def format_filter_datetime(value: datetime) -> str:
     """Format an aware datetime for BigCommerce date filters: "2024-05-14T09:34:00Z".
 
@@ -128,62 +102,7 @@ def format_filter_datetime(value: datetime) -> str:
     return value.astimezone(timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-# --- Transport ----------------------------------------------------------------------------------
-
-_adapter_lock = threading.Lock()
-_adapter: HTTPAdapter | None = None
-_thread_sessions = threading.local()
-
-
-def _shared_adapter() -> HTTPAdapter:
-    global _adapter
-    with _adapter_lock:
-        if _adapter is None:
-            # Retries are ours (they need the rate-limit headers); urllib3 must not add its own.
-            _adapter = HTTPAdapter(pool_connections=8, pool_maxsize=32, max_retries=0)
-        return _adapter
-
-
-def session_factory() -> requests.Session:
-    """A session for the current thread, over the process-wide connection pool.
-
-    Sessions carry no credentials (each request sends its own X-Auth-Token) and keep no cookies,
-    so nothing leaks from one store to another.
-    """
-    session = getattr(_thread_sessions, "session", None)
-    if session is None:
-        session = requests.Session()
-        session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-        adapter = _shared_adapter()
-        session.mount("https://", adapter)
-        session.mount("http://", adapter)
-        _thread_sessions.session = session
-    return session
-
-
-def _header_number(response: requests.Response, name: str) -> float | None:
-    raw = response.headers.get(name)  # requests' headers are case-insensitive
-    if raw is None:
-        return None
-    try:
-        return float(raw)
-    except ValueError:
-        return None
-
-
-def _backoff_delay(attempt: int) -> float:
-    """Exponential backoff with jitter for retry number `attempt` (1-based)."""
-    ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * (2 ** (attempt - 1)))
-    return ceiling / 2 + random.uniform(0, ceiling / 2)
-
-
-def _json_or_text(response: requests.Response) -> Any:
-    if not response.content:
-        return None
-    try:
-        return response.json()
-    except ValueError:
-        return response.text[:2000]
+# --- Answers -------------------------------------------------------------------------------------
 
 
 def _error_summary(body: Any) -> str:
@@ -200,7 +119,7 @@ def _error_summary(body: Any) -> str:
 
 def _raise_for_status(response: requests.Response, what: str) -> None:
     status = response.status_code
-    body = _json_or_text(response)
+    body = json_or_text(response)
     summary = _error_summary(body)
     message = f"{what} -> HTTP {status}" + (f": {summary}" if summary else "")
     if status in (401, 403):
@@ -212,6 +131,28 @@ def _raise_for_status(response: requests.Response, what: str) -> None:
     if status >= 500:
         raise BigCommerceUnavailable(message, status=status, body=body)
     raise BigCommerceRequestError(message, status=status, body=body)
+
+
+def _retry_or_raise(response: requests.Response, attempt: int, *, what: str) -> tuple[BigCommerceError, float]:
+    """An error answer: 429 waits for the window's reset, 5xx backs off; any other is raised, typed."""
+    status = response.status_code
+    if status == 429:
+        failure = BigCommerceRateLimited(f"{what} -> HTTP 429 (rate limited)", status=429, body=json_or_text(response))
+        reset_ms = header_number(response, "X-Rate-Limit-Time-Reset-Ms")
+        retry_after = header_number(response, "X-Retry-After")
+        if reset_ms is not None and reset_ms >= 0:
+            delay = reset_ms / 1000.0
+        elif retry_after is not None and retry_after >= 0:
+            delay = retry_after
+        else:
+            # No headers: the platform itself is under load for this store. Back off.
+            delay = http.backoff_delay(attempt)
+        return failure, delay
+    if status >= 500:
+        failure = BigCommerceUnavailable(f"{what} -> HTTP {status}", status=status, body=json_or_text(response))
+        return failure, http.backoff_delay(attempt)
+    _raise_for_status(response, what)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _send(
@@ -229,65 +170,14 @@ def _send(
     before_attempt: Callable[[], None] | None = None,
     after_response: Callable[[requests.Response], None] | None = None,
 ) -> requests.Response:
-    """Send one logical request, retrying what is worth retrying; return a 2xx/3xx response."""
-    slept = 0.0
-    attempt = 0
-    while True:
-        attempt += 1
-        if before_attempt:
-            before_attempt()
-        failure: BigCommerceError
-        try:
-            response = session.request(
-                method,
-                url,
-                headers=headers,
-                params=params,
-                json=json_body,
-                timeout=settings.HTTP_TIMEOUT_SECONDS,
-            )
-        except (requests.Timeout, requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
-            kind = "timed out" if isinstance(exc, requests.Timeout) else "connection failed"
-            failure = BigCommerceUnavailable(f"{what} -> {kind}", status=None, body=None)
-            failure.__cause__ = exc
-            delay = _backoff_delay(attempt)
-        except requests.RequestException as exc:
-            # Not worth retrying (an invalid URL, too many redirects ...); still a typed error.
-            raise BigCommerceError(f"{what} -> {type(exc).__name__}") from exc
-        else:
-            if after_response:
-                after_response(response)
-            status = response.status_code
-            if status < 400:
-                return response
-            if status == 429:
-                failure = BigCommerceRateLimited(
-                    f"{what} -> HTTP 429 (rate limited)", status=429, body=_json_or_text(response)
-                )
-                reset_ms = _header_number(response, "X-Rate-Limit-Time-Reset-Ms")
-                retry_after = _header_number(response, "X-Retry-After")
-                if reset_ms is not None and reset_ms >= 0:
-                    delay = reset_ms / 1000.0
-                elif retry_after is not None and retry_after >= 0:
-                    delay = retry_after
-                else:
-                    # No headers: the platform itself is under load for this store. Back off.
-                    delay = _backoff_delay(attempt)
-            elif status >= 500:
-                failure = BigCommerceUnavailable(
-                    f"{what} -> HTTP {status}", status=status, body=_json_or_text(response)
-                )
-                delay = _backoff_delay(attempt)
-            else:
-                _raise_for_status(response, what)
-                raise AssertionError("unreachable")  # pragma: no cover
-
-        if attempt >= max_attempts or slept + delay > max_total_sleep:
-            logger.warning("BigCommerce %s; giving up after %d attempt(s)", failure.message, attempt)
-            raise failure
-        logger.info("BigCommerce %s; retry %d/%d in %.2fs", failure.message, attempt, max_attempts - 1, delay)
-        sleep(delay)
-        slept += delay
+    """Send one logical request over the shared transport; return a 2xx/3xx response."""
+    return http.send(
+        session, method, url, api="BigCommerce", what=what, error=BigCommerceError,
+        unavailable=BigCommerceUnavailable,
+        on_error_answer=lambda response, attempt: _retry_or_raise(response, attempt, what=what),
+        headers=headers, params=params, json_body=json_body, sleep=sleep, max_attempts=max_attempts,
+        max_total_sleep=max_total_sleep, before_attempt=before_attempt, after_response=after_response,
+    )
 
 
 # --- Token exchange -----------------------------------------------------------------------------
@@ -307,7 +197,7 @@ def exchange_code(*, code: str, scope: str, context: str, session: requests.Sess
         "redirect_uri": f"{settings.PUBLIC_URL}/bigcommerce/auth/",
     }
     response = _send(
-        session or session_factory(),
+        session or thread_session(),
         "POST",
         url,
         what="POST /oauth2/token",
@@ -317,7 +207,7 @@ def exchange_code(*, code: str, scope: str, context: str, session: requests.Sess
         max_attempts=TOKEN_EXCHANGE_MAX_ATTEMPTS,
         max_total_sleep=TOKEN_EXCHANGE_MAX_TOTAL_SLEEP_SECONDS,
     )
-    payload = _json_or_text(response)
+    payload = json_or_text(response)
     if not isinstance(payload, dict) or not payload.get("access_token"):
         raise BigCommerceError(
             "POST /oauth2/token -> answer without an access_token", status=response.status_code
@@ -382,8 +272,8 @@ class BigCommerceClient:
             # _send sleeps the reset itself before retrying; don't sleep twice.
             self._pause_before_next = 0.0
             return
-        left = _header_number(response, "X-Rate-Limit-Requests-Left")
-        reset_ms = _header_number(response, "X-Rate-Limit-Time-Reset-Ms")
+        left = header_number(response, "X-Rate-Limit-Requests-Left")
+        reset_ms = header_number(response, "X-Rate-Limit-Time-Reset-Ms")
         if left is not None and reset_ms is not None and left <= self.rate_limit_reserve:
             self._pause_before_next = max(reset_ms, 0.0) / 1000.0
 
@@ -396,7 +286,7 @@ class BigCommerceClient:
             "Content-Type": "application/json",
         }
         return _send(
-            self._session or session_factory(),
+            self._session or thread_session(),
             method,
             url,
             what=f"{method} {path}",
@@ -461,17 +351,6 @@ class BigCommerceClient:
             next_after = cursor["end_cursor"]
         return Page(items=list(payload.get("data") or []), total=pagination.get("total"), next_after=next_after)
 
-    def iter_customers(self, *, modified_since: datetime | None = None, ids: list[int] | None = None,
-                       limit: int = DEFAULT_PAGE_LIMIT) -> Iterator[Page]:
-        """Every page of customers, following the `after` cursor."""
-        after = None
-        while True:
-            page = self.customers_page(modified_since=modified_since, after=after, ids=ids, limit=limit)
-            yield page
-            if not page.next_after or not page.items:
-                return
-            after = page.next_after
-
     # -- subscribers (v3, page-based)
 
     def subscribers_page(
@@ -497,14 +376,6 @@ class BigCommerceClient:
             next_page=current + 1 if current < total_pages else None,
         )
 
-    def iter_subscribers(self, *, modified_since: datetime | None = None, ids: list[int] | None = None,
-                         limit: int = DEFAULT_PAGE_LIMIT) -> Iterator[Page]:
-        page_number: int | None = 1
-        while page_number is not None:
-            page = self.subscribers_page(modified_since=modified_since, page=page_number, ids=ids, limit=limit)
-            yield page
-            page_number = page.next_page if page.items else None
-
     # -- orders (v2, keyset on id)
 
     def orders_page(
@@ -528,16 +399,6 @@ class BigCommerceClient:
             params["max_id"] = max_id
         payload = self._json("GET", "/v2/orders", params=params)
         return Page(items=list(payload or []))
-
-    def iter_orders(self, *, modified_since: datetime | None = None, min_id: int | None = None,
-                    limit: int = DEFAULT_PAGE_LIMIT) -> Iterator[Page]:
-        """Every non-empty page of orders, stopping at the first empty page (204)."""
-        while True:
-            page = self.orders_page(modified_since=modified_since, min_id=min_id, limit=limit)
-            if not page.items:
-                return
-            yield page
-            min_id = max(int(order["id"]) for order in page.items) + 1
 
     def orders_count(self, *, modified_since: datetime | None = None) -> int:
         params: dict[str, Any] = {}
@@ -601,3 +462,9 @@ class BigCommerceClient:
             self._request("DELETE", f"/v3/hooks/{int(hook_id)}")
         except BigCommerceNotFound:
             pass  # already gone (BigCommerce deletes an app's hooks on uninstall)
+
+
+def store_client(store, **options: Any) -> BigCommerceClient:
+    """The client for a store (a Store, or a TokenGrant before the store is saved): the one place a
+    BigCommerce client is built. `options` are BigCommerceClient's retry and pacing keywords."""
+    return BigCommerceClient(store.store_hash, store.access_token, **options)

@@ -8,6 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from .models import Store, StoreUser
+from .signals import store_uninstalled
 from .signed_payload import SignedPayload
 
 logger = logging.getLogger(__name__)
@@ -91,9 +92,10 @@ def store_load(*, payload: SignedPayload) -> tuple[Store, StoreUser]:
 
 
 def store_uninstall(*, payload: SignedPayload) -> Store | None:
-    """Stop all work for the store and drop its token; its sync history stays for support."""
-    from sync.connections import connection_store_uninstalled
+    """Stop all work for the store and drop its token; its sync history stays for support.
 
+    The apps that do work for a store stop it on the store_uninstalled signal.
+    """
     store = Store.objects.filter(store_hash=payload.store_hash).first()
     if store is None:
         return None
@@ -105,7 +107,7 @@ def store_uninstall(*, payload: SignedPayload) -> Store | None:
         store.webhook_secret = ""
         store.save()
         StoreUser.objects.filter(store=store).update(is_active=False)
-        connection_store_uninstalled(store=store)
+        store_uninstalled.send(sender=Store, store=store)
     logger.info("store %s uninstalled", store.store_hash)
     return store
 
@@ -123,3 +125,10 @@ def store_for_context(*, store_hash: str, bc_user_id: int) -> Store:
     if store is None or not StoreUser.objects.filter(store=store, bc_user_id=bc_user_id, is_active=True).exists():
         raise StoreUnavailable(store_hash)
     return store
+
+
+def store_user_label(*, store: Store, bc_user_id: int) -> str:
+    """How notes such as "tracking enabled by …" name a control-panel user: the email BigCommerce gave at
+    install or load, else the user's BigCommerce id (it sends no email for some users)."""
+    email = StoreUser.objects.filter(store=store, bc_user_id=bc_user_id).values_list("email", flat=True).first()
+    return email or f"bc-user:{bc_user_id}"

@@ -1,17 +1,12 @@
 from django.urls import path
 
-from . import views, webhooks
+from . import views
 
-app_name = "bigcommerce"
+# ortto_bridge/urls.py mounts these under bigcommerce/ together with sync's (sync/bigcommerce_urls.py),
+# in the one "bigcommerce" namespace.
 urlpatterns = [
     path("auth/", views.auth_callback, name="auth"),
     path("load/", views.load_callback, name="load"),
     path("uninstall/", views.uninstall_callback, name="uninstall"),
     path("remove-user/", views.remove_user_callback, name="remove-user"),
-    path("webhooks/", webhooks.receive, name="webhooks"),
-    path("app/status", views.app_status, name="app-status"),
-    path("app/panel", views.app_panel, name="app-panel"),
-    path("app/tracking", views.app_tracking, name="app-tracking"),
-    path("app/sync-now", views.app_sync_now, name="app-sync-now"),
-    path("app/disconnect", views.app_disconnect, name="app-disconnect"),
 ]

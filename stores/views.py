@@ -1,26 +1,22 @@
-"""BigCommerce callbacks and the app page shown in the control panel's iframe.
+"""BigCommerce callbacks: install, load, uninstall, remove user; they answer with the app page.
 
 Views parse the request, call one service and render. The iframe never relies on cookies: the page
-carries an app-context token and its scripts send it in the X-App-Context header.
+carries an app-context token and its scripts send it in the X-App-Context header (app_context_required).
+The app page itself and its endpoints are sync's (sync/app_views.py): they show and change connections.
 """
 
 import functools
-import hashlib
-import json
 import logging
 
 from django.conf import settings
 from django.http import JsonResponse
 from django.shortcuts import render
-from django.urls import reverse
-from django.views.decorators.clickjacking import xframe_options_exempt
+from django.utils.module_loading import import_string
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_POST
-
-from sync import connections as sync_connections
+from django.views.decorators.http import require_GET
 
 from . import bigcommerce
-from .app_context import ContextTokenError, StoreContext, app_context_read, app_context_token, connect_token
+from .app_context import ContextTokenError, app_context_read
 from .services import StoreUnavailable, store_for_context, store_install, store_load, store_uninstall, store_user_remove
 from .signed_payload import SignedPayloadError, signed_payload_verify
 
@@ -45,23 +41,9 @@ def _reinstall_page(request):
     )
 
 
-def _panel_context(request, store, ctx) -> dict:
-    state = sync_connections.app_state(store=store)
-    state["version"] = hashlib.sha256(json.dumps(state, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    return {
-        "store": store,
-        "state": state,
-        "connect_url": request.build_absolute_uri(reverse("connect:start")) + "?token=" + connect_token(ctx),
-    }
-
-
 def app_page(request, *, store, bc_user_id: int, status=200):
-    ctx = StoreContext(store_hash=store.store_hash, bc_user_id=bc_user_id)
-    context = _panel_context(request, store, ctx)
-    context["app_context"] = app_context_token(ctx)
-    response = render(request, "stores/app.html", context, status=status)
-    response.xframe_options_exempt = True
-    return response
+    """The app page, rendered by the view named in settings.BIGCOMMERCE_APP_PAGE_VIEW."""
+    return import_string(settings.BIGCOMMERCE_APP_PAGE_VIEW)(request, store=store, bc_user_id=bc_user_id, status=status)
 
 
 @require_GET
@@ -85,7 +67,7 @@ def auth_callback(request):
         )
     name = domain = ""
     try:
-        info = bigcommerce.BigCommerceClient(grant.store_hash, grant.access_token).store_information()
+        info = bigcommerce.store_client(grant).store_information()
         name, domain = info.get("name") or "", info.get("domain") or ""
     except bigcommerce.BigCommerceError:
         logger.info("store information unavailable for %s; continuing without a name", grant.store_hash)
@@ -134,7 +116,7 @@ def remove_user_callback(request):
     return _server_callback(request, store_user_remove)
 
 
-# --- The app page's own endpoints (called from the iframe with X-App-Context) --------------------
+# --- For the app page's own endpoints (called from the iframe with X-App-Context) ---------------
 
 
 def app_context_required(view):
@@ -159,51 +141,3 @@ def app_context_required(view):
         return view(request, store, ctx)
 
     return wrapper
-
-
-def _state_json(request, store, ctx, *, error: str = "", status: int = 200):
-    state = sync_connections.app_state(store=store)
-    state["connect_url"] = request.build_absolute_uri(reverse("connect:start")) + "?token=" + connect_token(ctx)
-    if error:
-        state["error"] = error
-    return JsonResponse(state, status=status)
-
-
-@require_GET
-@app_context_required
-def app_status(request, store, ctx):
-    return _state_json(request, store, ctx)
-
-
-@require_GET
-@app_context_required
-def app_panel(request, store, ctx):
-    """The app page's panel, re-rendered for the poller (it swaps it in when the version changes)."""
-    context = _panel_context(request, store, ctx)
-    context["error"] = request.GET.get("error", "")[:300]
-    response = render(request, "stores/_panel.html", context)
-    response["X-Panel-Version"] = context["state"]["version"]
-    response["Cache-Control"] = "no-store"
-    return response
-
-
-@require_POST
-@app_context_required
-def app_tracking(request, store, ctx):
-    enabled = request.POST.get("enabled") == "1"
-    refused = sync_connections.connection_tracking_set(store=store, enabled=enabled, by=f"bc-user:{ctx.bc_user_id}")
-    return _state_json(request, store, ctx, error=refused, status=400 if refused else 200)
-
-
-@require_POST
-@app_context_required
-def app_sync_now(request, store, ctx):
-    refused = sync_connections.connection_sync_now(store=store, requested_by=f"bc-user:{ctx.bc_user_id}")
-    return _state_json(request, store, ctx, error=refused, status=409 if refused else 200)
-
-
-@require_POST
-@app_context_required
-def app_disconnect(request, store, ctx):
-    sync_connections.connection_disconnect(store=store, by=f"bc-user:{ctx.bc_user_id}")
-    return _state_json(request, store, ctx)

@@ -3,6 +3,7 @@
 import logging
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import transaction
 
 from . import ortto
@@ -50,13 +51,11 @@ def ortto_account_add(*, user, business_name: str, name: str, region: str, api_k
                 return AccountOutcome(existing)
         account = OrttoAccount.objects.create(
             name=name, business_name=business_name.strip(), region=region, api_key=api_key,
-            tracking_key=tracking_key.strip(), account_url=_account_url(name),
+            tracking_key=tracking_key.strip(), account_url=ortto_account_url(name=name),
         )
         account.members.add(user)
     return AccountOutcome(account)
 
 
-def _account_url(name: str) -> str:
-    from .connections import ortto_account_url
-
-    return ortto_account_url(name=name)
+def ortto_account_url(*, name: str) -> str:
+    return settings.ORTTO_APP_URL.format(name=name)

@@ -6,4 +6,7 @@ class SyncConfig(AppConfig):
     verbose_name = "Ortto sync"
 
     def ready(self):
-        from . import signals  # noqa: F401  (post_migrate: schedules)
+        # Receivers: post_migrate (schedules) and stores' store_uninstalled, as django.contrib.auth
+        # connects user_logged_in.
+        from . import signals  # noqa: F401
+        from . import admin_organizations  # noqa: F401  (registers the organizations' admin; builds on admin.py)

@@ -1,6 +1,6 @@
 """The sync engine: batch planning (pure) and page processing (Ortto calls + ledger changes).
 
-Planning follows DESIGN §3. People the ledger does not know go out in one merge that carries `bol::p`
+Planning follows docs/design.md §3. People the ledger does not know go out in one merge that carries `bol::p`
 and its reason, with a strategy that can never change a person who already exists in Ortto:
 Append only (1) when the connection uses 1 (a non-empty `bol::p` is never overwritten), Ignore (3)
 otherwise. Only Overwrite (2) needs a second call, for the people of that batch Ortto reports as
@@ -29,9 +29,10 @@ from django.conf import settings
 from django.db.models import Count
 from django.utils import timezone
 
-from . import mapping
+from . import mapping, organizations
 from .mapping import PersonInput
 from .models import MergeStrategy, OrderLedger, PersonLedger, SyncEvent
+from .ortto import OrttoRequestError
 from .rules import LedgerState, Permission, latest_signal, permission_decision, signal_to_record
 
 logger = logging.getLogger("sync.engine")
@@ -257,6 +258,8 @@ class PageWork:
     # Records left for the next unit so that no Ortto batch goes out part-full mid-resource
     # (runs.py hands them back with the next pages and keeps their ids in the checkpoint).
     carry: list = field(default_factory=list)
+    # email -> organizations.Company (None: no company now) of the people this page sent.
+    organization_members: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -327,8 +330,6 @@ def _send_resolving(ctx: SyncContext, send, items: list, *, budget: list[int], w
                     missing: dict) -> list[dict]:
     """send(items) -> exactly one result per item; a refused batch is resolved as merge_people_safely
     says (`budget` counts the requests still allowed for re-sending a refused batch in parts)."""
-    from .ortto import OrttoRequestError
-
     def again(subset):
         return _send_resolving(ctx, send, subset, budget=budget, what=what, missing=missing)
 
@@ -648,6 +649,7 @@ def customers_process(ctx: SyncContext, customers: list[dict], *, carry: bool = 
     work.counters.fetched = len(customers)
     people = [mapping.customer_to_person(c, field_ids=ctx.field_ids) for c in customers]
     _people_process(ctx, "customers", customers, people, work, carry=carry)
+    work.organization_members = organizations.customer_members(customers, work.ledger_rows)
     return work
 
 
@@ -789,6 +791,7 @@ def orders_process(ctx: SyncContext, orders: list[dict], *, carry: bool = False)
             f"{count} order(s) counted in the person's order totals without a Placed order activity: Ortto keeps "
             f"at most {ACTIVITY_DAILY_LIMIT} of one activity per person per 24 hours.")))
 
+    work.organization_members = organizations.guest_order_members(sendable + summarized, work.ledger_rows)
     if not ctx.defer_aggregates:
         # Aggregates are bridge-owned fields: overwrite them (strategy 2), once per unit per person.
         aggregates_push(ctx, [ledger[email] for email in changed_emails], work)

@@ -1,6 +1,6 @@
 """BigCommerce records → Ortto person fields and activities. Pure: plain dicts in, plain dicts out.
 
-Money: Ortto stores decimals in `int` fields multiplied by 1000 (reference/ortto-api.md, person field
+Money: Ortto stores decimals in `int` fields multiplied by 1000 (docs/ortto-contract.md, person field
 types). The bridge applies the same rule to an order's conversion value `int::v` and to the
 "BigCommerce total spent" field, so $42.50 is sent as 42500 everywhere; Ortto's own activity example
 (`"int::v": 15300`) is consistent with that scaling.

@@ -1,6 +1,9 @@
+from datetime import timedelta
+
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import BooleanField, Case, Q, Value, When
+from django.utils import timezone
 
 from stores.fields import EncryptedTextField
 from stores.models import Store
@@ -86,6 +89,31 @@ class Connection(models.Model):
         return f"{self.store} → {self.account}"
 
 
+def _stalled(now=None) -> Q:
+    """An active run that no worker has reported on for SYNC_STALL_SECONDS: its heartbeat is older (a
+    worker died, or an interrupted run is waiting for its retry), or it never had one and was queued
+    that long ago (its task was lost). The maintenance tick resumes these; a worker may take them over."""
+    cutoff = (now or timezone.now()) - timedelta(seconds=settings.SYNC_STALL_SECONDS)
+    return Q(status__in=SyncRun.ACTIVE_STATUSES) & (
+        Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, created_at__lt=cutoff)
+    )
+
+
+class SyncRunQuerySet(models.QuerySet):
+    def stalled(self, now=None):
+        return self.filter(_stalled(now))
+
+    def claimable(self, now=None):
+        """Runs a worker may claim: queued ones, and stalled ones (a stall takeover)."""
+        return self.filter(Q(status=SyncRun.Status.QUEUED) | _stalled(now))
+
+    def with_stalled(self, now=None):
+        """Annotates `is_stalled`, for lists that flag stalled runs."""
+        return self.annotate(
+            is_stalled=Case(When(_stalled(now), then=Value(True)), default=Value(False), output_field=BooleanField())
+        )
+
+
 class SyncRun(models.Model):
     """One pass of the sync engine for a store: its progress, counters and outcome."""
 
@@ -132,7 +160,10 @@ class SyncRun(models.Model):
     # worker that lost the run to a stall takeover can never commit over the new owner.
     lease = models.CharField(max_length=32, blank=True)
 
+    objects = SyncRunQuerySet.as_manager()
+
     class Meta:
+        permissions = [("run_sync", "Can run syncs")]
         constraints = [
             # At most one active run per store, whatever the number of workers or hosts.
             models.UniqueConstraint(
@@ -148,13 +179,14 @@ class SyncRun(models.Model):
         ordering = ["-created_at"]
 
     def __str__(self):
-        return f"{self.get_kind_display()} run #{self.pk} for {self.store_id}"
+        # Support staff read runs by store: "Acme Outdoor Co. · initial import run #12".
+        return f"{self.store} · {self.get_kind_display().lower()} run #{self.pk}"
 
     @property
     def is_active(self) -> bool:
         return self.status in self.ACTIVE_STATUSES
 
-    RESOURCE_ORDER = ("subscribers", "customers", "orders")
+    RESOURCE_ORDER = ("subscribers", "customers", "orders", "organizations")
     COUNTER_ORDER = ("fetched", "created", "updated", "unchanged", "failed", "summarized")
 
     @property
@@ -203,12 +235,11 @@ class SyncEvent(models.Model):
 
 
 class SyncCursor(models.Model):
-    """How far incremental syncs have read a store's resource: (date_modified, id)."""
+    """How far incremental syncs have read a store's resource: the date_modified they re-read from."""
 
     store = models.ForeignKey(Store, on_delete=models.CASCADE, related_name="cursors")
     resource = models.CharField(max_length=20)
     modified_since = models.DateTimeField(null=True, blank=True)
-    last_id = models.BigIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -260,7 +291,6 @@ class OrderLedger(models.Model):
     connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="orders")
     order_id = models.BigIntegerField()
     email = models.CharField(max_length=255)
-    fingerprint = models.CharField(max_length=64, blank=True)
     sent_at = models.DateTimeField()
     # Counted in the buyer's totals without an activity: Ortto keeps at most 50 events per activity
     # per contact per 24 h (docs/ortto-contract.md, "Limits").
@@ -271,3 +301,47 @@ class OrderLedger(models.Model):
 
     def __str__(self):
         return f"order {self.order_id}"
+
+
+class OrganizationLedger(models.Model):
+    """What the bridge knows of one company of the store (one per normalized name per connection) and
+    what it last sent to Ortto's account (formerly "organization") of that name."""
+
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="organizations")
+    # The normalized name (sync.organizations.company_key): "ACME Ltd" and "Acme  Ltd " share it.
+    key = models.CharField(max_length=255)
+    # The spelling first seen: Ortto merges accounts by this exact name, so it never changes.
+    name = models.CharField(max_length=255)
+    # What the store says of the company (website, address ...), latest record wins.
+    source_fields = models.JSONField(default=dict, blank=True)
+    ortto_account_id = models.CharField(max_length=64, blank=True)
+    # Of the store's fields (name, website, address) last accepted by Ortto; empty: never sent.
+    fingerprint = models.CharField(max_length=64, blank=True)
+    # Of the bridge's counts (buyers, orders, total spent) last accepted by Ortto.
+    aggregates_fingerprint = models.CharField(max_length=64, blank=True)
+    created_in_ortto = models.BooleanField(default=False)
+    synced_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["connection", "key"], name="organization_ledger_unique")]
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class OrganizationMember(models.Model):
+    """One person's company: the one the store says now, and the one Ortto has them linked to."""
+
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="organization_members")
+    email = models.CharField(max_length=255)
+    organization = models.ForeignKey(OrganizationLedger, null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="members")
+    linked_organization = models.ForeignKey(OrganizationLedger, null=True, blank=True, on_delete=models.SET_NULL,
+                                            related_name="linked_members")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["connection", "email"], name="organization_member_unique")]
+
+    def __str__(self):
+        return self.email

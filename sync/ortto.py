@@ -1,4 +1,5 @@
-"""The one Ortto client: a small class per Ortto account (API key + region) over a shared pool.
+"""The one Ortto client: a small class per Ortto account (API key + region) over the shared transport
+(stores/http.py).
 
 Every call is a JSON POST with the X-Api-Key header and a required timeout
 (settings.HTTP_TIMEOUT_SECONDS, read at call time). 429 waits for the body's `try-in-seconds`;
@@ -12,19 +13,19 @@ log lines or exception messages.
 from __future__ import annotations
 
 import collections
-import http.cookiejar
 import logging
-import random
 import re
 import threading
 import time
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import requests
 from django.conf import settings
-from requests.adapters import HTTPAdapter
+
+from stores import http
+from stores.http import ApiError, Sleep, json_or_text, thread_session
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +38,6 @@ MAX_BATCH = 100  # people per merge and activities per create (Ortto's payload l
 MAX_CUSTOM_FIELDS = 100  # custom person fields per account (docs/ortto-contract.md)
 MAX_ATTEMPTS = 6
 MAX_TOTAL_SLEEP_SECONDS = 120.0
-BACKOFF_BASE_SECONDS = 0.5
-BACKOFF_CAP_SECONDS = 30.0
 
 # Custom field id prefixes by the `type` sent to custom-field/create; used only to name a field that
 # already exists (409) when the field list does not show it.
@@ -59,20 +58,12 @@ FIELD_TYPE_PREFIXES = {
     "object": "obj",
 }
 
-Sleep = Callable[[float], None]
-
 
 # --- Errors -------------------------------------------------------------------------------------
 
 
-class OrttoError(Exception):
+class OrttoError(ApiError):
     """Base of every Ortto failure. `message` never contains the API key."""
-
-    def __init__(self, message: str, *, status: int | None = None, body: Any = None):
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.body = body
 
 
 class OrttoAuthError(OrttoError):
@@ -123,32 +114,7 @@ def api_base(region: str) -> str:
     return REGION_HOSTS[region]
 
 
-# --- Transport ----------------------------------------------------------------------------------
-
-_adapter_lock = threading.Lock()
-_adapter: HTTPAdapter | None = None
-_thread_sessions = threading.local()
-
-
-def _shared_adapter() -> HTTPAdapter:
-    global _adapter
-    with _adapter_lock:
-        if _adapter is None:
-            _adapter = HTTPAdapter(pool_connections=4, pool_maxsize=32, max_retries=0)
-        return _adapter
-
-
-def session_factory() -> requests.Session:
-    """A session for the current thread, over the process-wide connection pool; no key, no cookies."""
-    session = getattr(_thread_sessions, "session", None)
-    if session is None:
-        session = requests.Session()
-        session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-        adapter = _shared_adapter()
-        session.mount("https://", adapter)
-        session.mount("http://", adapter)
-        _thread_sessions.session = session
-    return session
+# --- Pacing (the transport itself is stores/http.py) -------------------------------------------
 
 
 class RateGate:
@@ -238,20 +204,6 @@ class BadRequestBudget:
 bad_requests = BadRequestBudget()
 
 
-def _backoff_delay(attempt: int) -> float:
-    ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * (2 ** (attempt - 1)))
-    return ceiling / 2 + random.uniform(0, ceiling / 2)
-
-
-def _json_or_text(response: requests.Response) -> Any:
-    if not response.content:
-        return None
-    try:
-        return response.json()
-    except ValueError:
-        return response.text[:2000]
-
-
 def _error_text(body: Any) -> str:
     if isinstance(body, dict):
         error = body.get("error")
@@ -308,22 +260,41 @@ class OrttoClient:
     def __repr__(self) -> str:
         return f"<OrttoClient region={self.region!r}>"
 
-    def _post(self, path: str, body: dict) -> Any:
-        """POST JSON, retrying 429 / 5xx / timeouts; return the parsed body of a 2xx answer."""
+    def _post(self, path: str, body: dict, *, method: str = "POST") -> Any:
+        """POST (or PUT) JSON, retrying 429 / 5xx / timeouts; return the parsed body of a 2xx answer."""
         url = f"{api_base(self.region)}{path}"
-        what = f"POST {path}"
+        what = f"{method} {path}"
         headers = {
             "X-Api-Key": self._api_key,
             "Content-Type": "application/json",
             "Accept": "application/json",
         }
-        session = self._session or session_factory()
         gate = rate_gate(self._api_key)
-        slept = 0.0
-        attempt = 0
-        while True:
-            attempt += 1
-            failure: OrttoError
+
+        def on_error_answer(response: requests.Response, attempt: int) -> tuple[OrttoError, float]:
+            status = response.status_code
+            payload = json_or_text(response)
+            text = _error_text(payload)
+            message = f"{what} -> HTTP {status}" + (f": {text}" if text else "")
+            if status < 500 and status != 429:
+                bad_requests.record()
+            if status == 403:
+                raise OrttoAccountBlocked(message, status=status, body=payload)
+            if status == 401:
+                # Never retried: bad-credential loops get the whole IP banned.
+                raise OrttoAuthError(message, status=status, body=payload)
+            if status == 429:
+                wait = _try_in_seconds(payload)
+                delay = wait if wait is not None else http.backoff_delay(attempt)
+                return OrttoRateLimited(message, status=status, body=payload), delay
+            if status >= 500:
+                return OrttoUnavailable(message, status=status, body=payload), http.backoff_delay(attempt)
+            details = payload.get("details") if isinstance(payload, dict) else None
+            raise OrttoRequestError(
+                message, status=status, body=payload, details=details if isinstance(details, list) else []
+            )
+
+        def before_attempt() -> None:
             if gate is not None:
                 gate.acquire()
             pause = bad_requests.wait_time()
@@ -331,54 +302,20 @@ class OrttoClient:
                 logger.warning("Ortto: %d bad requests in %.0fs; waiting %.1fs to stay clear of the IP ban",
                                bad_requests.budget, bad_requests.window, pause)
                 self._sleep(pause)
-            try:
-                response = session.post(url, json=body, headers=headers, timeout=settings.HTTP_TIMEOUT_SECONDS)
-            except (requests.Timeout, requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
-                kind = "timed out" if isinstance(exc, requests.Timeout) else "connection failed"
-                failure = OrttoUnavailable(f"{what} -> {kind}")
-                failure.__cause__ = exc
-                delay = _backoff_delay(attempt)
-            except requests.RequestException as exc:
-                # Not worth retrying (an invalid URL, too many redirects ...); still a typed error.
-                raise OrttoError(f"{what} -> {type(exc).__name__}") from exc
-            else:
-                status = response.status_code
-                if status < 400:
-                    answer = _json_or_text(response)
-                    if answer is None:
-                        return {}
-                    if not isinstance(answer, dict):
-                        raise OrttoError(f"{what} -> HTTP {status} with a body that is not a JSON object",
-                                         status=status, body=answer)
-                    return answer
-                payload = _json_or_text(response)
-                text = _error_text(payload)
-                message = f"{what} -> HTTP {status}" + (f": {text}" if text else "")
-                if status < 500 and status != 429:
-                    bad_requests.record()
-                if status == 403:
-                    raise OrttoAccountBlocked(message, status=status, body=payload)
-                if status == 401:
-                    # Never retried: bad-credential loops get the whole IP banned.
-                    raise OrttoAuthError(message, status=status, body=payload)
-                if status == 429:
-                    failure = OrttoRateLimited(message, status=status, body=payload)
-                    wait = _try_in_seconds(payload)
-                    delay = wait if wait is not None else _backoff_delay(attempt)
-                elif status >= 500:
-                    failure = OrttoUnavailable(message, status=status, body=payload)
-                    delay = _backoff_delay(attempt)
-                else:
-                    details = payload.get("details") if isinstance(payload, dict) else None
-                    raise OrttoRequestError(
-                        message, status=status, body=payload, details=details if isinstance(details, list) else []
-                    )
-            if attempt >= self.max_attempts or slept + delay > self.max_total_sleep:
-                logger.warning("Ortto %s; giving up after %d attempt(s)", failure.message, attempt)
-                raise failure
-            logger.info("Ortto %s; retry %d/%d in %.2fs", failure.message, attempt, self.max_attempts - 1, delay)
-            self._sleep(delay)
-            slept += delay
+
+        response = http.send(
+            self._session or thread_session(), method, url, api="Ortto", what=what, error=OrttoError,
+            unavailable=OrttoUnavailable, on_error_answer=on_error_answer, headers=headers, json_body=body,
+            sleep=self._sleep, max_attempts=self.max_attempts, max_total_sleep=self.max_total_sleep,
+            before_attempt=before_attempt,
+        )
+        answer = json_or_text(response)
+        if answer is None:
+            return {}
+        if not isinstance(answer, dict):
+            raise OrttoError(f"{what} -> HTTP {response.status_code} with a body that is not a JSON object",
+                             status=response.status_code, body=answer)
+        return answer
 
     # -- calls
 
@@ -458,6 +395,40 @@ class OrttoClient:
                 return value
         return computed
 
+    # -- accounts (formerly "organizations"): docs/ortto-contract-organizations.md
+
+    def merge_accounts(self, accounts: list[dict], *, merge_strategy: int,
+                       merge_by: Iterable[str] = ("str:o:name",)) -> list[dict]:
+        """Create or update up to 100 accounts by name; one {"account_id", "status"} per input, in order.
+        https://help.ortto.com/a-278-create-or-update-one-or-more-organizations-merge"""
+        if len(accounts) > MAX_BATCH:
+            raise ValueError(f"Ortto merges at most {MAX_BATCH} accounts per call, got {len(accounts)}")
+        if not accounts:
+            return []
+        body = {"accounts": accounts, "merge_by": list(merge_by), "merge_strategy": merge_strategy,
+                "find_strategy": 0, "async": False}
+        return list(self._post("/v1/accounts/merge", body).get("accounts") or [])
+
+    def add_account_people(self, *, account_id: str, person_ids: list[str]) -> None:
+        """Link people to one account (PUT, one account per call).
+        https://help.ortto.com/a-280-manage-organization-association-add-remove"""
+        self._post("/v1/accounts/contacts/add", {"inclusion_ids": list(person_ids), "account_id": account_id},
+                   method="PUT")
+
+    def remove_account_people(self, *, account_id: str, person_ids: list[str]) -> None:
+        self._post("/v1/accounts/contacts/remove", {"inclusion_ids": list(person_ids), "account_id": account_id},
+                   method="PUT")
+
+    def create_account_field(self, *, name: str, field_type: str) -> str:
+        """Create a custom account field ("<prefix>:oc:<kebab name>"); an existing one (409) is not an error."""
+        computed = f"{FIELD_TYPE_PREFIXES.get(field_type, 'str')}:oc:{kebab(name)}"
+        try:
+            payload = self._post("/v1/accounts/custom-field/create", {"name": name, "type": field_type})
+        except OrttoRequestError as exc:
+            if exc.status == 409 or (exc.status == 400 and says_already_exists(exc.message)):
+                return computed
+            raise
+        return payload.get("field_id") or computed
 
 ALREADY_EXISTS_STATUSES = (400, 409)
 

@@ -1,4 +1,4 @@
-"""Subscription rules R1–R4 (DESIGN §3) and the signals they read, as pure functions.
+"""Subscription rules R1–R4 (docs/design.md §3) and the signals they read, as pure functions.
 
 No database, no HTTP: the engine feeds plain values in and acts on what comes out.
 

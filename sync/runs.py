@@ -1,7 +1,7 @@
-"""Sync runs: requesting one, executing it page by page, cancelling, and the status selector.
+"""Sync runs: requesting one, executing it page by page, cancelling it.
 
-A run is claimed with one conditional UPDATE (queued → running, or a running run whose heartbeat is
-older than SYNC_STALL_SECONDS → running again), which hands it a fresh `lease`. After every page the
+A run is claimed with one conditional UPDATE (queued → running, or a stalled run, see
+SyncRunQuerySet.stalled, → running again), which hands it a fresh `lease`. After every page the
 ledger rows, events, counters, checkpoint and heartbeat are committed in ONE transaction that first
 checks the lease, so a worker killed mid-page leaves the last committed page as the resume point and a
 worker that lost its run to a takeover can never commit over the new owner. Ortto calls happen before
@@ -11,63 +11,41 @@ ledger-free paths tolerate (creation merges cannot change an existing person; ac
 
 from __future__ import annotations
 
-import contextvars
 import copy
 import logging
-import queue
-import threading
 import time
 import uuid
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Case, DateTimeField, F, PositiveIntegerField, Q, Value, When
+from django.db.models import Case, DateTimeField, F, PositiveIntegerField, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from sync.db import rows_update
-from stores.bigcommerce import BigCommerceError
+from stores.bigcommerce import (
+    BigCommerceAuthError, BigCommerceError, BigCommerceRateLimited, BigCommerceUnavailable, store_client,
+)
 from stores.models import Store, WebhookEvent
 
-from . import engine, mapping
-from .connections import connection_live
+from . import engine, organizations
+from .bigcommerce_pages import PagePrefetch, carried_refetch, page_fetch, pages_per_unit
+from .db import rows_update
+from .hooks import webhooks_register
 from .models import Connection, OrderLedger, PersonLedger, SyncCursor, SyncEvent, SyncRun
+from .ortto import OrttoAccountBlocked, OrttoAuthError, OrttoRateLimited, OrttoUnavailable
 from .pauses import SUMMARY_ORTTO_PAUSED, account_pause
 from .queue import enqueue
+from .run_logging import run_context
 from .schema import ortto_client, ortto_schema_ensure, schema_activity_id, schema_field_ids
+from .selectors import live_connection_get
 
 logger = logging.getLogger("sync.runs")
 
-# The run a worker is executing, for log lines written by code that does not know it (the two API
-# clients' retry lines, schema and webhook registration): every line of sync work names store and run.
-_run_context: contextvars.ContextVar[tuple[str, int] | None] = contextvars.ContextVar("sync_run", default=None)
-
-
-class RunContextFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        current = _run_context.get()
-        if current and isinstance(record.msg, str) and not record.msg.startswith("[store="):
-            record.msg = f"[store={current[0]} run={current[1]}] {record.msg}"
-        return True
-
-
-for _name in ("stores.bigcommerce", "sync.ortto", "sync.schema", "sync.webhooks", "sync.tracking", "sync.mapping",
-              "sync.rules", "sync.runs", "sync.engine"):
-    if not any(isinstance(f, RunContextFilter) for f in logging.getLogger(_name).filters):
-        logging.getLogger(_name).addFilter(RunContextFilter())
-
 RESOURCES = ("subscribers", "customers", "orders")
 FULL_KINDS = (SyncRun.Kind.INITIAL, SyncRun.Kind.FULL)
-PAGE_LIMIT = 250
-# Pages processed and committed together: the fewest (up to this many) that make whole Ortto batches
-# of 100 (2 x 250 = 500 records), so no batch is sent half-empty at a page boundary.
-MAX_PAGES_PER_UNIT = 4
-# BigCommerce pages fetched ahead of processing (bounds the worker's memory).
-PREFETCH_PAGES = 4
 # Ledger rows per committed chunk of an initial run's order aggregates.
 AGGREGATES_CHUNK = 1000
-WEBHOOK_CHUNK = 50
 WEBHOOK_EVENTS_PER_RUN = 2000
 RETRY_FAILED_LIMIT = 10_000
 # BigCommerce's date filters are inclusive and its clock is not ours: re-read the last minute.
@@ -100,7 +78,7 @@ def sync_run_request(
     active = SyncRun.objects.filter(store=store, status__in=SyncRun.ACTIVE_STATUSES).first()
     if active is not None:
         return active, False
-    connection = connection_live(store=store)
+    connection = live_connection_get(store=store)
     if connection is None:
         raise RunNotPossible(f"store {store.store_hash} has no live Ortto connection")
     try:
@@ -130,12 +108,8 @@ def sync_runs_cancel(*, store: Store, reason: str) -> int:
 
 def _claim(run_id: int) -> SyncRun | None:
     now = timezone.now()
-    stale = now - timedelta(seconds=settings.SYNC_STALL_SECONDS)
     lease = uuid.uuid4().hex
-    claimable = Q(status=SyncRun.Status.QUEUED) | (
-        Q(status=SyncRun.Status.RUNNING) & (Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True))
-    )
-    claimed = SyncRun.objects.filter(claimable, pk=run_id).update(
+    claimed = SyncRun.objects.claimable(now).filter(pk=run_id).update(
         status=SyncRun.Status.RUNNING,
         lease=lease,
         heartbeat_at=now,
@@ -160,23 +134,19 @@ def sync_run_execute(*, run_id: int, sliced: bool = True, on_page=None) -> SyncR
     so no django-q2 task nears its timeout. `manage.py sync_store` runs unsliced, inline.
     on_page(run) is called after each committed page (the command's progress bar).
     """
-    token = _run_context.set(None)
+    token = run_context.set(None)
     try:
         return _run_execute(run_id=run_id, sliced=sliced, on_page=on_page)
     finally:
-        _run_context.reset(token)
+        run_context.reset(token)
 
 
 def _run_execute(*, run_id: int, sliced: bool, on_page) -> SyncRun | None:
-    from stores.bigcommerce import BigCommerceAuthError, BigCommerceRateLimited, BigCommerceUnavailable
-
-    from .ortto import OrttoAccountBlocked, OrttoAuthError, OrttoRateLimited, OrttoUnavailable
-
     run = _claim(run_id)
     if run is None:
         return None
     log = engine.run_logger(store_hash=run.store.store_hash, run_id=run.pk)
-    _run_context.set((run.store.store_hash, run.pk))
+    run_context.set((run.store.store_hash, run.pk))
     if run.attempts > MAX_ATTEMPTS:
         _finish(run, SyncRun.Status.FAILED, f"Stopped after {run.attempts - 1} interrupted attempts.", log=log)
         return run
@@ -211,12 +181,6 @@ def _run_execute(*, run_id: int, sliced: bool, on_page) -> SyncRun | None:
     return run
 
 
-def bigcommerce_client(store: Store):
-    from stores.bigcommerce import BigCommerceClient
-
-    return BigCommerceClient(store.store_hash, store.access_token)
-
-
 def _execute(run: SyncRun, *, log, sliced: bool, on_page) -> None:
     started = time.monotonic()
     stop = _stop_reason(run)
@@ -231,7 +195,7 @@ def _execute(run: SyncRun, *, log, sliced: bool, on_page) -> None:
         _webhooks_ensure(connection, log=log)
     ctx = engine.SyncContext(
         run=run, connection=connection, store=run.store, ortto=ortto,
-        bigcommerce=bigcommerce_client(run.store),
+        bigcommerce=store_client(run.store),
         log=log, field_ids=schema_field_ids(connection), activity_id=schema_activity_id(connection),
         defer_aggregates=run.kind == SyncRun.Kind.INITIAL,
     )
@@ -242,11 +206,11 @@ def _execute(run: SyncRun, *, log, sliced: bool, on_page) -> None:
         if run.checkpoint["resources"][resource]["done"]:
             continue
         # BigCommerce pages are fetched ahead by a thread while this one sends the previous ones to
-        # Ortto; units of _pages_per_unit() pages are processed and committed strictly in order.
+        # Ortto; units of pages_per_unit() pages are processed and committed strictly in order.
         # Records a unit left for the next one (engine: `carry`) travel in memory; the checkpoint keeps
         # their ids, and a resumed run reads them again by id before its next page.
-        carried = _carried_refetch(ctx, resource, run.checkpoint["resources"][resource].get("carry") or [])
-        with _PagePrefetch(ctx, resource, run.checkpoint, first=ctx.first_pages.pop(resource, None)) as pages:
+        carried = carried_refetch(ctx, resource, run.checkpoint["resources"][resource].get("carry") or [])
+        with PagePrefetch(ctx, resource, run.checkpoint, first=ctx.first_pages.pop(resource, None)) as pages:
             while not run.checkpoint["resources"][resource]["done"]:
                 stop = _stop_reason(run)
                 if stop:
@@ -255,7 +219,7 @@ def _execute(run: SyncRun, *, log, sliced: bool, on_page) -> None:
                 if sliced and time.monotonic() - started > settings.SYNC_TASK_SLICE_SECONDS:
                     _yield_slice(run, log=log)
                     return
-                items, page_total, checkpoint = pages.next_unit(_pages_per_unit())
+                items, page_total, checkpoint = pages.next_unit(pages_per_unit())
                 checkpoint = copy.deepcopy(checkpoint)  # the prefetch thread still reads the one it made
                 state = checkpoint["resources"][resource]
                 processor = engine.RESOURCE_PROCESSORS[resource]
@@ -272,6 +236,7 @@ def _execute(run: SyncRun, *, log, sliced: bool, on_page) -> None:
 
     if ctx.defer_aggregates and not _aggregates_flush(ctx, log=log, sliced=sliced, started=started, on_page=on_page):
         return
+    organizations.organizations_flush(ctx, check_lease=_check_lease, send_all=engine.send_all)
     _complete(ctx, log=log)
 
 
@@ -303,92 +268,9 @@ def _aggregates_flush(ctx: engine.SyncContext, *, log, sliced: bool, started: fl
     return True
 
 
-def _pages_per_unit() -> int:
-    for pages in range(1, MAX_PAGES_PER_UNIT + 1):
-        if (pages * PAGE_LIMIT) % engine.BATCH_SIZE == 0:
-            return pages
-    return 1
-
-
-class _PagePrefetch:
-    """A bounded read-ahead of one resource's pages on a helper thread (HTTP only, no database).
-
-    The thread walks its own copy of the checkpoint, so the run's checkpoint only moves when a unit is
-    committed; pages fetched but not committed when the run stops are simply read again on resume.
-    """
-
-    def __init__(self, ctx: engine.SyncContext, resource: str, checkpoint: dict, *, first=None):
-        self.ctx, self.resource = ctx, resource
-        self.checkpoint = copy.deepcopy(checkpoint)
-        # (items, total, the resource's state after it): its first page, read by _prepare for the totals.
-        self.first = first
-        self.queue: queue.Queue = queue.Queue(maxsize=max(PREFETCH_PAGES, 1))
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=contextvars.copy_context().run, args=(self._work,),
-                                       name=f"prefetch-{resource}", daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc_info):
-        # The thread sees this within 0.1 s of its current request; a request in flight (or its retry
-        # wait) is left to finish on its own rather than holding up the run's exit.
-        self.stopping.set()
-        self.thread.join(timeout=1.0)
-        return False
-
-    def _put(self, entry) -> bool:
-        while not self.stopping.is_set():
-            try:
-                self.queue.put(entry, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _work(self) -> None:
-        checkpoint = self.checkpoint
-        try:
-            if self.first is not None:
-                items, page_total, state = self.first
-                checkpoint = copy.deepcopy(checkpoint)
-                checkpoint["resources"][self.resource] = copy.deepcopy(state)
-                if not self._put((items, page_total, checkpoint)) or state["done"]:
-                    return
-            while not self.stopping.is_set():
-                checkpoint = copy.deepcopy(checkpoint)
-                items, page_total = _fetch(self.ctx, self.resource, checkpoint)
-                if not self._put((items, page_total, checkpoint)):
-                    return
-                if checkpoint["resources"][self.resource]["done"]:
-                    return
-        except BaseException as exc:  # handed to the run's thread, which raises it
-            self._put(exc)
-
-    def _next_page(self):
-        entry = self.queue.get()
-        if isinstance(entry, BaseException):
-            raise entry
-        return entry
-
-    def next_unit(self, pages: int) -> tuple[list[dict], int | None, dict]:
-        """The next `pages` pages (fewer at the end) as one unit: items, first page's total, checkpoint."""
-        items, page_total, checkpoint = self._next_page()
-        items = list(items)
-        for _ in range(pages - 1):
-            if checkpoint["resources"][self.resource]["done"]:
-                break
-            more, _, checkpoint = self._next_page()
-            items += more
-        return items, page_total, checkpoint
-
-
 def _webhooks_ensure(connection: Connection, *, log) -> None:
     """Register the store's webhooks on the first run of a connection. Not fatal: the scheduled sweep
     catches every change a missing webhook would have announced."""
-    from .webhooks import webhooks_register
-
     try:
         webhooks_register(connection)
     except BigCommerceError as exc:
@@ -457,7 +339,7 @@ def _prepare(ctx: engine.SyncContext) -> None:
         # v2 orders pages carry none, hence the count. A run resumed elsewhere simply reads page 1 again.
         for resource in ("subscribers", "customers"):
             scratch = {"resources": {resource: copy.deepcopy(resources[resource])}, "since": {}}
-            items, page_total = _fetch(ctx, resource, scratch)
+            items, page_total = page_fetch(ctx, resource, scratch)
             totals[resource] = page_total or 0
             ctx.first_pages[resource] = (items, page_total, scratch["resources"][resource])
             # The cursor must not pass the moment this page was read.
@@ -475,91 +357,6 @@ def _prepare(ctx: engine.SyncContext) -> None:
         run.total = sum(totals.values())
         run.counters = {r: engine.Counters().as_dict() for r in RESOURCES}
         run.save(update_fields=["checkpoint", "totals", "total", "counters"])
-
-
-def _since(checkpoint: dict, resource: str) -> datetime | None:
-    value = checkpoint.get("since", {}).get(resource)
-    return datetime.fromisoformat(value) if value else None
-
-
-def _fetch(ctx: engine.SyncContext, resource: str, checkpoint: dict) -> tuple[list[dict], int | None]:
-    """One page of a resource from where the checkpoint says; advances `checkpoint` in place."""
-    state = checkpoint["resources"][resource]
-    if state["started_at"] is None:
-        state["started_at"] = timezone.now().isoformat()
-    bc = ctx.bigcommerce
-    if "webhook" in checkpoint:
-        ids = checkpoint["webhook"]["ids"][resource]
-        chunk = ids[state["offset"]: state["offset"] + WEBHOOK_CHUNK]
-        state["offset"] += WEBHOOK_CHUNK
-        state["done"] = state["offset"] >= len(ids)
-        if resource == "subscribers":
-            items = bc.subscribers_page(ids=chunk, limit=PAGE_LIMIT).items
-        elif resource == "customers":
-            items = bc.customers_page(ids=chunk, limit=PAGE_LIMIT).items
-        else:
-            items = _orders_by_id(bc, chunk)
-        return items, None
-
-    since = _since(checkpoint, resource)
-    if resource == "subscribers":
-        page = bc.subscribers_page(modified_since=since, page=state["page"], limit=PAGE_LIMIT)
-        state["page"] = page.next_page or state["page"]
-        state["done"] = not page.items or not page.next_page
-    elif resource == "customers":
-        page = bc.customers_page(modified_since=since, after=state["after"], limit=PAGE_LIMIT)
-        state["after"] = page.next_after
-        state["done"] = not page.items or not page.next_after
-    else:
-        page = bc.orders_page(modified_since=since, min_id=state["min_id"], limit=PAGE_LIMIT)
-        if page.items:
-            state["min_id"] = max(int(o["id"]) for o in page.items) + 1
-        state["done"] = len(page.items) < PAGE_LIMIT
-    seen = [mapping.parse_bc_datetime(item.get("date_modified")) for item in page.items]
-    seen = [s for s in seen if s]
-    if seen:
-        latest = max(seen)
-        known = datetime.fromisoformat(state["max_modified"]) if state["max_modified"] else None
-        if known is None or latest > known:
-            state["max_modified"] = latest.isoformat()
-    return page.items, page.total
-
-
-def _orders_by_id(bc, ids: list[int]) -> list[dict]:
-    """Orders by id, in as few requests as v2 allows (it has no id:in): ids less than a page apart
-    share one min_id/max_id range request (such a range holds at most a page of orders); a lone id
-    is one GET of that order. A burst of new orders has consecutive ids: one request for the lot."""
-    wanted = sorted({int(i) for i in ids})
-    groups: list[list[int]] = []
-    for order_id in wanted:
-        if groups and order_id - groups[-1][0] < PAGE_LIMIT:
-            groups[-1].append(order_id)
-        else:
-            groups.append([order_id])
-    items = []
-    for group in groups:
-        if len(group) == 1:
-            order = bc.order(group[0])
-            items += [order] if order else []
-        else:
-            members = set(group)
-            page = bc.orders_page(min_id=group[0], max_id=group[-1], limit=PAGE_LIMIT).items
-            items += [order for order in page if int(order["id"]) in members]
-    return items
-
-
-def _carried_refetch(ctx: engine.SyncContext, resource: str, ids: list[int]) -> list[dict]:
-    """A resumed run's carried records (their ids in the checkpoint), read again from BigCommerce."""
-    if not ids:
-        return []
-    bc = ctx.bigcommerce
-    if resource == "subscribers":
-        items = bc.subscribers_page(ids=ids, limit=PAGE_LIMIT).items
-    elif resource == "customers":
-        items = bc.customers_page(ids=ids, limit=PAGE_LIMIT).items
-    else:
-        items = _orders_by_id(bc, ids)  # the last placed orders of one unit: mostly one range request
-    return sorted(items, key=lambda record: int(record["id"]))
 
 
 def _check_lease(run: SyncRun, now) -> None:
@@ -584,6 +381,7 @@ def _commit_page(run: SyncRun, resource: str, work: engine.PageWork, checkpoint:
         ])
         OrderLedger.objects.bulk_create(work.order_rows, ignore_conflicts=True)
         SyncEvent.objects.bulk_create(work.events)
+        organizations.members_commit(connection=run.connection, members=work.organization_members)
 
         counters = run.counters.setdefault(resource, engine.Counters().as_dict())
         for key, value in work.counters.as_dict().items():
@@ -688,16 +486,14 @@ def _finish(run: SyncRun, status: str, summary: str = "", *, log) -> None:
 
 def _webhooks_followup(store_id: int) -> None:
     """Deliveries that arrived while this run was active were absorbed by it: drain them now."""
-    from .webhooks import webhook_run_request
-
     store = Store.objects.filter(pk=store_id, is_installed=True).first()
     if store and WebhookEvent.objects.filter(store=store, status=WebhookEvent.Status.PENDING).exists():
         webhook_run_request(store=store)
 
 
-def connection_prepare(connection: Connection) -> None:
-    """What the connect flow does before the initial run: the Ortto schema, then the store's webhooks."""
-    from .webhooks import webhooks_register
-
-    ortto_schema_ensure(connection)
-    webhooks_register(connection)
+def webhook_run_request(*, store: Store):
+    """Ask for a webhook run unless one cannot start (no live connection); an active run absorbs it."""
+    if not Connection.objects.filter(store=store, state=Connection.State.ACTIVE).exists():
+        return None
+    run, _ = sync_run_request(store=store, kind=SyncRun.Kind.WEBHOOK, requested_by="webhook")
+    return run

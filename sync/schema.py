@@ -6,13 +6,12 @@ import logging
 
 from . import mapping
 from .models import Connection
+from .ortto import OrttoClient
 
 logger = logging.getLogger("sync.schema")
 
 
-def ortto_client(connection: Connection):
-    from .ortto import OrttoClient
-
+def ortto_client(connection: Connection) -> OrttoClient:
     account = connection.account
     return OrttoClient(api_key=account.api_key, region=account.region)
 

@@ -1,30 +1,23 @@
 """django-q2 entry points: thin wrappers that take ids and call services."""
 
 import logging
-from datetime import timedelta
 
-from django.conf import settings
-from django.db.models import Q
-from django.utils import timezone
+from stores.models import Store, WebhookEvent
+
+from .models import Connection, SyncRun
+from .pauses import paused_accounts_probe
+from .queue import enqueue
+from .runs import RunNotPossible, sync_run_execute, sync_run_request, webhook_run_request
 
 logger = logging.getLogger("sync.tasks")
 
 
 def run_sync(run_id: int) -> None:
-    from .runs import sync_run_execute
-
     sync_run_execute(run_id=run_id)
 
 
 def incremental_tick() -> int:
     """Fan out: one incremental run per installed store with an active connection (an active run absorbs it)."""
-    from stores.models import Store
-
-    from .models import Connection, SyncRun
-    from .runs import RunNotPossible, sync_run_request
-
-    from .pauses import paused_accounts_probe
-
     paused_accounts_probe()  # connections paused by an Ortto 403 resume here once Ortto accepts again
     requested = 0
     stores = Store.objects.filter(is_installed=True, connections__state=Connection.State.ACTIVE).distinct()
@@ -39,16 +32,7 @@ def incremental_tick() -> int:
 
 def maintenance_tick() -> dict:
     """Resume runs whose worker went quiet, and drain webhook events that no run picked up."""
-    from stores.models import Store, WebhookEvent
-
-    from .models import Connection, SyncRun
-    from .queue import enqueue
-    from .webhooks import webhook_run_request
-
-    stale = timezone.now() - timedelta(seconds=settings.SYNC_STALL_SECONDS)
-    quiet = SyncRun.objects.filter(status__in=SyncRun.ACTIVE_STATUSES).filter(
-        Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True, created_at__lt=stale)
-    )
+    quiet = SyncRun.objects.stalled()
     resumed = 0
     for run_id in quiet.values_list("pk", flat=True):
         enqueue("sync.tasks.run_sync", run_id)

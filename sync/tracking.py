@@ -30,6 +30,7 @@ from stores.bigcommerce import (
     BigCommerceRateLimited,
     BigCommerceRequestError,
     BigCommerceUnavailable,
+    store_client,
 )
 
 from .models import Connection, OrttoAccount
@@ -38,7 +39,7 @@ logger = logging.getLogger(__name__)
 
 SCRIPT_NAME = "Ortto tracking (Ortto Bridge)"
 
-# Ortto's capture endpoint and loader per instance region (reference/ortto-api.md §6).
+# Ortto's capture endpoint and loader per instance region (docs/ortto-contract.md §6).
 CAPTURE_HOSTS = {
     OrttoAccount.Region.DEFAULT: ("https://capture-api-us.ortto.app/", "https://cdn2l.ink/app.js"),
     OrttoAccount.Region.EU: ("https://capture-api-eu.ortto.app/", "https://cdneu.net/app.js"),
@@ -126,9 +127,8 @@ def _client(connection: Connection) -> BigCommerceClient | None:
     store = connection.store
     if not store.is_installed or not store.access_token:
         return None
-    return BigCommerceClient(
-        store.store_hash, store.access_token,
-        max_attempts=INTERACTIVE_MAX_ATTEMPTS, max_total_sleep=INTERACTIVE_MAX_TOTAL_SLEEP_SECONDS,
+    return store_client(
+        store, max_attempts=INTERACTIVE_MAX_ATTEMPTS, max_total_sleep=INTERACTIVE_MAX_TOTAL_SLEEP_SECONDS,
     )
 
 

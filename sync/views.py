@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from stores.app_context import ContextTokenError, connect_token_read
 from stores.models import Store, StoreUser
 
-from . import connections, ratelimit
+from . import connections, ratelimit, selectors
 from .accounts import ortto_account_add
 from .forms import AddAccountForm, MergeForm, SignInForm, SignUpForm
 from .models import SyncRun
@@ -87,7 +87,7 @@ def signin(request):
             user = authenticate(request, username=email, password=form.cleaned_data["password"])
             if user is None:
                 ratelimit.signin_failed(email=email, ip=ip)
-                error = "That email and password do not match an Ortto sign-in."
+                error = "That email and password do not match an Ortto Bridge sign-in."
                 status = 400
             else:
                 ratelimit.signin_succeeded(email=email, ip=ip)
@@ -122,20 +122,20 @@ def accounts(request):
     store = _flow_store(request)
     if store is None:
         return _no_flow(request)
-    available = connections.accounts_for_user(user=request.user)
+    available = selectors.ortto_accounts_for_user(user=request.user)
     if request.method == "POST":
         account = available.filter(pk=request.POST.get("account")).first()
         if account is None:
             return _flow_page(
                 request, "sync/accounts.html",
-                {"accounts": available, "current": connections.connection_live(store=store),
+                {"accounts": available, "current": selectors.live_connection_get(store=store),
                  "error": "Pick one of your Ortto accounts."},
                 status=400,
             )
         request.session["connect_account"] = account.pk
         return redirect("connect:merge")
     return _flow_page(
-        request, "sync/accounts.html", {"accounts": available, "current": connections.connection_live(store=store)}
+        request, "sync/accounts.html", {"accounts": available, "current": selectors.live_connection_get(store=store)}
     )
 
 
@@ -158,10 +158,10 @@ def merge(request):
     store = _flow_store(request)
     if store is None:
         return _no_flow(request)
-    account = connections.accounts_for_user(user=request.user).filter(pk=request.session.get("connect_account")).first()
+    account = selectors.ortto_accounts_for_user(user=request.user).filter(pk=request.session.get("connect_account")).first()
     if account is None:
         return redirect("connect:accounts")
-    current = connections.connection_live(store=store)
+    current = selectors.live_connection_get(store=store)
     initial = {"merge_strategy": current.merge_strategy} if current and current.account_id == account.pk else None
     form = MergeForm(request.POST or None, initial=initial)
     error = ""
@@ -192,7 +192,7 @@ def syncing(request, run_id):
     run = _run_for_user(request, run_id)
     return _flow_page(
         request, "sync/syncing.html",
-        {"run": run, "account": run.connection.account, "done_url": connections.control_panel_url(store=run.store),
+        {"run": run, "account": run.connection.account, "done_url": selectors.control_panel_url(store=run.store),
          "flow_store": run.store},
     )
 

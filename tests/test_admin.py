@@ -13,7 +13,6 @@ from django.utils import timezone
 
 from stores.models import Store, StoreUser, WebhookEvent
 from sync.models import Connection, OrttoAccount, SyncEvent, SyncRun
-from tests.factories import make_account, make_connection, make_store
 
 pytestmark = pytest.mark.django_db
 
@@ -39,7 +38,7 @@ def make_run(store, connection, *, kind=SyncRun.Kind.INCREMENTAL, status=SyncRun
 
 
 @pytest.fixture
-def shop():
+def shop(make_account, make_connection, make_store):
     """A connected store with a history of runs, a failed record and a webhook delivery."""
     store = make_store("abc123", name=MARKUP_NAME, webhook_secret="whsec-very-secret-value")
     account = make_account(api_key="key-acme-us-secret-value")
@@ -140,7 +139,8 @@ def test_search_finds_a_person_s_failed_records_by_email(admin_client, shop):
     assert b"not a valid email &lt;b&gt;x&lt;/b&gt;" in response.content
 
 
-def test_date_hierarchy_and_store_filter_narrow_the_run_list(admin_client, shop):
+def test_date_hierarchy_and_store_filter_narrow_the_run_list(make_account, make_connection, make_store, admin_client,
+                                                             shop):
     other = make_store("zzz999", name="Other")
     make_run(other, make_connection(other, make_account(name="other", business_name="Other")), people=1)
     now = timezone.localtime()
@@ -303,8 +303,8 @@ def test_change_page_buttons_queue_a_run_then_say_one_is_already_active(support_
     assert support_client.get(url).status_code == 405
 
 
-def test_action_on_several_stores_reports_each_outcome(admin_client, shop, stalled_run, queued_tasks,
-                                                       django_capture_on_commit_callbacks):
+def test_action_on_several_stores_reports_each_outcome(make_account, make_connection, make_store, admin_client, shop,
+                                                       stalled_run, queued_tasks, django_capture_on_commit_callbacks):
     fresh = make_store("fresh01", name="Fresh")
     make_connection(fresh, make_account(name="fresh", business_name="Fresh"))
     unconnected = make_store("lonely1", name="Lonely")
@@ -327,22 +327,28 @@ def test_action_on_several_stores_reports_each_outcome(admin_client, shop, stall
 
 # --- query counts do not grow with rows ----------------------------------------------------------------
 
-def _populate(stores: int, runs_per_store: int):
-    start = Store.objects.count()
-    for index in range(start, start + stores):
-        store = make_store(f"bulk{index:03d}", name=f"Bulk {index}", owner_id=2000 + index)
-        connection = make_connection(store, make_account(name=f"acct{index}", business_name=f"Account {index}"))
-        SyncRun.objects.bulk_create([
-            SyncRun(store=store, connection=connection, kind=SyncRun.Kind.INCREMENTAL,
-                    status=SyncRun.Status.FAILED if n % 7 == 0 else SyncRun.Status.SUCCEEDED,
-                    people_synced=n, processed=n, failed=n % 3, counters={"customers": {"fetched": n}})
-            for n in range(runs_per_store)
-        ])
-        run = SyncRun.objects.filter(store=store).first()
-        SyncEvent.objects.bulk_create(
-            [SyncEvent(run=run, resource="customers", bc_id=n, email=f"e{n}@x.example", message="bad")
-             for n in range(5)]
-        )
+@pytest.fixture
+def populate(make_store, make_account, make_connection):
+    """populate(stores, runs_per_store): that many more connected stores, each with its runs and a few events."""
+
+    def add(stores: int, runs_per_store: int):
+        start = Store.objects.count()
+        for index in range(start, start + stores):
+            store = make_store(f"bulk{index:03d}", name=f"Bulk {index}", owner_id=2000 + index)
+            connection = make_connection(store, make_account(name=f"acct{index}", business_name=f"Account {index}"))
+            SyncRun.objects.bulk_create([
+                SyncRun(store=store, connection=connection, kind=SyncRun.Kind.INCREMENTAL,
+                        status=SyncRun.Status.FAILED if n % 7 == 0 else SyncRun.Status.SUCCEEDED,
+                        people_synced=n, processed=n, failed=n % 3, counters={"customers": {"fetched": n}})
+                for n in range(runs_per_store)
+            ])
+            run = SyncRun.objects.filter(store=store).first()
+            SyncEvent.objects.bulk_create(
+                [SyncEvent(run=run, resource="customers", bc_id=n, email=f"e{n}@x.example", message="bad")
+                 for n in range(5)]
+            )
+
+    return add
 
 
 def _queries(client, url, params=None) -> int:
@@ -360,18 +366,18 @@ def _queries(client, url, params=None) -> int:
     ("admin:sync_connection_changelist", {}),
 ])
 def test_lists_cost_the_same_queries_with_200_runs_as_with_a_few(support_client, django_assert_max_num_queries,
-                                                                  url_name, params):
+                                                                  populate, url_name, params):
     url = reverse(url_name)
-    _populate(2, 3)
+    populate(2, 3)
     few = _queries(support_client, url, params)
-    _populate(10, 20)  # 200 more runs across 10 more stores
+    populate(10, 20)  # 200 more runs across 10 more stores
     with django_assert_max_num_queries(14):
         many = _queries(support_client, url, params)
     assert many == few
 
 
-def test_store_page_cost_does_not_grow_with_its_runs(support_client, django_assert_max_num_queries):
-    _populate(1, 5)
+def test_store_page_cost_does_not_grow_with_its_runs(support_client, django_assert_max_num_queries, populate):
+    populate(1, 5)
     store = Store.objects.get()
     few = _queries(support_client, change(store))
     connection = store.connections.get()
@@ -394,3 +400,19 @@ def test_store_users_are_an_inline_on_the_store(admin_client, shop):
     StoreUser.objects.create(store=shop, bc_user_id=1002, email="staff@acme.example")
     response = admin_client.get(change(shop))
     assert b"staff@acme.example" in response.content
+
+
+def test_a_run_is_named_by_its_store(make_account, make_connection, make_store, admin_client):
+    store = make_store("abc123", name="Acme Outdoor Co.")
+    run = make_run(store, make_connection(store, make_account()), kind=SyncRun.Kind.INITIAL)
+    assert str(run) == f"Acme Outdoor Co. · initial import run #{run.pk}"
+    assert f"Acme Outdoor Co. · initial import run #{run.pk}" in admin_client.get(change(run)).content.decode()
+
+
+def test_run_page_shows_counters_and_totals_as_tables_not_json(admin_client, shop):
+    run = SyncRun.objects.filter(store=shop).first()
+    SyncRun.objects.filter(pk=run.pk).update(totals={"customers": 120, "orders": 3})
+    html = admin_client.get(change(run)).content.decode()
+    assert '<table class="sync-counters">' in html
+    assert "<th>customers</th><th>orders</th>" in html and "<td>120</td><td>3</td>" in html
+    assert '{"customers"' not in html and "{&quot;customers&quot;" not in html

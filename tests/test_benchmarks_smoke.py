@@ -3,7 +3,11 @@ worker processes, quotas on, initial then incremental syncs, the admin tables, a
 
 import math
 
+import pytest
+
 from benchmarks import run as bench
+
+pytestmark = pytest.mark.bench
 
 
 def test_bench_harness_smoke(tmp_path):
@@ -32,3 +36,23 @@ def test_bench_harness_smoke(tmp_path):
     assert results["admin"]["pages"]["run list"]["status"] == 200
     text = out.read_text()
     assert "## 1. Initial sync against the quota bound" in text and "## 5. Admin at scale" in text
+
+
+def test_bench_b2b_organizations_reach_the_minimum(tmp_path):
+    """The B2B data set: one merge per 100 organizations, one add call per organization, none when
+    nothing changed."""
+    out = tmp_path / "BENCHMARKS.md"
+    results = bench.main(["--quick", "--sizes", "200", "--only", "b2b", "--scale", "2", "--work", str(tmp_path),
+                          "--out", str(out), "--postgres", ""])
+    b2b = results["b2b"]
+    orgs = b2b["data"]["organizations"]
+    assert orgs >= 5
+    initial = b2b["throttled"]
+    assert initial["status"] == "succeeded", initial["summary"]
+    calls = initial["requests"]["calls"]
+    assert calls["ortto accounts/merge"] == math.ceil(orgs / 100)
+    assert calls["ortto accounts/contacts/add"] == orgs
+    assert initial["counters"]["organizations"]["created"] == orgs
+    nothing = b2b["incremental_nothing"]["requests"]["calls"]
+    assert not any(key.startswith("ortto accounts/") for key in nothing)
+    assert "## 1c. B2B store: organizations" in out.read_text()

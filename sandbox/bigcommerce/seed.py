@@ -58,11 +58,57 @@ STREETS = ["Main Street", "Oak Avenue", "High Street", "Market Road", "Harbour L
 ORDER_STATUSES = [(10, 40), (2, 20), (11, 15), (9, 5), (1, 5), (7, 4), (5, 4), (4, 3), (14, 2), (0, 2)]
 
 KNOWN_STORES = {
-    "demo1234": {"name": "Acme Outdoor Co.",
+    # The demo store sells to businesses too: 20% of its customers name one of customers/20 companies.
+    "demo1234": {"name": "Acme Outdoor Co.", "b2b_share": 0.2,
                  "users": [(1001, "owner@acme.example", True), (1002, "staff@acme.example", False)]},
     "north567": {"name": "Northwind Bikes",
                  "users": [(2001, "owner@northwind.example", True), (2002, "staff@northwind.example", False)]},
 }
+
+
+# Business buyers' companies. Spellings vary as they do in real stores (case, spaces, a suffix), some
+# customers leave the company field empty and give it only on their address, and a few write "n/a".
+COMPANY_WORDS = [
+    "Summit", "Granite", "Riverside", "Northwind", "Bluebird", "Cedar", "Harbor", "Ironwood", "Lakeside",
+    "Maple", "Orchard", "Pinecrest", "Redwood", "Silverline", "Timber", "Westfield", "Alpine", "Coastal",
+]
+COMPANY_KINDS = ["Outfitters", "Supply Co.", "Ltd", "Trading", "Adventures", "Gear GmbH", "Sports Pty Ltd"]
+
+
+def company_names(count: int) -> list[str]:
+    """`count` distinct company names, the same for the same count."""
+    names = []
+    for index in range(count):
+        word = COMPANY_WORDS[index % len(COMPANY_WORDS)]
+        kind = COMPANY_KINDS[(index // len(COMPANY_WORDS)) % len(COMPANY_KINDS)]
+        round_ = index // (len(COMPANY_WORDS) * len(COMPANY_KINDS))
+        names.append(f"{word} {kind}" + (f" {round_ + 1}" if round_ else ""))
+    return names
+
+
+def _spelling(name: str, variant: int) -> str:
+    return [name, name.upper(), f"  {name.lower()} ", name.replace(" ", "  ")][variant % 4]
+
+
+def _assign_companies(rng, customer_rows: list[dict], order_rows: list[dict], share: float) -> None:
+    """Give `share` of the customers one of len(customers)/20 companies (and as many guest orders a
+    billing company), with a separate RNG so the rest of the seed stays as it was."""
+    if share <= 0 or not customer_rows:
+        return
+    names = company_names(max(1, len(customer_rows) // 20))
+    for customer in customer_rows:
+        if rng.random() >= share:
+            continue
+        name = _spelling(rng.choice(names), rng.randrange(4))
+        if customer["addresses"] and rng.random() < 0.3:
+            customer["addresses"][0]["company"] = name  # only on the address: the fallback
+        else:
+            customer["company"] = name
+    for order in order_rows:
+        if order["customer_id"] == 0 and rng.random() < share:
+            order["billing_address"]["company"] = _spelling(rng.choice(names), rng.randrange(4))
+        elif order["customer_id"] == 0 and rng.random() < 0.02:
+            order["billing_address"]["company"] = "n/a"
 
 
 def _ascii(text: str) -> str:
@@ -123,8 +169,9 @@ class _Clock:
 
 
 def seed_bigcommerce(*, store_hash: str, name: str, customers: int = 2000, orders: int = 5000, seed: int = 1,
-                     now: datetime | None = None) -> SandboxStore:
-    """Replace the store's customers, subscribers and orders with deterministic demo data."""
+                     now: datetime | None = None, b2b_share: float | None = None) -> SandboxStore:
+    """Replace the store's customers, subscribers and orders with deterministic demo data.
+    b2b_share: the part of customers (and guest orders) with a company; known demo stores set their own."""
     rng = random.Random(seed)
     now = (now or timezone.now()).replace(microsecond=0)
     year_start = now - timedelta(days=365)
@@ -205,6 +252,9 @@ def seed_bigcommerce(*, store_hash: str, name: str, customers: int = 2000, order
         if customer is not None:
             orders_by_customer.setdefault(customer["bc_id"], []).append(order)
 
+    if b2b_share is None:
+        b2b_share = KNOWN_STORES.get(store_hash, {}).get("b2b_share", 0.0)
+    _assign_companies(random.Random(f"companies-{seed}"), customer_rows, order_rows, b2b_share)
     subscriber_rows = _subscribers(rng, store, customer_rows, order_rows, orders_by_customer, now, year_start, span)
 
     with transaction.atomic():

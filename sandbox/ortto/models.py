@@ -176,6 +176,51 @@ class RateWindow(models.Model):
         ]
 
 
+def new_account_id() -> str:
+    """A 24-hex id shaped like Ortto's recorded account ids (`507f1f77bcf86cd799439011`)."""
+    return f"10{int(time.time()) & 0xFFFFFFFF:08x}{secrets.token_hex(6)}00"
+
+
+class Account(models.Model):
+    """An Ortto account in the CRM sense (formerly "organization"): built-in `*:o:*` fields, custom
+    `*:oc:*` fields, and the people linked to it."""
+
+    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="accounts")
+    account_id = models.CharField(max_length=24, unique=True, default=new_account_id)
+    # Denormalised `str:o:name` (the merge key) for lookups and the list page; the truth is in `fields`.
+    name = models.CharField(max_length=255)
+    fields = models.JSONField(default=dict, blank=True)
+    people = models.ManyToManyField(Person, related_name="accounts", blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["instance", "name"], name="sbx_ortto_account_name")]
+        ordering = ["name", "id"]
+
+    def __str__(self):
+        return self.name
+
+
+class AccountCustomField(models.Model):
+    """A custom account field (`<prefix>:oc:<kebab name>`), created by /v1/accounts/custom-field/create."""
+
+    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="account_custom_fields")
+    field_id = models.CharField(max_length=200)
+    name = models.CharField(max_length=200)
+    display_type = models.CharField(max_length=40)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["instance", "field_id"], name="sandbox_ortto_account_field_unique"),
+        ]
+        ordering = ["id"]
+
+    def __str__(self):
+        return self.field_id
+
+
 class InFlightMerge(models.Model):
     """A synchronous merge being handled now: the concurrency limit counts these across processes."""
 

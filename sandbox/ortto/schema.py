@@ -3,7 +3,7 @@ and the friendly names the people pages show. Plain functions, no database."""
 
 import re
 
-# Built-in person fields (reference/ortto-api.md §2 "Built-in person field IDs") with their UI labels.
+# Built-in person fields (docs/ortto-contract.md §2 "Built-in person field IDs") with their UI labels.
 BUILTIN_FIELDS = {
     "str::first": "First name",
     "str::last": "Last name",

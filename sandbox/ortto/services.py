@@ -3,7 +3,10 @@ resetting an instance and reading its stats. The JSON control endpoints call the
 
 from django.db.models import Count, Q, Sum
 
-from .models import ActivityDefinition, CustomField, Instance, Person, PersonActivity, RateWindow, RequestLog
+from .models import (
+    Account, AccountCustomField, ActivityDefinition, CustomField, Instance, Person, PersonActivity, RateWindow,
+    RequestLog,
+)
 
 FAULT_FIELDS = {
     "p429": "fault_429_probability",
@@ -134,11 +137,13 @@ def instance_reset(instance: Instance, *, schema: bool = False, faults: bool = F
     definitions; `faults` also switches off faults, throttling and revocation."""
     PersonActivity.objects.filter(instance=instance).delete()
     Person.objects.filter(instance=instance).delete()
+    Account.objects.filter(instance=instance).delete()
     RequestLog.objects.filter(instance=instance).delete()
     RateWindow.objects.filter(instance=instance).delete()
     if schema:
         CustomField.objects.filter(instance=instance).delete()
         ActivityDefinition.objects.filter(instance=instance).delete()
+        AccountCustomField.objects.filter(instance=instance).delete()
     if faults:
         instance_set_faults(instance, clear=True)
         instance.rate_limit_per_second = 0
@@ -175,6 +180,7 @@ def instance_stats(instance: Instance) -> dict:
         "people": people["total"],
         "subscribed": people["subscribed"],
         "unsubscribed": people["unsubscribed"],
+        "accounts": Account.objects.filter(instance=instance).count(),
         "activities": sum(activities.values()),
         "activities_by_id": activities,
         "requests": sum(e["count"] for e in requests.values()),

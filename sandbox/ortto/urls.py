@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import account_views, views
 
 app_name = "sandbox_ortto"
 
@@ -10,6 +10,8 @@ urlpatterns = [
     path("app/<slug:name>/", views.app_home, name="app"),
     path("app/<slug:name>/people/", views.people, name="people"),
     path("app/<slug:name>/people/<str:person_id>/", views.person_detail, name="person"),
+    path("app/<slug:name>/organizations/", account_views.organizations, name="organizations"),
+    path("app/<slug:name>/organizations/<str:account_id>/", account_views.organization_detail, name="organization"),
     # JSON control endpoints for tests and benchmarks.
     path("control/<slug:name>/faults", views.control_faults, name="control-faults"),
     path("control/<slug:name>/rate", views.control_rate, name="control-rate"),

@@ -11,7 +11,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from . import display, engine, guard, services
+from . import accounts, display, engine, guard, services
 from .apps import ARRIVED_AT
 from .models import CustomField, Instance, Person, RequestLog
 from .seed import seed_existing_people
@@ -52,8 +52,8 @@ def api(request, region: str, endpoint: str):
         if problem:
             status, payload = problem["code"], problem
             return _json(status, payload)
-        handler = engine.ENDPOINTS.get(endpoint)
-        if handler is None or request.method != "POST":
+        handler = engine.ENDPOINTS.get(endpoint) or accounts.ENDPOINTS.get(endpoint)
+        if handler is None or request.method != accounts.METHODS.get(endpoint, "POST"):
             return _json(status, payload)
         status, payload = _faults_and_limits(instance, arrived=arrived)
         if status:

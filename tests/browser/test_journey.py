@@ -1,4 +1,4 @@
-"""The store owner's journey in real Chromium, against the sandbox over real HTTP (DESIGN §2)."""
+"""The store owner's journey in real Chromium, against the sandbox over real HTTP (docs/design.md §2)."""
 
 import re
 
@@ -36,7 +36,7 @@ def connect(context, frame, *, account: str, strategy: str, shoot=None, signed_i
     tab = opened.value
     tab.wait_for_load_state()
     if not signed_in:
-        assert tab.get_by_role("heading", name="Sign in to Ortto Bridge").is_visible()
+        assert tab.get_by_role("heading", name="Ortto Bridge sign-in").is_visible()
         shoot and shoot(tab, "03-sign-in")
         tab.fill("input[name=email]", demo.DEMO_EMAIL)
         tab.fill("input[name=password]", demo.DEMO_PASSWORD)
@@ -99,6 +99,16 @@ def test_install_connect_sync_and_reconnect(page, sandbox, thread_worker, shoot)
     assert ortto.get_by_text("Unsubscribed").first.is_visible() and ortto.get_by_text("Subscribed").first.is_visible()
     ortto.locator("table a").first.click()
     shoot(ortto, "08-ortto-person")
+
+    # The store's companies are organizations there, with their people; the app page counts them.
+    assert frame.get_by_role("cell", name="Organizations", exact=True).is_visible()
+    ortto.get_by_role("link", name="Organizations").click()
+    ortto.get_by_role("heading", name="Organizations").wait_for()
+    assert ortto.locator("table tbody tr").count() >= 1 and not ortto.get_by_text("No organizations yet").count()
+    ortto.locator("table tbody a").first.click()
+    ortto.get_by_role("heading", name=re.compile(r"People \([1-9]")).wait_for()
+    assert "@" in ortto.locator("table.people tbody td").nth(1).inner_text()
+    shoot(ortto, "09-ortto-organization")
 
     # Reconnect to another account: the old connection stays as history, a full import goes to the new one.
     tab = connect(context, frame, account="Acme Outdoor (US)", strategy="Import new records only", signed_in=True)

@@ -23,7 +23,14 @@ ENDPOINTS = {
     "/v1/person/custom-field/get": "custom-field-get",
     "/v1/person/custom-field/create": "custom-field-create",
     "/v1/definitions/activity/create": "activity-definition-create",
+    # Organizations (Ortto "accounts"): docs/ortto-contract-organizations.md
+    "/v1/accounts/merge": "accounts-merge",
+    "/v1/accounts/contacts/add": "accounts-contacts",
+    "/v1/accounts/contacts/remove": "accounts-contacts",
+    "/v1/accounts/custom-field/create": "accounts-custom-field-create",
 }
+# The endpoints of a person-only sync (the seeded stores have no companies).
+PEOPLE_ENDPOINTS = {path for path in ENDPOINTS if not path.startswith("/v1/accounts/")}
 
 
 def schema_files() -> list[Path]:
@@ -71,7 +78,7 @@ class Exchange:
 
 
 class OrttoRecorder:
-    """A stand-in for sync.ortto.session_factory: per-thread sessions whose response hook records
+    """A stand-in for sync.ortto.thread_session: per-thread sessions whose response hook records
     every Ortto call (request body, status, response body) that went over the wire."""
 
     def __init__(self):

@@ -155,7 +155,8 @@ def test_orders_list_count_and_detail(call):
 
 def test_orders_empty_page_is_204_without_body(client, token):
     # Not in the spec's responses: BigCommerce answers an empty page with 204 and no body
-    # (reference/bigcommerce-api.md §5), which is what the bridge's client relies on.
+    # (developer.bigcommerce.com, "API status codes": 204 for an empty v2 collection), which is what the
+    # bridge's client relies on.
     response = client.get(SANDBOX_API + "/v2/orders", {"min_id": "999999"}, HTTP_X_AUTH_TOKEN=token)
     assert response.status_code == 204 and response.content == b""
 

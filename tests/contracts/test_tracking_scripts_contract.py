@@ -2,7 +2,7 @@
 
 The service runs against `responses` callbacks that capture every request; each is validated against
 the official scripts.v3.yml with openapi-core through the shared validator of
-test_bigcommerce_client_contract.py (path, uuid format, security, JSON headers, body schema with its
+bigcommerce_spec.py (path, uuid format, security, JSON headers, body schema with its
 enums and lengths, no undeclared body fields). What the schema cannot express — "exactly one
 <script> tag", `load_method` default for script_tag, no `src` with `html` — is checked here by hand.
 """
@@ -16,8 +16,7 @@ import responses
 
 from sync.models import Connection
 from sync.tracking import tracking_disable, tracking_enable, tracking_move
-from tests.contracts.test_bigcommerce_client_contract import API, STORE, assert_allowed_by_spec
-from tests.factories import make_account, make_connection, make_store
+from tests.contracts.bigcommerce_spec import API, STORE, assert_allowed_by_spec
 
 pytestmark = pytest.mark.django_db
 
@@ -36,7 +35,6 @@ def sent():
 
     def answer(request):
         captured.append(request)
-        path = urlsplit(request.url).path
         if request.method == "DELETE":
             return 204, {}, ""
         data = {"uuid": UUID, **(json.loads(request.body) if request.body else {})}
@@ -50,7 +48,7 @@ def sent():
 
 
 @pytest.fixture
-def connection():
+def connection(make_account, make_connection, make_store):
     return make_connection(make_store(STORE), make_account(tracking_key="AbC123_-xyz"))
 
 
@@ -84,7 +82,7 @@ def test_enable_again_and_disable_send_get_put_delete_the_spec_allows(sent, conn
     assert_tracking_script_body(sent[2])
 
 
-def test_moving_to_another_account_sends_a_put_the_spec_allows(sent, connection):
+def test_moving_to_another_account_sends_a_put_the_spec_allows(make_account, make_connection, sent, connection):
     assert tracking_enable(connection=connection, by="x") == ""
     connection.state = Connection.State.DISCONNECTED
     connection.save()

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from django.db import OperationalError, InterfaceError, connection
+from django.db import InterfaceError, OperationalError, connection
 from django.db.models import Count
 
 from sandbox.bigcommerce.models import Customer, Order, Subscriber
@@ -15,8 +15,7 @@ from sandbox.ortto.models import Person, PersonActivity
 from stores.models import Store
 from sync.models import SyncCursor, SyncRun
 from sync.runs import CURSOR_OVERLAP, sync_run_execute, sync_run_request
-
-from .conftest import connect_fleet, full_scale, pg_redis_only, wait_for
+from tests.reliability.harness import full_scale, pg_redis_only, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live, pg_redis_only]
 
@@ -77,7 +76,7 @@ def _safe(fn):
         raise
 
 
-def test_postgres_and_redis_restarts_during_a_run(sandbox_live, clusters, services_restored):
+def test_postgres_and_redis_restarts_during_a_run(connect_fleet, sandbox_live, clusters, services_restored):
     from django_q.tasks import async_task
 
     (store,), _ = connect_fleet(count=1, customers=CUSTOMERS, orders=ORDERS, prefix="blip")

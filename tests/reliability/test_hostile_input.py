@@ -10,14 +10,21 @@ import jwt
 import pytest
 from django.conf import settings
 from django.core import signing
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
-from stores.app_context import (ContextTokenError, StoreContext, app_context_read, app_context_token, connect_token,
-                                connect_token_read)
+from stores.app_context import (
+    ContextTokenError,
+    StoreContext,
+    app_context_read,
+    app_context_token,
+    connect_token,
+    connect_token_read,
+)
 from stores.models import Store, WebhookEvent
 from stores.signed_payload import SignedPayloadError, signed_payload_verify
 from sync.models import SyncEvent, SyncRun
-from tests.factories import make_account, make_connection, make_store, make_user, signed_payload
 
 pytestmark = [pytest.mark.django_db, pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")]
 
@@ -80,7 +87,7 @@ def test_other_algorithms_and_alg_none_are_refused(alg, sig):
 
 @FAST
 @given(data=st.data())
-def test_truncated_or_tampered_tokens_are_refused(data):
+def test_truncated_or_tampered_tokens_are_refused(signed_payload, data):
     token = signed_payload("abc123")
     cut = data.draw(st.integers(min_value=0, max_value=len(token) - 1))
     with pytest.raises(SignedPayloadError):
@@ -109,7 +116,7 @@ def test_load_callback_answers_4xx_never_500(client, junk):
                       st.dictionaries(st.text(max_size=10), st.one_of(st.none(), st.integers(), st.text(max_size=20)),
                                       max_size=6).map(lambda d: json.dumps(d).encode())),
        secret=st.one_of(st.none(), st.text(max_size=40)))
-def test_webhook_receiver_refuses_junk_and_strangers(client, body, secret):
+def test_webhook_receiver_refuses_junk_and_strangers(make_store, client, body, secret):
     store = Store.objects.filter(store_hash="hook1").first() or make_store("hook1", webhook_secret="the-real-secret")
     headers = {} if secret is None else {"HTTP_X_BRIDGE_WEBHOOK_SECRET": secret.encode("utf-8", "ignore").decode("latin-1")}
     response = client.post("/bigcommerce/webhooks/", data=body, content_type="application/json", **headers)
@@ -141,7 +148,7 @@ def test_context_tokens_cannot_be_tampered_or_swapped(store_hash, user, data):
         app_context_read(forged)
 
 
-def test_expired_connect_token_is_refused(client, monkeypatch):
+def test_expired_connect_token_is_refused(make_store, client, monkeypatch):
     make_store("exp1")
     token = connect_token(StoreContext("exp1", 1001))
     monkeypatch.setattr("stores.app_context.CONNECT_MAX_AGE", -1)
@@ -157,7 +164,8 @@ def test_connect_start_with_junk_token_is_403(client, token):
 
 # --- one owner, another store ----------------------------------------------------------------------
 
-def test_an_owner_cannot_reach_another_store_by_editing_ids(client):
+def test_an_owner_cannot_reach_another_store_by_editing_ids(make_account, make_connection, make_store, make_user,
+                                                            client):
     mine, theirs = make_store("mine01", owner_id=1001), make_store("their1", owner_id=2001)
     me, them = make_user("me@example.com"), make_user("them@example.com")
     my_conn = make_connection(mine, make_account(name="mine", members=[me], api_key="k-mine"))
@@ -187,7 +195,9 @@ def test_an_owner_cannot_reach_another_store_by_editing_ids(client):
 
 @hsettings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(name=MARKUP, customer=MARKUP, message=MARKUP)
-def test_markup_in_names_and_messages_is_escaped_everywhere(client, admin_client, name, customer, message):
+def test_markup_in_names_and_messages_is_escaped_everywhere(make_account, make_connection, make_store, make_user,
+                                                            signed_payload, client, admin_client, name, customer,
+                                                            message):
     SyncRun.objects.all().delete()
     Store.objects.filter(store_hash="xss001").delete()
     store = make_store("xss001", name=name)
@@ -221,7 +231,7 @@ def test_markup_in_names_and_messages_is_escaped_everywhere(client, admin_client
 
 # --- password guessing ------------------------------------------------------------------------------
 
-def test_repeated_wrong_passwords_lock_the_sign_in(client):
+def test_repeated_wrong_passwords_lock_the_sign_in(make_user, client):
     from sync.ratelimit import signin_succeeded
 
     signin_succeeded(email="victim@example.com", ip="127.0.0.1")  # the cache may be Redis, shared across runs

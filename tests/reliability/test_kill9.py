@@ -14,8 +14,7 @@ from sandbox.bigcommerce.models import Customer, Order, Subscriber
 from sandbox.ortto.models import Person, PersonActivity
 from sync.models import OrderLedger, PersonLedger, SyncRun
 from sync.runs import sync_run_request
-
-from .conftest import bridge_secrets, secrets_in, connect_fleet, full_scale, pg_redis_only, wait_for
+from tests.reliability.harness import bridge_secrets, full_scale, pg_redis_only, secrets_in, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live, pg_redis_only]
 
@@ -38,7 +37,7 @@ def _holder(cl, run_id, attempt):
     return None
 
 
-def test_kill9_mid_initial_sync_resumes_without_duplicates(sandbox_live, clusters):
+def test_kill9_mid_initial_sync_resumes_without_duplicates(connect_fleet, sandbox_live, clusters):
     from django_q.tasks import async_task
 
     (store,), _ = connect_fleet(count=1, customers=CUSTOMERS, orders=ORDERS, prefix="kill")

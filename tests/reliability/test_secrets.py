@@ -18,9 +18,7 @@ from stores.models import Store
 from sync.accounts import ortto_account_add
 from sync.models import SyncRun
 from sync.runs import sync_run_execute, sync_run_request
-from tests.factories import make_connection, make_user
-
-from .conftest import bridge_secrets, secrets_in
+from tests.reliability.harness import bridge_secrets, secrets_in
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
 
@@ -36,7 +34,8 @@ def _bridge_tables() -> list[str]:
     return [t for t in connection.introspection.table_names() if t not in emulator]
 
 
-def test_no_secret_in_plain_text_in_the_database_or_the_logs(sandbox_live, client, caplog, capfd, fast_retries):
+def test_no_secret_in_plain_text_in_the_database_or_the_logs(make_connection, make_user, sandbox_live, client, caplog,
+                                                             capfd, fast_retries):
     caplog.set_level(logging.DEBUG)
     seed_ortto_instances()
     sandbox = seed_bigcommerce(store_hash="secr01", name="Secret Store", customers=120, orders=80, seed=4)

@@ -9,8 +9,7 @@ from collections import defaultdict
 import pytest
 
 from sync.models import SyncRun
-
-from .conftest import bridge_secrets, secrets_in, connect_fleet, pg_redis_only, wait_for
+from tests.reliability.harness import bridge_secrets, pg_redis_only, secrets_in, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live, pg_redis_only]
 
@@ -26,7 +25,7 @@ def _intervals_overlap(runs) -> list:
     return clashes
 
 
-def test_two_clusters_share_twenty_stores(sandbox_live, clusters):
+def test_two_clusters_share_twenty_stores(connect_fleet, sandbox_live, clusters):
     from django_q.models import Schedule, Task
 
     stores, _ = connect_fleet(count=STORES, customers=30, orders=40, prefix="two")

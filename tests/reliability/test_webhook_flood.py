@@ -18,8 +18,7 @@ from sandbox.ortto.models import Person, PersonActivity
 from stores.models import Store, WebhookEvent
 from sync.models import SyncRun
 from sync.runs import sync_run_execute, sync_run_request
-
-from .conftest import connect_store, full_scale, sandbox_account
+from tests.reliability.harness import full_scale
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
 
@@ -34,7 +33,8 @@ def _payload(store_hash, scope, resource_id, n):
                        "hash": f"h{n:06d}", "created_at": 1735000000 + n, "producer": f"stores/{store_hash}"})
 
 
-def test_webhook_flood_applies_each_change_once(sandbox_live, client, monkeypatch, caplog):
+def test_webhook_flood_applies_each_change_once(connect_store, sandbox_account, sandbox_live, client, monkeypatch,
+                                                caplog):
     queued = []
     monkeypatch.setattr("sync.runs.enqueue", lambda func, *args, **kw: queued.append(args[0]))
     store = connect_store("flood1", sandbox_account("acme-us"), customers=400, orders=300, seed=21,
@@ -100,7 +100,7 @@ def test_webhook_flood_applies_each_change_once(sandbox_live, client, monkeypatc
 
     # Refusals: too big, malformed, unauthenticated; each logged without the secret.
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="stores.webhooks"):
+    with caplog.at_level(logging.WARNING, logger="sync.webhooks"):
         big = json.dumps({"padding": "x" * (70 * 1024)})
         assert client.post(URL, data=big, content_type="application/json",
                            HTTP_X_BRIDGE_WEBHOOK_SECRET=secret).status_code == 413
@@ -111,7 +111,7 @@ def test_webhook_flood_applies_each_change_once(sandbox_live, client, monkeypatc
         assert client.post(URL, data=good, content_type="application/json").status_code == 401
         assert client.post(URL, data=good, content_type="application/json",
                            HTTP_X_BRIDGE_WEBHOOK_SECRET="wrong").status_code == 401
-    refusals = [r for r in caplog.records if r.name == "stores.webhooks"]
+    refusals = [r for r in caplog.records if r.name == "sync.webhooks"]
     assert len(refusals) == 8
     assert not any(secret in r.getMessage() for r in caplog.records)
     print(f"FIGURE case5: deliveries={DELIVERIES} unique={unique} duplicates={DELIVERIES - unique} "

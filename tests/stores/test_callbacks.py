@@ -3,7 +3,6 @@ import responses
 from django.conf import settings
 
 from stores.models import Store, StoreUser
-from tests.factories import make_store, signed_payload
 
 pytestmark = pytest.mark.django_db
 
@@ -90,7 +89,7 @@ def test_auth_without_code_is_a_clear_400(client):
     assert client.get("/bigcommerce/auth/").status_code == 400
 
 
-def test_load_renders_the_app_page_and_adds_new_users(client):
+def test_load_renders_the_app_page_and_adds_new_users(make_store, signed_payload, client):
     store = make_store()
     response = client.get("/bigcommerce/load/", {"signed_payload_jwt": signed_payload(user_id=2002)})
     assert response.status_code == 200
@@ -98,7 +97,7 @@ def test_load_renders_the_app_page_and_adds_new_users(client):
     assert StoreUser.objects.filter(store=store, bc_user_id=2002, is_owner=False).exists()
 
 
-def test_load_for_unknown_or_uninstalled_store_asks_to_reinstall(client):
+def test_load_for_unknown_or_uninstalled_store_asks_to_reinstall(make_store, signed_payload, client):
     response = client.get("/bigcommerce/load/", {"signed_payload_jwt": signed_payload("nope99")})
     assert response.status_code == 404 and b"reinstall" in response.content.lower()
     make_store("gone11", installed=False)
@@ -109,33 +108,33 @@ def test_load_for_unknown_or_uninstalled_store_asks_to_reinstall(client):
 @pytest.mark.parametrize(
     "token, status",
     [
-        (lambda: signed_payload(secret="not-the-client-secret-xxxxxxxxxxxxxxxx"), 401),
-        (lambda: signed_payload(exp_in=-3600, iat_offset=-90000), 401),
-        (lambda: signed_payload(audience="another-app"), 401),
-        (lambda: signed_payload(issuer="evil"), 401),
-        (lambda: signed_payload(iat_offset=3600), 401),  # not valid yet
-        (lambda: signed_payload(algorithm="HS512"), 401),
-        (lambda: signed_payload(sub="customers/abc123"), 400),
-        (lambda: signed_payload(user="nobody"), 400),
-        (lambda: "not-a-jwt", 400),
-        (lambda: signed_payload()[:-4], (400, 401)),  # truncated signature: bad base64 or bad signature
-        (lambda: "", 400),
+        (lambda sign: sign(secret="not-the-client-secret-xxxxxxxxxxxxxxxx"), 401),
+        (lambda sign: sign(exp_in=-3600, iat_offset=-90000), 401),
+        (lambda sign: sign(audience="another-app"), 401),
+        (lambda sign: sign(issuer="evil"), 401),
+        (lambda sign: sign(iat_offset=3600), 401),  # not valid yet
+        (lambda sign: sign(algorithm="HS512"), 401),
+        (lambda sign: sign(sub="customers/abc123"), 400),
+        (lambda sign: sign(user="nobody"), 400),
+        (lambda sign: "not-a-jwt", 400),
+        (lambda sign: sign()[:-4], (400, 401)),  # truncated signature: bad base64 or bad signature
+        (lambda sign: "", 400),
     ],
     ids=["forged", "expired", "wrong-audience", "wrong-issuer", "not-yet-valid", "other-alg", "bad-sub",
          "bad-user", "garbage", "truncated", "missing"],
 )
-def test_bad_jwts_are_refused_and_change_nothing(client, token, status):
+def test_bad_jwts_are_refused_and_change_nothing(make_store, signed_payload, client, token, status):
     store = make_store()
     before = list(StoreUser.objects.values_list("bc_user_id", flat=True))
     for path in ("/bigcommerce/load/", "/bigcommerce/uninstall/", "/bigcommerce/remove-user/"):
-        response = client.get(path, {"signed_payload_jwt": token()})
+        response = client.get(path, {"signed_payload_jwt": token(signed_payload)})
         assert response.status_code in (status if isinstance(status, tuple) else (status,)), path
     store.refresh_from_db()
     assert store.is_installed and store.access_token
     assert list(StoreUser.objects.values_list("bc_user_id", flat=True)) == before
 
 
-def test_alg_none_is_refused(client):
+def test_alg_none_is_refused(make_store, client):
     import base64
     import json
 
@@ -149,7 +148,7 @@ def test_alg_none_is_refused(client):
     assert Store.objects.get().is_installed
 
 
-def test_uninstall_drops_the_token_and_keeps_history(client):
+def test_uninstall_drops_the_token_and_keeps_history(make_store, signed_payload, client):
     store = make_store()
     response = client.get("/bigcommerce/uninstall/", {"signed_payload_jwt": signed_payload()})
     assert response.status_code == 200
@@ -159,7 +158,7 @@ def test_uninstall_drops_the_token_and_keeps_history(client):
     assert client.get("/bigcommerce/load/", {"signed_payload_jwt": signed_payload()}).status_code == 404
 
 
-def test_remove_user_deactivates_only_that_user(client):
+def test_remove_user_deactivates_only_that_user(make_store, signed_payload, client):
     store = make_store()
     StoreUser.objects.create(store=store, bc_user_id=2002, email="staff@example.com")
     response = client.get("/bigcommerce/remove-user/", {"signed_payload_jwt": signed_payload(user_id=2002)})

@@ -5,9 +5,8 @@ import responses
 from django.conf import settings
 from django.core import signing
 
-from stores.app_context import CONNECT_SALT, StoreContext, connect_token
+from stores.app_context import StoreContext, connect_token
 from sync.models import Connection, OrttoAccount, SyncRun
-from tests.factories import make_account, make_connection, make_store, make_user, signed_payload
 
 pytestmark = pytest.mark.django_db
 
@@ -30,7 +29,7 @@ def signin(client, email="owner@example.com", password="a-good-password"):
     return client.post("/connect/signin/", {"email": email, "password": password})
 
 
-def test_connect_walks_accounts_merge_and_syncing(client, queued):
+def test_connect_walks_accounts_merge_and_syncing(make_account, make_store, make_user, client, queued):
     store = make_store()
     user = make_user()
     first = make_account(members=[user], name="acme-us", business_name="Acme (US)")
@@ -67,7 +66,8 @@ def test_connect_walks_accounts_merge_and_syncing(client, queued):
     assert first  # the other account is untouched
 
 
-def test_app_page_shows_the_connection_with_a_reconnect_button(client):
+def test_app_page_shows_the_connection_with_a_reconnect_button(make_account, make_connection, make_store,
+                                                               signed_payload, client):
     store = make_store()
     make_connection(store, make_account(business_name="Acme <EU> & Co"))
     html = client.get("/bigcommerce/load/", {"signed_payload_jwt": signed_payload()}).content.decode()
@@ -75,7 +75,8 @@ def test_app_page_shows_the_connection_with_a_reconnect_button(client):
     assert 'href="https://ortto.app/acme-us/"' in html
 
 
-def test_reconnect_to_another_account_keeps_history_and_queues_a_full_import(client, queued):
+def test_reconnect_to_another_account_keeps_history_and_queues_a_full_import(make_account, make_connection,
+                                                                             make_store, make_user, client, queued):
     store = make_store()
     user = make_user()
     old = make_connection(store, make_account(members=[user]), user=user)
@@ -93,7 +94,8 @@ def test_reconnect_to_another_account_keeps_history_and_queues_a_full_import(cli
     assert SyncRun.objects.filter(connection=old).count() == 1  # history kept
 
 
-def test_reconnect_to_the_same_account_updates_it_in_place(client, queued):
+def test_reconnect_to_the_same_account_updates_it_in_place(make_account, make_connection, make_store, make_user,
+                                                           client, queued):
     store = make_store()
     user = make_user()
     account = make_account(members=[user])
@@ -107,7 +109,7 @@ def test_reconnect_to_the_same_account_updates_it_in_place(client, queued):
     assert Connection.objects.filter(store=store).count() == 1
 
 
-def test_someone_cannot_pick_an_account_they_are_not_a_member_of(client, queued):
+def test_someone_cannot_pick_an_account_they_are_not_a_member_of(make_account, make_store, make_user, client, queued):
     store = make_store()
     make_user()
     stranger_account = make_account(name="other", api_key="x")
@@ -126,14 +128,14 @@ def test_someone_cannot_pick_an_account_they_are_not_a_member_of(client, queued)
     "garbage",
     signing.dumps({"s": "abc123", "u": 1001}, salt="another-salt"),
 ])
-def test_tampered_connect_tokens_are_refused(client, token):
+def test_tampered_connect_tokens_are_refused(make_store, client, token):
     make_store()
     response = client.get("/connect/", {"token": token})
     assert response.status_code == 403 and b"not valid" in response.content
     assert "connect" not in client.session
 
 
-def test_expired_connect_token_is_refused(client, monkeypatch):
+def test_expired_connect_token_is_refused(make_store, client, monkeypatch):
     store = make_store()
     token = connect_token(StoreContext(store_hash=store.store_hash, bc_user_id=1001))
     monkeypatch.setattr("stores.app_context.CONNECT_MAX_AGE", -1)
@@ -141,13 +143,13 @@ def test_expired_connect_token_is_refused(client, monkeypatch):
     assert response.status_code == 403 and b"expired" in response.content
 
 
-def test_connect_token_for_a_user_removed_from_the_store_is_refused(client):
+def test_connect_token_for_a_user_removed_from_the_store_is_refused(make_store, client):
     store = make_store()
     response = start(client, store, bc_user_id=999)
     assert response.status_code == 403
 
 
-def test_merge_post_without_csrf_token_is_refused():
+def test_merge_post_without_csrf_token_is_refused(make_store, make_user):
     from django.test import Client
 
     store = make_store()
@@ -160,7 +162,7 @@ def test_merge_post_without_csrf_token_is_refused():
     assert client.post("/connect/merge/", {"merge_strategy": 1}).status_code == 403
 
 
-def test_add_account_verifies_the_key_before_saving(client):
+def test_add_account_verifies_the_key_before_saving(make_user, client):
     user = make_user()
     client.force_login(user)
     url = settings.ORTTO_API_URL.replace("{region}", "eu") if settings.ORTTO_API_URL else "https://api.eu.ap3api.com"
@@ -179,12 +181,27 @@ def test_add_account_verifies_the_key_before_saving(client):
     assert account.api_key == "good-key" and list(account.members.all()) == [user]
 
 
-def test_repeated_wrong_passwords_lock_the_sign_in(client):
+def test_repeated_wrong_passwords_lock_the_sign_in(make_user, client):
     make_user()
     for _ in range(5):
         assert signin(client, password="wrong-password").status_code == 400
     response = signin(client)  # even the right password waits now
     assert response.status_code == 429 and b"Too many failed attempts" in response.content
+
+
+def test_the_sign_in_page_is_the_bridges_own_not_ortto_s(client):
+    page = client.get("/connect/signin/").content.decode()
+    assert "<title>Ortto Bridge sign-in" in page and "<h1>Ortto Bridge sign-in</h1>" in page
+    assert "not your Ortto login" in page
+    signup = client.get("/connect/signup/").content.decode()
+    assert "<h1>Create your Ortto Bridge sign-in</h1>" in signup and "not to Ortto" in signup
+
+
+def test_a_wrong_password_names_the_bridge_sign_in(make_user, client):
+    make_user()
+    response = signin(client, password="wrong-password")
+    assert response.status_code == 400
+    assert "do not match an Ortto Bridge sign-in" in response.content.decode()
 
 
 def test_signup_creates_a_sign_in(client):

@@ -9,13 +9,13 @@ from sandbox.ortto.models import Person, PersonActivity
 from sandbox.ortto.seed import seed_existing_people, seed_ortto_instances
 from sync.models import OrderLedger, PersonLedger, SyncRun
 from sync.runs import sync_run_execute, sync_run_request
-from tests.factories import make_account, make_connection, make_store
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
 
 
-def test_initial_then_incremental_sync_against_the_sandbox(sandbox_live, monkeypatch):
-    monkeypatch.setattr("sync.runs.PAGE_LIMIT", 20)
+def test_initial_then_incremental_sync_against_the_sandbox(make_account, make_connection, make_store, sandbox_live,
+                                                           monkeypatch):
+    monkeypatch.setattr("sync.bigcommerce_pages.PAGE_LIMIT", 20)
     sandbox_store = seed_bigcommerce(store_hash="e2e1", name="E2E Outdoor", customers=40, orders=80, seed=3)
     seed_users(store_hash="e2e1")
     install = app_install_complete(store=sandbox_store)
@@ -52,9 +52,10 @@ def test_initial_then_incremental_sync_against_the_sandbox(sandbox_live, monkeyp
     assert PersonActivity.objects.count() == activities and Person.objects.count() == people
 
 
-def test_changes_arrive_through_webhooks_and_the_scheduled_sweep(sandbox_live, settings, queued_work_runs_inline):
+def test_changes_arrive_through_webhooks_and_the_scheduled_sweep(make_account, make_connection, make_store,
+                                                                 sandbox_live, settings, queued_work_runs_inline):
     """After the initial sync: edits in the store reach Ortto through BigCommerce's webhooks, and a change
-    no webhook announced is caught by the scheduled sweep (DESIGN §4)."""
+    no webhook announced is caught by the scheduled sweep (docs/design.md §4)."""
     from django.utils import timezone
 
     from sandbox.bigcommerce.services import checkout_order_place, customer_update

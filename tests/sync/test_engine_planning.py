@@ -4,7 +4,6 @@ The Ortto-side outcome of R1–R4 is checked here over every combination: person
 unsubscribed in Ortto, each merge strategy, the store's signal, and what the ledger remembers.
 """
 
-import copy
 import itertools
 import logging
 from datetime import datetime, timedelta, timezone
@@ -16,43 +15,9 @@ from sync import engine, mapping
 from sync.engine import KnownPerson, PlanItem, plan_people
 from sync.models import Connection, PersonLedger, SyncRun
 from sync.rules import LedgerState, Permission, Signal
+from tests.sync.doubles import FakeOrtto
 
 T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
-
-
-class FakeOrtto:
-    """Ortto's merge semantics: new people default to bol::p true; 1 fills empties, 2 overwrites, 3 ignores."""
-
-    def __init__(self, people=None):
-        self.people = copy.deepcopy(people or {})
-        self.calls = []
-        self.activities = []
-
-    def merge_people(self, people, *, merge_strategy, merge_by=("str::email",), async_=False):
-        assert 0 < len(people) <= 100
-        self.calls.append((merge_strategy, copy.deepcopy(people)))
-        results = []
-        for person in people:
-            fields = person["fields"]
-            email = fields["str::email"]
-            record = self.people.get(email)
-            if record is None:
-                self.people[email] = {"bol::p": True, **fields}
-                results.append({"status": "created", "person_id": f"id-{email}"})
-                continue
-            if merge_strategy == 1:
-                for key, value in fields.items():
-                    if record.get(key) in (None, ""):
-                        record[key] = value
-            elif merge_strategy == 2:
-                record.update(fields)
-            results.append({"status": "merged", "person_id": f"id-{email}"})
-        return results
-
-    def create_activities(self, activities, *, merge_by=("str::email",)):
-        assert len(activities) <= 100
-        self.activities += activities
-        return [{"status": "ingested"} for _ in activities]
 
 
 def make_ctx(ortto, strategy):

@@ -10,11 +10,10 @@ from sandbox.bigcommerce.services import app_install_complete, checkout_order_pl
 from sandbox.ortto import services as ortto_control
 from sandbox.ortto.models import Instance, IpStrikes, Person, PersonActivity, RequestLog
 from sandbox.ortto.seed import seed_ortto_instances
-from sync.connections import app_state
+from sync.selectors import app_state
 from sync.models import Connection, SyncEvent, SyncRun
 from sync.runs import sync_run_execute, sync_run_request
 from sync.tasks import incremental_tick
-from tests.factories import make_account, make_connection, make_store
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
 
@@ -25,7 +24,17 @@ def instance() -> Instance:
     return Instance.objects.get(name="acme-us")
 
 
-def bridge_store(store_hash, *, customers=10, orders=10, seed=1):
+@pytest.fixture
+def bridge_store(make_store):
+    """bridge_store(store_hash, *, customers, orders, seed): a seeded sandbox store, installed, and its
+    bridge Store."""
+    def make(store_hash, *, customers=10, orders=10, seed=1):
+        return _bridge_store(make_store, store_hash, customers=customers, orders=orders, seed=seed)
+
+    return make
+
+
+def _bridge_store(make_store, store_hash, *, customers=10, orders=10, seed=1):
     sandbox_store = seed_bigcommerce(store_hash=store_hash, name=f"Store {store_hash}", customers=customers,
                                      orders=orders, seed=seed)
     seed_users(store_hash=store_hash)
@@ -52,7 +61,7 @@ def ortto(sandbox_live):
 
 
 @pytest.mark.parametrize("duplicate_status", [409, 400])
-def test_two_stores_on_one_ortto_account_both_sync(ortto, duplicate_status):
+def test_two_stores_on_one_ortto_account_both_sync(make_account, make_connection, bridge_store, ortto, duplicate_status):
     ortto_control.instance_set_contract(ortto, duplicate_status=duplicate_status)
     account = make_account(api_key=US_KEY)
     _, first = bridge_store("two1", seed=1)
@@ -72,7 +81,7 @@ def test_two_stores_on_one_ortto_account_both_sync(ortto, duplicate_status):
 
 
 @pytest.mark.parametrize("duplicate_status", [409, 400])
-def test_a_reconnect_to_the_same_account_syncs_again(ortto, duplicate_status):
+def test_a_reconnect_to_the_same_account_syncs_again(make_account, make_connection, bridge_store, ortto, duplicate_status):
     ortto_control.instance_set_contract(ortto, duplicate_status=duplicate_status)
     _, store = bridge_store("recon", seed=3)
     connection = make_connection(store, make_account(api_key=US_KEY))
@@ -89,7 +98,7 @@ def test_a_reconnect_to_the_same_account_syncs_again(ortto, duplicate_status):
 # --- 3: phones --------------------------------------------------------------------------------------
 
 
-def test_national_phones_go_with_the_address_country_and_a_refused_phone_never_costs_the_person(ortto):
+def test_national_phones_go_with_the_address_country_and_a_refused_phone_never_costs_the_person(make_account, make_connection, bridge_store, ortto):
     sandbox_store, store = bridge_store("phn", customers=0, orders=0)
     customer_create(store=sandbox_store, email="national@example.com", first_name="Nat", last_name="Ional",
                     address={"first_name": "Nat", "last_name": "Ional", "city": "Sydney", "country": "Australia",
@@ -106,7 +115,7 @@ def test_national_phones_go_with_the_address_country_and_a_refused_phone_never_c
     assert "phn::phone" not in nowhere.fields
 
 
-def test_a_person_refused_for_the_phone_alone_is_sent_without_it(ortto, monkeypatch):
+def test_a_person_refused_for_the_phone_alone_is_sent_without_it(make_account, make_connection, bridge_store, ortto, monkeypatch):
     # A phone the contract allows but this Ortto refuses (the emulator reads "+0..." as no number).
     monkeypatch.setattr("sync.mapping.phone_field", lambda value, country_iso2=None:
                         {"phone": "0001234567", "parse_with_country_code": True} if value else None)
@@ -126,7 +135,7 @@ def test_a_person_refused_for_the_phone_alone_is_sent_without_it(ortto, monkeypa
 
 
 @pytest.mark.parametrize("batch_errors", ["per_item", "refuse_with_details", "refuse"])
-def test_a_batch_of_100_with_3_bad_emails_costs_few_requests_and_no_ban(ortto, batch_errors):
+def test_a_batch_of_100_with_3_bad_emails_costs_few_requests_and_no_ban(make_account, make_connection, bridge_store, ortto, batch_errors):
     ortto_control.instance_set_contract(ortto, batch_errors=batch_errors)
     sandbox_store, store = bridge_store("bad3", customers=100, orders=0, seed=4)
     bad = list(Customer.objects.filter(store=sandbox_store).order_by("bc_id")[10:13])
@@ -144,7 +153,7 @@ def test_a_batch_of_100_with_3_bad_emails_costs_few_requests_and_no_ban(ortto, b
 
 
 @pytest.mark.parametrize("with_details", [True, False])
-def test_a_refused_batch_is_resolved_in_at_most_10_requests_under_the_ban(ortto, with_details):
+def test_a_refused_batch_is_resolved_in_at_most_10_requests_under_the_ban(make_account, make_connection, bridge_store, ortto, with_details):
     """Bad rows the bridge's own checks cannot see (here: a field the account does not have) in a batch
     Ortto refuses whole, with or without per-person details."""
     from sync import engine
@@ -179,8 +188,8 @@ def test_a_refused_batch_is_resolved_in_at_most_10_requests_under_the_ban(ortto,
 # --- 5: 403 mid-run ---------------------------------------------------------------------------------------
 
 
-def test_a_403_mid_run_pauses_without_blaming_the_key_and_resumes_by_itself(ortto, monkeypatch):
-    monkeypatch.setattr("sync.runs.PAGE_LIMIT", 20)
+def test_a_403_mid_run_pauses_without_blaming_the_key_and_resumes_by_itself(make_account, make_connection, bridge_store, ortto, monkeypatch):
+    monkeypatch.setattr("sync.bigcommerce_pages.PAGE_LIMIT", 20)
     _, store = bridge_store("exp1", customers=40, orders=20, seed=6)
     connection = make_connection(store, make_account(api_key=US_KEY))
     pages = []
@@ -215,7 +224,7 @@ def test_a_403_mid_run_pauses_without_blaming_the_key_and_resumes_by_itself(ortt
 # --- 7: a person deleted in Ortto between syncs -----------------------------------------------------------
 
 
-def test_an_order_of_a_person_deleted_in_ortto_never_recreates_them_subscribed(ortto):
+def test_an_order_of_a_person_deleted_in_ortto_never_recreates_them_subscribed(make_account, make_connection, bridge_store, ortto):
     sandbox_store, store = bridge_store("gdpr", customers=0, orders=0)
     checkout_order_place(store=sandbox_store, email="erased@example.com", first_name="Era", last_name="Sed",
                          subscribe=False)
@@ -238,7 +247,7 @@ def test_an_order_of_a_person_deleted_in_ortto_never_recreates_them_subscribed(o
 # --- 8: a buyer with 80 historic orders ---------------------------------------------------------------
 
 
-def test_a_buyer_with_80_orders_gets_50_activities_and_80_in_the_totals(ortto):
+def test_a_buyer_with_80_orders_gets_50_activities_and_80_in_the_totals(make_account, make_connection, bridge_store, ortto):
     sandbox_store, store = bridge_store("heavy", customers=0, orders=0)
     for _ in range(80):
         checkout_order_place(store=sandbox_store, email="heavy@example.com", first_name="Hea", last_name="Vy",

@@ -7,7 +7,6 @@ from django.urls import reverse
 from sandbox.ortto import services as ortto_control
 from sandbox.ortto.models import ActivityDefinition, CustomField, Instance, RequestLog
 from sandbox.ortto.seed import seed_ortto_instances
-from tests.factories import make_account
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
 
@@ -15,7 +14,7 @@ US_KEY = "sbx-default-acmeus-0001"
 
 
 @pytest.fixture
-def account(sandbox_live):
+def account(make_account, sandbox_live):
     seed_ortto_instances()
     return make_account(name="acme-us", business_name="Acme Outdoor (US)", api_key=US_KEY)
 

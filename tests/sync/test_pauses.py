@@ -5,7 +5,6 @@ import pytest
 from sync.models import Connection
 from sync.ortto import OrttoAccountBlocked, OrttoAuthError, OrttoUnavailable
 from sync.pauses import account_pause, paused_accounts_probe
-from tests.factories import make_account, make_connection, make_store
 
 pytestmark = pytest.mark.django_db
 
@@ -24,7 +23,7 @@ class Probe:
 
 
 @pytest.fixture
-def paused():
+def paused(make_store, make_account, make_connection):
     account = make_account()
     connections = [make_connection(make_store(h), account) for h in ("p1", "p2")]
     assert account_pause(account_id=account.pk, status=403, message="POST /v1/x -> HTTP 403: account expired") == 2
@@ -54,9 +53,9 @@ def test_the_probe_resumes_keeps_or_escalates(paused, failure, state):
 def test_the_app_page_says_paused_without_asking_to_reconnect(paused):
     from django.template.loader import render_to_string
 
-    from sync.connections import app_state
+    from sync.selectors import app_state
 
-    html = render_to_string("stores/_panel.html", {"state": app_state(store=paused[0].store), "connect_url": "/c"})
+    html = render_to_string("sync/_panel.html", {"state": app_state(store=paused[0].store), "connect_url": "/c"})
     assert "Syncing is paused by Ortto." in html and "account expired" in html
     assert "Ortto stopped accepting this connection" not in html
     assert 'data-action="sync-now" disabled' in html

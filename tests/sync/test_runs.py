@@ -8,17 +8,46 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from stores.models import WebhookEvent
+from sync.connections import connection_prepare
 from sync.models import Connection, SyncRun
-from sync.connections import app_state
-from sync.runs import connection_prepare, sync_run_request, sync_runs_cancel
+from sync.runs import sync_run_request, sync_runs_cancel
+from sync.selectors import app_state
 from sync.tasks import incremental_tick, maintenance_tick
-from tests.factories import make_account, make_connection, make_store
-from tests.sync.test_engine_pipeline import env  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.django_db
 
 
-def test_incremental_tick_requests_one_run_per_connected_store(django_capture_on_commit_callbacks):
+def test_stalled_is_an_active_run_nobody_reported_on_for_the_stall_time(make_account, make_connection, make_store,
+                                                                            settings):
+    """The one definition the maintenance tick, a worker's takeover and the admin all use."""
+    settings.SYNC_STALL_SECONDS = 120
+    now = timezone.now()
+    old, fresh = now - timedelta(seconds=121), now - timedelta(seconds=60)
+    connection = make_connection(make_store("aaa"), make_account())
+    cases = {  # name: (status, created_at, heartbeat_at, stalled?)
+        "running, quiet": ("running", old, old, True),
+        "running, reporting": ("running", old, fresh, False),
+        "queued, task lost": ("queued", old, None, True),
+        "queued, waiting for its retry": ("queued", old, old, True),
+        "queued just now": ("queued", fresh, None, False),
+        "finished long ago": ("succeeded", old, old, False),
+    }
+    ids = {}
+    for name, (status, created_at, heartbeat_at, _) in cases.items():
+        store = make_store(name.replace(" ", "").replace(",", "")[:20])
+        run = SyncRun.objects.create(store=store, connection=connection, kind="incremental", status=status)
+        SyncRun.objects.filter(pk=run.pk).update(created_at=created_at, heartbeat_at=heartbeat_at)
+        ids[run.pk] = name
+    stalled = {ids[pk] for pk in SyncRun.objects.stalled().values_list("pk", flat=True)}
+    assert stalled == {name for name, case in cases.items() if case[3]}
+    flagged = {ids[run.pk] for run in SyncRun.objects.with_stalled() if run.is_stalled}
+    assert flagged == stalled
+    claimable = {ids[pk] for pk in SyncRun.objects.claimable().values_list("pk", flat=True)}
+    assert claimable == stalled | {"queued just now"}
+
+
+def test_incremental_tick_requests_one_run_per_connected_store(make_account, make_connection, make_store,
+                                                               django_capture_on_commit_callbacks):
     account = make_account()
     active = make_store("aaa")
     make_connection(active, account)
@@ -31,7 +60,8 @@ def test_incremental_tick_requests_one_run_per_connected_store(django_capture_on
     assert len(callbacks) == 1
 
 
-def test_maintenance_resumes_quiet_runs_and_drains_webhooks(django_capture_on_commit_callbacks):
+def test_maintenance_resumes_quiet_runs_and_drains_webhooks(make_account, make_connection, make_store,
+                                                            django_capture_on_commit_callbacks):
     stalled_store, waiting_store = make_store("aaa"), make_store("bbb")
     make_connection(stalled_store, make_account())
     make_connection(waiting_store, make_account(name="b"))
@@ -45,7 +75,7 @@ def test_maintenance_resumes_quiet_runs_and_drains_webhooks(django_capture_on_co
     assert len(callbacks) == 2
 
 
-def test_cancel_and_status_for_the_app_page():
+def test_cancel_and_status_for_the_app_page(make_account, make_connection, make_store):
     store = make_store("aaa")
     make_connection(store, make_account(business_name="Acme (US)"))
     assert app_state(store=store)["last_run"] is None
@@ -83,3 +113,17 @@ def test_connection_prepare_creates_schema_and_webhooks(env):
     assert {hook["scope"] for hook in env.bc.hooks} == {"store/customer/*", "store/subscriber/*", "store/order/*"}
     assert env.connection.ortto_schema["activity_id"] == "act:cm:placed-order"
     assert env.connection.ortto_schema["fields"]["total_spent"] == "int:cm:bigcommerce-total-spent"
+
+
+def test_uninstall_reaches_sync_through_the_store_uninstalled_signal(make_account, make_connection, make_store):
+    """stores never imports sync: its uninstall sends store_uninstalled, which SyncConfig.ready() connects."""
+    from stores.services import store_uninstall
+
+    store = make_store("aaa")
+    connection = make_connection(store, make_account())
+    run, _ = sync_run_request(store=store, kind=SyncRun.Kind.INITIAL, enqueue_run=False)
+    store_uninstall(payload=type("Payload", (), {"store_hash": "aaa"})())
+    run.refresh_from_db()
+    connection.refresh_from_db()
+    assert run.status == SyncRun.Status.CANCELLED and run.error_summary == "The app was uninstalled"
+    assert connection.state == Connection.State.DISCONNECTED and connection.webhook_ids == []

@@ -1,12 +1,11 @@
 import json
-import sys
-import types
 
 import pytest
 import responses
 from django.utils import timezone
 
 from stores.app_context import StoreContext, app_context_token
+from stores.models import StoreUser
 from sync import connections
 from sync.models import Connection
 from sync.tracking import (
@@ -16,7 +15,6 @@ from sync.tracking import (
     tracking_move,
     tracking_snippet,
 )
-from tests.factories import make_account, make_connection, make_store
 
 pytestmark = pytest.mark.django_db
 
@@ -33,13 +31,13 @@ EU_KEY = "EuKey-987_zz"
 def bigcommerce(settings, monkeypatch):
     settings.BIGCOMMERCE_API_URL = API
     # Retries of 5xx answers must not make the suite wait.
-    monkeypatch.setattr("stores.bigcommerce._backoff_delay", lambda attempt: 0.0)
+    monkeypatch.setattr("stores.http.backoff_delay", lambda attempt: 0.0)
     with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
         yield rsps
 
 
 @pytest.fixture
-def connection():
+def connection(make_account, make_connection, make_store):
     store = make_store(STORE)
     return make_connection(store, make_account(tracking_key=US_KEY))
 
@@ -166,14 +164,15 @@ def test_a_failing_update_of_the_stored_script_changes_nothing(bigcommerce, conn
     assert tracking_fields(connection) == before
 
 
-def test_enabling_needs_a_tracking_key(bigcommerce):
+def test_enabling_needs_a_tracking_key(make_account, make_connection, make_store, bigcommerce):
     connection = make_connection(make_store(STORE), make_account(tracking_key=""))
     assert "no tracking key" in tracking_enable(connection=connection, by="x")
     connection.refresh_from_db()
     assert not connection.tracking_enabled and not bigcommerce.calls
 
 
-def test_a_tracking_key_that_could_break_out_of_the_script_is_refused(bigcommerce):
+def test_a_tracking_key_that_could_break_out_of_the_script_is_refused(make_account, make_connection, make_store,
+                                                                      bigcommerce):
     connection = make_connection(make_store(STORE), make_account(tracking_key="abc');alert(1);//"))
     assert "not valid" in tracking_enable(connection=connection, by="x")
     assert not bigcommerce.calls
@@ -229,9 +228,7 @@ def test_bigcommerce_refusing_the_delete_leaves_tracking_on(bigcommerce, connect
 
 
 def test_disconnecting_removes_the_script(bigcommerce, connection, monkeypatch):
-    runs = sys.modules.get("sync.runs") or types.ModuleType("sync.runs")
-    monkeypatch.setitem(sys.modules, "sync.runs", runs)
-    monkeypatch.setattr(runs, "sync_runs_cancel", lambda **kwargs: None, raising=False)
+    monkeypatch.setattr(connections, "sync_runs_cancel", lambda **kwargs: None)
     turn_on(connection)
     bigcommerce.add("DELETE", f"{SCRIPTS}/{UUID}", status=204)
 
@@ -245,18 +242,24 @@ def test_disconnecting_removes_the_script(bigcommerce, connection, monkeypatch):
 # --- reconnect to another account -------------------------------------------------------------------
 
 
-def _switched(store, *, tracking_key=EU_KEY):
-    old = Connection.objects.get(store=store)
-    old.state = Connection.State.DISCONNECTED
-    old.save()
-    account = make_account(name="acme-eu", business_name="Acme (EU)", region="eu", api_key="k2",
-                           tracking_key=tracking_key)
-    return old, make_connection(store, account)
+@pytest.fixture
+def switched(make_account, make_connection):
+    """switched(store, *, tracking_key): the store's connection disconnected and a new one to Acme (EU)."""
+
+    def switch(store, *, tracking_key=EU_KEY):
+        old = Connection.objects.get(store=store)
+        old.state = Connection.State.DISCONNECTED
+        old.save()
+        account = make_account(name="acme-eu", business_name="Acme (EU)", region="eu", api_key="k2",
+                               tracking_key=tracking_key)
+        return old, make_connection(store, account)
+
+    return switch
 
 
-def test_reconnecting_to_another_account_rewrites_the_same_script(bigcommerce, connection):
+def test_reconnecting_to_another_account_rewrites_the_same_script(switched, bigcommerce, connection):
     turn_on(connection)
-    old, new = _switched(connection.store)
+    old, new = switched(connection.store)
     bigcommerce.add("GET", f"{SCRIPTS}/{UUID}", json=script_answer())
     bigcommerce.add("PUT", f"{SCRIPTS}/{UUID}", json=script_answer())
 
@@ -274,9 +277,9 @@ def test_reconnecting_to_another_account_rewrites_the_same_script(bigcommerce, c
     assert (old.tracking_enabled, old.tracking_script_uuid) == (False, "")
 
 
-def test_reconnecting_to_an_account_without_tracking_key_removes_the_script(bigcommerce, connection):
+def test_reconnecting_to_an_account_without_tracking_key_removes_the_script(switched, bigcommerce, connection):
     turn_on(connection)
-    old, new = _switched(connection.store, tracking_key="")
+    old, new = switched(connection.store, tracking_key="")
     bigcommerce.add("DELETE", f"{SCRIPTS}/{UUID}", status=204)
 
     tracking_move(old=old, new=new, by="owner@example.com")
@@ -287,9 +290,9 @@ def test_reconnecting_to_an_account_without_tracking_key_removes_the_script(bigc
     assert (old.tracking_enabled, old.tracking_script_uuid) == (False, "")
 
 
-def test_a_refused_move_removes_the_script_rather_than_track_into_the_old_account(bigcommerce, connection):
+def test_a_refused_move_removes_the_script_rather_than_track_into_the_old_account(switched, bigcommerce, connection):
     turn_on(connection)
-    old, new = _switched(connection.store)
+    old, new = switched(connection.store)
     bigcommerce.add("GET", f"{SCRIPTS}/{UUID}", json=script_answer())
     bigcommerce.add("PUT", f"{SCRIPTS}/{UUID}", status=422, json={"status": 422, "title": "Invalid"})
     bigcommerce.add("DELETE", f"{SCRIPTS}/{UUID}", status=204)
@@ -300,9 +303,10 @@ def test_a_refused_move_removes_the_script_rather_than_track_into_the_old_accoun
     assert (new.tracking_enabled, new.tracking_script_uuid) == (False, "")
 
 
-def test_a_script_that_can_be_neither_moved_nor_removed_stays_visible_on_the_new_connection(bigcommerce, connection):
+def test_a_script_that_can_be_neither_moved_nor_removed_stays_visible_on_the_new_connection(switched, bigcommerce,
+                                                                                            connection):
     turn_on(connection)
-    old, new = _switched(connection.store)
+    old, new = switched(connection.store)
     bigcommerce.add("GET", f"{SCRIPTS}/{UUID}", status=403, json={"status": 403, "title": "Forbidden"})
     bigcommerce.add("DELETE", f"{SCRIPTS}/{UUID}", status=403, json={"status": 403, "title": "Forbidden"})
 
@@ -362,10 +366,32 @@ def test_ticking_enable_tracking_on_the_app_page_installs_the_script(client, big
 
     assert response.status_code == 200
     state = response.json()["connection"]
-    assert state["tracking_enabled"] is True and state["tracking_changed_by"] == "bc-user:1001"
+    assert state["tracking_enabled"] is True and state["tracking_changed_by"] == "user1001@example.com"
     assert state["tracking_changed_at"]
     connection.refresh_from_db()
     assert connection.tracking_enabled is True and connection.tracking_script_uuid == UUID
+
+
+def test_the_app_page_names_who_enabled_tracking_by_email(client, bigcommerce, connection):
+    StoreUser.objects.create(store=connection.store, bc_user_id=2002, email="staff@acme.example")
+    bigcommerce.add("POST", SCRIPTS, json=script_answer())
+
+    client.post("/bigcommerce/app/tracking", {"enabled": "1"}, **_header(connection.store, bc_user_id=2002))
+    panel = client.get("/bigcommerce/app/panel", **_header(connection.store)).content.decode()
+
+    connection.refresh_from_db()
+    assert connection.tracking_changed_by == "staff@acme.example"
+    assert "enabled by staff@acme.example" in panel and "bc-user" not in panel
+
+
+def test_a_user_without_an_email_is_named_by_their_bigcommerce_id(client, bigcommerce, connection):
+    StoreUser.objects.create(store=connection.store, bc_user_id=3003, email="")
+    bigcommerce.add("POST", SCRIPTS, json=script_answer())
+
+    client.post("/bigcommerce/app/tracking", {"enabled": "1"}, **_header(connection.store, bc_user_id=3003))
+
+    connection.refresh_from_db()
+    assert connection.tracking_changed_by == "bc-user:3003"
 
 
 def test_unticking_on_the_app_page_removes_the_script(client, bigcommerce, connection):
@@ -398,7 +424,8 @@ def test_the_tracking_endpoint_needs_the_app_context(client, bigcommerce, connec
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_sandbox_store_shows_one_script_through_enable_move_and_disable(sandbox_live):
+def test_the_sandbox_store_shows_one_script_through_enable_move_and_disable(switched, make_account, make_connection,
+                                                                            make_store, sandbox_live):
     from sandbox.bigcommerce.models import Script
     from sandbox.bigcommerce.seed import seed_store, seed_users
     from sandbox.bigcommerce.services import app_install_complete
@@ -416,7 +443,7 @@ def test_the_sandbox_store_shows_one_script_through_enable_move_and_disable(sand
     assert (script.consent_category, script.visibility, script.location, script.kind) == (
         "analytics", "storefront", "head", "script_tag")
 
-    old, new = _switched(store)
+    old, new = switched(store)
     tracking_move(old=old, new=new, by="a")
     [script] = Script.objects.filter(store=sandbox_store)
     assert EU_KEY in script.html and str(script.uuid) == new.tracking_script_uuid

@@ -8,16 +8,16 @@ import responses
 from django.utils import timezone
 
 from stores.models import WebhookEvent
+from sync.hooks import SECRET_HEADER, webhooks_register, webhooks_unregister
 from sync.models import OrderLedger, SyncRun
-from sync.runs import sync_run_execute
-from sync.webhooks import SECRET_HEADER, webhook_run_request, webhooks_register, webhooks_unregister
-from tests.factories import make_account, make_connection, make_store
-from tests.sync.test_engine_pipeline import BC, customer, env, order  # noqa: F401  (fixture)
+from sync.runs import sync_run_execute, webhook_run_request
+from tests.sync.doubles import BC, customer, order
 
 pytestmark = pytest.mark.django_db
 
 
-def test_register_creates_three_hooks_with_the_secret_header_and_reuses_duplicates(settings):
+def test_register_creates_three_hooks_with_the_secret_header_and_reuses_duplicates(make_account, make_connection,
+                                                                                   make_store, settings):
     settings.BIGCOMMERCE_API_URL = BC
     settings.PUBLIC_URL = "https://bridge.example"
     store = make_store("abc123")

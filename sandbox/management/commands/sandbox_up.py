@@ -18,8 +18,7 @@ class Command(BaseCommand):
     help = "Run the sandbox demo: web server + django-q2 cluster, seeded with demo data."
 
     def handle(self, *args, **options):
-        call_command("migrate", interactive=False, verbosity=0)
-        call_command("createcachetable", verbosity=0)
+        call_command("migrate", interactive=False, verbosity=0)  # also creates the cache table and schedules
         self.stdout.write("Database ready.")
         call_command("sandbox_seed", stdout=self.stdout)
         call_command("setup_schedules", verbosity=0)
@@ -41,13 +40,13 @@ class Command(BaseCommand):
             self.stderr.write(f"Could not prepare the support demo history: {exc}")
         self.stdout.write(self.style.SUCCESS("\nOrtto Bridge sandbox is running. Open:"))
         self.stdout.write(f"  BigCommerce control panel (emulated):  {urls['control_panel']}")
-        self.stdout.write(f"     → pick 'Acme Outdoor Co.', then Apps › Marketplace › Install, or My Apps › Launch")
+        self.stdout.write("     → pick 'Acme Outdoor Co.', then Apps › Marketplace › Install, or My Apps › Launch")
         self.stdout.write(f"  Ortto (emulated) people pages:         {urls['ortto']}")
         self.stdout.write(f"  Support admin:                         {urls['admin']}")
         self.stdout.write("Logins:")
-        self.stdout.write(f"  Ortto sign-in (Connect flow):  {demo.DEMO_EMAIL} / {demo.DEMO_PASSWORD}")
-        self.stdout.write(f"  Support staff (admin):         {demo.SUPPORT_EMAIL} / {demo.SUPPORT_PASSWORD}")
-        self.stdout.write(f"  Superuser (admin):             {demo.ADMIN_EMAIL} / {demo.ADMIN_PASSWORD}")
+        self.stdout.write(f"  Ortto Bridge sign-in (Connect): {demo.DEMO_EMAIL} / {demo.DEMO_PASSWORD}")
+        self.stdout.write(f"  Support staff (admin):          {demo.SUPPORT_EMAIL} / {demo.SUPPORT_PASSWORD}")
+        self.stdout.write(f"  Superuser (admin):              {demo.ADMIN_EMAIL} / {demo.ADMIN_PASSWORD}")
         self.stdout.write("Press Ctrl-C to stop both processes.\n")
 
         def stop(*_):

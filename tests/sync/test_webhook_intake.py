@@ -6,7 +6,6 @@ import pytest
 
 from stores.models import WebhookEvent
 from sync.models import SyncRun
-from tests.factories import make_account, make_connection, make_store
 
 pytestmark = pytest.mark.django_db
 
@@ -26,7 +25,7 @@ def _fresh_intake_memo(monkeypatch):
 
 
 @pytest.fixture
-def store():
+def store(make_account, make_connection, make_store):
     store = make_store("abc123", webhook_secret=SECRET)
     make_connection(store, make_account())
     return store
@@ -148,7 +147,7 @@ def test_deliveries_skip_browser_middleware_but_keep_its_security_answers(client
     """WebhookIntakeMiddleware short-cuts this one path; the answer's headers and host check stay."""
     from django.urls import reverse
 
-    from stores.middleware import WEBHOOK_PATH
+    from sync.hooks import WEBHOOK_PATH
 
     assert reverse("bigcommerce:webhooks") == WEBHOOK_PATH
     response = post(client, payload())

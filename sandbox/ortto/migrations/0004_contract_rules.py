@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('sandbox_ortto', '0002_activity_instance_key'),
+        ('sandbox_ortto', '0003_organizations'),
     ]
 
     operations = [

@@ -1,0 +1,89 @@
+"""The app page in BigCommerce's iframe and the endpoints its scripts call (with X-App-Context).
+
+Views parse the request, call one service and render. stores' callbacks authenticate the request and
+hand over to app_page; the endpoints authenticate with stores' app_context_required.
+"""
+
+import hashlib
+import json
+
+from django.http import JsonResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from stores.app_context import StoreContext, app_context_token, connect_token
+from stores.services import store_user_label
+from stores.views import app_context_required
+
+from .connections import connection_disconnect, connection_sync_now, connection_tracking_set
+from .selectors import app_state
+
+
+def _panel_context(request, store, ctx) -> dict:
+    state = app_state(store=store)
+    state["version"] = hashlib.sha256(json.dumps(state, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return {
+        "store": store,
+        "state": state,
+        "connect_url": request.build_absolute_uri(reverse("connect:start")) + "?token=" + connect_token(ctx),
+    }
+
+
+def app_page(request, *, store, bc_user_id: int, status=200):
+    """The app page in BigCommerce's iframe; stores' install and load callbacks answer with it
+    (settings.BIGCOMMERCE_APP_PAGE_VIEW)."""
+    ctx = StoreContext(store_hash=store.store_hash, bc_user_id=bc_user_id)
+    context = _panel_context(request, store, ctx)
+    context["app_context"] = app_context_token(ctx)
+    response = render(request, "sync/app.html", context, status=status)
+    response.xframe_options_exempt = True
+    return response
+
+
+def _state_json(request, store, ctx, *, error: str = "", status: int = 200):
+    state = app_state(store=store)
+    state["connect_url"] = request.build_absolute_uri(reverse("connect:start")) + "?token=" + connect_token(ctx)
+    if error:
+        state["error"] = error
+    return JsonResponse(state, status=status)
+
+
+@require_GET
+@app_context_required
+def app_status(request, store, ctx):
+    return _state_json(request, store, ctx)
+
+
+@require_GET
+@app_context_required
+def app_panel(request, store, ctx):
+    """The app page's panel, re-rendered for the poller (it swaps it in when the version changes)."""
+    context = _panel_context(request, store, ctx)
+    context["error"] = request.GET.get("error", "")[:300]
+    response = render(request, "sync/_panel.html", context)
+    response["X-Panel-Version"] = context["state"]["version"]
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_POST
+@app_context_required
+def app_tracking(request, store, ctx):
+    enabled = request.POST.get("enabled") == "1"
+    refused = connection_tracking_set(store=store, enabled=enabled, by=store_user_label(store=store, bc_user_id=ctx.bc_user_id))
+    return _state_json(request, store, ctx, error=refused, status=400 if refused else 200)
+
+
+@require_POST
+@app_context_required
+def app_sync_now(request, store, ctx):
+    refused = connection_sync_now(store=store, requested_by=store_user_label(store=store, bc_user_id=ctx.bc_user_id))
+    return _state_json(request, store, ctx, error=refused, status=409 if refused else 200)
+
+
+@require_POST
+@app_context_required
+def app_disconnect(request, store, ctx):
+    connection_disconnect(store=store, by=store_user_label(store=store, bc_user_id=ctx.bc_user_id))
+    return _state_json(request, store, ctx)

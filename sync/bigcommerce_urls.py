@@ -1,0 +1,18 @@
+"""What sync serves under bigcommerce/: webhook intake and the app page's own endpoints.
+
+Their paths are contracts: BigCommerce posts to the webhook path it was registered with (hooks.WEBHOOK_PATH,
+where WebhookIntakeMiddleware answers; a test keeps the two in step), and the app page's scripts call the rest.
+"""
+
+from django.urls import path
+
+from . import app_views, webhooks
+
+urlpatterns = [
+    path("webhooks/", webhooks.webhook_receive, name="webhooks"),
+    path("app/status", app_views.app_status, name="app-status"),
+    path("app/panel", app_views.app_panel, name="app-panel"),
+    path("app/tracking", app_views.app_tracking, name="app-tracking"),
+    path("app/sync-now", app_views.app_sync_now, name="app-sync-now"),
+    path("app/disconnect", app_views.app_disconnect, name="app-disconnect"),
+]
