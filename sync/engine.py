@@ -30,9 +30,9 @@ from django.db.models import Count
 from django.utils import timezone
 
 from . import mapping, organizations
+from .batches import send_resolving
 from .mapping import PersonInput
 from .models import MergeStrategy, OrderLedger, PersonLedger, SyncEvent
-from .ortto import OrttoRequestError
 from .rules import LedgerState, Permission, latest_signal, permission_decision, signal_to_record
 
 logger = logging.getLogger("sync.engine")
@@ -295,22 +295,14 @@ def _person_error(result: dict) -> str | None:
     return None
 
 
-# Requests one refused batch may spend finding its bad rows when Ortto's answer does not name them:
-# the batch goes out again in that many parts, each accepted or failing whole. A batch of 100 with 3
-# bad rows then costs 10 requests, at most 4 of them refused, and 67+ people go through; with the
-# process-wide budget in sync/ortto.py this stays well under Ortto's ban of an IP after 15 bad requests
-# in 15 s (docs/ortto-contract.md, "Limits"). The rows of a refused part fail for a later run's retry.
-RESOLVE_REQUESTS = 9
 PHONE_FIELD = "phn::phone"
 
 
 def merge_people_safely(ctx: SyncContext, call: MergeCall) -> list[dict]:
     """Send one merge; one result per person, in order. A refused batch costs a few requests, not one
-    per person: the rows Ortto's error details name are dropped and the rest re-sent at once; without
-    usable details the batch is re-sent in RESOLVE_REQUESTS parts and whatever is still
-    unresolved then fails with its part, to be retried by a later run. A person refused only for
-    their phone is sent again without it: a phone never costs a person."""
-    results = _merge_resolving(ctx, call, budget=[RESOLVE_REQUESTS])
+    per person (sync/batches.py). A person refused only for their phone is sent again without it:
+    a phone never costs a person."""
+    results = _merge_resolving(ctx, call)
     return _resend_without_phone(ctx, call, results)
 
 
@@ -319,72 +311,11 @@ MISSING_PERSON = {"status": "error", "error": "missing from Ortto's answer"}
 MISSING_ACTIVITY = {"status": "ingested"}
 
 
-def _merge_resolving(ctx: SyncContext, call: MergeCall, *, budget: list[int]) -> list[dict]:
+def _merge_resolving(ctx: SyncContext, call: MergeCall) -> list[dict]:
     def send(people):
         return ctx.ortto.merge_people(people, merge_strategy=call.merge_strategy)
 
-    return _send_resolving(ctx, send, call.people, budget=budget, what="merge", missing=MISSING_PERSON)
-
-
-def _send_resolving(ctx: SyncContext, send, items: list, *, budget: list[int], what: str,
-                    missing: dict) -> list[dict]:
-    """send(items) -> exactly one result per item; a refused batch is resolved as merge_people_safely
-    says (`budget` counts the requests still allowed for re-sending a refused batch in parts)."""
-    def again(subset):
-        return _send_resolving(ctx, send, subset, budget=budget, what=what, missing=missing)
-
-    try:
-        results = list(send(items) or [])
-    except OrttoRequestError as exc:
-        error = exc.message or str(exc)
-
-        def refused(index):
-            detail = exc.details[index] if exc.details and index < len(exc.details) else {}
-            return {"status": (detail or {}).get("status") or "invalid", "error": _detail_error(exc.details, index) or error}
-
-        if len(items) == 1:
-            return [{"status": "error", "error": _detail_error(exc.details, 0) or error}]
-        bad = _bad_rows(exc.details, len(items))
-        if bad is not None and len(bad) == len(items):
-            return [refused(i) for i in range(len(items))]
-        if bad:
-            ctx.log.warning("%s of %d refused (%s); re-sending without the %d row(s) Ortto named",
-                            what, len(items), exc.status, len(bad))
-            good = [i for i in range(len(items)) if i not in bad]
-            resent = dict(zip(good, again([items[i] for i in good])))
-            return [refused(i) if i in bad else resent[i] for i in range(len(items))]
-        if budget[0] < 2:
-            return [{"status": "error", "error": f"refused with its batch ({error}); a later run retries it"}
-                    for _ in items]
-        parts = min(budget[0], len(items))
-        budget[0] -= parts
-        ctx.log.warning("%s of %d refused (%s) without per-item details; re-sending it in %d parts",
-                        what, len(items), exc.status, parts)
-        size, extra = divmod(len(items), parts)
-        results, start = [], 0
-        for part in range(parts):
-            end = start + size + (1 if part < extra else 0)
-            results += again(items[start:end])
-            start = end
-        return results
-    return results[:len(items)] + [dict(missing)] * (len(items) - len(results))
-
-
-# Statuses of a refused row in a 400's `details` (recorded: "invalid", "suppressed").
-REFUSED_STATUSES = {"invalid", "suppressed", "error"}
-
-
-def _bad_rows(details: list, size: int) -> set[int] | None:
-    """Indexes of the refused rows when the 400's `details` has one entry per item, else None."""
-    if not details or len(details) != size or not all(isinstance(d, dict) for d in details):
-        return None
-    return {i for i, d in enumerate(details) if d.get("error") or d.get("status") in REFUSED_STATUSES}
-
-
-def _detail_error(details: list, index: int) -> str:
-    if details and index < len(details) and isinstance(details[index], dict):
-        return str(details[index].get("error") or "")
-    return ""
+    return send_resolving(send, call.people, log=ctx.log, what="merge", missing=MISSING_PERSON)
 
 
 def _resend_without_phone(ctx: SyncContext, call: MergeCall, results: list[dict]) -> list[dict]:
@@ -399,7 +330,7 @@ def _resend_without_phone(ctx: SyncContext, call: MergeCall, results: list[dict]
                                                      if k != PHONE_FIELD}} for i in refused],
                       [call.emails[i] for i in refused])
     results = list(results)
-    for index, result in zip(refused, _merge_resolving(ctx, retry, budget=[RESOLVE_REQUESTS])):
+    for index, result in zip(refused, _merge_resolving(ctx, retry)):
         if result.get("status") in OK_PERSON_STATUSES:
             result = {**result, "warning": f"phone refused by Ortto, sent without it: {results[index].get('error')}"}
         results[index] = result
@@ -408,8 +339,8 @@ def _resend_without_phone(ctx: SyncContext, call: MergeCall, results: list[dict]
 
 def create_activities_safely(ctx: SyncContext, activities: list[dict]) -> list[dict]:
     """Send one batch of activities; a refused batch is resolved like a merge (merge_people_safely)."""
-    return _send_resolving(ctx, ctx.ortto.create_activities, activities, budget=[RESOLVE_REQUESTS],
-                           what="activities", missing=MISSING_ACTIVITY)
+    return send_resolving(ctx.ortto.create_activities, activities, log=ctx.log, what="activities",
+                          missing=MISSING_ACTIVITY)
 
 
 def ortto_concurrency() -> int:

@@ -33,6 +33,7 @@ from django.utils.html import strip_tags
 
 from . import mapping
 from .db import rows_update
+from .batches import send_resolving
 from .models import MergeStrategy, OrganizationLedger, OrganizationMember, PersonLedger, SyncEvent
 from .ortto import OrttoRequestError
 
@@ -473,18 +474,11 @@ def organizations_push(ctx, *, send_all=_one_by_one) -> FlushResult:
 
 
 def _merge_safely(ctx, accounts: list[dict], strategy: int) -> list[dict]:
-    """One merge; a 4xx on the batch is retried one organization at a time so a bad one fails alone."""
-    try:
-        answers = ctx.ortto.merge_accounts(accounts, merge_strategy=strategy)
-    except OrttoRequestError as exc:
-        if len(accounts) == 1:
-            return [{"status": "error", "error": exc.message or str(exc)}]
-        answers = []
-        for account in accounts:
-            answers += _merge_safely(ctx, [account], strategy)
-        return answers
-    answers = list(answers or [])
-    return answers + [{"status": "error", "error": "missing from Ortto's answer"}] * (len(accounts) - len(answers))
+    """One merge; a refused batch costs a few requests, not one per organization (sync/batches.py:
+    Ortto bans the calling IP after 15 bad requests in 15 s)."""
+    return send_resolving(lambda batch: ctx.ortto.merge_accounts(batch, merge_strategy=strategy), accounts,
+                          log=ctx.log, what="accounts merge",
+                          missing={"status": "error", "error": "missing from Ortto's answer"})
 
 
 def _link(ctx, org: OrganizationLedger, group: list, person_ids: dict, *, add: bool) -> str | None:
