@@ -2,6 +2,11 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
+from sync.admin_login import ThrottledAdminLoginForm
+
+# The admin login counts guesses with the connect sign-in: an account locked there is locked here too.
+admin.site.login_form = ThrottledAdminLoginForm
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("bigcommerce/", include("stores.urls")),

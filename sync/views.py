@@ -3,6 +3,7 @@
 from django.contrib.auth import get_user_model, login, logout
 from django.contrib.auth import authenticate
 from django.contrib.auth.decorators import login_required
+from django.db import IntegrityError, transaction
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -12,7 +13,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from stores.app_context import ContextTokenError, connect_token_read
 from stores.models import Store, StoreUser
 
-from . import connections, ratelimit
+from . import connections, throttle
 from .accounts import ortto_account_add
 from .forms import AddAccountForm, MergeForm, SignInForm, SignUpForm
 from .models import SyncRun
@@ -80,17 +81,17 @@ def signin(request):
     if request.method == "POST" and form.is_valid():
         email = form.cleaned_data["email"].strip().lower()
         ip = _client_ip(request)
-        if ratelimit.signin_locked(email=email, ip=ip):
-            error = "Too many failed attempts. Wait 15 minutes and try again."
+        # Counted before the password is checked, so parallel guesses cannot all slip under the limit.
+        if not throttle.signin_attempt(username=email, ip=ip):
+            error = throttle.locked_message()
             status = 429
         else:
             user = authenticate(request, username=email, password=form.cleaned_data["password"])
             if user is None:
-                ratelimit.signin_failed(email=email, ip=ip)
                 error = "That email and password do not match an Ortto sign-in."
                 status = 400
             else:
-                ratelimit.signin_succeeded(email=email, ip=ip)
+                throttle.signin_succeeded(username=email, ip=ip)
                 login(request, user)
                 return redirect(next_url)
     return _flow_page(request, "sync/signin.html", {"form": form, "error": error, "next": next_url}, status=status)
@@ -99,12 +100,25 @@ def signin(request):
 @require_http_methods(["GET", "POST"])
 def signup(request):
     form = SignUpForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
+    status = 200
+    if request.method == "POST" and not throttle.signup_attempt(ip=_client_ip(request)):
+        form.add_error(None, throttle.locked_message(throttle.SIGNUP_IP))
+        status = 429
+    elif request.method == "POST" and form.is_valid():
         email = form.cleaned_data["email"]
-        user = get_user_model().objects.create_user(username=email, email=email, password=form.cleaned_data["password"])
-        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-        return redirect("connect:accounts")
-    return _flow_page(request, "sync/signup.html", {"form": form})
+        try:
+            with transaction.atomic():
+                user = get_user_model().objects.create_user(
+                    username=email, email=email, password=form.cleaned_data["password"])
+        except IntegrityError:  # the same sign-up, sent twice at once: the other one created it
+            form.add_error("email", SignUpForm.ALREADY_EXISTS)
+            status = 400
+        else:
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            return redirect("connect:accounts")
+    elif request.method == "POST":
+        status = 400
+    return _flow_page(request, "sync/signup.html", {"form": form}, status=status)
 
 
 @require_POST
@@ -124,7 +138,8 @@ def accounts(request):
         return _no_flow(request)
     available = connections.accounts_for_user(user=request.user)
     if request.method == "POST":
-        account = available.filter(pk=request.POST.get("account")).first()
+        account_id = request.POST.get("account", "")
+        account = available.filter(pk=int(account_id)).first() if account_id.isdigit() and len(account_id) < 19 else None
         if account is None:
             return _flow_page(
                 request, "sync/accounts.html",
@@ -144,6 +159,10 @@ def accounts(request):
 def account_add(request):
     form = AddAccountForm(request.POST or None)
     error = ""
+    if request.method == "POST" and not throttle.account_add_attempt(user_id=request.user.pk, ip=_client_ip(request)):
+        # Each attempt tries an API key against Ortto: a key-guessing loop stops here.
+        error = throttle.locked_message(throttle.ACCOUNT_ADD_USER)
+        return _flow_page(request, "sync/account_add.html", {"form": form, "error": error}, status=429)
     if request.method == "POST" and form.is_valid():
         outcome = ortto_account_add(user=request.user, **form.cleaned_data)
         if outcome.account:
