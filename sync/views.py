@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from stores.app_context import ContextTokenError, connect_token_read
+from stores.app_context import CONNECT_MAX_AGE, ContextTokenError, connect_token_read
 from stores.models import Store, StoreUser
 
 from . import connections, throttle
@@ -31,7 +31,11 @@ def _flow_store(request) -> Store | None:
     data = request.session.get(SESSION_KEY)
     if not data:
         return None
-    return Store.objects.filter(store_hash=data["store_hash"], is_installed=True).first()
+    # Re-checked on every step: a user removed from the store (or an uninstall) ends the flow at once.
+    return Store.objects.filter(
+        store_hash=data["store_hash"], is_installed=True,
+        users__bc_user_id=data["bc_user_id"], users__is_active=True,
+    ).first()
 
 
 def _no_flow(request):
@@ -53,6 +57,18 @@ def start(request):
             "This Connect link has expired." if str(exc) == "expired" else "This Connect link is not valid."
         ) + " Go back to the app in your BigCommerce control panel and click Connect again."
         return _flow_page(request, "sync/message.html", {"title": "Cannot connect", "message": message}, status=403)
+    flow = {"store_hash": ctx.store_hash, "bc_user_id": ctx.bc_user_id}
+    # Single-use: a link read from a log, a history or a proxy is worth nothing once clicked. The same
+    # browser opening it again (a reload) already holds this flow in its session and goes on.
+    first_use = throttle.single_use(purpose="connect", token=request.GET["token"], ttl_seconds=CONNECT_MAX_AGE)
+    if not first_use and request.session.get(SESSION_KEY) != flow:
+        return _flow_page(
+            request, "sync/message.html",
+            {"title": "This link has been used",
+             "message": "This Connect link has been used already. Go back to the app in your BigCommerce "
+                        "control panel, reload it, and click Connect again."},
+            status=403,
+        )
     if not StoreUser.objects.filter(
         store__store_hash=ctx.store_hash, store__is_installed=True, bc_user_id=ctx.bc_user_id, is_active=True
     ).exists():
@@ -61,8 +77,9 @@ def start(request):
             {"title": "Cannot connect", "message": "This store has uninstalled the app, or you no longer have access to it."},
             status=403,
         )
-    request.session[SESSION_KEY] = {"store_hash": ctx.store_hash, "bc_user_id": ctx.bc_user_id}
-    request.session.pop("connect_account", None)
+    if request.session.get(SESSION_KEY) != flow:
+        request.session[SESSION_KEY] = flow
+        request.session.pop("connect_account", None)
     return redirect("connect:accounts")
 
 
