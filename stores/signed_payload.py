@@ -6,11 +6,11 @@ from dataclasses import dataclass
 import jwt
 from django.conf import settings
 
+from .json_limits import MAX_ID
+
 STORE_SUB = re.compile(r"^stores/(?P<hash>[A-Za-z0-9]{1,64})$")
 # BigCommerce's own example has nbf a few seconds before iat; allow for clock skew both ways.
 LEEWAY_SECONDS = 60
-# Ids are stored in BigIntegerFields: anything outside 1..2**63-1 cannot be a BigCommerce id.
-MAX_ID = 2**63 - 1
 
 
 class SignedPayloadError(Exception):

@@ -11,6 +11,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from stores.app_context import CONNECT_MAX_AGE, ContextTokenError, connect_token_read
+from stores.json_limits import MAX_ID
 from stores.models import Store, StoreUser
 
 from . import connections, throttle
@@ -216,6 +217,8 @@ def merge(request):
 
 
 def _run_for_user(request, run_id) -> SyncRun:
+    if run_id > MAX_ID:
+        raise Http404("No such run.")
     run = get_object_or_404(SyncRun.objects.select_related("store", "connection__account"), pk=run_id)
     if not run.connection.account.members.filter(pk=request.user.pk).exists():
         raise Http404("No such run.")

@@ -25,6 +25,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from stores.fields import decrypt
+from stores.json_limits import id_in_range, json_depth_within
 from stores.models import Store, WebhookEvent
 
 from .models import Connection
@@ -132,9 +133,11 @@ class ParsedDelivery:
 
 def delivery_parse(body: bytes) -> ParsedDelivery | None:
     """A delivery's parts, or None when it is not a BigCommerce webhook payload."""
+    if not json_depth_within(body):
+        return None
     try:
         payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     if not isinstance(payload, dict):
         return None
@@ -149,6 +152,8 @@ def delivery_parse(body: bytes) -> ParsedDelivery | None:
         resource_id = int(data["id"])
     except (TypeError, ValueError):
         return None
+    if not id_in_range(resource_id):
+        return None
     resource = PROCESSED_SCOPES.get(scope)
     if resource == "customers" and scope.startswith("store/customer/address/"):
         # Address events carry the address id; the customer is in data.address.customer_id.
@@ -156,6 +161,8 @@ def delivery_parse(body: bytes) -> ParsedDelivery | None:
             resource_id = int((data.get("address") or {})["customer_id"])
         except (KeyError, TypeError, ValueError):
             resource = None
+        if not id_in_range(resource_id):
+            return None
     created_raw = payload.get("created_at")
     try:
         created_at = datetime.fromtimestamp(int(created_raw), tz=dt_timezone.utc)
