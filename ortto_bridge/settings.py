@@ -62,6 +62,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "stores.middleware.FrameAncestorsMiddleware",
+    # The product's pages: a full Content-Security-Policy (frame-ancestors included) and no-store.
+    "stores.security_headers.ProductPageHeadersMiddleware",
 ]
 
 ROOT_URLCONF = "ortto_bridge.urls"
