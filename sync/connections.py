@@ -13,6 +13,7 @@ from django.utils import timezone
 from stores.models import Store
 
 from .models import Connection, MergeStrategy, OrttoAccount, SyncRun
+from .stalls import sync_run_active_answer
 
 logger = logging.getLogger(__name__)
 
@@ -158,7 +159,7 @@ def connection_sync_now(*, store: Store, requested_by: str) -> str:
     if connection.state == Connection.State.NEEDS_RECONNECT:
         return "Ortto no longer accepts this connection's API key. Reconnect first."
     run, created = sync_run_request(store=store, kind=SyncRun.Kind.MANUAL, requested_by=requested_by)
-    return "" if created else "A sync is already running for this store."
+    return "" if created else sync_run_active_answer(run=run)
 
 
 def connection_tracking_set(*, store: Store, enabled: bool, by: str) -> str:
