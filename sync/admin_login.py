@@ -9,7 +9,7 @@ from . import throttle
 class ThrottledAdminLoginForm(AdminAuthenticationForm):
     def clean(self):
         username = (self.cleaned_data.get("username") or "").strip().lower()
-        ip = self.request.META.get("REMOTE_ADDR", "") if self.request else ""
+        ip = throttle.client_ip(self.request) if self.request else ""
         if username and self.cleaned_data.get("password"):
             if not throttle.signin_attempt(username=username, ip=ip):
                 raise forms.ValidationError(throttle.locked_message(), code="throttled")

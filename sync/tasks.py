@@ -40,6 +40,7 @@ def maintenance_tick() -> dict:
 
     from .models import Connection, SyncRun
     from .queue import enqueue
+    from .throttle import throttle_purge
     from .webhooks import webhook_run_request
 
     stale = timezone.now() - timedelta(seconds=settings.SYNC_STALL_SECONDS)
@@ -60,6 +61,7 @@ def maintenance_tick() -> dict:
     for store in waiting:
         if webhook_run_request(store=store) is not None:
             drained += 1
+    throttle_purge()  # sign-in / sign-up counters whose window has closed
     if resumed or drained:
         logger.info("maintenance: %d stalled run(s) resumed, %d webhook run(s) requested", resumed, drained)
     return {"resumed": resumed, "webhook_runs": drained}

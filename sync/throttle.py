@@ -11,6 +11,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -33,6 +34,16 @@ ACCOUNT_ADD_USER = Rule("account-add-user", limit=10, window_seconds=60 * 60)
 ACCOUNT_ADD_IP = Rule("account-add-ip", limit=30, window_seconds=60 * 60)
 
 LOCKED_MESSAGE = "Too many attempts. Wait {minutes} minutes and try again."
+
+
+def client_ip(request) -> str:
+    """The address to count attempts by. Behind the documented TLS proxy every request comes from the
+    proxy, so the client is the last X-Forwarded-For entry (the one our proxy added; earlier entries are
+    the client's own claims)."""
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "") if settings.BEHIND_TLS_PROXY else ""
+    if forwarded.strip():
+        return forwarded.split(",")[-1].strip()[:64]
+    return request.META.get("REMOTE_ADDR", "")
 
 
 def _key(rule: Rule, subject: str) -> str:

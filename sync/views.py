@@ -85,7 +85,7 @@ def start(request):
 
 
 def _client_ip(request) -> str:
-    return request.META.get("REMOTE_ADDR", "")
+    return throttle.client_ip(request)
 
 
 @require_http_methods(["GET", "POST"])

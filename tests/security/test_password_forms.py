@@ -132,3 +132,21 @@ def test_counters_are_atomic_under_threads():
     # no more than `limit` callers can ever see a count within the limit.
     assert all(count >= rank for rank, count in enumerate(sorted(counts), start=1)), counts
     assert ThrottleCounter.objects.get().count == 24
+
+
+def test_behind_the_tls_proxy_attempts_are_counted_by_the_forwarded_client(rf, settings):
+    request = rf.post("/connect/signin/", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="6.6.6.6, 203.0.113.9")
+    settings.BEHIND_TLS_PROXY = False
+    assert throttle.client_ip(request) == "10.0.0.2"
+    settings.BEHIND_TLS_PROXY = True  # the proxy appended the real client; the first entry is the client's claim
+    assert throttle.client_ip(request) == "203.0.113.9"
+
+
+def test_closed_windows_are_purged():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    throttle.throttle_hit(rule=throttle.SIGNUP_IP, subject="1.2.3.4")
+    ThrottleCounter.objects.update(window_ends_at=timezone.now() - timedelta(seconds=1))
+    assert throttle.throttle_purge() == 1
