@@ -13,7 +13,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def production_env(tmp_path, **over) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in {"SANDBOX", "DEBUG", "REDIS_URL", "TEST_DATABASE_NAME"}}
+    # Only the test process's own variables go: DJANGO_ALLOW_ASYNC_UNSAFE is set by the browser tests.
+    dropped = {"SANDBOX", "DEBUG", "REDIS_URL", "TEST_DATABASE_NAME", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
     env.update({
         "SECRET_KEY": "kq3-7s!v0x_" + "p" * 20 + "zL9#w2mT4rY8uE1oA6cD5fG",
         "FIELD_ENCRYPTION_KEY": Fernet.generate_key().decode(),
