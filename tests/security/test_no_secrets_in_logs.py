@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 import requests
@@ -51,13 +51,20 @@ def _wait_up(url: str, process: subprocess.Popen, log: Path) -> None:
     raise AssertionError("server did not start")
 
 
+def _test_database_url() -> str:
+    """The test database, for a server subprocess (SQLite file, or CI's PostgreSQL test database)."""
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
+    password = f":{quote(db['PASSWORD'])}" if db.get("PASSWORD") else ""
+    return f"postgres://{db['USER']}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
 def _server(command: list[str], *, port: int, log: Path, **env) -> subprocess.Popen:
     base = f"http://127.0.0.1:{port}"
-    db = connection.settings_dict["NAME"]
-    full_env = {**os.environ, "SANDBOX": "1", "DEBUG": "1", "DATABASE_URL": f"sqlite:///{db}", "PUBLIC_URL": base,
+    full_env = {**os.environ, "SANDBOX": "1", "DEBUG": "1", "DATABASE_URL": _test_database_url(), "PUBLIC_URL": base,
                 "LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1", **env}
     full_env.pop("TEST_DATABASE_NAME", None)
-    full_env.pop("REDIS_URL", None)
     process = subprocess.Popen(command, cwd=ROOT, env=full_env, stdout=log.open("w"), stderr=subprocess.STDOUT)
     _wait_up(base, process, log)
     return process
