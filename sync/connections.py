@@ -58,6 +58,8 @@ def connection_connect(*, store: Store, account: OrttoAccount, merge_strategy: i
         return ConnectOutcome("refused", reason="This store has uninstalled the app. Install it again first.")
     if not account.members.filter(pk=user.pk).exists():
         return ConnectOutcome("refused", reason="You are not a member of that Ortto account.")
+    if not store.users.filter(bc_user_id=bc_user_id, is_active=True).exists():
+        return ConnectOutcome("refused", reason="You no longer have access to this store.")
 
     now = timezone.now()
     moved_tracking_from = None
