@@ -12,7 +12,6 @@ from django.conf import settings
 from django.utils.cache import add_never_cache_headers
 
 PRODUCT_PREFIXES = ("/bigcommerce/", "/connect/")
-WEBHOOK_PATH = "/bigcommerce/webhooks/"
 
 POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
           "font-src 'self'; form-action 'self'; base-uri 'none'; object-src 'none'")
@@ -32,8 +31,7 @@ class ProductPageHeadersMiddleware:
 
     def __call__(self, request):
         response = self.get_response(request)
-        path = request.path_info
-        if not path.startswith(PRODUCT_PREFIXES) or path == WEBHOOK_PATH:
+        if not request.path_info.startswith(PRODUCT_PREFIXES):
             return response
         if "Content-Security-Policy" not in response:
             framed = getattr(response, "xframe_options_exempt", False)

@@ -157,7 +157,8 @@ def accounts(request):
     available = connections.accounts_for_user(user=request.user)
     if request.method == "POST":
         account_id = request.POST.get("account", "")
-        account = available.filter(pk=int(account_id)).first() if account_id.isdigit() and len(account_id) < 19 else None
+        numeric = account_id.isascii() and account_id.isdigit() and len(account_id) < 19  # "²" is a digit too
+        account = available.filter(pk=int(account_id)).first() if numeric else None
         if account is None:
             return _flow_page(
                 request, "sync/accounts.html",

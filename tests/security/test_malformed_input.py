@@ -54,7 +54,7 @@ def test_a_non_numeric_account_choice_is_a_400(browser):
     person.session.get(person.base_url + "/connect/", params={"token": connect_token(
         StoreContext(store_hash="abc123", bc_user_id=1001))}, timeout=30)
     person.get("/connect/accounts/")
-    for choice in ("", "abc", "1e5", "9" * 40, "-1"):
+    for choice in ("", "abc", "1e5", "9" * 40, "-1", "²", "١٢"):
         response = person.post("/connect/accounts/", {"account": choice})
         assert response.status_code == 400 and "Pick one of your Ortto accounts" in response.text, choice
     assert person.get("/connect/syncing/" + "9" * 30 + "/").status_code == 404
