@@ -7,6 +7,7 @@ from stores.models import Store, WebhookEvent
 from .models import Connection, SyncRun
 from .queue import enqueue
 from .runs import RunNotPossible, sync_run_execute, sync_run_request, webhook_run_request
+from .throttle import throttle_purge
 
 logger = logging.getLogger("sync.tasks")
 
@@ -45,6 +46,7 @@ def maintenance_tick() -> dict:
     for store in waiting:
         if webhook_run_request(store=store) is not None:
             drained += 1
+    throttle_purge()  # sign-in / sign-up counters whose window has closed
     if resumed or drained:
         logger.info("maintenance: %d stalled run(s) resumed, %d webhook run(s) requested", resumed, drained)
     return {"resumed": resumed, "webhook_runs": drained}
