@@ -39,7 +39,7 @@ bench: $(STAMP)
 ## make serve / make worker: production-style processes (gunicorn, qcluster); configure with env vars.
 serve: $(STAMP)
 	$(PY) manage.py collectstatic --noinput -v0
-	$(VENV)/bin/gunicorn ortto_bridge.wsgi --bind $${BIND:-0.0.0.0:8000} --workers $${WEB_WORKERS:-2} --threads $${WEB_THREADS:-8} --worker-class gthread --access-logfile -
+	$(VENV)/bin/gunicorn ortto_bridge.wsgi -c gunicorn.conf.py  # BIND, WEB_WORKERS, WEB_THREADS; no query strings logged
 
 worker: $(STAMP)
 	$(PY) manage.py qcluster

@@ -62,6 +62,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "stores.middleware.FrameAncestorsMiddleware",
+    # The product's pages: a full Content-Security-Policy (frame-ancestors included) and no-store.
+    "stores.security_headers.ProductPageHeadersMiddleware",
 ]
 
 ROOT_URLCONF = "ortto_bridge.urls"
@@ -210,12 +212,53 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = PUBLIC_URL.startswith("https://")
 CSRF_COOKIE_SECURE = PUBLIC_URL.startswith("https://")
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[PUBLIC_URL])
-if env.bool("BEHIND_TLS_PROXY", default=False):
+BEHIND_TLS_PROXY = env.bool("BEHIND_TLS_PROXY", default=False)
+if BEHIND_TLS_PROXY:
+    # Production, as documented: TLS ends at the proxy, which sets X-Forwarded-Proto. Everything is
+    # HTTPS-only (`manage.py check --deploy` passes); the load balancer's health check may use HTTP.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=365 * 24 * 3600)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
 AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 8}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+
+# --- Refuse to start misconfigured ------------------------------------------------------------------
+# Production (DEBUG off) never runs with a guessable or missing secret, nor with the sandbox mounted:
+# the sandbox signs BigCommerce payloads with a published secret. The test suite, the reliability
+# clusters and the benchmarks run the sandbox with DEBUG off, so that is allowed on loopback only.
+def _misconfigurations() -> list[str]:
+    from urllib.parse import urlsplit
+
+    from cryptography.fernet import Fernet
+
+    loopback = {"127.0.0.1", "localhost", "::1", "[::1]", "testserver"}
+    if SANDBOX:
+        public = urlsplit(PUBLIC_URL).hostname not in loopback or not set(ALLOWED_HOSTS) <= loopback
+        return ["SANDBOX is on with DEBUG off on a non-loopback PUBLIC_URL / ALLOWED_HOSTS; the sandbox "
+                "is never for production."] if public else []
+    problems = []
+    if len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5 or SECRET_KEY.startswith("django-insecure-"):
+        problems.append("SECRET_KEY must be a random value of at least 50 characters.")
+    try:
+        Fernet(FIELD_ENCRYPTION_KEY)
+    except (ValueError, TypeError):
+        problems.append("FIELD_ENCRYPTION_KEY must be a Fernet key (Fernet.generate_key()).")
+    if not BIGCOMMERCE_CLIENT_SECRET or not BIGCOMMERCE_CLIENT_ID:
+        problems.append("BIGCOMMERCE_CLIENT_ID and BIGCOMMERCE_CLIENT_SECRET must be set.")
+    return problems
+
+
+if not DEBUG and (_problems := _misconfigurations()):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("Refusing to start: " + " ".join(_problems))
 
 # --- Static files -------------------------------------------------------------------------------
 STATIC_URL = "static/"
@@ -240,12 +283,17 @@ USE_I18N = True
 USE_TZ = True
 
 # --- Logging ------------------------------------------------------------------------------------
-# Sync work logs carry the store hash and run id (see sync/run_logging.py); secrets are never logged.
+# Sync work logs carry the store hash and run id (see sync/run_logging.py); secrets are never logged: every
+# line, the dev server's request lines included (django.server), has tokens and codes redacted.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"redact_secrets": {"()": "stores.log_filters.RedactSecrets"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_secrets"]}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+    },
 }

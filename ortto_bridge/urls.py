@@ -4,6 +4,10 @@ from django.urls import include, path
 
 from stores import urls as stores_urls
 from sync import bigcommerce_urls as sync_bigcommerce_urls
+from sync.admin_login import ThrottledAdminLoginForm
+
+# The admin login counts guesses with the connect sign-in: an account locked there is locked here too.
+admin.site.login_form = ThrottledAdminLoginForm
 
 urlpatterns = [
     path("admin/", admin.site.urls),

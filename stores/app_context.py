@@ -6,6 +6,7 @@ separate, shorter-lived connect token to the first-party connect tab. Both are s
 under their own salt, so one can never be used as the other.
 """
 
+import secrets
 from dataclasses import dataclass
 
 from django.core import signing
@@ -26,8 +27,8 @@ class StoreContext:
     bc_user_id: int
 
 
-def _dumps(ctx: StoreContext, salt: str) -> str:
-    return signing.dumps({"s": ctx.store_hash, "u": ctx.bc_user_id}, salt=salt, compress=False)
+def _dumps(ctx: StoreContext, salt: str, **extra) -> str:
+    return signing.dumps({"s": ctx.store_hash, "u": ctx.bc_user_id, **extra}, salt=salt, compress=False)
 
 
 def _loads(token: str | None, salt: str, max_age: int) -> StoreContext:
@@ -54,7 +55,8 @@ def app_context_read(token: str | None) -> StoreContext:
 
 
 def connect_token(ctx: StoreContext) -> str:
-    return _dumps(ctx, CONNECT_SALT)
+    # A nonce: connect tokens are single-use, and two made in the same second must still differ.
+    return _dumps(ctx, CONNECT_SALT, n=secrets.token_urlsafe(6))
 
 
 def connect_token_read(token: str | None) -> StoreContext:

@@ -45,6 +45,8 @@ class StoreUser(models.Model):
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     last_seen_at = models.DateTimeField(null=True, blank=True)
+    # When BigCommerce's remove-user callback arrived: load tokens issued before it are refused.
+    removed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["store", "bc_user_id"], name="storeuser_unique_per_store")]

@@ -7,6 +7,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from . import bigcommerce
 from .models import Store, StoreUser
 from .signals import store_uninstalled
 from .signed_payload import SignedPayload
@@ -16,6 +17,19 @@ logger = logging.getLogger(__name__)
 
 class StoreUnavailable(Exception):
     """The store is unknown here or has uninstalled the app: the owner must (re)install."""
+
+
+class StoreUserRemoved(Exception):
+    """The load token was issued before BigCommerce removed this user from the store."""
+
+
+class CallbackRefused(Exception):
+    """An uninstall / remove-user callback that changes nothing; `status` is the HTTP answer."""
+
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.message = message
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -82,6 +96,12 @@ def store_load(*, payload: SignedPayload) -> tuple[Store, StoreUser]:
         raise StoreUnavailable(payload.store_hash)
     if not store.is_installed:
         raise StoreUnavailable(payload.store_hash)
+    removed_at = (StoreUser.objects.filter(store=store, bc_user_id=payload.user_id)
+                  .values_list("removed_at", flat=True).first())
+    if removed_at is not None and payload.issued_at < removed_at.timestamp():
+        # A token from before the removal (valid for a day) must not bring the user back; a token
+        # issued after it means the owner added the user again.
+        raise StoreUserRemoved(payload.store_hash)
     user, _ = StoreUser.objects.update_or_create(
         store=store,
         bc_user_id=payload.user_id,
@@ -112,10 +132,50 @@ def store_uninstall(*, payload: SignedPayload) -> Store | None:
     return store
 
 
+def store_uninstall_callback(*, payload: SignedPayload) -> Store | None:
+    """BigCommerce's uninstall callback: uninstall only once BigCommerce confirms the app is gone.
+
+    The callback's signed payload is signed exactly like every user's load token, so the payload alone
+    proves nothing. BigCommerce revokes the store's access token when the app is uninstalled: a cheap
+    authenticated read that BigCommerce now refuses (401/403) confirms it; a read it still answers
+    means the app is installed, and nothing changes. Raises CallbackRefused.
+    """
+    store = Store.objects.filter(store_hash=payload.store_hash).first()
+    if store is None or not store.is_installed:
+        return store  # nothing to undo (a repeated callback)
+    if store.access_token:
+        client = bigcommerce.BigCommerceClient(store.store_hash, store.access_token, max_attempts=2,
+                                               max_total_sleep=2.0)
+        try:
+            client.store_information()
+        except (bigcommerce.BigCommerceAuthError, bigcommerce.BigCommerceNotFound):
+            pass  # the token is revoked (or the store is gone): the uninstall is real
+        except bigcommerce.BigCommerceError as exc:
+            logger.warning("uninstall of %s not confirmed: BigCommerce answered %s", store.store_hash, exc.status)
+            raise CallbackRefused("BigCommerce could not be reached to confirm the uninstall. Nothing was "
+                                  "changed; send the callback again.", status=503)
+        else:
+            logger.warning("uninstall callback for %s refused: BigCommerce still accepts the store's token",
+                           store.store_hash)
+            raise CallbackRefused("BigCommerce still has the app installed for this store. Nothing was changed.",
+                                  status=409)
+    return store_uninstall(payload=payload)
+
+
 def store_user_remove(*, payload: SignedPayload) -> bool:
+    """Deactivate the one user the payload names, and remember when, so older load tokens stop working.
+
+    BigCommerce never removes a store's owner, so a payload naming the owner (any load token of the
+    owner's, replayed here) is refused. Raises CallbackRefused.
+    """
+    store = Store.objects.filter(store_hash=payload.store_hash).first()
+    if store is None:
+        return False
+    if payload.user_id == store.owner_bc_id or payload.user_id == payload.owner_id:
+        raise CallbackRefused("The store owner cannot be removed from the store.", status=400)
     return bool(
-        StoreUser.objects.filter(store__store_hash=payload.store_hash, bc_user_id=payload.user_id)
-        .update(is_active=False)
+        StoreUser.objects.filter(store=store, bc_user_id=payload.user_id, is_owner=False)
+        .update(is_active=False, removed_at=timezone.now())
     )
 
 

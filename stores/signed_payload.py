@@ -6,6 +6,8 @@ from dataclasses import dataclass
 import jwt
 from django.conf import settings
 
+from .json_limits import MAX_ID
+
 STORE_SUB = re.compile(r"^stores/(?P<hash>[A-Za-z0-9]{1,64})$")
 # BigCommerce's own example has nbf a few seconds before iat; allow for clock skew both ways.
 LEEWAY_SECONDS = 60
@@ -29,6 +31,7 @@ class SignedPayload:
     owner_email: str
     url: str
     channel_id: int | None
+    issued_at: int = 0
 
 
 def signed_payload_verify(token: str | None) -> SignedPayload:
@@ -70,8 +73,14 @@ def signed_payload_verify(token: str | None) -> SignedPayload:
     try:
         user_id = int(user["id"])
         owner_id = int(owner["id"]) if owner.get("id") is not None else None
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):
         raise SignedPayloadError("The payload does not name a store and a user.", status=400)
+    if not 0 < user_id <= MAX_ID or not (owner_id is None or 0 < owner_id <= MAX_ID):
+        raise SignedPayloadError("The payload's user id is out of range.", status=400)
+    try:
+        issued_at = int(claims["iat"])
+    except (TypeError, ValueError, OverflowError):
+        raise SignedPayloadError("The payload's issue time is not valid.", status=400)
     channel = claims.get("channel_id")
     return SignedPayload(
         store_hash=match["hash"],
@@ -80,5 +89,6 @@ def signed_payload_verify(token: str | None) -> SignedPayload:
         owner_id=owner_id,
         owner_email=str(owner.get("email") or "")[:254],
         url=str(claims.get("url") or "/"),
-        channel_id=channel if isinstance(channel, int) else None,
+        channel_id=channel if isinstance(channel, int) and 0 <= channel <= MAX_ID else None,
+        issued_at=issued_at,
     )

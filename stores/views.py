@@ -17,7 +17,8 @@ from django.views.decorators.http import require_GET
 
 from . import bigcommerce
 from .app_context import ContextTokenError, app_context_read
-from .services import StoreUnavailable, store_for_context, store_install, store_load, store_uninstall, store_user_remove
+from .services import (CallbackRefused, StoreUnavailable, StoreUserRemoved, store_for_context, store_install, store_load,
+                       store_uninstall_callback, store_user_remove)
 from .signed_payload import SignedPayloadError, signed_payload_verify
 
 logger = logging.getLogger(__name__)
@@ -93,6 +94,11 @@ def load_callback(request):
         store, user = store_load(payload=payload)
     except StoreUnavailable:
         return _reinstall_page(request)
+    except StoreUserRemoved:
+        return _message_page(
+            request, title="You no longer have access", status=403,
+            message="You were removed from this store's users. Ask the store owner to add you again.",
+        )
     return app_page(request, store=store, bc_user_id=user.bc_user_id)
 
 
@@ -102,13 +108,16 @@ def _server_callback(request, service):
         payload = signed_payload_verify(request.GET.get("signed_payload_jwt"))
     except SignedPayloadError as exc:
         return JsonResponse({"error": exc.message}, status=exc.status)
-    service(payload=payload)
+    try:
+        service(payload=payload)
+    except CallbackRefused as exc:
+        return JsonResponse({"error": exc.message}, status=exc.status)
     return JsonResponse({"status": "ok"})
 
 
 @require_GET
 def uninstall_callback(request):
-    return _server_callback(request, store_uninstall)
+    return _server_callback(request, store_uninstall_callback)
 
 
 @require_GET

@@ -17,6 +17,7 @@ from .models import Connection, MergeStrategy, OrttoAccount, SyncRun
 from .runs import sync_run_request, sync_runs_cancel
 from .schema import ortto_schema_ensure
 from .selectors import live_connection_get
+from .stalls import sync_run_active_answer
 from .tracking import tracking_disable, tracking_enable, tracking_move
 
 logger = logging.getLogger(__name__)
@@ -46,6 +47,8 @@ def connection_connect(*, store: Store, account: OrttoAccount, merge_strategy: i
         return ConnectOutcome("refused", reason="This store has uninstalled the app. Install it again first.")
     if not account.members.filter(pk=user.pk).exists():
         return ConnectOutcome("refused", reason="You are not a member of that Ortto account.")
+    if not store.users.filter(bc_user_id=bc_user_id, is_active=True).exists():
+        return ConnectOutcome("refused", reason="You no longer have access to this store.")
 
     now = timezone.now()
     moved_tracking_from = None
@@ -137,7 +140,7 @@ def connection_sync_now(*, store: Store, requested_by: str) -> str:
     if connection.state == Connection.State.PAUSED:
         return "Ortto is refusing access to this account for now; syncing resumes by itself when it accepts again."
     run, created = sync_run_request(store=store, kind=SyncRun.Kind.MANUAL, requested_by=requested_by)
-    return "" if created else "A sync is already running for this store."
+    return "" if created else sync_run_active_answer(run=run)
 
 
 def connection_tracking_set(*, store: Store, enabled: bool, by: str) -> str:

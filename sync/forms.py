@@ -11,19 +11,35 @@ class SignInForm(forms.Form):
 
 
 class SignUpForm(forms.Form):
-    email = forms.EmailField(widget=forms.EmailInput(attrs={"autocomplete": "email", "autofocus": True}))
+    ALREADY_EXISTS = "There is already a sign-in for this email. Sign in instead."
+    # The email is also the username, whose column holds 150 characters.
+    email = forms.EmailField(
+        max_length=150, widget=forms.EmailInput(attrs={"autocomplete": "email", "autofocus": True}))
     password = forms.CharField(widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
 
     def clean_email(self):
         email = self.cleaned_data["email"].strip().lower()
         if get_user_model().objects.filter(username__iexact=email).exists():
-            raise forms.ValidationError("There is already a sign-in for this email. Sign in instead.")
+            raise forms.ValidationError(self.ALREADY_EXISTS)
         return email
 
-    def clean_password(self):
-        password = self.cleaned_data["password"]
-        validate_password(password)
-        return password
+    def clean(self):
+        cleaned = super().clean()
+        email, password = cleaned.get("email"), cleaned.get("password")
+        if password is None:
+            return cleaned
+        # UserAttributeSimilarityValidator (settings) compares with the would-be user's email; a
+        # password that merely contains the email or its name part is refused here as well.
+        user = get_user_model()(username=email or "", email=email or "")
+        try:
+            validate_password(password, user=user)
+        except forms.ValidationError as exc:
+            self.add_error("password", exc)
+            return cleaned
+        local = (email or "").split("@")[0]
+        if email and (email in password.lower() or (len(local) >= 4 and local in password.lower())):
+            self.add_error("password", "The password must not contain your email address.")
+        return cleaned
 
 
 class AddAccountForm(forms.Form):

@@ -345,3 +345,21 @@ class OrganizationMember(models.Model):
 
     def __str__(self):
         return self.email
+
+
+class ThrottleCounter(models.Model):
+    """Attempts at one throttled thing (a sign-in for one email, sign-ups from one IP…) in a window.
+
+    A row, not the cache: the count is raised with one UPDATE … SET count = count + 1 before anything is
+    checked, which the database makes atomic; Django's DatabaseCache.incr is a read then a write.
+    """
+
+    key = models.CharField(max_length=128, unique=True)
+    count = models.PositiveIntegerField(default=0)
+    window_ends_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["window_ends_at"], name="throttle_window_idx")]
+
+    def __str__(self):
+        return f"{self.key}: {self.count}"

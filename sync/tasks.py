@@ -8,6 +8,7 @@ from .models import Connection, SyncRun
 from .pauses import paused_accounts_probe
 from .queue import enqueue
 from .runs import RunNotPossible, sync_run_execute, sync_run_request, webhook_run_request
+from .throttle import throttle_purge
 
 logger = logging.getLogger("sync.tasks")
 
@@ -47,6 +48,7 @@ def maintenance_tick() -> dict:
     for store in waiting:
         if webhook_run_request(store=store) is not None:
             drained += 1
+    throttle_purge()  # sign-in / sign-up counters whose window has closed
     if resumed or drained:
         logger.info("maintenance: %d stalled run(s) resumed, %d webhook run(s) requested", resumed, drained)
     return {"resumed": resumed, "webhook_runs": drained}

@@ -3,16 +3,18 @@
 from django.contrib.auth import get_user_model, login, logout
 from django.contrib.auth import authenticate
 from django.contrib.auth.decorators import login_required
+from django.db import IntegrityError, transaction
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from stores.app_context import ContextTokenError, connect_token_read
+from stores.app_context import CONNECT_MAX_AGE, ContextTokenError, connect_token_read
+from stores.json_limits import MAX_ID
 from stores.models import Store, StoreUser
 
-from . import connections, ratelimit, selectors
+from . import connections, selectors, throttle
 from .accounts import ortto_account_add
 from .forms import AddAccountForm, MergeForm, SignInForm, SignUpForm
 from .models import SyncRun
@@ -30,7 +32,11 @@ def _flow_store(request) -> Store | None:
     data = request.session.get(SESSION_KEY)
     if not data:
         return None
-    return Store.objects.filter(store_hash=data["store_hash"], is_installed=True).first()
+    # Re-checked on every step: a user removed from the store (or an uninstall) ends the flow at once.
+    return Store.objects.filter(
+        store_hash=data["store_hash"], is_installed=True,
+        users__bc_user_id=data["bc_user_id"], users__is_active=True,
+    ).first()
 
 
 def _no_flow(request):
@@ -52,6 +58,18 @@ def start(request):
             "This Connect link has expired." if str(exc) == "expired" else "This Connect link is not valid."
         ) + " Go back to the app in your BigCommerce control panel and click Connect again."
         return _flow_page(request, "sync/message.html", {"title": "Cannot connect", "message": message}, status=403)
+    flow = {"store_hash": ctx.store_hash, "bc_user_id": ctx.bc_user_id}
+    # Single-use: a link read from a log, a history or a proxy is worth nothing once clicked. The same
+    # browser opening it again (a reload) already holds this flow in its session and goes on.
+    first_use = throttle.single_use(purpose="connect", token=request.GET["token"], ttl_seconds=CONNECT_MAX_AGE)
+    if not first_use and request.session.get(SESSION_KEY) != flow:
+        return _flow_page(
+            request, "sync/message.html",
+            {"title": "This link has been used",
+             "message": "This Connect link has been used already. Go back to the app in your BigCommerce "
+                        "control panel, reload it, and click Connect again."},
+            status=403,
+        )
     if not StoreUser.objects.filter(
         store__store_hash=ctx.store_hash, store__is_installed=True, bc_user_id=ctx.bc_user_id, is_active=True
     ).exists():
@@ -60,13 +78,14 @@ def start(request):
             {"title": "Cannot connect", "message": "This store has uninstalled the app, or you no longer have access to it."},
             status=403,
         )
-    request.session[SESSION_KEY] = {"store_hash": ctx.store_hash, "bc_user_id": ctx.bc_user_id}
-    request.session.pop("connect_account", None)
+    if request.session.get(SESSION_KEY) != flow:
+        request.session[SESSION_KEY] = flow
+        request.session.pop("connect_account", None)
     return redirect("connect:accounts")
 
 
 def _client_ip(request) -> str:
-    return request.META.get("REMOTE_ADDR", "")
+    return throttle.client_ip(request)
 
 
 @require_http_methods(["GET", "POST"])
@@ -80,17 +99,17 @@ def signin(request):
     if request.method == "POST" and form.is_valid():
         email = form.cleaned_data["email"].strip().lower()
         ip = _client_ip(request)
-        if ratelimit.signin_locked(email=email, ip=ip):
-            error = "Too many failed attempts. Wait 15 minutes and try again."
+        # Counted before the password is checked, so parallel guesses cannot all slip under the limit.
+        if not throttle.signin_attempt(username=email, ip=ip):
+            error = throttle.locked_message()
             status = 429
         else:
             user = authenticate(request, username=email, password=form.cleaned_data["password"])
             if user is None:
-                ratelimit.signin_failed(email=email, ip=ip)
                 error = "That email and password do not match an Ortto Bridge sign-in."
                 status = 400
             else:
-                ratelimit.signin_succeeded(email=email, ip=ip)
+                throttle.signin_succeeded(username=email, ip=ip)
                 login(request, user)
                 return redirect(next_url)
     return _flow_page(request, "sync/signin.html", {"form": form, "error": error, "next": next_url}, status=status)
@@ -99,12 +118,25 @@ def signin(request):
 @require_http_methods(["GET", "POST"])
 def signup(request):
     form = SignUpForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
+    status = 200
+    if request.method == "POST" and not throttle.signup_attempt(ip=_client_ip(request)):
+        form.add_error(None, throttle.locked_message(throttle.SIGNUP_IP))
+        status = 429
+    elif request.method == "POST" and form.is_valid():
         email = form.cleaned_data["email"]
-        user = get_user_model().objects.create_user(username=email, email=email, password=form.cleaned_data["password"])
-        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-        return redirect("connect:accounts")
-    return _flow_page(request, "sync/signup.html", {"form": form})
+        try:
+            with transaction.atomic():
+                user = get_user_model().objects.create_user(
+                    username=email, email=email, password=form.cleaned_data["password"])
+        except IntegrityError:  # the same sign-up, sent twice at once: the other one created it
+            form.add_error("email", SignUpForm.ALREADY_EXISTS)
+            status = 400
+        else:
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            return redirect("connect:accounts")
+    elif request.method == "POST":
+        status = 400
+    return _flow_page(request, "sync/signup.html", {"form": form}, status=status)
 
 
 @require_POST
@@ -124,7 +156,9 @@ def accounts(request):
         return _no_flow(request)
     available = selectors.ortto_accounts_for_user(user=request.user)
     if request.method == "POST":
-        account = available.filter(pk=request.POST.get("account")).first()
+        account_id = request.POST.get("account", "")
+        numeric = account_id.isascii() and account_id.isdigit() and len(account_id) < 19  # "²" is a digit too
+        account = available.filter(pk=int(account_id)).first() if numeric else None
         if account is None:
             return _flow_page(
                 request, "sync/accounts.html",
@@ -144,6 +178,10 @@ def accounts(request):
 def account_add(request):
     form = AddAccountForm(request.POST or None)
     error = ""
+    if request.method == "POST" and not throttle.account_add_attempt(user_id=request.user.pk, ip=_client_ip(request)):
+        # Each attempt tries an API key against Ortto: a key-guessing loop stops here.
+        error = throttle.locked_message(throttle.ACCOUNT_ADD_USER)
+        return _flow_page(request, "sync/account_add.html", {"form": form, "error": error}, status=429)
     if request.method == "POST" and form.is_valid():
         outcome = ortto_account_add(user=request.user, **form.cleaned_data)
         if outcome.account:
@@ -180,6 +218,8 @@ def merge(request):
 
 
 def _run_for_user(request, run_id) -> SyncRun:
+    if run_id > MAX_ID:
+        raise Http404("No such run.")
     run = get_object_or_404(SyncRun.objects.select_related("store", "connection__account"), pk=run_id)
     if not run.connection.account.members.filter(pk=request.user.pk).exists():
         raise Http404("No such run.")

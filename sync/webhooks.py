@@ -26,6 +26,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from stores.fields import decrypt
+from stores.json_limits import id_in_range, json_depth_within
 from stores.models import Store, WebhookEvent
 
 from .hooks import SECRET_HEADER, WEBHOOK_PATH
@@ -75,9 +76,11 @@ class ParsedDelivery:
 
 def delivery_parse(body: bytes) -> ParsedDelivery | None:
     """A delivery's parts, or None when it is not a BigCommerce webhook payload."""
+    if not json_depth_within(body):
+        return None
     try:
         payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     if not isinstance(payload, dict):
         return None
@@ -92,6 +95,8 @@ def delivery_parse(body: bytes) -> ParsedDelivery | None:
         resource_id = int(data["id"])
     except (TypeError, ValueError):
         return None
+    if not id_in_range(resource_id):
+        return None
     resource = PROCESSED_SCOPES.get(scope)
     if resource == "customers" and scope.startswith("store/customer/address/"):
         # Address events carry the address id; the customer is in data.address.customer_id.
@@ -99,6 +104,8 @@ def delivery_parse(body: bytes) -> ParsedDelivery | None:
             resource_id = int((data.get("address") or {})["customer_id"])
         except (KeyError, TypeError, ValueError):
             resource = None
+        if not id_in_range(resource_id):
+            return None
     created_raw = payload.get("created_at")
     try:
         created_at = datetime.fromtimestamp(int(created_raw), tz=dt_timezone.utc)

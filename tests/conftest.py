@@ -150,6 +150,21 @@ def _fresh_cache():
     yield
 
 
+@pytest.fixture
+def sandbox_account(make_account):
+    """sandbox_account(instance_name, **fields): an OrttoAccount for one of the seeded sandbox Ortto instances."""
+    from sandbox.ortto.models import Instance
+    from sandbox.ortto.seed import seed_ortto_instances
+
+    def make(instance_name: str = "acme-us", **fields):
+        seed_ortto_instances()
+        instance = Instance.objects.get(name=instance_name)
+        return make_account(name=instance.name, business_name=instance.business_name, region=instance.region,
+                            api_key=instance.api_key, tracking_key=instance.tracking_key, **fields)
+
+    return make
+
+
 @pytest.fixture(autouse=True)
 def _fresh_bad_request_budget():
     """The Ortto client's bad-request budget is process-wide: each test starts with none spent."""

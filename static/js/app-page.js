@@ -24,6 +24,7 @@
       if (version !== last || extra) {
         last = version;
         root.innerHTML = html;
+        widths();
       }
     } catch (e) { /* offline for a moment: the next poll tries again */ }
   }
@@ -52,6 +53,11 @@
     }
   });
 
+  // Progress bars carry data-percent: the CSP refuses style attributes, not CSSOM writes.
+  function widths() {
+    root.querySelectorAll("[data-percent]").forEach(function (el) { el.style.width = el.dataset.percent + "%"; });
+  }
+  widths();
   last = root.querySelector("#panel-body") ? root.querySelector("#panel-body").dataset.version : "";
   setInterval(function () { if (!document.hidden) refresh(); }, 2000);
 })();

@@ -11,21 +11,6 @@ from tests.reliability.harness import Cluster, cluster_env
 
 
 @pytest.fixture
-def sandbox_account(make_account):
-    """sandbox_account(instance_name, **fields): an OrttoAccount for one of the seeded sandbox Ortto instances."""
-    from sandbox.ortto.models import Instance
-    from sandbox.ortto.seed import seed_ortto_instances
-
-    def make(instance_name: str = "acme-us", **fields):
-        seed_ortto_instances()
-        instance = Instance.objects.get(name=instance_name)
-        return make_account(name=instance.name, business_name=instance.business_name, region=instance.region,
-                            api_key=instance.api_key, tracking_key=instance.tracking_key, **fields)
-
-    return make
-
-
-@pytest.fixture
 def connect_store(make_store, make_connection):
     """connect_store(store_hash, account, *, customers, orders, ...): one seeded sandbox store, installed,
     connected to `account` (an OrttoAccount)."""

@@ -133,7 +133,7 @@ def test_storm_on_both_apis_with_a_401_halfway(connect_store, sandbox_account, m
     owner = make_user("owner@stormb.example")
     eu_account.members.add(owner)
     outcome = connection_connect(store=revoked, account=eu_account, merge_strategy=connection.merge_strategy,
-                                 user=owner, bc_user_id=2001)
+                                 user=owner, bc_user_id=revoked.owner_bc_id)
     assert outcome.ok, outcome.reason
     assert Connection.objects.get(pk=connection.pk).state == Connection.State.ACTIVE
     run = _drive(outcome.run.pk)

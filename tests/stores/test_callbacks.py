@@ -148,8 +148,10 @@ def test_alg_none_is_refused(make_store, client):
     assert Store.objects.get().is_installed
 
 
-def test_uninstall_drops_the_token_and_keeps_history(make_store, signed_payload, client):
+def test_uninstall_drops_the_token_and_keeps_history(make_store, signed_payload, client, bc_api):
     store = make_store()
+    # BigCommerce has revoked the token: the bridge's confirming read is refused.
+    bc_api.get(f"{settings.BIGCOMMERCE_API_URL}/stores/abc123/v2/store", status=401, json=[{"status": 401}])
     response = client.get("/bigcommerce/uninstall/", {"signed_payload_jwt": signed_payload()})
     assert response.status_code == 200
     store.refresh_from_db()
@@ -164,4 +166,21 @@ def test_remove_user_deactivates_only_that_user(make_store, signed_payload, clie
     response = client.get("/bigcommerce/remove-user/", {"signed_payload_jwt": signed_payload(user_id=2002)})
     assert response.status_code == 200
     assert not StoreUser.objects.get(bc_user_id=2002).is_active
+    assert StoreUser.objects.get(bc_user_id=1001).is_active
+
+
+@pytest.mark.parametrize("answer, status", [(200, 409), (500, 503)])
+def test_uninstall_that_bigcommerce_does_not_confirm_changes_nothing(make_store, signed_payload, client, bc_api, answer, status):
+    store = make_store()
+    bc_api.get(f"{settings.BIGCOMMERCE_API_URL}/stores/abc123/v2/store", status=answer, json={"name": "Acme"})
+    response = client.get("/bigcommerce/uninstall/", {"signed_payload_jwt": signed_payload()})
+    assert response.status_code == status and response.json()["error"]
+    store.refresh_from_db()
+    assert store.is_installed and store.access_token == "tok-abc123"
+
+
+def test_remove_user_naming_the_owner_is_refused(make_store, signed_payload, client):
+    make_store()
+    response = client.get("/bigcommerce/remove-user/", {"signed_payload_jwt": signed_payload(user_id=1001)})
+    assert response.status_code == 400
     assert StoreUser.objects.get(bc_user_id=1001).is_active

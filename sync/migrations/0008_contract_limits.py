@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('sync', '0006_support_views_organizations'),
+        ('sync', '0007_throttle_counter'),
     ]
 
     operations = [
