@@ -76,7 +76,8 @@ class Customer(models.Model):
     email = models.CharField(max_length=255)
     first_name = models.CharField(max_length=100)
     last_name = models.CharField(max_length=100)
-    company = models.CharField(max_length=255, blank=True)
+    # BigCommerce's customers spec states no maximum length for company: hold whatever a store may send.
+    company = models.TextField(blank=True)
     phone = models.CharField(max_length=50, blank=True)
     notes = models.TextField(blank=True)
     registration_ip_address = models.CharField(max_length=30, blank=True)
