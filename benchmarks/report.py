@@ -347,7 +347,7 @@ def _webhook_intake(results: dict) -> list[str]:
           f"-d{wh['duration_us'] / 1e6:.0f}s` with a Lua script that posts `store/customer/updated` deliveries for "
           "store `bench01` with the X-Bridge-Webhook-Secret header, 10 % of them re-sends of a recent delivery.")
         w("")
-        w(f"| requests/s (target ≥ 1,000) | p50 | p90 | p99 (target < 50 ms) | max | errors | distinct generated / stored |")
+        w("| requests/s (target ≥ 1,000) | p50 | p90 | p99 (target < 50 ms) | max | errors | distinct generated / stored |")
         w("|---|---|---|---|---|---|---|")
         errors = wh["errors_status"] + wh["errors_connect"] + wh["errors_timeout"]
         w(f"| **{_f(wh['rps'], 0)}** ({_ok(wh['rps'] >= 1000)}) | {wh['p50_us'] / 1000:.1f} ms | "

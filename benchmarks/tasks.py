@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import resource
 import sys
@@ -41,7 +40,7 @@ def _out(payload: dict) -> None:
 def emu_seed(args) -> None:
     _setup()
     from sandbox.bigcommerce.limits import quota_set
-    from sandbox.bigcommerce.models import AppInstall, Order, Subscriber
+    from sandbox.bigcommerce.models import AppInstall
     from sandbox.bigcommerce.seed import seed_bigcommerce, seed_users
     from sandbox.bigcommerce.services import app_install_complete
     from sandbox.ortto.seed import seed_existing_people, seed_ortto_instances
@@ -148,8 +147,8 @@ def bridge_setup(args) -> None:
     from django.utils import timezone
 
     from stores.models import Store, StoreUser
-    from sync.models import Connection, OrttoAccount
     from sync.connections import connection_prepare
+    from sync.models import Connection, OrttoAccount
 
     store = Store.objects.create(
         store_hash=BENCH_STORE, name="Bench Outdoor", access_token=args.token,
@@ -285,7 +284,8 @@ def webhook_check(args) -> None:
 
 def _rows_insert(model, fields, row, count: int, chunk: int = 5000) -> None:
     """INSERT row(0) .. row(count - 1) (lists of prepared values for `fields`) with executemany, in one transaction."""
-    from django.db import connection as db, transaction
+    from django.db import connection as db
+    from django.db import transaction
 
     sql = "INSERT INTO {} ({}) VALUES ({})".format(
         db.ops.quote_name(model._meta.db_table), ", ".join(db.ops.quote_name(f.column) for f in fields),

@@ -9,7 +9,14 @@ from django.contrib import admin
 from django.db.models import Q
 
 from .admin_toolkit import (
-    BigTableAdmin, ReadOnlyInline, ResourceFilter, StoreFilter, admin_link, badge, is_changelist, store_ids_matching,
+    BigTableAdmin,
+    ReadOnlyInline,
+    ResourceFilter,
+    StoreFilter,
+    admin_link,
+    badge,
+    is_changelist,
+    store_ids_matching,
 )
 from .fields import mask_secret
 from .models import Store, StoreUser, WebhookEvent

@@ -17,8 +17,16 @@ from django.views.decorators.http import require_GET
 
 from . import bigcommerce
 from .app_context import ContextTokenError, app_context_read
-from .services import (CallbackRefused, StoreUnavailable, StoreUserRemoved, store_for_context, store_install, store_load,
-                       store_uninstall_callback, store_user_remove)
+from .services import (
+    CallbackRefused,
+    StoreUnavailable,
+    StoreUserRemoved,
+    store_for_context,
+    store_install,
+    store_load,
+    store_uninstall_callback,
+    store_user_remove,
+)
 from .signed_payload import SignedPayloadError, signed_payload_verify
 
 logger = logging.getLogger(__name__)

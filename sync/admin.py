@@ -13,7 +13,14 @@ from django.utils.html import format_html
 from django.utils.text import Truncator
 
 from stores.admin_toolkit import (
-    LogAdmin, ReadOnlyInline, ResourceFilter, StoreFilter, admin_link, badge, changelist_url, is_changelist,
+    LogAdmin,
+    ReadOnlyInline,
+    ResourceFilter,
+    StoreFilter,
+    admin_link,
+    badge,
+    changelist_url,
+    is_changelist,
     store_ids_matching,
 )
 from stores.fields import mask_secret

@@ -7,7 +7,6 @@ from stores.admin_toolkit import badge, human_duration
 
 from .models import Connection, SyncEvent, SyncRun
 
-
 STATUS_COLOURS = {
     SyncRun.Status.QUEUED: "#7f8c8d",
     SyncRun.Status.RUNNING: "#2f6fb3",

@@ -24,7 +24,6 @@ from .models import Connection, MergeStrategy, SyncEvent, SyncRun
 from .runs import RunNotPossible, sync_run_request
 from .selectors import live_connection_get, store_sync_overview
 
-
 RUN_SYNC_PERMISSION = "sync.run_sync"
 SYNC_KINDS = {
     SyncRun.Kind.MANUAL: "Sync now",

@@ -8,5 +8,7 @@ class SyncConfig(AppConfig):
     def ready(self):
         # Receivers: post_migrate (schedules) and stores' store_uninstalled, as django.contrib.auth
         # connects user_logged_in.
-        from . import signals  # noqa: F401
-        from . import admin_organizations  # noqa: F401  (registers the organizations' admin; builds on admin.py)
+        from . import (
+            admin_organizations,  # noqa: F401  (registers the organizations' admin; builds on admin.py)
+            signals,  # noqa: F401
+        )

@@ -38,10 +38,12 @@ def send_resolving(send: Callable[[list], list], items: list, *, log: logging.Lo
     except OrttoRequestError as exc:
         error = exc.message or str(exc)
 
+        details = exc.details
+
         def refused(index):
-            detail = exc.details[index] if exc.details and index < len(exc.details) else {}
+            detail = details[index] if details and index < len(details) else {}
             return {"status": (detail or {}).get("status") or "invalid",
-                    "error": detail_error(exc.details, index) or error}
+                    "error": detail_error(details, index) or error}
 
         if len(items) == 1:
             return [{"status": "error", "error": detail_error(exc.details, 0) or error}]

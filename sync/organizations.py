@@ -32,8 +32,8 @@ from django.utils import timezone
 from django.utils.html import strip_tags
 
 from . import mapping
-from .db import rows_update
 from .batches import send_resolving
+from .db import rows_update
 from .models import MergeStrategy, OrganizationLedger, OrganizationMember, PersonLedger, SyncEvent
 from .ortto import OrttoRequestError
 

@@ -24,7 +24,11 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from stores.bigcommerce import (
-    BigCommerceAuthError, BigCommerceError, BigCommerceRateLimited, BigCommerceUnavailable, store_client,
+    BigCommerceAuthError,
+    BigCommerceError,
+    BigCommerceRateLimited,
+    BigCommerceUnavailable,
+    store_client,
 )
 from stores.models import Store, WebhookEvent
 

@@ -1,7 +1,6 @@
 """The connect flow, first-party in its own tab: Ortto sign-in → Accounts → Merge → Syncing your data."""
 
-from django.contrib.auth import get_user_model, login, logout
-from django.contrib.auth import authenticate
+from django.contrib.auth import authenticate, get_user_model, login, logout
 from django.contrib.auth.decorators import login_required
 from django.db import IntegrityError, transaction
 from django.http import Http404, JsonResponse

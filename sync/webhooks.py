@@ -15,8 +15,9 @@ import json
 import logging
 import threading
 from dataclasses import dataclass
+from datetime import datetime
+from datetime import timezone as dt_timezone
 from functools import lru_cache
-from datetime import datetime, timezone as dt_timezone
 
 from django.conf import settings
 from django.db import IntegrityError, connections, transaction

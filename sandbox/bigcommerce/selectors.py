@@ -8,7 +8,8 @@ import base64
 import binascii
 import json
 import math
-from datetime import datetime, time, timezone as dt_timezone
+from datetime import datetime, time
+from datetime import timezone as dt_timezone
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlencode
 

@@ -1,6 +1,7 @@
 """BigCommerce's JSON shapes for the sandbox's records (v3: ISO-8601 dates; v2: RFC-2822, money as strings)."""
 
-from datetime import datetime, timezone as dt_timezone
+from datetime import datetime
+from datetime import timezone as dt_timezone
 from decimal import Decimal
 from email.utils import format_datetime
 

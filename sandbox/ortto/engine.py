@@ -669,7 +669,7 @@ def _filter_q(node) -> Q:
     if operator == "$has_any_value":
         if field_id == "str::email":
             return Q(email__isnull=False)
-        return Q(**{f"fields__has_key": field_id}) & ~Q(**{f"fields__{field_id}": None})
+        return Q(**{"fields__has_key": field_id}) & ~Q(**{f"fields__{field_id}": None})
     if operator == "$str::contains":
         return Q(**{f"fields__{field_id}__icontains": argument.get("value", "")})
     raise ValueError(f"unsupported filter operator {operator}")

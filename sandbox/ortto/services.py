@@ -4,7 +4,14 @@ resetting an instance and reading its stats. The JSON control endpoints call the
 from django.db.models import Count, Q, Sum
 
 from .models import (
-    Account, AccountCustomField, ActivityDefinition, CustomField, Instance, Person, PersonActivity, RateWindow,
+    Account,
+    AccountCustomField,
+    ActivityDefinition,
+    CustomField,
+    Instance,
+    Person,
+    PersonActivity,
+    RateWindow,
     RequestLog,
 )
 

@@ -15,9 +15,9 @@ from sandbox.bigcommerce.models import Customer, Order, SandboxStore, Subscriber
 from sandbox.ortto.models import Instance, Person, PersonActivity, RequestLog
 from sandbox.ortto.services import instance_set_faults, instance_set_revoked
 from sync.connections import connection_connect, connection_sync_now
-from sync.selectors import app_state
 from sync.models import Connection, SyncRun
 from sync.runs import sync_run_execute, sync_run_request
+from sync.selectors import app_state
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
 

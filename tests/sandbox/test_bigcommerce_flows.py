@@ -15,7 +15,13 @@ from django.conf import settings
 
 from sandbox.bigcommerce import services
 from sandbox.bigcommerce.models import (
-    AppInstall, Customer, Hook, Order, Script, Subscriber, WebhookDelivery,
+    AppInstall,
+    Customer,
+    Hook,
+    Order,
+    Script,
+    Subscriber,
+    WebhookDelivery,
 )
 from sandbox.bigcommerce.seed import seed_bigcommerce, seed_users
 from sandbox.bigcommerce.webhooks import webhook_deliveries_run, webhook_delivery_run

@@ -5,7 +5,6 @@ import json
 import pytest
 import requests
 
-
 from .harness import in_parallel
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]

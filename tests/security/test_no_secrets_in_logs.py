@@ -17,8 +17,13 @@ import requests
 from django.db import connection
 
 from sandbox.bigcommerce.seed import seed_store, seed_users
-from sandbox.bigcommerce.services import (app_auth_callback_url, app_install_grant, app_uninstall, signed_payload_jwt,
-                                          user_remove)
+from sandbox.bigcommerce.services import (
+    app_auth_callback_url,
+    app_install_grant,
+    app_uninstall,
+    signed_payload_jwt,
+    user_remove,
+)
 from stores.log_filters import redact
 from stores.models import Store
 from sync.models import Connection

@@ -10,9 +10,9 @@ from sandbox.bigcommerce.services import app_install_complete, checkout_order_pl
 from sandbox.ortto import services as ortto_control
 from sandbox.ortto.models import Instance, IpStrikes, Person, PersonActivity, RequestLog
 from sandbox.ortto.seed import seed_ortto_instances
-from sync.selectors import app_state
 from sync.models import Connection, SyncEvent, SyncRun
 from sync.runs import sync_run_execute, sync_run_request
+from sync.selectors import app_state
 from sync.tasks import incremental_tick
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]

@@ -5,7 +5,6 @@ from decimal import Decimal
 
 from sync import mapping
 
-
 CUSTOMER = {
     "id": 42, "email": " Ann@Example.COM ", "first_name": "Ann", "last_name": "Lee", "phone": "+1 (555) 010-0200",
     "date_modified": "2025-03-01T10:00:00Z",
