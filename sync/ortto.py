@@ -5,8 +5,8 @@ Every call is a JSON POST with the X-Api-Key header and a required timeout
 (settings.HTTP_TIMEOUT_SECONDS, read at call time). 429 waits for the body's `try-in-seconds`;
 5xx, timeouts and connection errors back off with jitter; 401/403 are never retried, because
 Ortto bans the caller's IP after 15 bad-credential requests in 15 seconds. Every 4xx answer counts
-towards a process-wide budget (BAD_REQUEST_BUDGET per BAD_REQUEST_WINDOW_SECONDS) that keeps the
-server under Ortto's bad-request ban (docs/ortto-contract.md, "Limits"). The key never appears in
+towards a budget shared by every process on the host (BAD_REQUEST_BUDGET per BAD_REQUEST_WINDOW_SECONDS)
+that keeps the server's IP under Ortto's bad-request ban (docs/ortto-contract.md, "Limits"). The key never appears in
 log lines or exception messages.
 """
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 import collections
 import logging
 import re
+import socket
 import threading
 import time
 import unicodedata
@@ -23,6 +24,7 @@ from typing import Any
 
 import requests
 from django.conf import settings
+from django.core.cache import cache
 
 from stores import http
 from stores.http import ApiError, Sleep, json_or_text, thread_session
@@ -165,43 +167,101 @@ def rate_gate(api_key: str) -> RateGate | None:
 
 
 # Ortto bans the calling IP for 15 s after 15 bad requests (or 15 bad-credential requests) in 15 s
-# (https://help.ortto.com/a-235-rate-limits). The budget stays well under it, for the whole process,
-# because one IP's ban stalls every store on the server.
+# (https://help.ortto.com/a-235-rate-limits). The budget stays well under it for the whole host, because
+# one IP's ban stalls every store on the server: every worker process on this host shares one count.
 BAD_REQUEST_BUDGET = 10
 BAD_REQUEST_WINDOW_SECONDS = 15.0
+# How stale a process's view of the other processes' count may be; the margin between the budget (10) and
+# the ban (15) absorbs what arrives meanwhile.
+SHARED_CHECK_SECONDS = 0.5
 
 
 class BadRequestBudget:
-    """At most `budget` 4xx answers (429 excluded) in any window of `window` seconds, process-wide:
-    a request that could be one more waits until the oldest leaves the window."""
+    """At most `budget` 4xx answers (429 excluded) in any window of `window` seconds: a request that
+    could be one more waits until the oldest leaves the window.
+
+    The count is this process's, plus, when `shared`, every process's on this host through the Django
+    cache (Redis in production, the database cache otherwise), in one counter per host and second. A
+    cache that fails leaves the process's own count in charge: syncing never stops for it."""
 
     def __init__(self, budget: int = BAD_REQUEST_BUDGET, window: float = BAD_REQUEST_WINDOW_SECONDS,
-                 clock=time.monotonic):
+                 clock=time.monotonic, *, shared: bool = False, wall_clock=time.time):
         self.budget = budget
         self.window = window
+        self.shared = shared
         self._clock = clock
+        self._wall_clock = wall_clock
         self._lock = threading.Lock()
         self._bad: collections.deque[float] = collections.deque()
+        self._shared_until = 0.0  # wall-clock time until which the host's count is at the budget
+        self._shared_checked_at = float("-inf")
 
     def wait_time(self) -> float:
         with self._lock:
             now = self._clock()
             while self._bad and now - self._bad[0] >= self.window:
                 self._bad.popleft()
-            if len(self._bad) < self.budget:
-                return 0.0
-            return self._bad[0] + self.window - now
+            local = 0.0 if len(self._bad) < self.budget else self._bad[0] + self.window - now
+        return max(local, self._shared_wait())
 
     def record(self) -> None:
         with self._lock:
             self._bad.append(self._clock())
+        if self.shared:
+            second = int(self._wall_clock())
+            self._cache_call(self._shared_record, second)
+            self._shared_checked_at = float("-inf")  # see the new count at the next request
 
     def reset(self) -> None:
         with self._lock:
             self._bad.clear()
+        self._shared_until, self._shared_checked_at = 0.0, float("-inf")
+        if self.shared:
+            now = int(self._wall_clock())
+            self._cache_call(lambda: cache.delete_many(self._keys(now - int(self.window) - 2, now + 1)))
+
+    # -- the host-wide count
+
+    def _shared_wait(self) -> float:
+        if not self.shared:
+            return 0.0
+        now = self._wall_clock()
+        if now - self._shared_checked_at >= SHARED_CHECK_SECONDS:
+            self._shared_checked_at = now
+            until = self._cache_call(self._shared_read, now)
+            self._shared_until = until if until is not None else 0.0
+        return max(0.0, self._shared_until - now)
+
+    def _keys(self, first_second: int, last_second: int) -> list[str]:
+        return [f"ortto:bad-requests:{_HOST}:{second}" for second in range(first_second, last_second + 1)]
+
+    def _shared_record(self, second: int) -> None:
+        key = self._keys(second, second)[0]
+        cache.add(key, 0, timeout=int(self.window) + 5)
+        cache.incr(key)
+
+    def _shared_read(self, now: float) -> float:
+        """Until when the host is at its budget: the second that takes it there, plus the window."""
+        first = int(now - self.window) + 1
+        keys = self._keys(first, int(now))
+        counts = cache.get_many(keys)
+        total = 0
+        for second, key in reversed(list(enumerate(keys, start=first))):
+            total += int(counts.get(key) or 0)
+            if total >= self.budget:
+                return second + self.window
+        return 0.0
+
+    def _cache_call(self, call, *args):
+        try:
+            return call(*args)
+        except Exception:  # noqa: BLE001 — a cache outage must not stop syncing; the local count still holds
+            logger.debug("Ortto bad-request budget: the shared count is unavailable", exc_info=True)
+            return None
 
 
-bad_requests = BadRequestBudget()
+_HOST = socket.gethostname()
+bad_requests = BadRequestBudget(shared=True)
 
 
 def _error_text(body: Any) -> str:

@@ -403,3 +403,41 @@ def test_the_bad_request_budget_is_a_sliding_window():
     assert budget.wait_time() == 5.0
     now[0] += 5
     assert budget.wait_time() == 0
+
+
+@pytest.mark.django_db
+def test_the_bad_request_budget_is_shared_by_every_process_on_the_host():
+    """Ortto bans an IP, not a process: two workers on one host share one count through the cache."""
+    from sync.ortto import BAD_REQUEST_BUDGET, BadRequestBudget
+
+    wall = [1_000_000.0]
+    first, second = (BadRequestBudget(shared=True, wall_clock=lambda: wall[0]) for _ in range(2))
+    first.reset()
+    for _ in range(BAD_REQUEST_BUDGET - 4):
+        first.record()
+    assert second.wait_time() == 0
+    for _ in range(4):
+        second.record()
+    wall[0] += 1  # past the other process's check interval
+    assert first.wait_time() == pytest.approx(14.0)  # the budget was reached a second ago
+    assert second.wait_time() == pytest.approx(14.0)
+    wall[0] += 14
+    assert first.wait_time() == 0 and second.wait_time() == 0
+    first.reset()
+
+
+def test_a_cache_outage_leaves_the_process_count_in_charge(monkeypatch):
+    from sync import ortto
+    from sync.ortto import BadRequestBudget
+
+    class Down:
+        def __getattr__(self, name):
+            raise ConnectionError("cache down")
+
+    monkeypatch.setattr(ortto, "cache", Down())
+    now = [0.0]
+    budget = BadRequestBudget(budget=2, window=15.0, clock=lambda: now[0], shared=True)
+    budget.record()
+    assert budget.wait_time() == 0
+    budget.record()
+    assert budget.wait_time() == 15.0
