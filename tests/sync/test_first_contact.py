@@ -3,6 +3,7 @@ enforcing the contract in docs/ortto-contract.md: the icon id, "already exists" 
 a refused batch without an IP ban, 403, a person deleted in Ortto, and the 50-events rule."""
 
 import pytest
+from django.template.loader import render_to_string
 
 from sandbox.bigcommerce.models import Customer
 from sandbox.bigcommerce.seed import seed_bigcommerce, seed_users
@@ -262,3 +263,5 @@ def test_a_buyer_with_80_orders_gets_50_activities_and_80_in_the_totals(make_acc
     assert finished.counters["orders"]["created"] == 50
     assert person.fields["int:cm:bigcommerce-order-count"] == 80
     assert SyncEvent.objects.filter(run=finished, level="info", message__contains="30 order(s)").exists()
+    panel = render_to_string("sync/_panel.html", {"store": store, "state": app_state(store=store)})
+    assert "30 older orders went into their buyers&#x27; totals instead of Placed order activities" in panel
