@@ -6,7 +6,7 @@ flag; the bridge reads them with `include=addresses`), else, for a guest order (
 billing address's company. Names are normalized (`clean_company_name`, `company_key`) so "ACME Ltd" and
 "Acme  Ltd " are one organization per store.
 
-How it reaches Ortto (docs/ortto-contract-organizations.md has every source):
+How it reaches Ortto (docs/ortto-contract.md ("Organizations") has every source):
 - pages only record who belongs where (`members_commit`, in the page's transaction; no HTTP);
 - at the end of a run `organizations_flush` sends what changed in merges of 100 by name
   (`POST /v1/accounts/merge`, merge_by `str:o:name`; `plan_organization_merges`: what the store says of a

@@ -455,7 +455,7 @@ class OrttoClient:
                 return value
         return computed
 
-    # -- accounts (formerly "organizations"): docs/ortto-contract-organizations.md
+    # -- accounts (formerly "organizations"): docs/ortto-contract.md ("Organizations")
 
     def merge_accounts(self, accounts: list[dict], *, merge_strategy: int,
                        merge_by: Iterable[str] = ("str:o:name",)) -> list[dict]:

@@ -1,6 +1,6 @@
 """The emulated Ortto's accounts (formerly "organizations"): merge, linking people, custom account fields.
 
-Contract (docs/ortto-contract-organizations.md has the sources):
+Contract (docs/ortto-contract.md ("Organizations") has the sources):
 - `POST /v1/accounts/merge` {"accounts": [{"fields"}] (1-100), "merge_by": ["str:o:name"], "merge_strategy",
   "find_strategy", "async"} → {"accounts": [{"account_id", "status": "created"|"merged"}]}, one per input,
   in order; an unusable item is {"status": "invalid", "error"}; none usable → 400.

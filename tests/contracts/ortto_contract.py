@@ -23,7 +23,7 @@ ENDPOINTS = {
     "/v1/person/custom-field/get": "custom-field-get",
     "/v1/person/custom-field/create": "custom-field-create",
     "/v1/definitions/activity/create": "activity-definition-create",
-    # Organizations (Ortto "accounts"): docs/ortto-contract-organizations.md
+    # Organizations (Ortto "accounts"): docs/ortto-contract.md ("Organizations")
     "/v1/accounts/merge": "accounts-merge",
     "/v1/accounts/contacts/add": "accounts-contacts",
     "/v1/accounts/contacts/remove": "accounts-contacts",
