@@ -168,6 +168,14 @@ def test_store_page_summarises_connection_runs_and_failures(support_client, shop
         assert label in html
 
 
+def test_store_page_tools_sit_above_the_sync_panel_not_over_it(support_client, shop):
+    html = support_client.get(change(shop)).content.decode()
+    assert html.count('class="object-tools"') == 1 and html.count('class="historylink"') == 1
+    assert html.index('class="object-tools"') < html.index('class="sync-panel"')
+    for tool in ("Connections", "Sync runs", "Failed records", "Webhooks", "History"):
+        assert f">{tool}</a></li>" in html
+
+
 def test_store_name_with_markup_is_escaped_everywhere(admin_client, shop):
     for url in (changelist(Store), change(shop), changelist(Connection)):
         html = admin_client.get(url).content.decode()
