@@ -88,3 +88,16 @@ class WebhookEvent(models.Model):
 
     def __str__(self):
         return f"{self.scope} #{self.resource_id} ({self.store.store_hash})"
+
+
+class SpentSignedPayload(models.Model):
+    """A load token (`signed_payload_jwt`) that opened the app page once: BigCommerce signs a new one at
+    every launch, so the same token again is a replay (a copied URL, a browser history entry). Kept until the
+    token expires; the unique key makes two simultaneous uses of one token one success and one refusal."""
+
+    token_id = models.CharField(max_length=64, unique=True)
+    expires_at = models.DateTimeField(db_index=True)
+
+    def __str__(self):
+        return self.token_id
+

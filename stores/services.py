@@ -2,13 +2,15 @@
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
+from datetime import timezone as dt_timezone
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from . import bigcommerce
-from .models import Store, StoreUser
+from .models import SpentSignedPayload, Store, StoreUser
 from .signals import store_uninstalled
 from .signed_payload import SignedPayload
 
@@ -21,6 +23,10 @@ class StoreUnavailable(Exception):
 
 class StoreUserRemoved(Exception):
     """The load token was issued before BigCommerce removed this user from the store."""
+
+
+class SignedPayloadSpent(Exception):
+    """This load token already opened the app page once."""
 
 
 class CallbackRefused(Exception):
@@ -88,8 +94,25 @@ def store_install(*, grant, store_name: str = "", store_domain: str = "") -> Ins
     return InstallOutcome(store=store, created=created, missing_scopes=[])
 
 
+def signed_payload_spend(*, payload: SignedPayload) -> None:
+    """Use a load token up: raises SignedPayloadSpent if it was used before (by anyone, in any process)."""
+    expires_at = datetime.fromtimestamp(max(payload.expires_at, 0), tz=dt_timezone.utc)
+    try:
+        with transaction.atomic():
+            SpentSignedPayload.objects.create(token_id=payload.token_id, expires_at=expires_at)
+    except IntegrityError:
+        raise SignedPayloadSpent(payload.store_hash) from None
+
+
+def signed_payloads_purge() -> int:
+    """Forget spent tokens that have expired: they are refused as expired now."""
+    deleted, _ = SpentSignedPayload.objects.filter(expires_at__lt=timezone.now()).delete()
+    return deleted
+
+
 def store_load(*, payload: SignedPayload) -> tuple[Store, StoreUser]:
-    """A verified load: the store must be installed here; unknown users of it are added."""
+    """A verified load: the store must be installed here; unknown users of it are added. Each load token
+    opens the app page once (signed_payload_spend)."""
     try:
         store = Store.objects.get(store_hash=payload.store_hash)
     except Store.DoesNotExist:
@@ -102,6 +125,7 @@ def store_load(*, payload: SignedPayload) -> tuple[Store, StoreUser]:
         # A token from before the removal (valid for a day) must not bring the user back; a token
         # issued after it means the owner added the user again.
         raise StoreUserRemoved(payload.store_hash)
+    signed_payload_spend(payload=payload)
     user, _ = StoreUser.objects.update_or_create(
         store=store,
         bc_user_id=payload.user_id,

@@ -1,5 +1,6 @@
 """Verification of BigCommerce's `signed_payload_jwt` (load, uninstall and remove-user callbacks)."""
 
+import hashlib
 import re
 from dataclasses import dataclass
 
@@ -32,6 +33,10 @@ class SignedPayload:
     url: str
     channel_id: int | None
     issued_at: int = 0
+    # BigCommerce's `jti` (a UUID per token; the hash of the token if a payload lacks one) and `exp`: what a
+    # load needs to refuse the same token twice (stores.services.signed_payload_spend).
+    token_id: str = ""
+    expires_at: int = 0
 
 
 def signed_payload_verify(token: str | None) -> SignedPayload:
@@ -79,8 +84,11 @@ def signed_payload_verify(token: str | None) -> SignedPayload:
         raise SignedPayloadError("The payload's user id is out of range.", status=400)
     try:
         issued_at = int(claims["iat"])
+        expires_at = int(claims["exp"])
     except (TypeError, ValueError, OverflowError):
-        raise SignedPayloadError("The payload's issue time is not valid.", status=400)
+        raise SignedPayloadError("The payload's issue or expiry time is not valid.", status=400)
+    jti = claims.get("jti")
+    token_id = jti if isinstance(jti, str) and 0 < len(jti) <= 64 else hashlib.sha256(token.encode()).hexdigest()
     channel = claims.get("channel_id")
     return SignedPayload(
         store_hash=match["hash"],
@@ -91,4 +99,6 @@ def signed_payload_verify(token: str | None) -> SignedPayload:
         url=str(claims.get("url") or "/"),
         channel_id=channel if isinstance(channel, int) and 0 <= channel <= MAX_ID else None,
         issued_at=issued_at,
+        token_id=token_id,
+        expires_at=expires_at,
     )

@@ -19,6 +19,7 @@ from . import bigcommerce
 from .app_context import ContextTokenError, app_context_read
 from .services import (
     CallbackRefused,
+    SignedPayloadSpent,
     StoreUnavailable,
     StoreUserRemoved,
     store_for_context,
@@ -106,6 +107,12 @@ def load_callback(request):
         return _message_page(
             request, title="You no longer have access", status=403,
             message="You were removed from this store's users. Ask the store owner to add you again.",
+        )
+    except SignedPayloadSpent:
+        return _message_page(
+            request, title="This link has already been used", status=403,
+            message="Each link BigCommerce gives the app opens it once. Open the app again from Apps › My Apps "
+                    "in your control panel.",
         )
     return app_page(request, store=store, bc_user_id=user.bc_user_id)
 

@@ -3,6 +3,7 @@
 import logging
 
 from stores.models import Store, WebhookEvent
+from stores.services import signed_payloads_purge
 
 from .models import Connection, SyncRun
 from .pauses import paused_accounts_probe
@@ -49,6 +50,7 @@ def maintenance_tick() -> dict:
         if webhook_run_request(store=store) is not None:
             drained += 1
     throttle_purge()  # sign-in / sign-up counters whose window has closed
+    signed_payloads_purge()  # spent load tokens that have expired
     if resumed or drained:
         logger.info("maintenance: %d stalled run(s) resumed, %d webhook run(s) requested", resumed, drained)
     return {"resumed": resumed, "webhook_runs": drained}

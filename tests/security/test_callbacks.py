@@ -9,7 +9,7 @@ from sandbox.bigcommerce.services import app_uninstall, signed_payload_jwt, user
 from stores.models import Store, StoreUser
 from sync.models import Connection
 
-from .harness import connect_link, installed_sandbox_store, load_page
+from .harness import connect_link, in_parallel, installed_sandbox_store, load_page
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
 
@@ -87,3 +87,23 @@ def test_a_connect_link_works_once(sandbox_live, browser):
     for _ in range(3):
         replay = browser().session.get(link, timeout=30, allow_redirects=False)
         assert replay.status_code == 403 and "This link has been used" in replay.text
+
+
+def test_a_load_token_opens_the_app_page_once(sandbox_live):
+    """A copied load URL (browser history, a screenshot of the address bar) does not open the app page again;
+    a new launch from the control panel, with a new token, does."""
+    sandbox_store, owner, _ = installed_sandbox_store(sandbox_live)
+    token = signed_payload_jwt(store=sandbox_store, user=owner)
+    first = load_page(sandbox_live, token)
+    assert first.status_code == 200 and "Step 1: Connect your account" in first.text
+    again = load_page(sandbox_live, token)
+    assert again.status_code == 403 and "This link has already been used" in again.text
+    assert "Step 1" not in again.text
+    assert load_page(sandbox_live, signed_payload_jwt(store=sandbox_store, user=owner)).status_code == 200
+
+
+def test_one_load_token_sent_twenty_times_at_once_opens_one_page(sandbox_live):
+    sandbox_store, owner, _ = installed_sandbox_store(sandbox_live)
+    token = signed_payload_jwt(store=sandbox_store, user=owner)
+    statuses = in_parallel([lambda: load_page(sandbox_live, token).status_code] * 20)
+    assert sorted(statuses) == [200] + [403] * 19

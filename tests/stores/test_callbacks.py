@@ -1,8 +1,12 @@
+from datetime import timedelta
+
 import pytest
 import responses
 from django.conf import settings
+from django.utils import timezone
 
-from stores.models import Store, StoreUser
+from stores.models import SpentSignedPayload, Store, StoreUser
+from sync.tasks import maintenance_tick
 
 pytestmark = pytest.mark.django_db
 
@@ -184,3 +188,11 @@ def test_remove_user_naming_the_owner_is_refused(make_store, signed_payload, cli
     response = client.get("/bigcommerce/remove-user/", {"signed_payload_jwt": signed_payload(user_id=1001)})
     assert response.status_code == 400
     assert StoreUser.objects.get(bc_user_id=1001).is_active
+
+
+def test_spent_load_tokens_are_forgotten_once_expired():
+    now = timezone.now()
+    SpentSignedPayload.objects.create(token_id="expired", expires_at=now - timedelta(seconds=1))
+    SpentSignedPayload.objects.create(token_id="still-valid", expires_at=now + timedelta(hours=1))
+    maintenance_tick()
+    assert list(SpentSignedPayload.objects.values_list("token_id", flat=True)) == ["still-valid"]
