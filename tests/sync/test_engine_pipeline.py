@@ -27,9 +27,11 @@ def test_initial_sync_sends_exactly_the_calls_the_rules_allow(env):
 
     assert run.status == SyncRun.Status.SUCCEEDED, run.error_summary
     # The connection's first run registers the store's webhooks.
-    assert sorted(hook["scope"] for hook in env.bc.hooks) == ["store/customer/*", "store/order/*", "store/subscriber/*"]
-    # Schema first (the connection was not schema_ready): 4 fields + the activity definition (409 = exists).
-    assert [c[0] for c in ortto.schema_calls] == ["field-list"] + ["field"] * 4 + ["activity"]
+    assert sorted(hook["scope"] for hook in env.bc.hooks) == [
+        "store/cart/abandoned", "store/cart/converted", "store/customer/*", "store/order/*", "store/subscriber/*"]
+    # Schema first (the connection was not schema_ready): 4 fields + Placed order and the journey's six
+    # activity definitions (409 = exists).
+    assert [c[0] for c in ortto.schema_calls] == ["field-list"] + ["field"] * 4 + ["activity"] * 7
     merges = [(strategy, [p["fields"] for p in people]) for strategy, people in ortto.calls]
     assert len(merges) == 5
     # 1. subscribers: one creating merge (Append only), bol::p from the consent.
