@@ -45,6 +45,15 @@ def refunded_amount(order: dict) -> Decimal:
     return max(amount, Decimal(0))
 
 
+def order_is_fulfilled(order: dict) -> bool:
+    """Shipped (2) or Completed (10), or every item shipped: a shipped order refunded later is Partially
+    Refunded (14) but still was fulfilled (orders.v2.oas2.yml: items_shipped, items_total)."""
+    if int(order.get("status_id") or 0) in FULFILLED_STATUSES:
+        return True
+    items_total = int(order.get("items_total") or 0)
+    return items_total > 0 and int(order.get("items_shipped") or 0) >= items_total
+
+
 def counted_total(order: dict, status_id: int, refunded: Decimal) -> Decimal:
     """What the order adds to its buyer's total spent: nothing once cancelled, else its total less refunds."""
     if status_id == CANCELLED_STATUS:
@@ -57,6 +66,7 @@ class OrderChange:
     """What one order's new state means: the events to send and the totals' deltas."""
 
     status_id: int
+    fulfilled: bool
     refunded: Decimal
     counted: Decimal
     events: list[str] = field(default_factory=list)  # fulfilled | cancelled | refunded
@@ -65,20 +75,20 @@ class OrderChange:
     total_delta: Decimal = Decimal(0)
 
 
-def order_change(*, order: dict, previous_status: int | None, previous_refunded: Decimal,
+def order_change(*, order: dict, previous_status: int | None, previous_fulfilled: bool, previous_refunded: Decimal,
                  previous_counted: Decimal, send: bool) -> OrderChange:
     """The difference between an order and the ledger's memory of it. previous_status None: the ledger
     never knew the status (no event). send False: record only (an import's first sight)."""
     status_id = int(order.get("status_id") or 0)
     refunded = refunded_amount(order)
     counted = counted_total(order, status_id, refunded)
-    change = OrderChange(status_id=status_id, refunded=refunded, counted=counted)
+    change = OrderChange(status_id=status_id, fulfilled=order_is_fulfilled(order), refunded=refunded, counted=counted)
     was_counted = previous_status != CANCELLED_STATUS
     change.count_delta = int(status_id != CANCELLED_STATUS) - int(was_counted)
     change.total_delta = counted - previous_counted
     if not send or previous_status is None:
         return change
-    if status_id in FULFILLED_STATUSES and previous_status not in FULFILLED_STATUSES:
+    if change.fulfilled and not previous_fulfilled:
         change.events.append("fulfilled")
     if status_id == CANCELLED_STATUS and previous_status != CANCELLED_STATUS:
         change.events.append("cancelled")
@@ -121,7 +131,8 @@ def journey_apply(ctx: engine.SyncContext, orders: list[dict], known: dict[int, 
         order = by_id.get(row.order_id)
         if order is None:
             continue
-        change = order_change(order=order, previous_status=JUST_PLACED, previous_refunded=Decimal(0),
+        change = order_change(order=order, previous_status=JUST_PLACED, previous_fulfilled=False,
+                              previous_refunded=Decimal(0),
                               previous_counted=mapping.order_total(order), send=not import_run)
         item = _Pending(row=row, order=order, change=change, new=True)
         if not row.summarized:
@@ -135,9 +146,11 @@ def journey_apply(ctx: engine.SyncContext, orders: list[dict], known: dict[int, 
             continue
         previous_counted = (row.counted_total if row.counted_total is not None else mapping.order_total(order))
         change = order_change(order=order, previous_status=row.status_id,
+                              previous_fulfilled=row.fulfilled or row.status_id in FULFILLED_STATUSES,
                               previous_refunded=Decimal(row.refunded_amount or 0),
                               previous_counted=Decimal(previous_counted), send=True)
-        unchanged = (row.status_id == change.status_id and Decimal(row.refunded_amount or 0) == change.refunded
+        unchanged = (row.status_id == change.status_id and row.fulfilled == change.fulfilled
+                     and Decimal(row.refunded_amount or 0) == change.refunded
                      and row.counted_total is not None and Decimal(row.counted_total) == change.counted)
         if not unchanged:
             pending.append(_Pending(row=row, order=order, change=change, new=False))
@@ -188,10 +201,11 @@ def journey_apply(ctx: engine.SyncContext, orders: list[dict], known: dict[int, 
                                                  message="Order status not sent: its person could not be merged "
                                                          "in Ortto first."))
             if item.new:  # recorded as just placed and counted in full: the next run sends the change
-                row.status_id, row.refunded_amount = JUST_PLACED, Decimal(0)
+                row.status_id, row.fulfilled, row.refunded_amount = JUST_PLACED, False, Decimal(0)
                 row.counted_total = mapping.order_total(item.order)
             continue
-        row.status_id, row.refunded_amount, row.counted_total = change.status_id, change.refunded, change.counted
+        row.status_id, row.fulfilled = change.status_id, change.fulfilled
+        row.refunded_amount, row.counted_total = change.refunded, change.counted
         if not item.new:
             work.order_updates.append(row)
         if change.count_delta or change.total_delta:

@@ -299,6 +299,8 @@ class OrderLedger(models.Model):
     # Fulfilled / Cancelled / Refunded order, once, whichever of a webhook run or the sweep sees it first.
     # Null status: a row from before status tracking; its first sighting only records the status.
     status_id = models.PositiveSmallIntegerField(null=True, blank=True)
+    # Shipped in full once: a later status (e.g. Partially Refunded) no longer says so, this does.
+    fulfilled = models.BooleanField(default=False)
     refunded_amount = models.DecimalField(max_digits=14, decimal_places=4, default=0)
     # What the order adds to its buyer's "total spent" now (its total, less refunds; 0 once cancelled).
     counted_total = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)

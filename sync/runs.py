@@ -392,7 +392,7 @@ def _commit_page(run: SyncRun, resource: str, work: engine.PageWork, checkpoint:
             "sent_permission", "created_in_ortto", "order_count", "total_spent", "last_order_at", "synced_at",
         ])
         OrderLedger.objects.bulk_create(work.order_rows, ignore_conflicts=True)
-        rows_update(OrderLedger, work.order_updates, ["status_id", "refunded_amount", "counted_total"])
+        rows_update(OrderLedger, work.order_updates, ["status_id", "fulfilled", "refunded_amount", "counted_total"])
         for commit in work.commits:
             commit()
         SyncEvent.objects.bulk_create(work.events)

@@ -234,7 +234,7 @@ def order_json(order: Order, store: SandboxStore, *, line_items: bool = False) -
         "total_tax": money(order.total_tax),
         "is_tax_inclusive_pricing": False,
         "items_total": order.items_total,
-        "items_shipped": order.items_total if order.status_id in (2, 10) else 0,
+        "items_shipped": order.items_total if order.status_id in (2, 10) or order.date_shipped else 0,
         "payment_method": order.payment_method,
         "payment_provider_id": "",
         "payment_status": "captured" if order.status_id not in (0, 6, 7) else "",
