@@ -202,7 +202,7 @@ def order_json(order: Order, store: SandboxStore, *, line_items: bool = False) -
     }
     zero = money(Decimal(0))
     subtotal_inc = order.subtotal_ex_tax + order.total_tax
-    return {
+    body = {
         "id": order.bc_id,
         "customer_id": order.customer_id,
         "date_created": rfc2822(order.date_created),
@@ -274,9 +274,10 @@ def order_json(order: Order, store: SandboxStore, *, line_items: bool = False) -
         "products": _resource(store, order.bc_id, "products"),
         "shipping_addresses": _resource(store, order.bc_id, "shippingaddresses"),
         "coupons": _resource(store, order.bc_id, "coupons"),
-        "consignments": order_consignments(order, billing) if line_items else _resource(store, order.bc_id,
-                                                                                         "consignments"),
     }
+    if line_items:
+        body["consignments"] = order_consignments(order, billing)
+    return body
 
 
 def script_json(script: Script) -> dict:
@@ -380,7 +381,7 @@ def cart_json(cart: Cart) -> dict:
     for item in cart.items:
         price, quantity = Decimal(str(item["price"])), int(item["quantity"])
         physical.append({
-            "id": item["id"], "parent_id": None, "variant_id": int(item.get("variant_id") or 0),
+            "id": item["id"], "variant_id": int(item.get("variant_id") or 0),
             "product_id": int(item["product_id"]), "sku": item.get("sku") or "", "name": item["name"],
             "url": f"https://{cart.store.domain}/products/{item['product_id']}/", "quantity": quantity,
             "is_taxable": True, "image_url": "", "discounts": [], "coupons": [], "discount_amount": 0,

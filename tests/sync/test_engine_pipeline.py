@@ -131,7 +131,8 @@ def test_resume_after_a_crash_sends_no_person_or_order_twice(env, settings, monk
     assert resumed.status == SyncRun.Status.SUCCEEDED
     # The carried orders are read again by id (here one GET each: one order per page), then the (empty)
     # page after the last one.
-    assert [url.rsplit("/", 1)[1] for url in env.bc.requests if re.search(r"/v2/orders/\d+$", url)] == [
+    by_id = [url.split("?")[0] for url in env.bc.requests if re.search(r"/v2/orders/\d+(\?|$)", url)]
+    assert [url.rsplit("/", 1)[1] for url in by_id] == [
         "101", "102", "103"]
     creating = [p["fields"]["str::email"] for _, people in env.ortto.calls for p in people if "bol::p" in p["fields"]]
     assert len(creating) == len(set(creating))
