@@ -130,8 +130,8 @@ def order_line_items(order: dict) -> list[dict] | None:
     (orders.v2.oas2.yml, orderConsignment_Get: pickups, shipping, downloads, email.gift_certificates, each
     with `line_items`). None when the answer carries no line items (only resource links)."""
     consignments = order.get("consignments")
-    if not isinstance(consignments, dict):
-        return None
+    if not isinstance(consignments, dict) or not {"shipping", "pickups", "downloads", "email"} & set(consignments):
+        return None  # absent, or the resource link an order carries without the include
     groups = [*(consignments.get("shipping") or []), *(consignments.get("pickups") or []),
               *(consignments.get("downloads") or []),
               *((consignments.get("email") or {}).get("gift_certificates") or [])]

@@ -40,7 +40,7 @@ class RefundForm(forms.Form):
 class AddToCartForm(forms.Form):
     product_id = forms.IntegerField()
     quantity = forms.IntegerField(min_value=1, max_value=20, initial=1)
-    email = forms.EmailField(required=False, label="Your email",
+    email = forms.EmailField(required=False, max_length=255, label="Your email",
                              help_text="Shoppers who give an email can be reminded of their cart.")
 
 
