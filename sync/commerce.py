@@ -19,11 +19,15 @@ order follow each other.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
+
+from django.db.models import Sum
+from django.utils import timezone
 
 from . import activities, engine, mapping
 from .activities import CANCELLED_STATUS, FULFILLED_STATUSES, REFUNDED_STATUS
-from .models import OrderLedger, PersonLedger, SyncRun
+from .models import OrderLedger, PersonLedger, SyncEvent, SyncRun
 from .schema import schema_journey_id
 
 FULL_KINDS = (SyncRun.Kind.INITIAL, SyncRun.Kind.FULL)
@@ -156,6 +160,7 @@ def journey_apply(ctx: engine.SyncContext, orders: list[dict], known: dict[int, 
             pending.append(_Pending(row=row, order=order, change=change, new=False))
     if not pending:
         return
+    _products_limit(ctx, [item for item in pending if item.new], work)
     for item in pending:
         item.activities = [_status_activity(ctx, item, event) for event in item.change.events]
 
@@ -217,6 +222,30 @@ def journey_apply(ctx: engine.SyncContext, orders: list[dict], known: dict[int, 
                 changed_people[row.email] = person
     if changed_people and not ctx.defer_aggregates:
         engine.aggregates_push(ctx, list(changed_people.values()), work)
+
+
+def _products_limit(ctx: engine.SyncContext, placed: list[_Pending], work: engine.PageWork) -> None:
+    """Ortto keeps at most 50 events of one activity per person per 24 h and drops the rest silently
+    (docs/ortto-contract.md, "Limits"): Ordered product lines beyond that are not sent, and the run says so."""
+    emails = {item.row.email for item in placed if item.products}
+    if not emails:
+        return
+    since = timezone.now() - timedelta(hours=24)
+    sent = dict(OrderLedger.objects.filter(connection=ctx.connection, email__in=emails, sent_at__gte=since)
+                .values("email").annotate(n=Sum("products_sent")).values_list("email", "n"))
+    allowance = {email: max(engine.ACTIVITY_DAILY_LIMIT - (sent.get(email) or 0), 0) for email in emails}
+    left_out: dict[str, int] = {}
+    for item in placed:
+        email = item.row.email
+        if len(item.products) > allowance.get(email, 0):
+            left_out[email] = left_out.get(email, 0) + len(item.products) - allowance.get(email, 0)
+            item.products = item.products[:allowance.get(email, 0)]
+        allowance[email] = allowance.get(email, 0) - len(item.products)
+        item.row.products_sent = len(item.products)
+    for email, count in left_out.items():
+        work.events.append(engine._event(ctx, resource="orders", email=email, level=SyncEvent.Level.INFO, message=(
+            f"{count} ordered product(s) not sent as Ordered product activities: Ortto keeps at most "
+            f"{engine.ACTIVITY_DAILY_LIMIT} of one activity per person per 24 hours.")))
 
 
 def _status_activity(ctx: engine.SyncContext, item: _Pending, event: str) -> dict:

@@ -304,6 +304,8 @@ class OrderLedger(models.Model):
     refunded_amount = models.DecimalField(max_digits=14, decimal_places=4, default=0)
     # What the order adds to its buyer's "total spent" now (its total, less refunds; 0 once cancelled).
     counted_total = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+    # Ordered product activities sent for it: Ortto keeps at most 50 of one activity per person per 24 h.
+    products_sent = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["connection", "order_id"], name="order_ledger_unique")]

@@ -252,3 +252,16 @@ def test_abandoned_and_recovered_carts(store_synced):
     assert _count(PRODUCT, person=shopper) == 2  # the converted cart's two lines
     assert CartLedger.objects.get(cart_id=cart.cart_id).order_id == order.bc_id
     assert timezone.now() >= CartLedger.objects.get(cart_id=cart.cart_id).recovered_at
+
+
+def test_ordered_products_beyond_ortto_s_daily_fifty_are_left_out_and_said(store_synced):
+    from sync.models import SyncEvent
+
+    sandbox_store, store, connection = store_synced("jrn6", orders=5)
+    lines = [{"product_id": 1000 + n, "variant_id": 0, "sku": f"SKU-{n}", "name": f"Item {n}", "options": [],
+              "quantity": 1, "price": "1.00"} for n in range(60)]
+    bc.checkout_order_place(store=sandbox_store, email="bulk.buyer@example.com", first_name="Bulk",
+                            last_name="Buyer", subscribe=False, items=60, subtotal=Decimal("60.00"), line_items=lines)
+    _deliver(sandbox_store)
+    assert _count(PRODUCT, person__email="bulk.buyer@example.com") == 50
+    assert SyncEvent.objects.filter(email="bulk.buyer@example.com", message__startswith="10 ordered product(s)").exists()
