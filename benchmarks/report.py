@@ -40,7 +40,8 @@ def minimum(data: dict, strategy: int) -> dict:
                   + math.ceil(data["guest_people_new_in_orders"] / BATCH))
         if strategy == 2:
             people += math.ceil(data.get("existing_in_ortto", 0) / BATCH)
-    activities = math.ceil(data["placed_orders"] / BATCH)
+    # Placed order and Ordered product (one per line item) go out in batches of their own.
+    activities = math.ceil(data["placed_orders"] / BATCH) + math.ceil(data.get("ordered_products", 0) / BATCH)
     aggregates = math.ceil(data["people_with_orders"] / BATCH) if "people_with_orders" in data else None
     ortto = None if people is None else people + activities + aggregates
     return {"bc": bc, "bc_total": sum(bc.values()), "people": people, "activities": activities,
@@ -185,6 +186,10 @@ def _initial_sync(results: dict, sizes: list[dict], throttled: list[tuple[dict, 
         if partial:
             w(partial)
             w("")
+        w("Ortto activities: Placed order and Ordered product (one per line item, from the orders pages' own "
+          "`consignments.line_items`: no BigCommerce request of their own), each in batches of 100, so the minimum "
+          "is ceil(placed orders / 100) + ceil(order lines / 100).")
+        w("")
         w("Where the BigCommerce requests above the minimum come from: one `orders/count` at the start of a full run "
           "for the progress bar's total (v2 orders pages carry none; the subscribers' and customers' totals come with "
           "their first page, which the run then uses), and one empty `orders` page (HTTP 204) when the order count is "

@@ -196,6 +196,7 @@ def sync_size(env: Env, n: int, *, scale: float, strategy: int = 1, existing_fra
             stats = ortto_stats(env)
             run["ortto_stats"] = {k: stats[k] for k in ("people", "subscribed", "unsubscribed", "activities")}
             run["ortto_stats"]["placed_order_activities"] = stats["activities_by_id"].get("act:cm:placed-order", 0)
+            run["ortto_stats"]["ordered_product_activities"] = stats["activities_by_id"].get("act:cm:ordered-product", 0)
             run["ortto_requests_seen_by_emulator"] = stats["requests"]
             result[mode] = run
             log(f"n={n} {mode}: {run['wall']:.1f}s status={run['status']} requests={run['requests']['by_api']}")

@@ -87,7 +87,12 @@ def emu_counts(store) -> dict:
             email = ((billing or {}).get("email") or "").lower()
             if email:
                 guest_emails.add(email)
+    # Ordered product: one activity per line of a placed order (seeded orders hold one line each, see
+    # sandbox.bigcommerce.serializers.order_lines), read from the orders pages themselves.
+    ordered_products = sum(len(lines) or 1 for lines in Order.objects.filter(store=store).exclude(status_id=0)
+                           .values_list("line_items", flat=True).iterator(chunk_size=5000))
     return {**organization_counts(store), "subscribers": subscribers, "orders": orders, "placed_orders": placed,
+            "ordered_products": ordered_products,
             "subscriber_people": len(sub_emails), "customer_people": len(cust_emails),
             "customers_also_subscribers": len(cust_emails & sub_emails),
             "guest_people_new_in_orders": len(guest_emails - sub_emails - cust_emails),

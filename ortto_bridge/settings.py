@@ -164,6 +164,10 @@ if SANDBOX:
     )
     ORTTO_API_URL = env.str("ORTTO_API_URL", default=f"{PUBLIC_URL}/sandbox/ortto/{{region}}")
     ORTTO_APP_URL = env.str("ORTTO_APP_URL", default=f"{PUBLIC_URL}/sandbox/ortto/app/{{name}}/")
+    BIGCOMMERCE_CART_RECOVERY_URL = env.str(
+        "BIGCOMMERCE_CART_RECOVERY_URL",
+        default=f"{PUBLIC_URL}/sandbox/bigcommerce/store-{{store_hash}}/storefront/cart.php?action=recover&token={{token}}",
+    )
 else:
     BIGCOMMERCE_CLIENT_ID = env.str("BIGCOMMERCE_CLIENT_ID", default="")
     BIGCOMMERCE_CLIENT_SECRET = env.str("BIGCOMMERCE_CLIENT_SECRET", default="")
@@ -177,13 +181,20 @@ else:
     ORTTO_API_URL = env.str("ORTTO_API_URL", default="")
     # Where an account opens in Ortto's web app, from its instance name.
     ORTTO_APP_URL = env.str("ORTTO_APP_URL", default="https://ortto.app/{name}/")
+    # The Abandoned cart activity's link back to the cart: the store's storefront with the abandoned-cart
+    # token in the query string, where BigCommerce's own abandoned-cart emails put it (abandoned_carts.v3.yml:
+    # "{token} is the token in the query string of the abandoned cart link"). The exact path is not public
+    # (docs/ortto-contract.md, "Abandoned cart"), hence a setting; {domain}, {store_hash}, {token}, {cart_id}.
+    BIGCOMMERCE_CART_RECOVERY_URL = env.str(
+        "BIGCOMMERCE_CART_RECOVERY_URL", default="https://{domain}/cart.php?action=recover&token={token}")
 BIGCOMMERCE_API_URL = BIGCOMMERCE_API_URL.rstrip("/")
 BIGCOMMERCE_LOGIN_URL = BIGCOMMERCE_LOGIN_URL.rstrip("/")
 ORTTO_API_URL = ORTTO_API_URL.rstrip("/")
 # The OAuth scopes the app is registered with; an install that grants fewer is refused with a list.
 BIGCOMMERCE_REQUIRED_SCOPES = env.list(
     "BIGCOMMERCE_REQUIRED_SCOPES",
-    default=["store_v2_customers_read_only", "store_v2_orders_read_only", "store_v2_content"],
+    # store_cart_read_only: an abandoned cart's contents (GET /v3/carts/{id}) and its webhooks (carts.v3.yml).
+    default=["store_v2_customers_read_only", "store_v2_orders_read_only", "store_v2_content", "store_cart_read_only"],
 )
 # Origins allowed to frame the app page (the control panel). Space-separated CSP sources.
 BIGCOMMERCE_FRAME_ANCESTORS = env.list(

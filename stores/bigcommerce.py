@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import quote
 
 import requests
 from django.conf import settings
@@ -35,6 +36,12 @@ DEFAULT_PAGE_LIMIT = 250
 
 
 # --- Errors -------------------------------------------------------------------------------------
+
+
+# Every order read carries its line items in the same answer (orders.v2.oas2.yml, getOrders / getOrder:
+# `include=consignments.line_items` with `consignment_structure=object` puts each consignment's
+# /orders/{id}/products rows under `consignments`): Ordered product costs no request of its own.
+ORDER_INCLUDES = {"include": "consignments.line_items", "consignment_structure": "object"}
 
 
 class BigCommerceError(ApiError):
@@ -390,7 +397,7 @@ class BigCommerceClient:
 
         v2 has no cursor and no meta: callers page with min_id = last id + 1. 204 is an empty page.
         """
-        params: dict[str, Any] = {"sort": "id:asc", "limit": limit}
+        params: dict[str, Any] = {"sort": "id:asc", "limit": limit, **ORDER_INCLUDES}
         if modified_since is not None:
             params["min_date_modified"] = format_filter_datetime(modified_since)
         if min_id is not None:
@@ -409,7 +416,17 @@ class BigCommerceClient:
 
     def order(self, order_id: int) -> dict | None:
         try:
-            return self._json("GET", f"/v2/orders/{int(order_id)}")
+            return self._json("GET", f"/v2/orders/{int(order_id)}", params=dict(ORDER_INCLUDES))
+        except BigCommerceNotFound:
+            return None
+
+    # -- carts (v3)
+
+    def cart(self, cart_id: str) -> dict | None:
+        """A cart's contents while it exists (carts.v3.yml, getCart); None once it is gone (404: converted
+        into an order, deleted, or expired)."""
+        try:
+            return self._unwrap(self._json("GET", f"/v3/carts/{quote(str(cart_id), safe='')}"))
         except BigCommerceNotFound:
             return None
 

@@ -237,12 +237,16 @@ class Counters:
     failed: int = 0
     # Orders counted in their buyer's totals without an activity (Ortto's 50 per contact per 24 h).
     summarized: int = 0
+    # Records deliberately not sent (carts: no email, or gone before they were read; sync/carts.py).
+    skipped: int = 0
 
     def as_dict(self):
         counts = dict(fetched=self.fetched, created=self.created, updated=self.updated,
                       unchanged=self.unchanged, failed=self.failed)
         if self.summarized:  # only where it happened: most runs never meet the limit
             counts["summarized"] = self.summarized
+        if self.skipped:
+            counts["skipped"] = self.skipped
         return counts
 
 
@@ -253,6 +257,9 @@ class PageWork:
     counters: Counters = field(default_factory=Counters)
     ledger_rows: dict = field(default_factory=dict)  # email -> PersonLedger (new or changed)
     order_rows: list = field(default_factory=list)  # OrderLedger (new)
+    order_updates: list = field(default_factory=list)  # OrderLedger (changed: status, refunds; sync/commerce.py)
+    # Further writes of the page (e.g. sync/carts.py's ledger), run inside the page's commit transaction.
+    commits: list = field(default_factory=list)
     events: list = field(default_factory=list)  # SyncEvent (unsaved, run set)
     people_synced: int = 0
     # Records left for the next unit so that no Ortto batch goes out part-full mid-resource

@@ -295,12 +295,53 @@ class OrderLedger(models.Model):
     # Counted in the buyer's totals without an activity: Ortto keeps at most 50 events per activity
     # per contact per 24 h (docs/ortto-contract.md, "Limits").
     summarized = models.BooleanField(default=False)
+    # The order as last seen (sync/commerce.py): a change of status or refunded amount since is what sends
+    # Fulfilled / Cancelled / Refunded order, once, whichever of a webhook run or the sweep sees it first.
+    # Null status: a row from before status tracking; its first sighting only records the status.
+    status_id = models.PositiveSmallIntegerField(null=True, blank=True)
+    # Shipped in full once: a later status (e.g. Partially Refunded) no longer says so, this does.
+    fulfilled = models.BooleanField(default=False)
+    refunded_amount = models.DecimalField(max_digits=14, decimal_places=4, default=0)
+    # What the order adds to its buyer's "total spent" now (its total, less refunds; 0 once cancelled).
+    counted_total = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+    # Ordered product activities sent for it: Ortto keeps at most 50 of one activity per person per 24 h.
+    products_sent = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["connection", "order_id"], name="order_ledger_unique")]
 
     def __str__(self):
         return f"order {self.order_id}"
+
+
+class CartLedger(models.Model):
+    """An abandoned cart the bridge heard of, and what it did about it (sync/carts.py): Abandoned cart
+    and Cart recovered are each sent at most once per cart and connection."""
+
+    class Outcome(models.TextChoices):
+        SENT = "sent", "Abandoned cart sent"
+        ANONYMOUS = "anonymous", "No email: skipped"
+        EXPIRED = "expired", "Gone before it was read"
+        FAILED = "failed", "Not sent"
+
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="carts")
+    # BigCommerce cart ids are UUIDs (36 characters); the abandoned-cart token is 32 hex characters.
+    cart_id = models.CharField(max_length=64)
+    token = models.CharField(max_length=128, blank=True)
+    email = models.CharField(max_length=255, blank=True)
+    # The cart's value when it was abandoned: a converted cart is gone from the API (Cart recovered says it).
+    value = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+    currency = models.CharField(max_length=3, blank=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices)
+    abandoned_at = models.DateTimeField()
+    order_id = models.BigIntegerField(null=True, blank=True)
+    recovered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["connection", "cart_id"], name="cart_ledger_unique")]
+
+    def __str__(self):
+        return f"cart {self.cart_id}"
 
 
 class OrganizationLedger(models.Model):

@@ -32,7 +32,7 @@ from stores.bigcommerce import (
 )
 from stores.models import Store, WebhookEvent
 
-from . import engine, organizations
+from . import carts, commerce, engine, organizations
 from .bigcommerce_pages import PagePrefetch, carried_refetch, page_fetch, pages_per_unit
 from .db import rows_update
 from .hooks import webhooks_register
@@ -41,12 +41,14 @@ from .ortto import OrttoAccountBlocked, OrttoAuthError, OrttoRateLimited, OrttoU
 from .pauses import SUMMARY_ORTTO_PAUSED, account_pause
 from .queue import enqueue
 from .run_logging import run_context
-from .schema import ortto_client, ortto_schema_ensure, schema_activity_id, schema_field_ids
+from .schema import ortto_client, ortto_schema_ensure, schema_activity_id, schema_field_ids, schema_journey_ready
 from .selectors import live_connection_get
 
 logger = logging.getLogger("sync.runs")
 
 RESOURCES = ("subscribers", "customers", "orders")
+# Orders also carry the shopper's journey (Ordered product, status changes): sync/commerce.py.
+PROCESSORS = {**engine.RESOURCE_PROCESSORS, "orders": commerce.orders_process}
 FULL_KINDS = (SyncRun.Kind.INITIAL, SyncRun.Kind.FULL)
 # Ledger rows per committed chunk of an initial run's order aggregates.
 AGGREGATES_CHUNK = 1000
@@ -193,7 +195,7 @@ def _execute(run: SyncRun, *, log, sliced: bool, on_page) -> None:
         return
     connection = run.connection
     ortto = ortto_client(connection)
-    if not connection.schema_ready:
+    if not connection.schema_ready or not schema_journey_ready(connection):
         ortto_schema_ensure(connection, client=ortto)
     if not connection.webhook_ids:
         _webhooks_ensure(connection, log=log)
@@ -226,7 +228,7 @@ def _execute(run: SyncRun, *, log, sliced: bool, on_page) -> None:
                 items, page_total, checkpoint = pages.next_unit(pages_per_unit())
                 checkpoint = copy.deepcopy(checkpoint)  # the prefetch thread still reads the one it made
                 state = checkpoint["resources"][resource]
-                processor = engine.RESOURCE_PROCESSORS[resource]
+                processor = PROCESSORS[resource]
                 batch = carried + items
                 may_carry = not state["done"] and "webhook" not in checkpoint
                 work = processor(ctx, batch, carry=may_carry) if batch else engine.PageWork()
@@ -238,6 +240,12 @@ def _execute(run: SyncRun, *, log, sliced: bool, on_page) -> None:
                 if on_page:
                     on_page(run)
 
+    if "webhook" in run.checkpoint and not run.checkpoint.get("carts_done"):
+        # Abandoned and converted carts arrive by webhook only (BigCommerce lists no abandoned carts).
+        work = carts.carts_process(ctx, carts.cart_events(run.checkpoint["webhook"]["event_ids"]))
+        checkpoint = copy.deepcopy(run.checkpoint)
+        checkpoint["carts_done"] = True
+        _commit_page(run, "carts", work, checkpoint, None)
     if ctx.defer_aggregates and not _aggregates_flush(ctx, log=log, sliced=sliced, started=started, on_page=on_page):
         return
     organizations.organizations_flush(ctx, check_lease=_check_lease, send_all=engine.send_all)
@@ -384,6 +392,9 @@ def _commit_page(run: SyncRun, resource: str, work: engine.PageWork, checkpoint:
             "sent_permission", "created_in_ortto", "order_count", "total_spent", "last_order_at", "synced_at",
         ])
         OrderLedger.objects.bulk_create(work.order_rows, ignore_conflicts=True)
+        rows_update(OrderLedger, work.order_updates, ["status_id", "fulfilled", "refunded_amount", "counted_total"])
+        for commit in work.commits:
+            commit()
         SyncEvent.objects.bulk_create(work.events)
         organizations.members_commit(connection=run.connection, members=work.organization_members)
 

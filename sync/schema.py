@@ -1,10 +1,11 @@
-"""The Ortto-side definitions the bridge needs: its custom person fields and the Placed order activity."""
+"""The Ortto-side definitions the bridge needs: its custom person fields, Placed order and the journey's
+activities (sync/activities.py)."""
 
 from __future__ import annotations
 
 import logging
 
-from . import mapping
+from . import activities, mapping
 from .models import Connection
 from .ortto import OrttoClient
 
@@ -17,7 +18,7 @@ def ortto_client(connection: Connection) -> OrttoClient:
 
 
 def ortto_schema_ensure(connection: Connection, *, client=None) -> dict:
-    """Create the custom fields and the "Placed order" activity definition (an existing one is fine),
+    """Create the custom fields and the activity definitions (Placed order and the journey's, an existing one is fine),
     store the ids Ortto answered on the connection and mark it schema_ready. Safe to call again.
 
     The fields that exist are read first (custom-field/get) and only the missing ones created, so a
@@ -28,7 +29,10 @@ def ortto_schema_ensure(connection: Connection, *, client=None) -> dict:
     for key, (name, field_type, _default) in mapping.CUSTOM_FIELDS.items():
         field_ids[key] = client.create_custom_field(name=name, field_type=field_type, existing=existing)
     activity_id = client.create_activity_definition(mapping.placed_order_definition())
-    connection.ortto_schema = {"fields": field_ids, "activity_id": activity_id or mapping.PLACED_ORDER_ACTIVITY_ID}
+    journey = {spec.key: client.create_activity_definition(spec.definition()) or spec.default_id
+               for spec in activities.JOURNEY}
+    connection.ortto_schema = {"fields": field_ids, "activity_id": activity_id or mapping.PLACED_ORDER_ACTIVITY_ID,
+                               "activities": journey}
     connection.schema_ready = True
     connection.save(update_fields=["ortto_schema", "schema_ready"])
     logger.info("store %s: Ortto schema ready (%d fields, %s)", connection.store.store_hash, len(field_ids),
@@ -42,3 +46,13 @@ def schema_field_ids(connection: Connection) -> dict:
 
 def schema_activity_id(connection: Connection) -> str:
     return (connection.ortto_schema or {}).get("activity_id") or mapping.PLACED_ORDER_ACTIVITY_ID
+
+
+def schema_journey_ready(connection: Connection) -> bool:
+    """Whether the connection knows the ids of every journey activity (connections made before them do not)."""
+    known = (connection.ortto_schema or {}).get("activities") or {}
+    return all(spec.key in known for spec in activities.JOURNEY)
+
+
+def schema_journey_id(connection: Connection, spec: activities.ActivitySpec) -> str:
+    return ((connection.ortto_schema or {}).get("activities") or {}).get(spec.key) or spec.default_id

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import threading
 from dataclasses import dataclass
 from datetime import datetime
@@ -51,7 +52,14 @@ PROCESSED_SCOPES = {
     "store/order/created": "orders",
     "store/order/updated": "orders",
     "store/order/statusUpdated": "orders",
+    # A refund changes the order's refunded amount (webhooks.v3.yml: data.id is the order's id).
+    "store/order/refund/created": "orders",
+    # Carts carry a UUID, not a number: data.id is the cart's id (and data.token, on abandoned, the
+    # abandoned-cart token; data.orderId, on converted, the order). The run reads them from the payload.
+    "store/cart/abandoned": "carts",
+    "store/cart/converted": "carts",
 }
+CART_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 
 
 # --- Intake --------------------------------------------------------------------------------------
@@ -92,13 +100,20 @@ def delivery_parse(body: bytes) -> ParsedDelivery | None:
         return None
     if not data.get("type") or data.get("id") is None:
         return None
+    resource = PROCESSED_SCOPES.get(scope)
+    if resource == "carts":
+        # The cart's UUID stays in the payload; resource_id is the order it became (converted), else 0.
+        if not isinstance(data["id"], str) or not CART_ID.match(data["id"]):
+            return None
+        data_id = data.get("orderId") or 0
+    else:
+        data_id = data["id"]
     try:
-        resource_id = int(data["id"])
+        resource_id = int(data_id)
     except (TypeError, ValueError):
         return None
-    if not id_in_range(resource_id):
+    if not id_in_range(resource_id) and not (resource == "carts" and resource_id == 0):
         return None
-    resource = PROCESSED_SCOPES.get(scope)
     if resource == "customers" and scope.startswith("store/customer/address/"):
         # Address events carry the address id; the customer is in data.address.customer_id.
         try:

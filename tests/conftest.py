@@ -121,6 +121,8 @@ def sandbox_live(live_server, settings):
     settings.BIGCOMMERCE_LOGIN_URL = f"{url}/sandbox/bigcommerce/login"
     settings.BIGCOMMERCE_CONTROL_PANEL_URL = f"{url}/sandbox/bigcommerce/store-{{store_hash}}/manage/app/{{app_id}}"
     settings.ORTTO_API_URL = f"{url}/sandbox/ortto/{{region}}"
+    settings.BIGCOMMERCE_CART_RECOVERY_URL = (
+        f"{url}/sandbox/bigcommerce/store-{{store_hash}}/storefront/cart.php?action=recover&token={{token}}")
     settings.BIGCOMMERCE_FRAME_ANCESTORS = [url]
     settings.CSRF_TRUSTED_ORIGINS = [url]
     return url

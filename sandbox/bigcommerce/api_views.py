@@ -12,8 +12,8 @@ from django.views.decorators.csrf import csrf_exempt
 
 from . import limits, selectors, services
 from .errors import ApiError
-from .models import AppInstall, Hook, SandboxStore, Script
-from .serializers import hook_json, script_json, store_json
+from .models import AppInstall, Cart, Hook, SandboxStore, Script
+from .serializers import cart_json, hook_json, script_json, store_json
 
 ERROR_TITLES = {
     429: "You have exceeded your request quota. Please wait before retrying.",
@@ -115,10 +115,20 @@ def orders_count(request, store, install):
 @store_api("GET")
 def order(request, store, install, order_id):
     try:
-        return selectors.order_detail(store=store, order_id=order_id)
+        return selectors.order_detail(store=store, order_id=order_id, params=request.GET)
     except ApiError as exc:
         # v2 errors are a list of {status, message}.
         return JsonResponse([{"status": exc.status, "message": exc.title}], status=exc.status, safe=False)
+
+
+@store_api("GET")
+def cart(request, store, install, cart_id):
+    """A cart while it can still be bought; converted (now an order), deleted or expired: 404."""
+    found = Cart.objects.filter(store=store, cart_id=cart_id,
+                                status__in=(Cart.Status.ACTIVE, Cart.Status.ABANDONED)).first()
+    if found is None:
+        return _error(404, "Cart not found.")
+    return {"data": cart_json(found), "meta": {}}
 
 
 # --- v3 customers and subscribers -----------------------------------------------------------------

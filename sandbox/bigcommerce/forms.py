@@ -33,6 +33,17 @@ class OrderStatusForm(forms.Form):
     status_id = forms.TypedChoiceField(coerce=int, choices=sorted(Order.STATUSES.items()))
 
 
+class RefundForm(forms.Form):
+    amount = forms.DecimalField(min_value=0.01, max_digits=10, decimal_places=2)
+
+
+class AddToCartForm(forms.Form):
+    product_id = forms.IntegerField()
+    quantity = forms.IntegerField(min_value=1, max_value=20, initial=1)
+    email = forms.EmailField(required=False, max_length=255, label="Your email",
+                             help_text="Shoppers who give an email can be reminded of their cart.")
+
+
 class UserAddForm(forms.Form):
     email = forms.EmailField()
 

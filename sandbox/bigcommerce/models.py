@@ -10,6 +10,10 @@ import uuid
 from django.db import models
 
 
+def uuid_str() -> str:
+    return str(uuid.uuid4())
+
+
 class SandboxStore(models.Model):
     store_hash = models.CharField(max_length=32, unique=True)
     numeric_id = models.BigIntegerField(help_text="BigCommerce's numeric store_id (webhook payloads).")
@@ -160,6 +164,12 @@ class Order(models.Model):
     items_total = models.PositiveIntegerField(default=1)
     payment_method = models.CharField(max_length=50, default="Credit Card")
     ip_address = models.CharField(max_length=30, blank=True)
+    # [{"product_id", "variant_id", "sku", "name", "options": [[name, value]], "quantity", "price"}]; empty:
+    # the emulator derives one line from the order (seeded orders), see serializers.order_products.
+    line_items = models.JSONField(default=list, blank=True)
+    refunded_amount = models.DecimalField(max_digits=12, decimal_places=4, default=0)
+    date_shipped = models.DateTimeField(null=True, blank=True)
+    cart_id = models.CharField(max_length=64, blank=True)
     date_created = models.DateTimeField()
     date_modified = models.DateTimeField()
 
@@ -177,6 +187,34 @@ class Order(models.Model):
     @property
     def email(self) -> str:
         return self.billing_address.get("email", "")
+
+
+class Cart(models.Model):
+    """A storefront cart (carts.v3.yml, Cart_Full). Abandoned: it has an abandoned-cart token, the one the
+    store/cart/abandoned webhook carries and the recovery link holds. Converted or deleted carts are gone
+    from the API (404), as BigCommerce deletes a cart once it becomes an order."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active"
+        ABANDONED = "abandoned"
+        CONVERTED = "converted"
+        DELETED = "deleted"
+
+    store = models.ForeignKey(SandboxStore, on_delete=models.CASCADE, related_name="carts")
+    cart_id = models.CharField(max_length=36, unique=True, default=uuid_str)
+    customer_id = models.PositiveIntegerField(default=0)
+    email = models.CharField(max_length=255, blank=True)
+    currency_code = models.CharField(max_length=3, default="USD")
+    # [{"id", "product_id", "variant_id", "sku", "name", "quantity", "price"}]
+    items = models.JSONField(default=list, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    abandoned_token = models.CharField(max_length=64, blank=True, db_index=True)
+    order_id = models.PositiveIntegerField(null=True, blank=True)
+    created_time = models.DateTimeField(auto_now_add=True)
+    updated_time = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-id"]
 
 
 class Script(models.Model):

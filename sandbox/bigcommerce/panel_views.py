@@ -11,8 +11,9 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
 from . import limits, services
-from .forms import ApiLimitsForm, CheckoutForm, CustomerForm, OrderStatusForm, UserAddForm
-from .models import Customer, Hook, Order, SandboxStore, SandboxUser, Script, Subscriber, WebhookDelivery
+from .forms import AddToCartForm, ApiLimitsForm, CheckoutForm, CustomerForm, OrderStatusForm, RefundForm, UserAddForm
+from .models import Cart, Customer, Hook, Order, SandboxStore, SandboxUser, Script, Subscriber, WebhookDelivery
+from .serializers import CATALOG
 
 PAGE_SIZE = 50
 
@@ -209,6 +210,44 @@ def order_status(request, store_hash, order_id):
     return redirect(request.POST.get("next") or reverse("sandbox_bigcommerce:orders", args=[store.store_hash]))
 
 
+def _orders_page(request, store) -> str:
+    return request.POST.get("next") or reverse("sandbox_bigcommerce:orders", args=[store.store_hash])
+
+
+@require_POST
+def order_ship(request, store_hash, order_id):
+    store, _ = _panel(request, store_hash)
+    order = get_object_or_404(Order, store=store, bc_id=order_id)
+    services.order_ship(order=order)
+    messages.success(request, f"Order #{order.bc_id} shipped.")
+    return redirect(_orders_page(request, store))
+
+
+@require_POST
+def order_cancel(request, store_hash, order_id):
+    store, _ = _panel(request, store_hash)
+    order = get_object_or_404(Order, store=store, bc_id=order_id)
+    services.order_status_set(order=order, status_id=5)
+    messages.success(request, f"Order #{order.bc_id} cancelled.")
+    return redirect(_orders_page(request, store))
+
+
+@require_POST
+def order_refund(request, store_hash, order_id):
+    store, _ = _panel(request, store_hash)
+    order = get_object_or_404(Order, store=store, bc_id=order_id)
+    form = RefundForm(request.POST)
+    if form.is_valid():
+        try:
+            services.order_refund(order=order, amount=form.cleaned_data["amount"])
+            messages.success(request, f"Refunded {form.cleaned_data['amount']} on order #{order.bc_id}.")
+        except ValueError as exc:
+            messages.error(request, str(exc))
+    else:
+        messages.error(request, "Enter an amount to refund.")
+    return redirect(_orders_page(request, store))
+
+
 # --- settings: API limits, faults, webhooks -------------------------------------------------------
 
 def api_settings(request, store_hash):
@@ -248,7 +287,57 @@ def storefront(request, store_hash):
     for script in scripts:
         tags[script.location].append(mark_safe(_script_tag(script)))
     return render(request, "sandbox/bigcommerce/storefront.html",
-                  {"store": store, "scripts": scripts, "head_tags": tags["head"], "footer_tags": tags["footer"]})
+                  {"store": store, "scripts": scripts, "head_tags": tags["head"], "footer_tags": tags["footer"],
+                   "catalog": CATALOG, "cart": _session_cart(request, store), "form": AddToCartForm()})
+
+
+def _cart_key(store: SandboxStore) -> str:
+    return f"sandbox_cart_{store.store_hash}"
+
+
+def _session_cart(request, store: SandboxStore) -> Cart | None:
+    cart_id = request.session.get(_cart_key(store))
+    return Cart.objects.filter(store=store, cart_id=cart_id).first() if cart_id else None
+
+
+@require_POST
+def storefront_cart(request, store_hash):
+    """The storefront's cart: add a product, abandon the cart now (what an hour of silence does), check out."""
+    store = get_object_or_404(SandboxStore, store_hash=store_hash)
+    cart = _session_cart(request, store)
+    action = request.POST.get("action", "add")
+    try:
+        if action == "add":
+            form = AddToCartForm(request.POST)
+            if form.is_valid():
+                cart = services.cart_add(store=store, product_id=form.cleaned_data["product_id"],
+                                         quantity=form.cleaned_data["quantity"],
+                                         email=form.cleaned_data["email"] or "", cart=cart)
+                request.session[_cart_key(store)] = cart.cart_id
+                messages.success(request, "Added to your cart.")
+        elif action == "abandon" and cart is not None:
+            services.cart_abandon(cart=cart)
+            request.session.pop(_cart_key(store), None)
+            messages.success(request, "Cart abandoned: BigCommerce's store/cart/abandoned webhook has fired.")
+        elif action == "checkout" and cart is not None:
+            order = services.cart_checkout(cart=cart)
+            request.session.pop(_cart_key(store), None)
+            messages.success(request, f"Thank you! Order #{order.bc_id} placed.")
+    except ValueError as exc:
+        messages.error(request, str(exc))
+    return redirect(reverse("sandbox_bigcommerce:storefront", args=[store.store_hash]))
+
+
+def storefront_cart_recover(request, store_hash):
+    """The abandoned-cart link: the token in its query string brings the cart back to this browser."""
+    store = get_object_or_404(SandboxStore, store_hash=store_hash)
+    cart = services.cart_recover(store=store, token=request.GET.get("token", ""))
+    if cart is None:
+        messages.error(request, "This cart is no longer available.")
+    else:
+        request.session[_cart_key(store)] = cart.cart_id
+        messages.success(request, "Welcome back: your cart is as you left it.")
+    return redirect(reverse("sandbox_bigcommerce:storefront", args=[store.store_hash]))
 
 
 def _script_tag(script: Script) -> str:

@@ -280,6 +280,9 @@ def _bulk_insert(model, store: SandboxStore, rows: list[dict]) -> None:
     ]
     for row in rows:
         row["store_id"] = store.pk
+        for f in fields:  # columns the seed leaves to the model's default (e.g. an order's line items)
+            if f.attname not in row:
+                row[f.attname] = f.get_default()
     sql = "INSERT INTO {} ({}) VALUES ({})".format(
         connection.ops.quote_name(model._meta.db_table),
         ", ".join(connection.ops.quote_name(f.column) for f in fields),

@@ -293,7 +293,15 @@ def order_list(*, store: SandboxStore, params: QueryDict) -> list[dict]:
         raise ApiError(400, "The field 'sort' is invalid.")
     ordering = _ordering(ORDER_SORTS[field], direction == "desc")
     queryset = _orders_filtered(store, params).order_by(*ordering)
-    return [order_json(o, store) for o in queryset[(page - 1) * limit: page * limit]]
+    line_items = wants_line_items(params)
+    return [order_json(o, store, line_items=line_items) for o in queryset[(page - 1) * limit: page * limit]]
+
+
+def wants_line_items(params: QueryDict) -> bool:
+    """`include=consignments.line_items` with `consignment_structure=object` (orders.v2.oas2.yml,
+    order_includes): the consignments object with each consignment's products, in the same answer."""
+    includes = {part for value in params.getlist("include") for part in value.split(",")}
+    return "consignments.line_items" in includes and params.get("consignment_structure") == "object"
 
 
 def order_count(*, store: SandboxStore, params: QueryDict) -> dict:
@@ -308,11 +316,11 @@ def order_count(*, store: SandboxStore, params: QueryDict) -> dict:
     return {"count": sum(counts.values()), "statuses": statuses}
 
 
-def order_detail(*, store: SandboxStore, order_id: int) -> dict:
+def order_detail(*, store: SandboxStore, order_id: int, params: QueryDict | None = None) -> dict:
     order = Order.objects.filter(store=store, bc_id=order_id).first()
     if order is None:
         raise ApiError(404, "The requested resource was not found.")
-    return order_json(order, store)
+    return order_json(order, store, line_items=params is not None and wants_line_items(params))
 
 
 # --- scripts and hooks ----------------------------------------------------------------------------

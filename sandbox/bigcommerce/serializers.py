@@ -7,7 +7,7 @@ from email.utils import format_datetime
 
 from django.conf import settings
 
-from .models import Customer, Hook, Order, SandboxStore, Script, Subscriber
+from .models import Cart, Customer, Hook, Order, SandboxStore, Script, Subscriber
 
 
 def iso(value: datetime) -> str:
@@ -93,7 +93,107 @@ def _resource(store: SandboxStore, order_id: int, name: str) -> dict:
     return {"url": f"{base}/orders/{order_id}/{name}", "resource": f"/orders/{order_id}/{name}"}
 
 
-def order_json(order: Order, store: SandboxStore) -> dict:
+# The sandbox store's catalog: what its storefront sells and what seeded orders contain.
+CATALOG = (
+    {"product_id": 111, "variant_id": 1110, "sku": "TENT-2P", "name": "Trail Tent 2P", "price": Decimal("189.00"),
+     "options": [["Colour", "Forest"]]},
+    {"product_id": 112, "variant_id": 1121, "sku": "BAG-30L", "name": "Day Pack 30L", "price": Decimal("64.00"),
+     "options": [["Size", "M"]]},
+    {"product_id": 113, "variant_id": 1130, "sku": "MUG-TI", "name": "Titanium Mug", "price": Decimal("24.50"),
+     "options": []},
+    {"product_id": 114, "variant_id": 1142, "sku": "SOCK-W", "name": "Wool Hiking Socks", "price": Decimal("18.00"),
+     "options": [["Size", "L"]]},
+)
+
+
+def order_lines(order: Order) -> list[dict]:
+    """The order's lines as stored, or (seeded orders) one line of a catalog product for the order's items
+    and subtotal, so every order has products to report."""
+    if order.line_items:
+        return order.line_items
+    product = CATALOG[order.bc_id % len(CATALOG)]
+    quantity = max(order.items_total, 1)
+    price = (order.subtotal_ex_tax / quantity).quantize(Decimal("0.01"))
+    return [{**product, "price": str(price), "quantity": quantity}]
+
+
+def order_products(order: Order) -> list[dict]:
+    """orders.v2.oas2.yml, orderProducts: one per line, ids stable per order and line."""
+    rows = []
+    for index, line in enumerate(order_lines(order), start=1):
+        price, quantity = Decimal(str(line["price"])), int(line["quantity"])
+        tax = (price * Decimal("0.08")).quantize(Decimal("0.01"))
+        rows.append({
+            "id": order.bc_id * 100 + index,
+            "order_id": order.bc_id,
+            "product_id": int(line["product_id"]),
+            "variant_id": int(line.get("variant_id") or 0),
+            "order_address_id": order.bc_id,
+            "name": line["name"],
+            "name_customer": line["name"],
+            "name_merchant": line["name"],
+            "sku": line.get("sku") or "",
+            "upc": "",
+            "type": "physical",
+            "base_price": money(price),
+            "price_ex_tax": money(price),
+            "price_inc_tax": money(price + tax),
+            "price_tax": money(tax),
+            "base_total": money(price * quantity),
+            "total_ex_tax": money(price * quantity),
+            "total_inc_tax": money((price + tax) * quantity),
+            "total_tax": money(tax * quantity),
+            "quantity": quantity,
+            "quantity_shipped": quantity if order.status_id in (2, 10) else 0,
+            "is_refunded": order.status_id == 4,
+            "quantity_refunded": quantity if order.status_id == 4 else 0,
+            "refund_amount": money(Decimal(0)),
+            "applied_discounts": [],
+            "product_options": [
+                {"id": n, "option_id": n, "order_product_id": order.bc_id * 100 + index, "product_option_id": n,
+                 "display_name": name, "display_value": value, "value": value, "type": "Multiple choice",
+                 "name": name, "display_style": "Rectangle"}
+                for n, (name, value) in enumerate(line.get("options") or [], start=1)
+            ],
+            "configurable_fields": [],
+            "discounted_total_inc_tax": money((price + tax) * quantity),
+        })
+    return rows
+
+
+def order_consignments(order: Order, billing: dict) -> dict:
+    """`include=consignments.line_items&consignment_structure=object`: one shipping consignment holding
+    every product (orders.v2.oas2.yml, orderConsignment_Get / shippingConsignment_Get)."""
+    products = order_products(order)
+    return {
+        "pickups": [],
+        "shipping": [{
+            "id": order.bc_id,
+            "first_name": billing["first_name"], "last_name": billing["last_name"], "company": billing["company"],
+            "street_1": billing["street_1"], "street_2": billing["street_2"], "city": billing["city"],
+            "state": billing["state"], "zip": billing["zip"], "country": billing["country"],
+            "country_iso2": billing["country_iso2"], "email": billing["email"], "phone": billing["phone"],
+            "form_fields": [],
+            "line_items": products,
+            "items_total": sum(p["quantity"] for p in products),
+            "items_shipped": sum(p["quantity_shipped"] for p in products),
+            "shipping_method": "Free Shipping",
+            "base_cost": 0, "cost_ex_tax": 0, "cost_inc_tax": 0, "cost_tax": 0, "cost_tax_class_id": 0,
+            "base_handling_cost": 0, "handling_cost_ex_tax": 0, "handling_cost_inc_tax": 0, "handling_cost_tax": 0,
+            "handling_cost_tax_class_id": 0, "shipping_zone_id": 1, "shipping_zone_name": "United States",
+        }],
+        "downloads": [],
+        "email": {"gift_certificates": []},
+    }
+
+
+def order_refunded_amount(order: Order) -> Decimal:
+    if order.refunded_amount:
+        return order.refunded_amount
+    return order.total_inc_tax if order.status_id == 4 else Decimal(0)
+
+
+def order_json(order: Order, store: SandboxStore, *, line_items: bool = False) -> dict:
     billing = {
         "first_name": "", "last_name": "", "company": "", "street_1": "", "street_2": "", "city": "",
         "state": "", "zip": "", "country": "", "country_iso2": "", "phone": "", "email": "",
@@ -102,12 +202,12 @@ def order_json(order: Order, store: SandboxStore) -> dict:
     }
     zero = money(Decimal(0))
     subtotal_inc = order.subtotal_ex_tax + order.total_tax
-    return {
+    body = {
         "id": order.bc_id,
         "customer_id": order.customer_id,
         "date_created": rfc2822(order.date_created),
         "date_modified": rfc2822(order.date_modified),
-        "date_shipped": "",
+        "date_shipped": rfc2822(order.date_shipped) if order.date_shipped else "",
         "status_id": order.status_id,
         "status": order.status,
         "custom_status": order.status,
@@ -134,11 +234,11 @@ def order_json(order: Order, store: SandboxStore) -> dict:
         "total_tax": money(order.total_tax),
         "is_tax_inclusive_pricing": False,
         "items_total": order.items_total,
-        "items_shipped": order.items_total if order.status_id in (2, 10) else 0,
+        "items_shipped": order.items_total if order.status_id in (2, 10) or order.date_shipped else 0,
         "payment_method": order.payment_method,
         "payment_provider_id": "",
         "payment_status": "captured" if order.status_id not in (0, 6, 7) else "",
-        "refunded_amount": money(order.total_inc_tax) if order.status_id == 4 else zero,
+        "refunded_amount": money(order_refunded_amount(order)),
         "order_is_digital": False,
         "store_credit_amount": zero,
         "gift_certificate_amount": zero,
@@ -160,7 +260,7 @@ def order_json(order: Order, store: SandboxStore) -> dict:
         "shipping_address_count": 1,
         "is_deleted": False,
         "ebay_order_id": "0",
-        "cart_id": "",
+        "cart_id": order.cart_id,
         "billing_address": billing,
         "is_email_opt_in": order.is_email_opt_in,
         "order_source": "www",
@@ -175,6 +275,9 @@ def order_json(order: Order, store: SandboxStore) -> dict:
         "shipping_addresses": _resource(store, order.bc_id, "shippingaddresses"),
         "coupons": _resource(store, order.bc_id, "coupons"),
     }
+    if line_items:
+        body["consignments"] = order_consignments(order, billing)
+    return body
 
 
 def script_json(script: Script) -> dict:
@@ -269,4 +372,29 @@ def store_json(store: SandboxStore) -> dict:
             "shopper_consent_tracking_enabled": False,
             "multi_storefront_enabled": False,
         },
+    }
+
+
+def cart_json(cart: Cart) -> dict:
+    """carts.v3.yml, Cart_Full (GET /v3/carts/{cartId}): the cart's shopper, currency, amounts and items."""
+    physical = []
+    for item in cart.items:
+        price, quantity = Decimal(str(item["price"])), int(item["quantity"])
+        physical.append({
+            "id": item["id"], "variant_id": int(item.get("variant_id") or 0),
+            "product_id": int(item["product_id"]), "sku": item.get("sku") or "", "name": item["name"],
+            "url": f"https://{cart.store.domain}/products/{item['product_id']}/", "quantity": quantity,
+            "is_taxable": True, "image_url": "", "discounts": [], "coupons": [], "discount_amount": 0,
+            "coupon_amount": 0, "original_price": float(price), "list_price": float(price),
+            "sale_price": float(price), "extended_list_price": float(price * quantity),
+            "extended_sale_price": float(price * quantity), "is_require_shipping": True, "is_mutable": True,
+        })
+    amount = float(sum(Decimal(str(i["price"])) * int(i["quantity"]) for i in cart.items))
+    return {
+        "id": cart.cart_id, "customer_id": cart.customer_id, "channel_id": 1, "email": cart.email,
+        "currency": {"code": cart.currency_code}, "tax_included": False, "base_amount": amount,
+        "discount_amount": 0, "manual_discount_amount": 0, "cart_amount": amount, "coupons": [], "discounts": [],
+        "line_items": {"physical_items": physical, "digital_items": [], "gift_certificates": [],
+                       "custom_items": []},
+        "created_time": iso(cart.created_time), "updated_time": iso(cart.updated_time), "locale": "en",
     }

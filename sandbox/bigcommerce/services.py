@@ -18,11 +18,13 @@ from django.db.models import Max
 from django.utils import timezone
 
 from .errors import ApiError
-from .models import AppInstall, Customer, Hook, Order, SandboxStore, SandboxUser, Script, Subscriber
+from .models import AppInstall, Cart, Customer, Hook, Order, SandboxStore, SandboxUser, Script, Subscriber
+from .serializers import CATALOG, order_refunded_amount
 from .webhooks import webhook_fire
 
 APP_NAME = "Ortto Bridge"
-APP_SCOPES = "store_v2_customers_read_only store_v2_orders_read_only store_v2_content store_v2_information_read_only"
+APP_SCOPES = ("store_v2_customers_read_only store_v2_orders_read_only store_v2_content store_v2_information_read_only "
+              "store_cart_read_only")
 CODE_TTL = timedelta(minutes=10)
 MAX_SCRIPTS_PER_APP = 10
 NEWSLETTER = "marketing_newsletter"
@@ -294,6 +296,7 @@ def checkout_order_place(
     *, store: SandboxStore, email: str, first_name: str, last_name: str, subscribe: bool,
     customer: Customer | None = None, items: int = 1, subtotal: Decimal = Decimal("49.00"),
     city: str = "Austin", country: str = "United States", country_iso2: str = "US",
+    line_items: list | None = None, cart_id: str = "",
 ) -> Order:
     """A shopper checks out (as a guest when `customer` is None). The "Subscribe to our newsletter"
     box sets is_email_opt_in and, ticked, subscribes the email with source "order"."""
@@ -312,6 +315,7 @@ def checkout_order_place(
         },
         subtotal_ex_tax=subtotal, total_tax=tax, total_inc_tax=subtotal + tax,
         currency_code=store.currency_code, date_created=now, date_modified=now,
+        line_items=line_items or [], cart_id=cart_id,
     )
     webhook_fire(store=store, scope="store/order/created", data=_event_data("order", order.bc_id))
     if subscribe:
@@ -334,6 +338,110 @@ def order_status_set(*, order: Order, status_id: int) -> Order:
         store=order.store, scope="store/order/statusUpdated",
         data=_event_data("order", order.bc_id, status={"previous_status_id": previous, "new_status_id": status_id}),
     )
+    return order
+
+
+def order_ship(*, order: Order) -> Order:
+    """Ship the whole order (status 2 Shipped), as the control panel's Ship button does."""
+    order.date_shipped = timezone.now()
+    order.save(update_fields=["date_shipped"])
+    return order_status_set(order=order, status_id=2)
+
+
+def order_refund(*, order: Order, amount: Decimal) -> Order:
+    """Refund part or all of the order: the refunded amount grows, the status becomes Partially Refunded (14)
+    or Refunded (4), and store/order/refund/created fires (webhooks.v3.yml: data {type order, id, refund
+    {refund_id}}) besides the status webhooks."""
+    already = order_refunded_amount(order) if order.status_id != 4 else order.total_inc_tax
+    amount = min(Decimal(amount).quantize(Decimal("0.01")), order.total_inc_tax - already)
+    if amount <= 0:
+        raise ValueError("Nothing left to refund on this order.")
+    order.refunded_amount = already + amount
+    order.date_modified = timezone.now()
+    order.save(update_fields=["refunded_amount", "date_modified"])
+    refund_id = next_refund_id(order)
+    webhook_fire(store=order.store, scope="store/order/refund/created",
+                 data=_event_data("order", order.bc_id, refund={"refund_id": refund_id}))
+    status_id = 4 if order.refunded_amount >= order.total_inc_tax else 14
+    if status_id != order.status_id:
+        order_status_set(order=order, status_id=status_id)
+    return order
+
+
+def next_refund_id(order: Order) -> int:
+    return order.bc_id * 10 + int(order.refunded_amount * 100) % 10
+
+
+# --- carts ----------------------------------------------------------------------------------------
+
+
+def cart_add(*, store: SandboxStore, product_id: int, quantity: int = 1, email: str = "",
+             customer: Customer | None = None, cart: Cart | None = None) -> Cart:
+    """Add a catalog product to the shopper's cart (a new one when there is none or it is gone)."""
+    product = next((p for p in CATALOG if p["product_id"] == int(product_id)), None)
+    if product is None:
+        raise ValueError(f"No product {product_id} in the catalog.")
+    if cart is None or cart.status not in (Cart.Status.ACTIVE, Cart.Status.ABANDONED):
+        cart = Cart(store=store, currency_code=store.currency_code)
+    if customer is not None:
+        cart.customer_id, cart.email = customer.bc_id, customer.email
+    elif email:
+        cart.email = email.strip().lower()
+    items = list(cart.items)
+    line = next((i for i in items if i["product_id"] == product["product_id"]), None)
+    if line is None:
+        items.append({"id": str(uuid.uuid4()), "product_id": product["product_id"],
+                      "variant_id": product["variant_id"], "sku": product["sku"], "name": product["name"],
+                      "options": product["options"], "quantity": int(quantity), "price": str(product["price"])})
+    else:
+        line["quantity"] += int(quantity)
+    cart.items = items
+    cart.status = Cart.Status.ACTIVE  # any activity makes an abandoned cart active again
+    cart.save()
+    return cart
+
+
+def cart_abandon(*, cart: Cart) -> Cart:
+    """What BigCommerce does after an hour without activity, now: the cart gets its abandoned-cart token
+    and store/cart/abandoned fires (webhooks.v3.yml: data {type cart, id <cart uuid>, token})."""
+    if cart.status not in (Cart.Status.ACTIVE, Cart.Status.ABANDONED):
+        raise ValueError("This cart is no longer open.")
+    cart.status = Cart.Status.ABANDONED
+    cart.abandoned_token = cart.abandoned_token or secrets.token_hex(16)
+    cart.save(update_fields=["status", "abandoned_token", "updated_time"])
+    webhook_fire(store=cart.store, scope="store/cart/abandoned",
+                 data={"type": "cart", "id": cart.cart_id, "token": cart.abandoned_token})
+    return cart
+
+
+def cart_recover(*, store: SandboxStore, token: str) -> Cart | None:
+    """The cart an abandoned-cart link's token names, while it can still be bought."""
+    if not token:
+        return None
+    return Cart.objects.filter(store=store, abandoned_token=token,
+                               status__in=(Cart.Status.ACTIVE, Cart.Status.ABANDONED)).first()
+
+
+def cart_checkout(*, cart: Cart, first_name: str = "Cart", last_name: str = "Shopper",
+                  subscribe: bool = False) -> Order:
+    """Check the cart out: an order with its lines, the cart gone (converted), store/cart/converted fired
+    (webhooks.v3.yml: data {type cart, id, orderId})."""
+    if cart.status not in (Cart.Status.ACTIVE, Cart.Status.ABANDONED) or not cart.items:
+        raise ValueError("This cart cannot be checked out.")
+    if not cart.email:
+        raise ValueError("An email address is needed to check out.")
+    customer = Customer.objects.filter(store=cart.store, bc_id=cart.customer_id).first() if cart.customer_id else None
+    subtotal = sum(Decimal(i["price"]) * int(i["quantity"]) for i in cart.items)
+    order = checkout_order_place(
+        store=cart.store, email=cart.email, first_name=first_name, last_name=last_name, subscribe=subscribe,
+        customer=customer, items=sum(int(i["quantity"]) for i in cart.items), subtotal=subtotal,
+        line_items=[{k: i[k] for k in ("product_id", "variant_id", "sku", "name", "options", "quantity", "price")}
+                    for i in cart.items], cart_id=cart.cart_id,
+    )
+    cart.status, cart.order_id = Cart.Status.CONVERTED, order.bc_id
+    cart.save(update_fields=["status", "order_id", "updated_time"])
+    webhook_fire(store=cart.store, scope="store/cart/converted",
+                 data={"type": "cart", "id": cart.cart_id, "orderId": order.bc_id})
     return order
 
 

@@ -13,6 +13,7 @@ urlpatterns = [
     path(f"{api}v2/orders", api_views.orders, name="api_orders"),
     path(f"{api}v2/orders/count", api_views.orders_count, name="api_orders_count"),
     path(f"{api}v2/orders/<int:order_id>", api_views.order, name="api_order"),
+    path(f"{api}v3/carts/<str:cart_id>", api_views.cart, name="api_cart"),
     path(f"{api}v3/customers", api_views.customers, name="api_customers"),
     path(f"{api}v3/customers/subscribers", api_views.subscribers, name="api_subscribers"),
     path(f"{api}v3/content/scripts", api_views.scripts, name="api_scripts"),
@@ -40,9 +41,16 @@ urlpatterns = [
     path(f"{manage}customers/subscribers/", panel_views.subscribers, name="subscribers"),
     path(f"{manage}orders/", panel_views.orders, name="orders"),
     path(f"{manage}orders/<int:order_id>/status/", panel_views.order_status, name="order_status"),
+    path(f"{manage}orders/<int:order_id>/ship/", panel_views.order_ship, name="order_ship"),
+    path(f"{manage}orders/<int:order_id>/cancel/", panel_views.order_cancel, name="order_cancel"),
+    path(f"{manage}orders/<int:order_id>/refund/", panel_views.order_refund, name="order_refund"),
     path(f"{manage}settings/api/", panel_views.api_settings, name="api_settings"),
     path(f"{manage}settings/webhooks/", panel_views.webhooks, name="webhooks"),
     # Storefront
     path("store-<str:store_hash>/storefront/", panel_views.storefront, name="storefront"),
     path("store-<str:store_hash>/checkout/", panel_views.checkout, name="checkout"),
+    path("store-<str:store_hash>/storefront/cart/", panel_views.storefront_cart, name="storefront_cart"),
+    # The abandoned-cart recovery link (docs/ortto-contract.md, "Abandoned cart"): the storefront's cart page
+    # with the abandoned-cart token in its query string.
+    path("store-<str:store_hash>/storefront/cart.php", panel_views.storefront_cart_recover, name="cart_recover"),
 ]

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import sync_playwright
 
+from sandbox import demo
+
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 
@@ -57,6 +59,15 @@ def shoot():
         page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
     return save
+
+
+@pytest.fixture
+def sandbox(sandbox_live, settings):
+    """The demo stores and Ortto accounts, served over real HTTP; webhooks delivered as they fire."""
+    settings.ORTTO_APP_URL = f"{sandbox_live}/sandbox/ortto/app/{{name}}/"
+    settings.SANDBOX_BIGCOMMERCE_WEBHOOKS_ASYNC = False
+    demo.demo_seed(customers=40, orders=80)
+    return sandbox_live
 
 
 @pytest.fixture

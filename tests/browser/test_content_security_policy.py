@@ -3,12 +3,12 @@ their Content-Security-Policy in real Chromium without a single violation, and a
 
 import pytest
 
-from .test_journey import connect, install_and_open, sandbox  # noqa: F401  (fixture)
+from .test_journey import connect, install_and_open
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
 
 
-def test_the_app_page_and_the_connect_flow_break_no_csp_rule(page, sandbox):  # noqa: F811
+def test_the_app_page_and_the_connect_flow_break_no_csp_rule(page, sandbox):
     violations = []
 
     def watch(tab):

@@ -10,14 +10,6 @@ from sync.models import Connection, SyncRun
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
 
 
-@pytest.fixture
-def sandbox(sandbox_live, settings):
-    settings.ORTTO_APP_URL = f"{sandbox_live}/sandbox/ortto/app/{{name}}/"
-    settings.SANDBOX_BIGCOMMERCE_WEBHOOKS_ASYNC = False
-    demo.demo_seed(customers=40, orders=80)
-    return sandbox_live
-
-
 def install_and_open(page, base):
     page.goto(base + "/sandbox/bigcommerce/")
     page.get_by_role("link", name=re.compile("Acme Outdoor Co.")).click()

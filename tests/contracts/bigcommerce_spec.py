@@ -1,7 +1,7 @@
 """BigCommerce's official OpenAPI specs as a validator: `assert_allowed_by_spec(request)` fails unless the spec of
 the request's API allows it. Shared by the contract tests of the BigCommerce client and of the tracking script.
 
-Specs: tests/contracts/specs/ when vendored there, else ../shared/specs/bigcommerce from the repo root.
+Specs: tests/contracts/specs/ (copied unchanged from bigcommerce/docs; the repo depends on nothing outside it).
 Known defects of the specs are patched in memory below, each with its reason; the files stay unchanged.
 """
 
@@ -24,16 +24,13 @@ from rfc3339_validator import validate_rfc3339
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VENDORED_SPECS = REPO_ROOT / "tests" / "contracts" / "specs"
-SHARED_SPECS = REPO_ROOT.parent / "shared" / "specs" / "bigcommerce"
 
 API = "https://api.bigcommerce.com"  # the specs' server URL, so openapi-core matches servers exactly
 STORE = "abc123"
 
 
 def spec_dir() -> Path:
-    if VENDORED_SPECS.is_dir() and any(VENDORED_SPECS.glob("*.yml")):
-        return VENDORED_SPECS
-    return SHARED_SPECS
+    return VENDORED_SPECS
 
 
 # --- spec loading and the known spec defects ----------------------------------------------------
@@ -44,6 +41,7 @@ SPEC_FILES = {
     "orders": "orders.v2.oas2.yml",
     "scripts": "scripts.v3.yml",
     "webhooks": "webhooks.v3.yml",
+    "carts": "carts.v3.yml",
 }
 
 
@@ -116,6 +114,7 @@ SPEC_BY_PREFIX = [  # longest prefix first: /v3/customers/subscribers before /v3
     ("/v2/orders", "orders"),
     ("/v3/content/scripts", "scripts"),
     ("/v3/hooks", "webhooks"),
+    ("/v3/carts", "carts"),
 ]
 
 

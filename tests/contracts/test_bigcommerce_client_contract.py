@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -61,6 +61,7 @@ CANNED: list[tuple[str, str, int, Any]] = [  # method, path regex (after /stores
     ("GET", r"/v2/orders", 204, None),
     ("GET", r"/v2/orders/count", 200, {"count": 3, "statuses": []}),
     ("GET", r"/v2/orders/\d+", 200, {"id": 100}),
+    ("GET", r"/v3/carts/[^/]+", 200, {"data": {"id": "09346904-4175-44fd-be53-f7e598531b6c"}, "meta": {}}),
     ("GET", r"/v2/store", 200, {"id": STORE, "name": "Acme Outdoor Co."}),
     ("POST", r"/v3/content/scripts", 200, {"data": {"uuid": SCRIPT_UUID, **TRACKING_SCRIPT}, "meta": {}}),
     ("PUT", r"/v3/content/scripts/[^/]+", 200, {"data": {"uuid": SCRIPT_UUID}, "meta": {}}),
@@ -111,6 +112,7 @@ ENDPOINTS = [
     Endpoint("orders count", {"GET"}, lambda c: c.orders_count(modified_since=SINCE)),
     Endpoint("orders count, all", {"GET"}, lambda c: c.orders_count()),
     Endpoint("single order", {"GET"}, lambda c: c.order(100)),
+    Endpoint("a cart", {"GET"}, lambda c: c.cart("09346904-4175-44fd-be53-f7e598531b6c")),
     Endpoint("create script", {"POST"}, lambda c: c.create_script(TRACKING_SCRIPT)),
     Endpoint("update script", {"PUT"}, lambda c: c.update_script(SCRIPT_UUID, {"enabled": False})),
     Endpoint("get script", {"GET"}, lambda c: c.get_script(SCRIPT_UUID)),
@@ -135,6 +137,16 @@ def test_client_requests_are_allowed_by_the_official_spec(endpoint):
     for request in capture(endpoint.call, endpoint.methods):
         assert request.headers["X-Auth-Token"] == TOKEN
         assert_allowed_by_spec(request)
+
+
+def test_every_order_read_asks_for_its_line_items_in_the_same_answer():
+    """Ordered product costs no request: orders pages and single orders carry their line items."""
+    for call in (lambda c: c.orders_page(min_id=1), lambda c: c.order(100),
+                 lambda c: c.orders_page(min_id=101, max_id=140)):
+        for request in capture(call, {"GET"}):
+            query = parse_qs(urlsplit(request.url).query)
+            assert query["include"] == ["consignments.line_items"]
+            assert query["consignment_structure"] == ["object"]
 
 
 def test_store_information_request():

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ from jsonschema import Draft202012Validator
 
 from sandbox.ortto import services
 from sandbox.ortto.seed import seed_ortto_instances
-from sync import mapping
+from sync import activities, mapping
 from sync.ortto import OrttoClient
 
 from .ortto_contract import (
@@ -101,6 +102,51 @@ ORDER = {
 }
 
 
+ORDER_WITH_LINES = {
+    **ORDER, "status_id": 2, "status": "Shipped", "refunded_amount": "10.00",
+    "consignments": {"pickups": [], "downloads": [], "email": {"gift_certificates": []}, "shipping": [{"line_items": [
+        {"id": 55, "product_id": 111, "variant_id": 1110, "sku": "TENT-2P", "name": "Trail Tent 2P", "quantity": 1,
+         "price_inc_tax": "42.50", "product_options": [{"display_name": "Colour", "display_value": "Forest"}]}]}]},
+}
+CART = {"id": "09346904-4175-44fd-be53-f7e598531b6c", "email": "guest@example.com", "currency": {"code": "AUD"},
+        "cart_amount": 42.5, "line_items": {"physical_items": [{"product_id": 111, "name": "Trail Tent 2P", "quantity": 1}]}}
+
+
+def journey_activities() -> list[dict]:
+    """One of each journey activity, as sync/commerce.py and sync/carts.py build them."""
+    common = dict(order=ORDER_WITH_LINES, email="guest@example.com", store_hash="abc123", store_name="Acme")
+    return [
+        *activities.ordered_product_activities(**common, activity_id="act:cm:ordered-product"),
+        activities.fulfilled_activity(**common, activity_id="act:cm:fulfilled-order"),
+        activities.cancelled_activity(**common, activity_id="act:cm:cancelled-order"),
+        activities.refunded_activity(**common, activity_id="act:cm:refunded-order", amount=Decimal("10.00"),
+                                     refunded_total=Decimal("10.00")),
+        activities.abandoned_cart_activity(cart=CART, email="guest@example.com", store_hash="abc123",
+                                           store_name="Acme", activity_id="act:cm:abandoned-cart",
+                                           recovery_url="https://acme.example/cart.php?action=recover&token=1eed"),
+        activities.cart_recovered_activity(cart_id=CART["id"], order_id=252, email="guest@example.com",
+                                           store_hash="abc123", store_name="Acme", activity_id="act:cm:cart-recovered",
+                                           value=Decimal("42.50"), currency="AUD"),
+    ]
+
+
+def test_journey_activities_use_only_attributes_their_definitions_declare():
+    """Each activity's attribute ids are its definition's (display type prefix + ':cm:' + name), its key is
+    unique to the event, and only the email names the person (the run merged them first)."""
+    by_id = {spec.default_id: spec for spec in activities.JOURNEY}
+    built = journey_activities()
+    assert {a["activity_id"] for a in built} == set(by_id)
+    for activity in built:
+        spec = by_id[activity["activity_id"]]
+        declared = {spec.attribute_id(name) for name, _ in spec.attributes}
+        assert set(activity["attributes"]) <= declared, activity["activity_id"]
+        assert activity["fields"] == {"str::email": "guest@example.com"}
+        assert activity["key"].startswith("bc:abc123:")
+    assert len({a["key"] for a in built}) == len(built)
+    for spec in activities.JOURNEY:
+        assert request_problems("activity-definition-create", spec.definition()) == []
+
+
 def test_every_client_request_fits_the_request_schemas(captured):
     client = OrttoClient(api_key="key", region="default")
     client.verify()
@@ -108,6 +154,8 @@ def test_every_client_request_fits_the_request_schemas(captured):
     for name, field_type, _ in mapping.CUSTOM_FIELDS.values():
         client.create_custom_field(name=name, field_type=field_type, existing=existing)
     client.create_activity_definition(mapping.placed_order_definition())
+    for spec in activities.JOURNEY:
+        client.create_activity_definition(spec.definition())
     customer = mapping.customer_to_person(CUSTOMER)
     guest = mapping.order_to_person(ORDER)
     aggregates = mapping.aggregate_fields(email="ann.example@example.com", order_count=3, total_spent="42.50",
@@ -117,6 +165,7 @@ def test_every_client_request_fits_the_request_schemas(captured):
                              {"fields": guest.fields}, {"fields": aggregates}], merge_strategy=strategy)
     client.create_activities([mapping.order_activity(order=ORDER, email="guest@example.com", store_hash="abc123",
                                                      store_name="Acme")])
+    client.create_activities(journey_activities())
     client.merge_accounts([{"fields": {"str:o:name": "Acme Ltd", "str:o:website": "acme.example",
                                        "geo:o:city": {"name": "Austin"}, "int:oc:orders": 3}}], merge_strategy=1)
     client.add_account_people(account_id="507f1f77bcf86cd799439011", person_ids=["006913c5b9ca58778a137d00"])

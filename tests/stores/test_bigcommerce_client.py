@@ -240,7 +240,9 @@ def test_subscribers_by_ids(client):
 def test_orders_are_paged_by_min_id_until_204(client):
     orders_1 = [{"id": 100, "date_modified": "Tue, 14 May 2024 09:34:00 +0000"}, {"id": 104}]
     orders_2 = [{"id": 107}]
-    base = {"sort": "id:asc", "limit": "2", "min_date_modified": "2024-05-14T09:34:00Z"}
+    # Every orders page carries its line items (Ordered product costs no request of its own).
+    base = {"sort": "id:asc", "limit": "2", "min_date_modified": "2024-05-14T09:34:00Z",
+            "include": "consignments.line_items", "consignment_structure": "object"}
     with ordered_mock() as rsps:
         rsps.get(f"{V2}/orders", json=orders_1, match=[matchers.query_param_matcher(base)])
         rsps.get(f"{V2}/orders", json=orders_2, match=[matchers.query_param_matcher({**base, "min_id": "105"})])

@@ -45,7 +45,7 @@ class FakeBigCommerce:
         rsps.add_callback(responses.GET, re.compile(base + r"/v3/customers/subscribers.*"), self.on_subscribers)
         rsps.add_callback(responses.GET, re.compile(base + r"/v3/customers(\?.*)?$"), self.on_customers)
         rsps.add_callback(responses.GET, re.compile(base + r"/v2/orders/count.*"), self.on_orders_count)
-        rsps.add_callback(responses.GET, re.compile(base + r"/v2/orders/\d+$"), self.on_order)
+        rsps.add_callback(responses.GET, re.compile(base + r"/v2/orders/\d+(\?.*)?$"), self.on_order)
         rsps.add_callback(responses.GET, re.compile(base + r"/v2/orders(\?.*)?$"), self.on_orders)
         self.hooks = []
         rsps.add_callback(responses.POST, re.compile(base + r"/v3/hooks$"), self.on_hook_create)

@@ -109,8 +109,9 @@ def test_setup_schedules_is_idempotent():
 def test_connection_prepare_creates_schema_and_webhooks(env):
     connection_prepare(env.connection)
     env.connection.refresh_from_db()
-    assert env.connection.schema_ready and env.connection.webhook_ids == [1, 2, 3]
-    assert {hook["scope"] for hook in env.bc.hooks} == {"store/customer/*", "store/subscriber/*", "store/order/*"}
+    assert env.connection.schema_ready and env.connection.webhook_ids == [1, 2, 3, 4, 5]
+    assert {hook["scope"] for hook in env.bc.hooks} == {"store/customer/*", "store/subscriber/*", "store/order/*",
+                                                         "store/cart/abandoned", "store/cart/converted"}
     assert env.connection.ortto_schema["activity_id"] == "act:cm:placed-order"
     assert env.connection.ortto_schema["fields"]["total_spent"] == "int:cm:bigcommerce-total-spent"
 

@@ -1,0 +1,269 @@
+"""Orders beyond Placed order: Ordered product per line item, and Fulfilled / Cancelled / Refunded order when
+an order's status or refunded amount changes — each exactly once, whether a webhook run or the scheduled
+sweep sees the change first — with the buyer's totals (order count, total spent) following refunds and
+cancellations.
+
+How "exactly once" holds: the order ledger (`OrderLedger`) remembers each order's last status, refunded
+amount and what it adds to its buyer's totals. A run compares the order it just read with that memory, sends
+the activities of the difference, and commits the new memory with the page (sync/runs.py), in the same
+transaction as its checkpoint. Runs of one store never overlap (docs/design.md §4), so a webhook run and the
+sweep never both see the same difference; a run cut short between Ortto's answer and the commit sends the
+same activities again with the same keys, which Ortto de-duplicates (sync/activities.py).
+
+An order seen for the first time by an initial or full import only records its status: its history before
+the connection is not news for a journey (a shipped order from last year is not "just fulfilled"). First
+seen by an incremental or webhook run, it is news: a Placed order and its Fulfilled / Cancelled / Refunded
+order follow each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+
+from django.db.models import Sum
+from django.utils import timezone
+
+from . import activities, engine, mapping
+from .activities import CANCELLED_STATUS, FULFILLED_STATUSES, REFUNDED_STATUS
+from .models import OrderLedger, PersonLedger, SyncEvent, SyncRun
+from .schema import schema_journey_id
+
+FULL_KINDS = (SyncRun.Kind.INITIAL, SyncRun.Kind.FULL)
+# A ledger row the bridge wrote before the order's status was sent: any later status is news.
+JUST_PLACED = 0
+
+
+# --- The rules (pure) -------------------------------------------------------------------------------
+
+
+def refunded_amount(order: dict) -> Decimal:
+    """What has been refunded of the order. BigCommerce's v2 order carries `refunded_amount`; a Refunded
+    (4) order that says 0 is taken as refunded in full. A Partially Refunded (14) order that says 0 has an
+    amount the bridge cannot know without another request: nothing is sent until the amount shows
+    (docs/ortto-contract.md, "What the public record does not say")."""
+    amount = mapping.to_decimal(order.get("refunded_amount"))
+    if amount <= 0 and int(order.get("status_id") or 0) == REFUNDED_STATUS:
+        return mapping.order_total(order)
+    return max(amount, Decimal(0))
+
+
+def order_is_fulfilled(order: dict) -> bool:
+    """Shipped (2) or Completed (10), or every item shipped: a shipped order refunded later is Partially
+    Refunded (14) but still was fulfilled (orders.v2.oas2.yml: items_shipped, items_total)."""
+    if int(order.get("status_id") or 0) in FULFILLED_STATUSES:
+        return True
+    items_total = int(order.get("items_total") or 0)
+    return items_total > 0 and int(order.get("items_shipped") or 0) >= items_total
+
+
+def counted_total(order: dict, status_id: int, refunded: Decimal) -> Decimal:
+    """What the order adds to its buyer's total spent: nothing once cancelled, else its total less refunds."""
+    if status_id == CANCELLED_STATUS:
+        return Decimal(0)
+    return max(mapping.order_total(order) - refunded, Decimal(0))
+
+
+@dataclass
+class OrderChange:
+    """What one order's new state means: the events to send and the totals' deltas."""
+
+    status_id: int
+    fulfilled: bool
+    refunded: Decimal
+    counted: Decimal
+    events: list[str] = field(default_factory=list)  # fulfilled | cancelled | refunded
+    refund_amount: Decimal = Decimal(0)
+    count_delta: int = 0
+    total_delta: Decimal = Decimal(0)
+
+
+def order_change(*, order: dict, previous_status: int | None, previous_fulfilled: bool, previous_refunded: Decimal,
+                 previous_counted: Decimal, send: bool) -> OrderChange:
+    """The difference between an order and the ledger's memory of it. previous_status None: the ledger
+    never knew the status (no event). send False: record only (an import's first sight)."""
+    status_id = int(order.get("status_id") or 0)
+    refunded = refunded_amount(order)
+    counted = counted_total(order, status_id, refunded)
+    change = OrderChange(status_id=status_id, fulfilled=order_is_fulfilled(order), refunded=refunded, counted=counted)
+    was_counted = previous_status != CANCELLED_STATUS
+    change.count_delta = int(status_id != CANCELLED_STATUS) - int(was_counted)
+    change.total_delta = counted - previous_counted
+    if not send or previous_status is None:
+        return change
+    if change.fulfilled and not previous_fulfilled:
+        change.events.append("fulfilled")
+    if status_id == CANCELLED_STATUS and previous_status != CANCELLED_STATUS:
+        change.events.append("cancelled")
+    if refunded > previous_refunded:
+        change.events.append("refunded")
+        change.refund_amount = refunded - previous_refunded
+    return change
+
+
+# --- Processing a unit of orders --------------------------------------------------------------------
+
+
+def orders_process(ctx: engine.SyncContext, orders: list[dict], *, carry: bool = False) -> engine.PageWork:
+    """engine.orders_process (people, Placed order, totals), then the journey of the same orders."""
+    placed_ids = [int(o["id"]) for o in orders if mapping.order_is_placed(o)]
+    known = {row.order_id: row for row in
+             OrderLedger.objects.filter(connection=ctx.connection, order_id__in=placed_ids)}
+    work = engine.orders_process(ctx, orders, carry=carry)
+    journey_apply(ctx, orders, known, work)
+    return work
+
+
+@dataclass
+class _Pending:
+    row: OrderLedger
+    order: dict
+    change: OrderChange
+    new: bool
+    activities: list = field(default_factory=list)  # status events: all must pass to record the change
+    products: list = field(default_factory=list)
+
+
+def journey_apply(ctx: engine.SyncContext, orders: list[dict], known: dict[int, OrderLedger],
+                  work: engine.PageWork) -> None:
+    by_id = {int(o["id"]): o for o in orders}
+    store_hash, store_name = ctx.store.store_hash, ctx.store.name
+    import_run = ctx.run.kind in FULL_KINDS
+    pending: list[_Pending] = []
+    for row in work.order_rows:  # placed by this unit (the engine sent Placed order, counted it in full)
+        order = by_id.get(row.order_id)
+        if order is None:
+            continue
+        change = order_change(order=order, previous_status=JUST_PLACED, previous_fulfilled=False,
+                              previous_refunded=Decimal(0),
+                              previous_counted=mapping.order_total(order), send=not import_run)
+        item = _Pending(row=row, order=order, change=change, new=True)
+        if not row.summarized:
+            item.products = activities.ordered_product_activities(
+                order=order, email=row.email, store_hash=store_hash, store_name=store_name,
+                activity_id=schema_journey_id(ctx.connection, activities.ORDERED_PRODUCT))
+        pending.append(item)
+    for order_id, row in known.items():
+        order = by_id.get(order_id)
+        if order is None:
+            continue
+        previous_counted = (row.counted_total if row.counted_total is not None else mapping.order_total(order))
+        change = order_change(order=order, previous_status=row.status_id,
+                              previous_fulfilled=row.fulfilled or row.status_id in FULFILLED_STATUSES,
+                              previous_refunded=Decimal(row.refunded_amount or 0),
+                              previous_counted=Decimal(previous_counted), send=True)
+        unchanged = (row.status_id == change.status_id and row.fulfilled == change.fulfilled
+                     and Decimal(row.refunded_amount or 0) == change.refunded
+                     and row.counted_total is not None and Decimal(row.counted_total) == change.counted)
+        if not unchanged:
+            pending.append(_Pending(row=row, order=order, change=change, new=False))
+    if not pending:
+        return
+    _products_limit(ctx, [item for item in pending if item.new], work)
+    for item in pending:
+        item.activities = [_status_activity(ctx, item, event) for event in item.change.events]
+
+    # Known orders' buyers may not have been merged by this run: merge them first (never Ortto's default).
+    emails = sorted({item.row.email for item in pending})
+    ledger = {row.email: row for row in PersonLedger.objects.filter(connection=ctx.connection, email__in=emails)}
+    ledger.update({email: row for email, row in work.ledger_rows.items() if email in ledger or email in emails})
+    needing = [item.row.email for item in pending if item.activities and not item.new]
+    outcomes = {email: engine._Outcome() for email in needing}
+    if needing:
+        engine.presence_ensure(ctx, list(dict.fromkeys(needing)), outcomes, ledger, work)
+
+    sendable, owners = [], []  # owners: (pending index, is a status event)
+    for index, item in enumerate(pending):
+        if item.activities and not item.new and not outcomes[item.row.email].ok:
+            item.activities = None  # not sent, not recorded: the next run tries again
+            continue
+        for activity in item.activities:
+            sendable.append(activity)
+            owners.append((index, True))
+        for activity in item.products:
+            sendable.append(activity)
+            owners.append((index, False))
+    results = [r for batch in engine.send_all(engine.create_activities_safely, ctx, list(engine.chunks(sendable)))
+               for r in batch]
+    status_failed: set[int] = set()
+    for activity, (index, is_status), result in zip(sendable, owners, results):
+        if result.get("error") or result.get("status") not in engine.OK_ACTIVITY_STATUSES:
+            row = pending[index].row
+            work.events.append(engine._event(ctx, resource="orders", bc_id=row.order_id, email=row.email, message=(
+                f"Ortto refused the {_activity_name(ctx, activity)} activity: "
+                f"{result.get('error') or result.get('status')}")))
+            if is_status:
+                status_failed.add(index)
+
+    changed_people: dict[str, PersonLedger] = {}
+    for index, item in enumerate(pending):
+        row, change = item.row, item.change
+        if item.activities is None or index in status_failed:
+            work.counters.failed += 1
+            if item.activities is None:
+                work.events.append(engine._event(ctx, resource="orders", bc_id=row.order_id, email=row.email,
+                                                 message="Order status not sent: its person could not be merged "
+                                                         "in Ortto first."))
+            if item.new:  # recorded as just placed and counted in full: the next run sends the change
+                row.status_id, row.fulfilled, row.refunded_amount = JUST_PLACED, False, Decimal(0)
+                row.counted_total = mapping.order_total(item.order)
+            continue
+        row.status_id, row.fulfilled = change.status_id, change.fulfilled
+        row.refunded_amount, row.counted_total = change.refunded, change.counted
+        if not item.new:
+            work.order_updates.append(row)
+        if change.count_delta or change.total_delta:
+            person = ledger.get(row.email)
+            if person is not None:
+                person.order_count = max(int(person.order_count or 0) + change.count_delta, 0)
+                person.total_spent = Decimal(person.total_spent or 0) + change.total_delta
+                work.ledger_rows[row.email] = person
+                changed_people[row.email] = person
+    if changed_people and not ctx.defer_aggregates:
+        engine.aggregates_push(ctx, list(changed_people.values()), work)
+
+
+def _products_limit(ctx: engine.SyncContext, placed: list[_Pending], work: engine.PageWork) -> None:
+    """Ortto keeps at most 50 events of one activity per person per 24 h and drops the rest silently
+    (docs/ortto-contract.md, "Limits"): Ordered product lines beyond that are not sent, and the run says so."""
+    emails = {item.row.email for item in placed if item.products}
+    if not emails:
+        return
+    since = timezone.now() - timedelta(hours=24)
+    sent = dict(OrderLedger.objects.filter(connection=ctx.connection, email__in=emails, sent_at__gte=since)
+                .values("email").annotate(n=Sum("products_sent")).values_list("email", "n"))
+    allowance = {email: max(engine.ACTIVITY_DAILY_LIMIT - (sent.get(email) or 0), 0) for email in emails}
+    left_out: dict[str, int] = {}
+    for item in placed:
+        email = item.row.email
+        if len(item.products) > allowance.get(email, 0):
+            left_out[email] = left_out.get(email, 0) + len(item.products) - allowance.get(email, 0)
+            item.products = item.products[:allowance.get(email, 0)]
+        allowance[email] = allowance.get(email, 0) - len(item.products)
+        item.row.products_sent = len(item.products)
+    for email, count in left_out.items():
+        work.events.append(engine._event(ctx, resource="orders", email=email, level=SyncEvent.Level.INFO, message=(
+            f"{count} ordered product(s) not sent as Ordered product activities: Ortto keeps at most "
+            f"{engine.ACTIVITY_DAILY_LIMIT} of one activity per person per 24 hours.")))
+
+
+def _status_activity(ctx: engine.SyncContext, item: _Pending, event: str) -> dict:
+    common = dict(order=item.order, email=item.row.email, store_hash=ctx.store.store_hash,
+                  store_name=ctx.store.name)
+    if event == "fulfilled":
+        return activities.fulfilled_activity(
+            **common, activity_id=schema_journey_id(ctx.connection, activities.FULFILLED_ORDER))
+    if event == "cancelled":
+        return activities.cancelled_activity(
+            **common, activity_id=schema_journey_id(ctx.connection, activities.CANCELLED_ORDER))
+    return activities.refunded_activity(
+        **common, activity_id=schema_journey_id(ctx.connection, activities.REFUNDED_ORDER),
+        amount=item.change.refund_amount, refunded_total=item.change.refunded)
+
+
+def _activity_name(ctx: engine.SyncContext, activity: dict) -> str:
+    for spec in activities.JOURNEY:
+        if schema_journey_id(ctx.connection, spec) == activity.get("activity_id"):
+            return spec.name
+    return activity.get("activity_id", "")

@@ -1,0 +1,267 @@
+"""The shopper's journey over real HTTP against the emulated BigCommerce and Ortto: Ordered product from the
+orders pages' own line items, Fulfilled / Cancelled / Refunded order exactly once (webhook, sweep, both,
+redelivered, under faults), totals that follow refunds and cancellations, and abandoned / recovered carts."""
+
+from collections import Counter
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from sandbox.bigcommerce import services as bc
+from sandbox.bigcommerce.limits import faults_set
+from sandbox.bigcommerce.models import Order, WebhookDelivery
+from sandbox.bigcommerce.seed import seed_bigcommerce, seed_users
+from sandbox.bigcommerce.services import app_install_complete
+from sandbox.bigcommerce.webhooks import webhook_deliveries_run
+from sandbox.ortto.models import Instance, Person, PersonActivity
+from sandbox.ortto.seed import seed_ortto_instances
+from sandbox.ortto.services import instance_set_faults
+from stores.bigcommerce import BigCommerceClient
+from sync.models import CartLedger, OrderLedger, PersonLedger, SyncRun
+from sync.runs import sync_run_execute, sync_run_request
+from sync.tasks import incremental_tick
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
+
+PLACED, PRODUCT = "act:cm:placed-order", "act:cm:ordered-product"
+FULFILLED, CANCELLED, REFUNDED = "act:cm:fulfilled-order", "act:cm:cancelled-order", "act:cm:refunded-order"
+ABANDONED, RECOVERED = "act:cm:abandoned-cart", "act:cm:cart-recovered"
+
+
+def _count(activity_id, **filters) -> int:
+    return PersonActivity.objects.filter(activity_id=activity_id, **filters).count()
+
+
+def _keys(activity_id) -> Counter:
+    return Counter(PersonActivity.objects.filter(activity_id=activity_id).values_list("key", flat=True))
+
+
+@pytest.fixture
+def store_synced(make_account, make_connection, make_store, sandbox_live, settings, queued_work_runs_inline,
+                 monkeypatch):
+    """A seeded store, imported into the emulated Ortto by an initial run; webhooks delivered on demand."""
+    settings.SANDBOX_BIGCOMMERCE_WEBHOOKS_ASYNC = False
+    monkeypatch.setattr("stores.http.backoff_delay", lambda attempt: 0.01 * attempt)
+
+    def make(store_hash, *, orders=30, customers=20):
+        sandbox_store = seed_bigcommerce(store_hash=store_hash, name="Journey Outfitters", customers=customers,
+                                         orders=orders, seed=7)
+        seed_users(store_hash=store_hash)
+        install = app_install_complete(store=sandbox_store)
+        seed_ortto_instances()
+        store = make_store(store_hash, name="Journey Outfitters", access_token=install.access_token)
+        connection = make_connection(store, make_account(api_key="sbx-default-acmeus-0001"), merge_strategy=1)
+        run, _ = sync_run_request(store=store, kind=SyncRun.Kind.INITIAL)
+        run.refresh_from_db()
+        assert run.status == SyncRun.Status.SUCCEEDED, run.error_summary
+        return sandbox_store, store, connection
+
+    return make
+
+
+def test_initial_import_sends_ordered_products_at_one_request_per_orders_page(
+        make_account, make_connection, make_store, sandbox_live, monkeypatch):
+    monkeypatch.setattr("sync.bigcommerce_pages.PAGE_LIMIT", 20)
+    sandbox_store = seed_bigcommerce(store_hash="jrn1", name="Journey One", customers=30, orders=90, seed=4)
+    seed_users(store_hash="jrn1")
+    install = app_install_complete(store=sandbox_store)
+    seed_ortto_instances()
+    store = make_store("jrn1", name="Journey One", access_token=install.access_token)
+    make_connection(store, make_account(api_key="sbx-default-acmeus-0001"))
+    paths = []
+    original = BigCommerceClient._request
+
+    def counting(self, method, path, **kwargs):
+        paths.append(path)
+        return original(self, method, path, **kwargs)
+
+    monkeypatch.setattr(BigCommerceClient, "_request", counting)
+    run, _ = sync_run_request(store=store, kind=SyncRun.Kind.INITIAL, enqueue_run=False)
+    run = sync_run_execute(run_id=run.pk, sliced=False)
+    assert run.status == SyncRun.Status.SUCCEEDED, run.error_summary
+
+    # One request per orders page (90 orders, 20 a page: 5 pages) and the count: never one per order.
+    assert paths.count("/v2/orders") == 5
+    assert not [p for p in paths if "/products" in p or p.startswith("/v2/orders/") and p != "/v2/orders/count"]
+    placed = Order.objects.filter(store=sandbox_store).exclude(status_id=0)
+    assert _count(PLACED) == placed.count()
+    # Seeded orders hold one line each: one Ordered product per line, with the line's attributes.
+    assert _count(PRODUCT) == placed.count()
+    product = PersonActivity.objects.filter(activity_id=PRODUCT).order_by("id").first()
+    attributes = product.attributes
+    assert {"str:cm:product-name", "int:cm:product-id", "str:cm:sku", "str:cm:variant", "int:cm:quantity",
+            "int:cm:price", "str:cm:order-id", "str:cm:currency"} <= set(attributes)
+    assert product.key.startswith("bc:jrn1:order:") and ":item:" in product.key
+    # An import records the orders' statuses without announcing them: old orders are not news.
+    assert not PersonActivity.objects.filter(activity_id__in=[FULFILLED, CANCELLED, REFUNDED]).exists()
+    # Totals leave out cancelled orders and refunds.
+    for row in PersonLedger.objects.filter(order_count__gt=0)[:10]:
+        orders = [o for o in placed if o.email.lower() == row.email] if not row.bc_customer_id else \
+            list(placed.filter(customer_id=row.bc_customer_id))
+        counted = [o for o in orders if o.status_id != 5]
+        assert row.order_count == len(counted), row.email
+        expected = sum((o.total_inc_tax if o.status_id != 4 else Decimal(0)) for o in counted)
+        assert Decimal(row.total_spent) == expected, row.email
+
+
+def _deliver(sandbox_store, *, again=False):
+    if again:  # BigCommerce redelivers: the same events, once more (and once with a new timestamp)
+        for delivery in WebhookDelivery.objects.filter(store=sandbox_store):
+            delivery.payload = {**delivery.payload, "created_at": delivery.payload["created_at"] + 1}
+            delivery.status = WebhookDelivery.Status.PENDING
+            delivery.save()
+    delivered = webhook_deliveries_run(store=sandbox_store)
+    assert all(d.status == "delivered" for d in delivered), [(d.scope, d.status, d.error) for d in delivered]
+    return delivered
+
+
+def _fresh_order(sandbox_store, email, subtotal="100.00"):
+    order = bc.checkout_order_place(store=sandbox_store, email=email, first_name="Jo", last_name="Buyer",
+                                    subscribe=False, subtotal=Decimal(subtotal),
+                                    line_items=[{"product_id": 112, "variant_id": 1121, "sku": "BAG-30L",
+                                                 "name": "Day Pack 30L", "options": [["Size", "M"]], "quantity": 2,
+                                                 "price": "50.00"}])
+    return order
+
+
+def test_status_changes_arrive_once_by_webhook_even_redelivered_and_swept_again(store_synced):
+    sandbox_store, store, connection = store_synced("jrn2")
+    order = _fresh_order(sandbox_store, "jo.buyer@example.com")
+    _deliver(sandbox_store)
+    person = Person.objects.get(email="jo.buyer@example.com")
+    assert person.email_permission is False  # R2: no opt-in at checkout
+    assert _count(PLACED, person=person) == 1 and _count(PRODUCT, person=person) == 1
+    line = PersonActivity.objects.get(person=person, activity_id=PRODUCT).attributes
+    assert line["str:cm:sku"] == "BAG-30L" and line["int:cm:quantity"] == 2 and line["str:cm:variant"] == "Size: M"
+    assert line["int:cm:price"] == 54000  # 50.00 + 8 % tax, x1000
+
+    assert OrderLedger.objects.get(connection=connection, order_id=order.bc_id).status_id == 11
+    bc.order_ship(order=order)
+    bc.order_refund(order=Order.objects.get(pk=order.pk), amount=Decimal("40.00"))
+    _deliver(sandbox_store)
+    _deliver(sandbox_store, again=True)
+    incremental_tick()  # the sweep sees the same changes: nothing new
+    assert _count(FULFILLED, person=person) == 1
+    refunds = PersonActivity.objects.filter(person=person, activity_id=REFUNDED)
+    assert refunds.count() == 1
+    assert refunds[0].attributes["int:cm:refund-amount"] == 40000
+    assert refunds[0].attributes["str:cm:refund-type"] == "partial"
+    ledger = PersonLedger.objects.get(connection=connection, email="jo.buyer@example.com")
+    assert ledger.order_count == 1 and Decimal(ledger.total_spent) == Decimal("108.00") - Decimal("40.00")
+    assert person.__class__.objects.get(pk=person.pk).fields["int:cm:bigcommerce-total-spent"] == 68000
+
+    # The rest is refunded: a second Refunded order (full now); then cancelled: out of the totals.
+    bc.order_refund(order=Order.objects.get(pk=order.pk), amount=Decimal("68.00"))
+    _deliver(sandbox_store)
+    assert PersonActivity.objects.filter(person=person, activity_id=REFUNDED).count() == 2
+    last = PersonActivity.objects.filter(person=person, activity_id=REFUNDED).order_by("-id")[0].attributes
+    assert last["str:cm:refund-type"] == "full" and last["int:cm:refunded-total"] == 108000
+    bc.order_status_set(order=Order.objects.get(pk=order.pk), status_id=5)
+    _deliver(sandbox_store)
+    _deliver(sandbox_store, again=True)
+    assert _count(CANCELLED, person=person) == 1
+    ledger.refresh_from_db()
+    assert ledger.order_count == 0 and Decimal(ledger.total_spent) == 0
+    # Every activity of the journey went out once per event.
+    for activity_id in (PLACED, PRODUCT, FULFILLED, CANCELLED, REFUNDED):
+        assert all(n == 1 for n in _keys(activity_id).values()), activity_id
+
+
+def test_a_lost_webhook_is_caught_by_the_sweep_once(store_synced):
+    sandbox_store, store, connection = store_synced("jrn3")
+    order = Order.objects.filter(store=sandbox_store, status_id=11).order_by("bc_id").first()
+    assert OrderLedger.objects.get(connection=connection, order_id=order.bc_id).status_id == 11
+    bc.order_ship(order=order)
+    WebhookDelivery.objects.filter(store=sandbox_store, status="pending").delete()  # lost on the way
+    incremental_tick()
+    assert _count(FULFILLED) == 1
+    incremental_tick()
+    assert _count(FULFILLED) == 1
+    assert OrderLedger.objects.get(connection=connection, order_id=order.bc_id).status_id == 2
+
+
+def test_each_activity_arrives_once_under_ten_percent_faults(store_synced):
+    sandbox_store, store, connection = store_synced("jrn4", orders=40)
+    faults_set(store=sandbox_store, error_500_probability=0.1)
+    instance_set_faults(Instance.objects.get(name="acme-us"), p500=0.1)
+    orders = list(Order.objects.filter(store=sandbox_store, status_id__in=(1, 7, 9, 11), date_shipped=None)
+                  .order_by("bc_id")[:4])
+    assert len(orders) == 4
+    for order in orders[:2]:
+        bc.order_ship(order=order)
+    bc.order_status_set(order=orders[2], status_id=5)
+    bc.order_refund(order=orders[3], amount=Decimal("5.00"))
+    new = _fresh_order(sandbox_store, "storm.buyer@example.com")
+    for _ in range(3):  # deliveries, redeliveries, then the sweep: whatever order, once each
+        _deliver(sandbox_store)
+        _deliver(sandbox_store, again=True)
+        for run in SyncRun.objects.filter(store=store, status=SyncRun.Status.QUEUED):
+            sync_run_execute(run_id=run.pk)
+        incremental_tick()
+    faults_set(store=sandbox_store, error_500_probability=0)
+    instance_set_faults(Instance.objects.get(name="acme-us"), clear=True)
+    incremental_tick()
+    assert _count(FULFILLED) == 2 and _count(CANCELLED) == 1 and _count(REFUNDED) == 1
+    assert _count(PLACED, person__email="storm.buyer@example.com") == 1
+    assert _count(PRODUCT, person__email="storm.buyer@example.com") == 1
+    assert OrderLedger.objects.get(connection=connection, order_id=new.bc_id)
+    for activity_id in (PLACED, PRODUCT, FULFILLED, CANCELLED, REFUNDED):
+        assert all(n == 1 for n in _keys(activity_id).values()), activity_id
+
+
+def test_abandoned_and_recovered_carts(store_synced):
+    sandbox_store, store, connection = store_synced("jrn5", orders=5)
+    # A shopper Ortto has never seen abandons a cart: created unsubscribed first (R2), then the activity.
+    cart = bc.cart_add(store=sandbox_store, product_id=111, quantity=1, email="cart.shopper@example.com")
+    cart = bc.cart_add(store=sandbox_store, product_id=113, quantity=2, cart=cart)
+    bc.cart_abandon(cart=cart)
+    # An anonymous cart (no email) and one that is bought before the bridge reads it.
+    anonymous = bc.cart_add(store=sandbox_store, product_id=112)
+    bc.cart_abandon(cart=anonymous)
+    quick = bc.cart_add(store=sandbox_store, product_id=114, email="quick@example.com")
+    bc.cart_abandon(cart=quick)
+    quick.refresh_from_db()
+    quick.status = quick.Status.DELETED  # gone (expired) before the webhook run reads it
+    quick.save()
+    _deliver(sandbox_store)
+    _deliver(sandbox_store, again=True)
+
+    shopper = Person.objects.get(email="cart.shopper@example.com")
+    assert shopper.email_permission is False
+    abandoned = PersonActivity.objects.filter(activity_id=ABANDONED)
+    assert abandoned.count() == 1 and abandoned[0].person == shopper
+    attributes = abandoned[0].attributes
+    assert attributes["int:cm:cart-value"] == 189000 + 2 * 24500
+    assert attributes["int:cm:item-count"] == 3 and "Trail Tent 2P" in attributes["str:cm:items"]
+    assert attributes["str:cm:currency"] == "USD"
+    assert f"token={cart.abandoned_token}" in attributes["str:cm:recovery-url"]
+    outcomes = dict(CartLedger.objects.values_list("cart_id", "outcome"))
+    assert outcomes == {cart.cart_id: "sent", anonymous.cart_id: "anonymous", quick.cart_id: "expired"}
+    webhook_runs = SyncRun.objects.filter(store=store, kind=SyncRun.Kind.WEBHOOK)
+    assert sum(r.counters.get("carts", {}).get("skipped", 0) for r in webhook_runs) == 2
+
+    # The shopper comes back through the link and buys: Cart recovered, once.
+    assert bc.cart_recover(store=sandbox_store, token=cart.abandoned_token) == cart
+    order = bc.cart_checkout(cart=cart)
+    _deliver(sandbox_store)
+    _deliver(sandbox_store, again=True)
+    recovered = PersonActivity.objects.filter(activity_id=RECOVERED)
+    assert recovered.count() == 1 and recovered[0].person == shopper
+    assert recovered[0].attributes["str:cm:order-id"] == str(order.bc_id)
+    assert _count(PRODUCT, person=shopper) == 2  # the converted cart's two lines
+    assert CartLedger.objects.get(cart_id=cart.cart_id).order_id == order.bc_id
+    assert timezone.now() >= CartLedger.objects.get(cart_id=cart.cart_id).recovered_at
+
+
+def test_ordered_products_beyond_ortto_s_daily_fifty_are_left_out_and_said(store_synced):
+    from sync.models import SyncEvent
+
+    sandbox_store, store, connection = store_synced("jrn6", orders=5)
+    lines = [{"product_id": 1000 + n, "variant_id": 0, "sku": f"SKU-{n}", "name": f"Item {n}", "options": [],
+              "quantity": 1, "price": "1.00"} for n in range(60)]
+    bc.checkout_order_place(store=sandbox_store, email="bulk.buyer@example.com", first_name="Bulk",
+                            last_name="Buyer", subscribe=False, items=60, subtotal=Decimal("60.00"), line_items=lines)
+    _deliver(sandbox_store)
+    assert _count(PRODUCT, person__email="bulk.buyer@example.com") == 50
+    assert SyncEvent.objects.filter(email="bulk.buyer@example.com", message__startswith="10 ordered product(s)").exists()
