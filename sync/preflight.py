@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from . import mapping
+from . import activities, mapping, organizations
 from .models import OrttoAccount
 from .ortto import (
     MAX_CUSTOM_FIELDS,
@@ -44,7 +44,7 @@ def ortto_account_find(*, reference: str) -> OrttoAccount | None:
 
 def ortto_account_check(*, account: OrttoAccount, apply: bool = False, client_for=None) -> PreflightReport:
     """Check the account's key and region, list the custom fields the bridge needs (existing or to be
-    created) and the Placed order definition; with apply=True create what is missing, as a connection
+    created), the activity definitions and the organizations' account fields; with apply=True create what is missing, as a connection
     would. Ends with a verdict: report.ready and report.verdict."""
     client_for = client_for or (lambda region: OrttoClient(api_key=account.api_key, region=region))
     report = PreflightReport(account=account)
@@ -83,26 +83,33 @@ def ortto_account_check(*, account: OrttoAccount, apply: bool = False, client_fo
     if len(fields) + len(missing) > MAX_CUSTOM_FIELDS:
         problems.append(f"the account would need {len(fields) + len(missing)} custom fields; Ortto allows "
                         f"{MAX_CUSTOM_FIELDS}")
-    definition = mapping.placed_order_definition()
-    say(f"  activity {definition['name']!r} (act:cm:{mapping.PLACED_ORDER_ACTIVITY_ID.split(':')[-1]}, icon "
-        f"{definition['icon_id']}): Ortto cannot list definitions; it is created on connect and an existing "
-        "one is used as is.")
+    definitions = [mapping.placed_order_definition()] + [spec.definition() for spec in activities.JOURNEY]
+    for definition in definitions:
+        say(f"  activity {definition['name']!r} (icon {definition['icon_id']}): Ortto cannot list definitions; "
+            "it is created on connect and an existing one is used as is.")
+    for name, field_type in organizations.AGGREGATE_FIELDS.values():
+        say(f"  organization field {name!r} ({field_type}): created by the first run that meets a company; "
+            "an existing one is used as is.")
     if problems:
         return _verdict(report, False, "; ".join(problems) + ".")
 
     if not apply:
-        todo = f"{len(missing)} field(s) and the activity definition will be created on connect" if missing else \
-            "every field exists; the activity definition is created on connect if missing"
+        todo = f"{len(missing)} field(s) and the activity definitions will be created on connect" if missing else \
+            "every field exists; the activity definitions are created on connect if missing"
         return _verdict(report, True, f"{todo}. Nothing was changed (run with --apply to create them now).")
     try:
         for name, field_type in missing:
             field_id = client.create_custom_field(name=name, field_type=field_type, existing=fields)
             say(f"  created field {name!r}: {field_id}")
-        activity_id = client.create_activity_definition(definition)
-        say(f"  activity definition ready: {activity_id}")
+        for definition in definitions:
+            activity_id = client.create_activity_definition(definition)
+            say(f"  activity definition {definition['name']!r} ready: {activity_id}")
+        for name, field_type in organizations.AGGREGATE_FIELDS.values():
+            field_id = client.create_account_field(name=name, field_type=field_type)
+            say(f"  organization field {name!r} ready: {field_id}")
     except OrttoError as exc:
         return _verdict(report, False, f"Ortto refused to create the schema: {exc}")
-    return _verdict(report, True, "fields and activity definition are in place.")
+    return _verdict(report, True, "fields, activity definitions and organization fields are in place.")
 
 
 def _region_of_key(account: OrttoAccount, client_for) -> str | None:
