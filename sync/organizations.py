@@ -34,7 +34,7 @@ from django.utils.html import strip_tags
 from . import mapping
 from .batches import send_resolving
 from .db import rows_update
-from .models import MergeStrategy, OrganizationLedger, OrganizationMember, PersonLedger, SyncEvent
+from .models import Connection, MergeStrategy, OrganizationLedger, OrganizationMember, PersonLedger, SyncEvent
 from .ortto import OrttoRequestError
 
 MERGE_BATCH = 100  # accounts per /v1/accounts/merge (Ortto: ≤100 records per payload)
@@ -325,10 +325,16 @@ class FlushResult:
 
 
 def organization_field_ids(ctx) -> tuple[dict, dict | None]:
-    """The custom account field ids of the connection, creating the fields the first time."""
+    """The custom account field ids of the connection, creating the fields the first time (or taking them from
+    another connection on the same Ortto account, which created them: no "already exists" 4xx then)."""
     known = (ctx.connection.ortto_schema or {}).get(SCHEMA_KEY)
     if known:
         return known, None
+    siblings = (Connection.objects.filter(account_id=ctx.connection.account_id)
+                .exclude(pk=ctx.connection.pk).order_by("-pk").values_list("ortto_schema", flat=True))
+    lent = next((schema[SCHEMA_KEY] for schema in siblings if (schema or {}).get(SCHEMA_KEY)), None)
+    if lent:
+        return lent, lent
     ids = {key: ctx.ortto.create_account_field(name=name, field_type=field_type)
            for key, (name, field_type) in AGGREGATE_FIELDS.items()}
     return ids, ids

@@ -227,9 +227,12 @@ class BadRequestBudget:
             return 0.0
         now = self._wall_clock()
         if now - self._shared_checked_at >= SHARED_CHECK_SECONDS:
-            self._shared_checked_at = now
-            until = self._cache_call(self._shared_read, now)
-            self._shared_until = until if until is not None else 0.0
+            answer = self._cache_call(self._shared_read, now)
+            until, recent = answer if answer is not None else (0.0, 0)
+            self._shared_until = until
+            # While the host has recent bad requests, every request looks again: a burst from other
+            # processes must not slip past in the interval.
+            self._shared_checked_at = now if recent == 0 else float("-inf")
         return max(0.0, self._shared_until - now)
 
     def _keys(self, first_second: int, last_second: int) -> list[str]:
@@ -240,17 +243,18 @@ class BadRequestBudget:
         cache.add(key, 0, timeout=int(self.window) + 5)
         cache.incr(key)
 
-    def _shared_read(self, now: float) -> float:
-        """Until when the host is at its budget: the second that takes it there, plus the window."""
+    def _shared_read(self, now: float) -> tuple[float, int]:
+        """(until when the host is at its budget: the second that takes it there, plus the window; how many
+        bad requests the host had in the window)."""
         first = int(now - self.window) + 1
         keys = self._keys(first, int(now))
         counts = cache.get_many(keys)
-        total = 0
+        total, until = 0, 0.0
         for second, key in reversed(list(enumerate(keys, start=first))):
             total += int(counts.get(key) or 0)
-            if total >= self.budget:
-                return second + self.window
-        return 0.0
+            if total >= self.budget and not until:
+                until = second + self.window
+        return until, total
 
     def _cache_call(self, call, *args):
         try:

@@ -4,6 +4,10 @@ activities (sync/activities.py)."""
 from __future__ import annotations
 
 import logging
+import time
+from contextlib import contextmanager
+
+from django.core.cache import cache
 
 from . import activities, mapping
 from .models import Connection
@@ -17,13 +21,50 @@ def ortto_client(connection: Connection) -> OrttoClient:
     return OrttoClient(api_key=account.api_key, region=account.region)
 
 
+# Connections on one Ortto account share its fields and definitions: the first to prepare creates them while
+# the others wait (a store fleet connecting at once would otherwise meet "already exists" from each create, a
+# 4xx that counts towards Ortto's bad-request IP ban; docs/ortto-contract.md). The lock outlives a crashed
+# holder by its timeout; a waiter that gives up goes ahead, and "already exists" is still fine.
+SCHEMA_LOCK_SECONDS = 120
+SCHEMA_LOCK_WAIT_SECONDS = 30.0
+SCHEMA_KEYS = ("fields", "activity_id", "activities")
+
+
 def ortto_schema_ensure(connection: Connection, *, client=None) -> dict:
     """Create the custom fields and the activity definitions (Placed order and the journey's, an existing one is fine),
     store the ids Ortto answered on the connection and mark it schema_ready. Safe to call again.
 
-    The fields that exist are read first (custom-field/get) and only the missing ones created, so a
+    Another connection on the same Ortto account that has them already lends its ids, and no call is made.
+    Otherwise the fields that exist are read first (custom-field/get) and only the missing ones created, so a
     second store, a reconnect or an account switch on the same Ortto account costs no refused request."""
-    client = client or ortto_client(connection)
+    schema, created = account_schema(connection), False
+    if schema is None:
+        with _account_schema_lock(connection.account_id):
+            schema = account_schema(connection)
+            if schema is None:
+                schema, created = _schema_create(connection, client=client or ortto_client(connection)), True
+    connection.ortto_schema = {**(connection.ortto_schema or {}), **{key: schema[key] for key in SCHEMA_KEYS}}
+    connection.schema_ready = True
+    connection.save(update_fields=["ortto_schema", "schema_ready"])
+    logger.info("store %s: Ortto schema ready (%d fields, %s)%s", connection.store.store_hash,
+                len(connection.ortto_schema["fields"]), connection.ortto_schema["activity_id"],
+                "" if created else ", as another connection on the account put it in place")
+    return connection.ortto_schema
+
+
+def account_schema(connection: Connection) -> dict | None:
+    """The complete schema another connection on the same Ortto account has put in place, if any."""
+    siblings = (Connection.objects.filter(account_id=connection.account_id, schema_ready=True)
+                .exclude(pk=connection.pk).order_by("-pk").values_list("ortto_schema", flat=True))
+    for schema in siblings:
+        schema = schema or {}
+        if (set(mapping.CUSTOM_FIELDS) <= set(schema.get("fields") or {}) and schema.get("activity_id")
+                and all(spec.key in (schema.get("activities") or {}) for spec in activities.JOURNEY)):
+            return schema
+    return None
+
+
+def _schema_create(connection: Connection, *, client) -> dict:
     existing = client.custom_fields()
     field_ids = {}
     for key, (name, field_type, _default) in mapping.CUSTOM_FIELDS.items():
@@ -31,13 +72,28 @@ def ortto_schema_ensure(connection: Connection, *, client=None) -> dict:
     activity_id = client.create_activity_definition(mapping.placed_order_definition())
     journey = {spec.key: client.create_activity_definition(spec.definition()) or spec.default_id
                for spec in activities.JOURNEY}
-    connection.ortto_schema = {"fields": field_ids, "activity_id": activity_id or mapping.PLACED_ORDER_ACTIVITY_ID,
-                               "activities": journey}
-    connection.schema_ready = True
-    connection.save(update_fields=["ortto_schema", "schema_ready"])
-    logger.info("store %s: Ortto schema ready (%d fields, %s)", connection.store.store_hash, len(field_ids),
-                connection.ortto_schema["activity_id"])
-    return connection.ortto_schema
+    return {"fields": field_ids, "activity_id": activity_id or mapping.PLACED_ORDER_ACTIVITY_ID, "activities": journey}
+
+
+@contextmanager
+def _account_schema_lock(account_id: int):
+    key = f"ortto:schema-lock:{account_id}"
+    deadline = time.monotonic() + SCHEMA_LOCK_WAIT_SECONDS
+    held = False
+    while True:
+        try:
+            held = cache.add(key, 1, timeout=SCHEMA_LOCK_SECONDS)
+        except Exception:  # noqa: BLE001 — without the cache, connections only risk "already exists" answers
+            logger.warning("Ortto schema lock unavailable (cache error); preparing without it", exc_info=True)
+            break
+        if held or time.monotonic() >= deadline:
+            break
+        time.sleep(0.25)
+    try:
+        yield
+    finally:
+        if held:
+            cache.delete(key)
 
 
 def schema_field_ids(connection: Connection) -> dict:

@@ -2,7 +2,10 @@
 enforcing the contract in docs/ortto-contract.md: the icon id, "already exists" as 400 or 409, phones,
 a refused batch without an IP ban, 403, a person deleted in Ortto, and the 50-events rule."""
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
+from django import db
 from django.template.loader import render_to_string
 
 from sandbox.bigcommerce.models import Customer
@@ -13,6 +16,7 @@ from sandbox.ortto.models import Instance, IpStrikes, Person, PersonActivity, Re
 from sandbox.ortto.seed import seed_ortto_instances
 from sync.models import Connection, SyncEvent, SyncRun
 from sync.runs import sync_run_execute, sync_run_request
+from sync.schema import ortto_schema_ensure
 from sync.selectors import app_state
 from sync.tasks import incremental_tick
 
@@ -48,6 +52,11 @@ def run(store, kind=SyncRun.Kind.INITIAL, **kwargs):
     return sync_run_execute(run_id=queued.pk, **kwargs)
 
 
+def in_threads(calls: list) -> list:
+    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        return list(pool.map(lambda call: call(), calls))
+
+
 def refused_requests() -> int:
     return RequestLog.objects.filter(status__gte=400, status__lt=500).exclude(status=429).count()
 
@@ -80,6 +89,28 @@ def test_two_stores_on_one_ortto_account_both_sync(make_account, make_connection
         "moneys-illustration-icon"
     first_ids = Connection.objects.get(store=first).ortto_schema
     assert Connection.objects.get(store=second).ortto_schema == first_ids
+
+
+def test_a_fleet_of_stores_connecting_to_one_account_at_once_creates_the_schema_once(make_account, make_connection,
+                                                                                     make_store, ortto):
+    """An agency connecting several stores to one Ortto account at the same moment: the first prepares the
+    fields and the seven definitions while the others wait and take its ids, so no store meets "already
+    exists" (a 4xx that counts towards Ortto's bad-request IP ban)."""
+    account = make_account(api_key=US_KEY)
+    connections = [make_connection(make_store(f"fleet{n}", name=f"Fleet {n}"), account) for n in range(4)]
+
+    def prepare(connection):
+        try:
+            return ortto_schema_ensure(connection)
+        finally:
+            db.connection.close()
+
+    schemas = in_threads([lambda c=c: prepare(c) for c in connections])
+    assert all(schema == schemas[0] for schema in schemas)
+    assert RequestLog.objects.filter(path="definitions/activity/create").count() == 7
+    assert RequestLog.objects.filter(path="person/custom-field/create").count() == 4
+    assert refused_requests() == 0
+    assert all(c.schema_ready for c in Connection.objects.filter(account=account))
 
 
 @pytest.mark.parametrize("duplicate_status", [409, 400])
