@@ -429,8 +429,18 @@ def _complete(ctx: engine.SyncContext, *, log) -> None:
     now = timezone.now()
     status = SyncRun.Status.PARTIAL if run.failed else SyncRun.Status.SUCCEEDED
     summary = f"{run.failed} record(s) could not be sent; see the run's events." if run.failed else ""
+    shortfalls = records_short(run)
+    if shortfalls:
+        # Never a success for work not done: fewer records read than BigCommerce reported.
+        status = SyncRun.Status.PARTIAL
+        summary = " ".join(filter(None, ["Read fewer records than BigCommerce reported: " + "; ".join(
+            f"{resource} {read} of {total}" for resource, read, total in shortfalls) + ".", summary]))
     with transaction.atomic():
         _check_lease(run, now)
+        for resource, read, total in shortfalls:
+            SyncEvent.objects.create(run=run, resource=resource, level=SyncEvent.Level.WARNING, message=(
+                f"BigCommerce reported {total} {resource} at the start of the run; the run read {read}. "
+                "The missing records were not sent to Ortto; run a full sync again."))
         if "webhook" in run.checkpoint:
             WebhookEvent.objects.filter(pk__in=run.checkpoint["webhook"]["event_ids"]).update(
                 status=WebhookEvent.Status.PROCESSED, processed_at=now
@@ -439,6 +449,20 @@ def _complete(ctx: engine.SyncContext, *, log) -> None:
         else:
             _cursors_advance(run)
         _finish(run, status, summary, log=log)
+
+
+def records_short(run: SyncRun) -> list[tuple[str, int, int]]:
+    """A full run's resources that read fewer records than BigCommerce reported as their total when the
+    run started: (resource, read, total). Reading more is normal (records created while the run read)."""
+    if run.kind not in FULL_KINDS or "webhook" in (run.checkpoint or {}):
+        return []
+    short = []
+    for resource in RESOURCES:
+        total = (run.totals or {}).get(resource)
+        read = ((run.counters or {}).get(resource) or {}).get("fetched", 0)
+        if total is not None and read < total:
+            short.append((resource, read, total))
+    return short
 
 
 def _failed_events_resolve(run: SyncRun) -> None:
