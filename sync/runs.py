@@ -36,7 +36,7 @@ from . import engine, organizations
 from .bigcommerce_pages import PagePrefetch, carried_refetch, page_fetch, pages_per_unit
 from .db import rows_update
 from .hooks import webhooks_register
-from .models import Connection, OrderLedger, PersonLedger, SyncCursor, SyncEvent, SyncRun
+from .models import Connection, OrderLedger, PersonLedger, StagedSubscriber, SyncCursor, SyncEvent, SyncRun
 from .ortto import OrttoAccountBlocked, OrttoAuthError, OrttoRateLimited, OrttoUnavailable
 from .pauses import SUMMARY_ORTTO_PAUSED, account_pause
 from .queue import enqueue
@@ -50,6 +50,8 @@ RESOURCES = ("subscribers", "customers", "orders")
 FULL_KINDS = (SyncRun.Kind.INITIAL, SyncRun.Kind.FULL)
 # Ledger rows per committed chunk of an initial run's order aggregates.
 AGGREGATES_CHUNK = 1000
+# Staged subscribers written per committed chunk after the customers (whole batches of 100).
+STAGED_CHUNK = 500
 WEBHOOK_EVENTS_PER_RUN = 2000
 RETRY_FAILED_LIMIT = 10_000
 # BigCommerce's date filters are inclusive and its clock is not ours: re-read the last minute.
@@ -202,11 +204,15 @@ def _execute(run: SyncRun, *, log, sliced: bool, on_page) -> None:
         bigcommerce=store_client(run.store),
         log=log, field_ids=schema_field_ids(connection), activity_id=schema_activity_id(connection),
         defer_aggregates=run.kind == SyncRun.Kind.INITIAL,
+        stage_subscribers=run.kind == SyncRun.Kind.INITIAL,
     )
     if not run.checkpoint.get("resources"):
         _prepare(ctx)
 
     for resource in RESOURCES:
+        if resource == "orders" and ctx.stage_subscribers and not _staged_flush(
+                ctx, log=log, sliced=sliced, started=started, on_page=on_page):
+            return
         if run.checkpoint["resources"][resource]["done"]:
             continue
         # BigCommerce pages are fetched ahead by a thread while this one sends the previous ones to
@@ -227,6 +233,8 @@ def _execute(run: SyncRun, *, log, sliced: bool, on_page) -> None:
                 checkpoint = copy.deepcopy(checkpoint)  # the prefetch thread still reads the one it made
                 state = checkpoint["resources"][resource]
                 processor = engine.RESOURCE_PROCESSORS[resource]
+                if resource == "subscribers" and ctx.stage_subscribers:
+                    processor = engine.subscribers_stage
                 batch = carried + items
                 may_carry = not state["done"] and "webhook" not in checkpoint
                 work = processor(ctx, batch, carry=may_carry) if batch else engine.PageWork()
@@ -242,6 +250,34 @@ def _execute(run: SyncRun, *, log, sliced: bool, on_page) -> None:
         return
     organizations.organizations_flush(ctx, check_lease=_check_lease, send_all=engine.send_all)
     _complete(ctx, log=log)
+
+
+def _staged_flush(ctx: engine.SyncContext, *, log, sliced: bool, started: float, on_page) -> bool:
+    """Initial runs, after the customers: write the staged subscribers no customer took along (footer
+    sign-ups, guests who ticked the box), in chunks by id, each committed with its position and the
+    deletion of its rows. They were counted as read when staged. True when done."""
+    run = ctx.run
+    while not run.checkpoint.get("staged", {}).get("done"):
+        stop = _stop_reason(run)
+        if stop:
+            _finish(run, *stop, log=log)
+            return False
+        if sliced and time.monotonic() - started > settings.SYNC_TASK_SLICE_SECONDS:
+            _yield_slice(run, log=log)
+            return False
+        after = run.checkpoint.get("staged", {}).get("after", 0)
+        rows = list(StagedSubscriber.objects.filter(run=run, pk__gt=after).order_by("pk")
+                    .values_list("pk", "record")[:STAGED_CHUNK])
+        work = engine.subscribers_process(ctx, [record for _, record in rows]) if rows else engine.PageWork()
+        work.counters.fetched = 0
+        work.unstaged_ids = [pk for pk, _ in rows]
+        checkpoint = copy.deepcopy(run.checkpoint)
+        checkpoint["staged"] = {"after": rows[-1][0] if rows else after, "done": len(rows) < STAGED_CHUNK}
+        _commit_page(run, "subscribers", work, checkpoint, None)
+        log.info("subscribers without a customer: %s", work.counters.as_dict())
+        if on_page:
+            on_page(run)
+    return True
 
 
 def _aggregates_flush(ctx: engine.SyncContext, *, log, sliced: bool, started: float, on_page) -> bool:
@@ -386,6 +422,12 @@ def _commit_page(run: SyncRun, resource: str, work: engine.PageWork, checkpoint:
         OrderLedger.objects.bulk_create(work.order_rows, ignore_conflicts=True)
         SyncEvent.objects.bulk_create(work.events)
         organizations.members_commit(connection=run.connection, members=work.organization_members)
+        if work.staged:
+            StagedSubscriber.objects.bulk_create(engine.staged_subscriber_rows(run, work.staged), batch_size=500)
+        if work.unstaged_emails:
+            StagedSubscriber.objects.filter(run=run, email__in=work.unstaged_emails).delete()
+        if work.unstaged_ids:
+            StagedSubscriber.objects.filter(pk__in=work.unstaged_ids).delete()
 
         counters = run.counters.setdefault(resource, engine.Counters().as_dict())
         for key, value in work.counters.as_dict().items():
@@ -448,6 +490,7 @@ def _complete(ctx: engine.SyncContext, *, log) -> None:
             _failed_events_resolve(run)
         else:
             _cursors_advance(run)
+        StagedSubscriber.objects.filter(run=run).delete()
         _finish(run, status, summary, log=log)
 
 
