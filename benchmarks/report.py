@@ -410,13 +410,125 @@ def _targets(throttled: list[tuple[dict, dict]]) -> list[str]:
     return lines
 
 
+def regime_row(size: dict, run: dict) -> dict:
+    """One regime's run against its quota bound (issue 17's definitions)."""
+    data, regime = size["data"], run["regime"]
+    bc_rate, ortto_rate = regime["bc_rate"], regime["ortto_rate"]
+    bc_min = sum(math.ceil(data[k] / PAGE) for k in ("subscribers", "customers", "orders"))
+    people = data.get("distinct_people")
+    ortto_min = (math.ceil(people / BATCH) + math.ceil(data["placed_orders"] / BATCH)
+                 + math.ceil(data["people_with_orders"] / BATCH)) if people is not None else None
+    made = bc_made(run)
+    calls = run["requests"]["calls"]
+    bc_total = sum(made.values())
+    merges, activities = calls.get("ortto person/merge", 0), calls.get("ortto activities/create", 0)
+    ortto_total = sum(v for k, v in calls.items() if k.startswith("ortto "))
+    status = run["requests"]["status"]
+    bc_time, ortto_time = bc_min / bc_rate, (ortto_min or 0) / ortto_rate
+    limiting = "BigCommerce" if bc_time >= ortto_time else "Ortto"
+    bound = max(bc_time, ortto_time)
+    wall = run["wall"]
+    share = (bc_total / wall / bc_rate) if limiting == "BigCommerce" else (ortto_total / wall / ortto_rate)
+    totals = run.get("totals") or {}
+    counters = run.get("counters") or {}
+    read = {r: (counters.get(r) or {}).get("fetched", 0) for r in ("subscribers", "customers", "orders")}
+    halves = run.get("rss_halves_kb") or [0, 0]
+    return {"n": size["n"], "regime": regime, "scale": size["scale"], "wall": wall, "bound": bound,
+            "ratio": wall / bound, "limiting": limiting, "share": share, "bc_total": bc_total, "bc_min": bc_min,
+            "bc_made": made, "ortto_total": ortto_total, "ortto_min": ortto_min, "merges": merges,
+            "activities": activities, "ortto_429": status.get("ortto 429", 0), "bc_429": status.get("bigcommerce 429", 0),
+            "learned": run.get("ortto_learned_rate"), "status": run["status"], "summary": run.get("summary", ""),
+            "read": read, "totals": totals, "peak_mb": run["peak_rss_kb"] / 1024, "base_mb": run["rss_before_kb"] / 1024,
+            "halves_mb": [h / 1024 for h in halves], "people": run["ortto_stats"]["people"], "data": data}
+
+
+def _regimes(results: dict) -> list[str]:
+    """§1: initial imports under each plan's quotas, side by side in one run."""
+    sets = results.get("regimes") or []
+    if not sets:
+        return []
+    lines = []
+    w = lines.append
+    scale = sets[0]["scale"]
+    w("## 1. Initial import at the quota bound, per plan (regimes)")
+    w("")
+    w(f"Quotas of each regime are the real ones **× {_f(scale, 1)}** (one factor for all): BigCommerce 150 or 450 "
+      f"requests per {30 / scale:g} s window (Standard/Plus, Pro), enforced by the emulator's shared window; Ortto "
+      f"10 or 60 requests per second × {_f(scale, 1)}, enforced by the emulator per calendar second. The worker is "
+      "given **no Ortto rate** (`ORTTO_RATE_PER_SECOND=0`): it learns each account's rate from its 429s "
+      "(`sync/ortto.py`, `LearnedRateGate`). Data per n as in the notes below (n customers, ~0.65 n subscribers, "
+      "2n orders). Merge strategy 1. Ortto starts empty for every run; the emulator's data is the same for all "
+      "regimes of one n.")
+    w("")
+    w("Minimums: BigCommerce ceil(records / 250) per resource; Ortto ceil(people / 100) + ceil(placed orders / 100) "
+      "+ ceil(buyers / 100), people counted once each (distinct emails of subscribers, customers and guest buyers). "
+      "Quota-bound minimum = max(BC minimum / BC rate, Ortto minimum / Ortto rate); the larger term names the "
+      "limiting API.")
+    w("")
+    w("| n | regime (BC req/30 s → req/s, Ortto req/s) | limiting | wall | bound | **wall / bound** (≤ 1.10) | "
+      "limiting API's rate / quota (≥ 0.95) | **BC req / min** (≤ 1.02) | **Ortto calls / min** (≤ 1.05) | "
+      "merges + activities | 429s BC / Ortto | learned Ortto rate (429s) | records read / reported | status | "
+      "peak RSS (1st half / 2nd half) |")
+    w("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    rows = []
+    for size in sets:
+        for run in size["runs"]:
+            r = regime_row(size, run)
+            rows.append(r)
+            g = r["regime"]
+            read = sum(r["read"].values())
+            reported = sum((r["totals"] or {}).get(k, 0) for k in ("subscribers", "customers", "orders"))
+            learned = r["learned"]
+            w(f"| {_f(r['n'])} | {g['bc_requests_per_30s']} → {_f(g['bc_rate'], 1)}, {g['ortto_rate']} | "
+              f"{r['limiting']} | {_f(r['wall'], 1)} s | {_f(r['bound'], 1)} s | **{_f(r['ratio'])}** "
+              f"({_ok(r['ratio'] <= 1.10)}) | {_f(r['share'])} ({_ok(r['share'] >= 0.95)}) | "
+              f"**{r['bc_total']} / {r['bc_min']} = {_f(r['bc_total'] / r['bc_min'], 3)}** "
+              f"({_ok(r['bc_total'] / r['bc_min'] <= 1.02)}) | "
+              f"**{r['ortto_total']} / {_f(r['ortto_min'])} = "
+              f"{_f(r['ortto_total'] / r['ortto_min'], 3) if r['ortto_min'] else '–'}** "
+              f"({_ok(bool(r['ortto_min']) and r['ortto_total'] / r['ortto_min'] <= 1.05)}) | "
+              f"{r['merges']} + {r['activities']} | {r['bc_429']} / {r['ortto_429']} | "
+              f"{f'{learned[0]}/s ({learned[1]})' if learned else '–'} | {_f(read)} / {_f(reported)} | {r['status']} | "
+              f"{_f(r['peak_mb'], 0)} MB ({_f(r['halves_mb'][0], 0)} / {_f(r['halves_mb'][1], 0)}) |")
+    w("")
+    w("Data sets: " + "; ".join(
+        f"n={_f(s['n'])}: {_f(s['data']['subscribers'])} subscribers, {_f(s['data']['orders'])} orders "
+        f"({_f(s['data']['placed_orders'])} placed), {_f(s['data'].get('distinct_people'))} distinct people, "
+        f"{_f(s['data']['people_with_orders'])} buyers" for s in sets) + ".")
+    w("")
+    inc = [s for s in sets if s.get("incremental_nothing") and s.get("incremental_changed")]
+    if inc:
+        w("**Incremental runs** (after the first regime's import, same quotas):")
+        w("")
+        w("| n | nothing changed: BC requests per resource (target 1) | Ortto calls (target 0) | wall | "
+          "1 % changed: customers changed | Ortto calls (target ceil(changed/100)) | BC requests | wall |")
+        w("|---|---|---|---|---|---|---|---|")
+        for raw in inc:
+            a, b = raw["incremental_nothing"], raw["incremental_changed"]
+            ma, mb = bc_made(a), bc_made(b)
+            oa = a["requests"]["by_api"].get("ortto", 0)
+            ob = b["requests"]["by_api"].get("ortto", 0)
+            target = math.ceil(b["changed"] / BATCH)
+            w(f"| {_f(raw['n'])} | subscribers {ma['subscribers']}, customers {ma['customers']}, orders {ma['orders']} "
+              f"({_ok(ma['subscribers'] == ma['customers'] == ma['orders'] == 1)}) | {oa} ({_ok(oa == 0)}) | "
+              f"{_f(a['wall'], 2)} s | {b['changed']} | {ob} vs {target} ({_ok(ob <= target)}) | "
+              f"{sum(mb.values())} | {_f(b['wall'], 2)} s |")
+        w("")
+    for note in results.get("regime_notes", []):
+        w(f"- {note}")
+    if results.get("regime_notes"):
+        w("")
+    return lines
+
+
 def write_report(results: dict, path) -> None:
     raw_sizes = results.get("sizes", []) + results.get("extra_sizes", [])
     sizes = [sync_rows(s) for s in raw_sizes]
     throttled = [(r, r["throttled"]) for r in sizes if r.get("throttled")]  # (size, its throttled run)
     lines = [
         *_introduction(results),
-        *_initial_sync(results, sizes, throttled),
+        *_regimes(results),
+        *(_initial_sync(results, sizes, throttled) if sizes else []),
         *_throughput(sizes),
         *_emulator_capacity(results, sizes, raw_sizes),
         *_incremental(raw_sizes),
