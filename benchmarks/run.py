@@ -231,7 +231,7 @@ def set_regime(env: Env, *, bc_requests: int, ortto_rate: int, scale: float) -> 
     return bc_requests / (window_ms / 1000), rate
 
 
-def regimes_size(env: Env, n: int, *, scale: float, regimes, incremental: bool) -> dict:
+def regimes_size(env: Env, n: int, *, scale: float, regimes, incremental: bool, floor: bool = True) -> dict:
     """One data set of n customers, synced from scratch under each regime, side by side in one session.
     The worker is given no Ortto rate (ORTTO_RATE_PER_SECOND=0): it learns each account's rate from its 429s."""
     log(f"regimes n={n}: seeding the emulator")
@@ -240,6 +240,17 @@ def regimes_size(env: Env, n: int, *, scale: float, regimes, incremental: bool) 
     emu = env.gunicorn(env.emu_db, env.emu_port, workers=2, threads=8)
     result = {"n": n, "data": data, "scale": scale, "runs": []}
     try:
+        if floor:
+            # The floor: the same import with the quotas off, i.e. what this box's CPU allows (the sync,
+            # both emulators and their databases on the same cores).
+            ortto_reset(env)
+            set_quotas(env, scale=None)
+            env.fresh(env.bridge_db)
+            env.task(env.bridge_db, "bridge-setup", "--token", data["token"], "--strategy", 1)
+            log(f"regimes n={n}: quotas off (the box's floor)")
+            result["floor"] = env.task(env.bridge_db, "sync", "--kind", "initial", ORTTO_RATE_PER_SECOND=0,
+                                       timeout=7200)
+            log(f"regimes n={n}: floor {result['floor']['wall']:.1f}s")
         for bc_requests, ortto_rate in regimes:
             ortto_reset(env)
             bc_rate, rate = set_regime(env, bc_requests=bc_requests, ortto_rate=ortto_rate, scale=scale)
@@ -487,6 +498,8 @@ def main(argv=None):
                         help="regimes: customers per data set, every regime at each (comma list)")
     parser.add_argument("--slowest-sizes", default="200000",
                         help="regimes: bigger data sets run only in the slowest regime (BC 150/30 s, Ortto 10/s)")
+    parser.add_argument("--regimes", default="",
+                        help="regimes: a subset, e.g. 150/10,450/60 (BC requests per 30 s / Ortto per s)")
     parser.add_argument("--regime-scale", type=float, default=1.0,
                         help="regimes: one quota factor for every regime (1.0: the real quotas)")
     parser.add_argument("--b2b-share", type=float, default=0.2,
@@ -542,15 +555,17 @@ def main(argv=None):
             Path(args.json).write_text(json.dumps(results, indent=1, default=str))
         if "regimes" in only:
             results["regimes"] = []
-            regime_sizes = [int(x) for x in (args.regime_sizes if args.regime_sizes != "10000,50000" or not args.quick else "500").split(",") if x]
+            quick_default = args.quick and args.regime_sizes == "10000,50000"
+            regime_sizes = [int(x) for x in ("500" if quick_default else args.regime_sizes).split(",") if x]
             slowest = [] if args.quick else [int(x) for x in args.slowest_sizes.split(",") if x]
+            chosen = tuple(tuple(int(v) for v in r.split("/")) for r in args.regimes.split(",") if r) or REGIMES
             for n in regime_sizes:
-                results["regimes"].append(regimes_size(env, n, scale=args.regime_scale, regimes=REGIMES,
-                                                       incremental=True))
+                results["regimes"].append(regimes_size(env, n, scale=args.regime_scale, regimes=chosen,
+                                                       incremental=True, floor=not args.quick))
                 Path(args.json).write_text(json.dumps(results, indent=1, default=str))
             for n in slowest:
                 results["regimes"].append(regimes_size(env, n, scale=args.regime_scale, regimes=REGIMES[:1],
-                                                       incremental=False))
+                                                       incremental=False, floor=False))
                 Path(args.json).write_text(json.dumps(results, indent=1, default=str))
         # Last: the biggest size may hit an outer timeout; every step before it is already saved.
         if "sync" in only:

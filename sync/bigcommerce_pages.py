@@ -23,8 +23,9 @@ PAGE_LIMIT = 250
 # Pages processed and committed together: the fewest (up to this many) that make whole Ortto batches
 # of 100 (2 x 250 = 500 records), so no batch is sent half-empty at a page boundary.
 MAX_PAGES_PER_UNIT = 4
-# BigCommerce pages fetched ahead of processing (bounds the worker's memory).
-PREFETCH_PAGES = 4
+# BigCommerce pages fetched ahead of processing (bounds the worker's memory: ~8 x 250 records). Deep
+# enough that reading goes on through a slow Ortto stretch (a 429's wait) instead of idling the quota.
+PREFETCH_PAGES = 8
 # Records read by id per request (webhook and retry runs).
 WEBHOOK_CHUNK = 50
 
