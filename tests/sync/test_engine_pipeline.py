@@ -265,3 +265,27 @@ def test_part_full_batches_wait_for_the_next_page_so_a_resource_costs_ceil_n_ove
     assert env.ortto.people["s1@x.io"]["bol::p"] is True and env.ortto.people["s2@x.io"]["bol::p"] is False
     # Append only: the customer record adds what the subscriber record did not have.
     assert env.ortto.people["s130@x.io"]["int:cm:bigcommerce-customer-id"] == 130
+
+
+def test_staged_subscribers_survive_a_crash_and_each_person_is_created_once(env, monkeypatch):
+    """Initial runs keep the subscribers in the database until their customer takes them along: a worker
+    killed in the customers' merge resumes with them, and every person is created once, with the
+    permission the rules give them (R1/R2)."""
+    monkeypatch.setattr("sync.bigcommerce_pages.PAGE_LIMIT", 1)
+    env.ortto.raise_on_call = 1  # the first merge is the customers' (ann with her subscriber record)
+    run, _ = sync_run_request(store=env.store, kind=SyncRun.Kind.INITIAL)
+    with pytest.raises(RuntimeError):
+        sync_run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.checkpoint["resources"]["subscribers"]["done"]
+    assert sorted(run.staged_subscribers.values_list("email", flat=True)) == ["ann@x.io", "bob@x.io"]
+
+    resumed = sync_run_execute(run_id=run.pk)
+    assert resumed.status == SyncRun.Status.SUCCEEDED, resumed.error_summary
+    creating = [p["fields"]["str::email"] for _, people in env.ortto.calls for p in people if "bol::p" in p["fields"]]
+    assert sorted(creating) == ["ann@x.io", "bob@x.io", "cat@x.io", "gus@x.io", "hal@x.io"]
+    assert env.ortto.people["ann@x.io"]["bol::p"] is True and env.ortto.people["bob@x.io"]["bol::p"] is False
+    assert env.ortto.people["ann@x.io"]["int:cm:bigcommerce-customer-id"] == 1
+    assert not resumed.staged_subscribers.exists()
+    ann = PersonLedger.objects.get(connection=env.connection, email="ann@x.io")
+    assert set(ann.fingerprints) == {"subscriber", "customer"} and ann.store_opt_in is True
