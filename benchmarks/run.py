@@ -215,6 +215,69 @@ def sync_size(env: Env, n: int, *, scale: float, strategy: int = 1, existing_fra
     return result
 
 
+# Regimes: (BigCommerce requests per 30 s, Ortto requests per second), real values before scaling.
+# BigCommerce: 150 per 30 s on Standard and Plus, 450 on Pro; Ortto: 10/s (Professional) to 60/s and more.
+REGIMES = ((150, 10), (150, 60), (450, 10), (450, 60))
+
+
+def set_regime(env: Env, *, bc_requests: int, ortto_rate: int, scale: float) -> tuple[float, int]:
+    """Quotas of one regime, scaled: BigCommerce bc_requests per 30 s / scale, Ortto ortto_rate * scale per s."""
+    store = "bench01"
+    window_ms = int(BC_WINDOW_MS / scale)
+    rate = int(round(ortto_rate * scale))
+    requests.post(f"{env.emu_url}/sandbox/bigcommerce/control/{store}/quota",
+                  json={"requests": bc_requests, "window_ms": window_ms}, timeout=10).raise_for_status()
+    requests.post(f"{env.emu_url}/sandbox/ortto/control/acme-us/rate", json={"per_second": rate},
+                  timeout=10).raise_for_status()
+    return bc_requests / (window_ms / 1000), rate
+
+
+def regimes_size(env: Env, n: int, *, scale: float, regimes, incremental: bool, floor: bool = True) -> dict:
+    """One data set of n customers, synced from scratch under each regime, side by side in one session.
+    The worker is given no Ortto rate (ORTTO_RATE_PER_SECOND=0): it learns each account's rate from its 429s."""
+    log(f"regimes n={n}: seeding the emulator")
+    env.fresh(env.emu_db)
+    data = env.task(env.emu_db, "emu-seed", "--n", n)
+    emu = env.gunicorn(env.emu_db, env.emu_port, workers=2, threads=8)
+    result = {"n": n, "data": data, "scale": scale, "runs": []}
+    try:
+        if floor:
+            # The floor: the same import with the quotas off, i.e. what this box's CPU allows (the sync,
+            # both emulators and their databases on the same cores).
+            ortto_reset(env)
+            set_quotas(env, scale=None)
+            env.fresh(env.bridge_db)
+            env.task(env.bridge_db, "bridge-setup", "--token", data["token"], "--strategy", 1)
+            log(f"regimes n={n}: quotas off (the box's floor)")
+            result["floor"] = env.task(env.bridge_db, "sync", "--kind", "initial", ORTTO_RATE_PER_SECOND=0,
+                                       timeout=7200)
+            log(f"regimes n={n}: floor {result['floor']['wall']:.1f}s")
+        for bc_requests, ortto_rate in regimes:
+            ortto_reset(env)
+            bc_rate, rate = set_regime(env, bc_requests=bc_requests, ortto_rate=ortto_rate, scale=scale)
+            env.fresh(env.bridge_db)
+            env.task(env.bridge_db, "bridge-setup", "--token", data["token"], "--strategy", 1)
+            log(f"regimes n={n}: BC {bc_requests}/30s, Ortto {ortto_rate}/s (x{scale}): initial sync")
+            run = env.task(env.bridge_db, "sync", "--kind", "initial", ORTTO_RATE_PER_SECOND=0, timeout=7200)
+            stats = ortto_stats(env)
+            run["ortto_stats"] = {k: stats[k] for k in ("people", "subscribed", "unsubscribed", "activities")}
+            run["regime"] = {"bc_requests_per_30s": bc_requests, "ortto_per_s": ortto_rate, "bc_rate": bc_rate,
+                             "ortto_rate": rate}
+            result["runs"].append(run)
+            log(f"regimes n={n}: {run['wall']:.1f}s status={run['status']} requests={run['requests']['by_api']}")
+            if incremental and (bc_requests, ortto_rate) == regimes[0]:
+                log(f"regimes n={n}: incremental, nothing changed")
+                result["incremental_nothing"] = env.task(env.bridge_db, "sync", "--kind", "incremental")
+                touched = env.task(env.emu_db, "emu-touch", "--fraction", 0.01)
+                log(f"regimes n={n}: incremental, {touched['changed']} customers changed")
+                changed = env.task(env.bridge_db, "sync", "--kind", "incremental")
+                changed["changed"] = touched["changed"]
+                result["incremental_changed"] = changed
+    finally:
+        env.stop(emu)
+    return result
+
+
 def emulator_capacity(env: Env, token: str) -> dict:
     """The same kinds of requests against the emulator from a bare client (quotas off): can it keep up?"""
     set_quotas(env, scale=None)
@@ -430,8 +493,16 @@ def main(argv=None):
                         "(default 10000,50000,200000; 500 with --quick)")
     parser.add_argument("--work", default=str(WORK), help="scratch directory (databases, logs)")
     parser.add_argument("--quick", action="store_true", help="smoke size (500 customers), small admin/webhook runs")
-    parser.add_argument("--only", default="sync,overwrite,b2b,webhooks,admin",
-                        help="comma list of: sync, overwrite, b2b, webhooks, admin")
+    parser.add_argument("--only", default="regimes,overwrite,b2b,webhooks,admin",
+                        help="comma list of: regimes, sync, overwrite, b2b, webhooks, admin")
+    parser.add_argument("--regime-sizes", default="10000,50000",
+                        help="regimes: customers per data set, every regime at each (comma list)")
+    parser.add_argument("--slowest-sizes", default="200000",
+                        help="regimes: bigger data sets run only in the slowest regime (BC 150/30 s, Ortto 10/s)")
+    parser.add_argument("--regimes", default="",
+                        help="regimes: a subset, e.g. 150/10,450/60 (BC requests per 30 s / Ortto per s)")
+    parser.add_argument("--regime-scale", type=float, default=1.0,
+                        help="regimes: one quota factor for every regime (1.0: the real quotas)")
     parser.add_argument("--b2b-share", type=float, default=0.2,
                         help="b2b: the part of customers (and guest orders) with one of customers/20 companies")
     parser.add_argument("--scale", type=float, default=2.0,
@@ -483,6 +554,20 @@ def main(argv=None):
             results["admin"] = admin_bench(env, runs=5_000 if args.quick else 1_000_000,
                                            events=1_000 if args.quick else 100_000)
             Path(args.json).write_text(json.dumps(results, indent=1, default=str))
+        if "regimes" in only:
+            results["regimes"] = []
+            quick_default = args.quick and args.regime_sizes == "10000,50000"
+            regime_sizes = [int(x) for x in ("500" if quick_default else args.regime_sizes).split(",") if x]
+            slowest = [] if args.quick else [int(x) for x in args.slowest_sizes.split(",") if x]
+            chosen = tuple(tuple(int(v) for v in r.split("/")) for r in args.regimes.split(",") if r) or REGIMES
+            for n in regime_sizes:
+                results["regimes"].append(regimes_size(env, n, scale=args.regime_scale, regimes=chosen,
+                                                       incremental=True, floor=not args.quick))
+                Path(args.json).write_text(json.dumps(results, indent=1, default=str))
+            for n in slowest:
+                results["regimes"].append(regimes_size(env, n, scale=args.regime_scale, regimes=REGIMES[:1],
+                                                       incremental=False, floor=False))
+                Path(args.json).write_text(json.dumps(results, indent=1, default=str))
         # Last: the biggest size may hit an outer timeout; every step before it is already saved.
         if "sync" in only:
             for n in sizes:

@@ -96,7 +96,8 @@ def emu_counts(store) -> dict:
             "subscriber_people": len(sub_emails), "customer_people": len(cust_emails),
             "customers_also_subscribers": len(cust_emails & sub_emails),
             "guest_people_new_in_orders": len(guest_emails - sub_emails - cust_emails),
-            "people_with_orders": len(order_customers) + len(guest_emails)}
+            "people_with_orders": len(order_customers) + len(guest_emails),
+            "distinct_people": len(sub_emails | cust_emails | guest_emails)}
 
 
 def organization_counts(store) -> dict:
@@ -250,6 +251,14 @@ def sync(args) -> None:
     run, _ = sync_run_request(store=store, kind=kind, requested_by="bench", enqueue_run=False)
     rss_before = _rss_kb()
     counter.reset()
+    samples, sampling = [], threading.Event()
+
+    def sample_rss():  # (seconds, RSS kB) every second: is memory flat over the run?
+        start = time.monotonic()
+        while not sampling.wait(1.0):
+            samples.append((round(time.monotonic() - start, 1), _rss_kb()))
+
+    threading.Thread(target=sample_rss, daemon=True).start()
     cpu0, wall0 = os.times(), time.monotonic()
     if os.environ.get("BENCH_PROFILE"):
         import cProfile
@@ -260,13 +269,25 @@ def sync(args) -> None:
     else:
         run = sync_run_execute(run_id=run.pk, sliced=False)
     wall, cpu1 = time.monotonic() - wall0, os.times()
+    sampling.set()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    half = len(samples) // 2
+    rss_halves = [max((kb for _, kb in samples[:half]), default=0), max((kb for _, kb in samples[half:]), default=0)]
     _out({
         "kind": args.kind, "wall": wall, "cpu": (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system),
         "rss_before_kb": rss_before, "peak_rss_kb": peak, "status": run.status, "summary": run.error_summary,
         "processed": run.processed, "failed": run.failed, "people_synced": run.people_synced,
-        "counters": run.counters, "requests": counter.as_dict(),
+        "counters": run.counters, "totals": run.totals, "requests": counter.as_dict(),
+        "rss_halves_kb": rss_halves, "ortto_learned_rate": _learned_rate(),
     })
+
+
+def _learned_rate():
+    """The rate the Ortto client learned from 429s (None: a fixed ORTTO_RATE_PER_SECOND, or no 429)."""
+    from sync.ortto import LearnedRateGate, _gates
+
+    learned = [(gate.rate, gate.limited) for gate in _gates.values() if isinstance(gate, LearnedRateGate)]
+    return learned[0] if learned else None
 
 
 # --- webhooks and admin ----------------------------------------------------------------------------------

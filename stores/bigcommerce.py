@@ -339,10 +339,14 @@ class BigCommerceClient:
         *,
         modified_since: datetime | None = None,
         after: str | None = None,
+        page: int | None = None,
         ids: list[int] | None = None,
         limit: int = DEFAULT_PAGE_LIMIT,
     ) -> Page:
+        """One page by cursor (`after`), or by number (`page`) when the answers carry no cursor."""
         params: dict[str, Any] = {"include": "addresses", "sort": "date_modified:asc", "limit": limit}
+        if page is not None and not after:
+            params["page"] = page
         if modified_since is not None:
             params["date_modified:min"] = format_filter_datetime(modified_since)
         if ids:
@@ -356,7 +360,11 @@ class BigCommerceClient:
         next_after = None
         if (cursor.get("links") or {}).get("next") and cursor.get("end_cursor"):
             next_after = cursor["end_cursor"]
-        return Page(items=list(payload.get("data") or []), total=pagination.get("total"), next_after=next_after)
+        # Page numbers (meta.pagination), for an answer without cursor metadata.
+        current = pagination.get("current_page") or page or 1
+        total_pages = pagination.get("total_pages") or 0
+        return Page(items=list(payload.get("data") or []), total=pagination.get("total"), next_after=next_after,
+                    next_page=current + 1 if current < total_pages else None)
 
     # -- subscribers (v3, page-based)
 

@@ -23,8 +23,9 @@ PAGE_LIMIT = 250
 # Pages processed and committed together: the fewest (up to this many) that make whole Ortto batches
 # of 100 (2 x 250 = 500 records), so no batch is sent half-empty at a page boundary.
 MAX_PAGES_PER_UNIT = 4
-# BigCommerce pages fetched ahead of processing (bounds the worker's memory).
-PREFETCH_PAGES = 4
+# BigCommerce pages fetched ahead of processing (bounds the worker's memory: ~8 x 250 records). Deep
+# enough that reading goes on through a slow Ortto stretch (a 429's wait) instead of idling the quota.
+PREFETCH_PAGES = 8
 # Records read by id per request (webhook and retry runs).
 WEBHOOK_CHUNK = 50
 
@@ -140,9 +141,14 @@ def page_fetch(ctx: engine.SyncContext, resource: str, checkpoint: dict) -> tupl
         state["page"] = page.next_page or state["page"]
         state["done"] = not page.items or not page.next_page
     elif resource == "customers":
-        page = bc.customers_page(modified_since=since, after=state["after"], limit=PAGE_LIMIT)
+        by_number = state.get("by_page") and not state["after"]
+        page = bc.customers_page(modified_since=since, after=state["after"],
+                                 page=state["page"] if by_number else None, limit=PAGE_LIMIT)
         state["after"] = page.next_after
-        state["done"] = not page.items or not page.next_after
+        if not page.next_after and page.next_page and page.items:
+            # An answer without cursor metadata: go on by page number rather than stop after this page.
+            state["by_page"], state["page"] = True, page.next_page
+        state["done"] = not page.items or not (page.next_after or state.get("by_page") and page.next_page)
     else:
         page = bc.orders_page(modified_since=since, min_id=state["min_id"], limit=PAGE_LIMIT)
         if page.items:

@@ -32,7 +32,7 @@ from django.utils import timezone
 from . import mapping, organizations
 from .batches import send_resolving
 from .mapping import PersonInput
-from .models import MergeStrategy, OrderLedger, PersonLedger, SyncEvent
+from .models import MergeStrategy, OrderLedger, PersonLedger, StagedSubscriber, SyncEvent
 from .rules import LedgerState, Permission, latest_signal, permission_decision, signal_to_record
 
 logger = logging.getLogger("sync.engine")
@@ -267,6 +267,11 @@ class PageWork:
     carry: list = field(default_factory=list)
     # email -> organizations.Company (None: no company now) of the people this page sent.
     organization_members: dict = field(default_factory=dict)
+    # Initial runs: subscriber records to keep for the customers (StagedSubscriber), and the staged
+    # rows this unit wrote to Ortto (emails, or ids), which the commit deletes.
+    staged: list = field(default_factory=list)
+    unstaged_emails: list = field(default_factory=list)
+    unstaged_ids: list = field(default_factory=list)
 
 
 @dataclass
@@ -284,6 +289,8 @@ class SyncContext:
     defer_aggregates: bool = False
     # resource -> (items, total, resource state): first pages read ahead by runs._prepare.
     first_pages: dict = field(default_factory=dict)
+    # Initial runs: subscribers are staged, then written with their customer (one merge per person).
+    stage_subscribers: bool = False
 
     @property
     def store_name(self) -> str:
@@ -582,11 +589,46 @@ def subscribers_process(ctx: SyncContext, subscribers: list[dict], *, carry: boo
     return work
 
 
+def subscribers_stage(ctx: SyncContext, subscribers: list[dict], *, carry: bool = False) -> PageWork:
+    """Initial runs: keep the subscriber records (StagedSubscriber) for the customers; no Ortto call yet."""
+    work = PageWork()
+    work.counters.fetched = len(subscribers)
+    work.staged = list(subscribers)
+    return work
+
+
+def staged_subscriber_rows(run, subscribers: list[dict]) -> list[StagedSubscriber]:
+    return [StagedSubscriber(run=run, email=mapping.clean_email(s.get("email")), bc_id=s.get("id"), record=s)
+            for s in subscribers]
+
+
 def customers_process(ctx: SyncContext, customers: list[dict], *, carry: bool = False) -> PageWork:
     work = PageWork()
     work.counters.fetched = len(customers)
     people = [mapping.customer_to_person(c, field_ids=ctx.field_ids) for c in customers]
-    _people_process(ctx, "customers", customers, people, work, carry=carry)
+    staged = []
+    if ctx.stage_subscribers:
+        # The customers' own subscriber records, staged by this run: one merge per person, with the
+        # subscriber's opt-in and the customer's fields (fold_people keeps the last record's fields).
+        emails = [p.email for p in people if mapping.email_is_valid(p.email)]
+        staged = list(StagedSubscriber.objects.filter(run=ctx.run, email__in=emails).order_by("pk")
+                      .values_list("email", "record"))
+    subscriber_people = [mapping.subscriber_to_person(record) for _, record in staged]
+    _people_process(ctx, "customers", [record for _, record in staged] + customers, subscriber_people + people,
+                    work, carry=carry)
+    if staged:
+        own = {id(record) for record in customers}  # carry customers only; their staged rows stay staged
+        work.carry = [record for record in work.carry if id(record) in own]
+        waiting = {mapping.clean_email(record.get("email")) for record in work.carry}
+        work.unstaged_emails = sorted({email for email, _ in staged if email in work.ledger_rows
+                                       and email not in waiting})
+        sent = set(work.unstaged_emails)
+        for person in subscriber_people:
+            row = work.ledger_rows.get(person.email)
+            if person.email in sent and row is not None and (row.fingerprints or {}).get("customer"):
+                # The subscriber record went out folded into this merge: an unchanged re-read costs nothing.
+                row.fingerprints = {**row.fingerprints, "subscriber": person.fingerprint}
+                row.fingerprint = combined_fingerprint(row.fingerprints)
     work.organization_members = organizations.customer_members(customers, work.ledger_rows)
     return work
 

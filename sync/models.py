@@ -404,3 +404,20 @@ class ThrottleCounter(models.Model):
 
     def __str__(self):
         return f"{self.key}: {self.count}"
+
+
+class StagedSubscriber(models.Model):
+    """A subscriber record an initial run has read but not yet written to Ortto.
+
+    An initial run reads the store's subscribers first and keeps them here; each customer page takes
+    its customers' subscriber records along, so a customer who is also a subscriber becomes one merge
+    (customer fields, the subscriber's opt-in). The rest are written after the customers. Rows live only
+    for their run, committed with its checkpoint, so a resumed run finds them; memory stays flat."""
+
+    run = models.ForeignKey(SyncRun, on_delete=models.CASCADE, related_name="staged_subscribers")
+    email = models.CharField(max_length=255)
+    bc_id = models.BigIntegerField(null=True, blank=True)
+    record = models.JSONField()
+
+    class Meta:
+        indexes = [models.Index(fields=["run", "email"], name="staged_subscriber_email")]

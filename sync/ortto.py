@@ -147,22 +147,76 @@ class RateGate:
             self._sleep(max(wait, 0.001))
 
 
+class LearnedRateGate(RateGate):
+    """A RateGate whose rate is learned from the account's answers, for when no rate is configured.
+
+    Ortto's rate depends on the account's plan (10 to 60+ requests/s, docs/ortto-contract.md) and no
+    answer states it; a 429 does. Until the first 429 nothing is paced. A 429 means the requests this
+    process started in the last window were more than the account allows, so the gate settles just
+    below that count (`learn`); every `probe_seconds` without a 429 it allows one request per second more,
+    so a plan upgrade is found again at the cost of a rare 429 (which is retried after its try-in-seconds).
+    """
+
+    def __init__(self, *, probe_seconds: float = 30.0, margin: float = 0.05, clock=time.monotonic,
+                 sleep: Sleep = time.sleep):
+        super().__init__(0, margin=margin, clock=clock, sleep=sleep)
+        self.probe_seconds = probe_seconds
+        self._recent: collections.deque[float] = collections.deque()  # starts, also while unpaced
+        self._refused: collections.deque[float] = collections.deque()  # 429s in the last window
+        self._last_change = clock()
+        self.limited = 0  # 429s seen, for logs and tests
+
+    def acquire(self) -> None:
+        with self._lock:
+            now = self._clock()
+            if self.rate and now - self._last_change >= self.probe_seconds:
+                self.rate += 1
+                self._last_change = now
+            rate = self.rate
+            if not rate:
+                self._recent.append(now)
+                while self._recent and now - self._recent[0] >= self.window:
+                    self._recent.popleft()
+                return
+        super().acquire()
+
+    def learn(self) -> int:
+        """A 429 arrived: pace at what the account accepted in the window that drew it (the requests
+        started in it, less the ones refused), and never faster than before the 429."""
+        with self._lock:
+            now = self._clock()
+            starts = self._starts if self.rate else self._recent
+            while starts and now - starts[0] >= self.window:
+                starts.popleft()
+            self._refused.append(now)
+            while self._refused and now - self._refused[0] >= self.window:
+                self._refused.popleft()
+            accepted = max(len(starts) - len(self._refused), 1)
+            if self.rate:
+                accepted = min(accepted, max(int(self.rate * 0.9), self.rate - 1))
+            else:
+                self._starts = collections.deque(self._recent)
+            self.rate = max(accepted, 1)
+            self._last_change = now
+            self.limited += 1
+            return self.rate
+
+
 DEFAULT_RATE_MARGIN_SECONDS = 0.05
 _gates_lock = threading.Lock()
-_gates: dict[tuple[str, int, float], RateGate] = {}
+_gates: dict[tuple, RateGate] = {}
 
 
-def rate_gate(api_key: str) -> RateGate | None:
-    """The process-wide gate for an account, when settings.ORTTO_RATE_PER_SECOND (read now) is set."""
+def rate_gate(api_key: str) -> RateGate:
+    """The process-wide gate for an account: settings.ORTTO_RATE_PER_SECOND (read now) when set, else a
+    gate that learns the account's rate from its 429s (LearnedRateGate)."""
     rate = int(getattr(settings, "ORTTO_RATE_PER_SECOND", 0) or 0)
-    if rate <= 0:
-        return None
     margin = float(getattr(settings, "ORTTO_RATE_MARGIN_SECONDS", DEFAULT_RATE_MARGIN_SECONDS))
     key = (api_key, rate, margin)
     with _gates_lock:
         gate = _gates.get(key)
         if gate is None:
-            gate = _gates[key] = RateGate(rate, margin=margin)
+            gate = _gates[key] = RateGate(rate, margin=margin) if rate > 0 else LearnedRateGate(margin=margin)
         return gate
 
 
@@ -280,6 +334,11 @@ def _error_text(body: Any) -> str:
     return ""
 
 
+def _error_code(body: Any) -> str:
+    error = body.get("error") if isinstance(body, dict) else None
+    return str(error.get("code") or "") if isinstance(error, dict) else ""
+
+
 def _try_in_seconds(body: Any) -> float | None:
     """429 bodies say how long to wait: {"error": {"code": "rate-limit", "try-in-seconds": 10}}."""
     if not isinstance(body, dict):
@@ -348,6 +407,9 @@ class OrttoClient:
                 # Never retried: bad-credential loops get the whole IP banned.
                 raise OrttoAuthError(message, status=status, body=payload)
             if status == 429:
+                if isinstance(gate, LearnedRateGate) and _error_code(payload) != "concurrency-limit":
+                    learned = gate.learn()
+                    logger.info("Ortto answered 429: pacing this account at %d requests/s", learned)
                 wait = _try_in_seconds(payload)
                 delay = wait if wait is not None else http.backoff_delay(attempt)
                 return OrttoRateLimited(message, status=status, body=payload), delay
@@ -359,8 +421,7 @@ class OrttoClient:
             )
 
         def before_attempt() -> None:
-            if gate is not None:
-                gate.acquire()
+            gate.acquire()
             pause = bad_requests.wait_time()
             if pause > 0:
                 logger.warning("Ortto: %d bad requests in %.0fs; waiting %.1fs to stay clear of the IP ban",

@@ -36,7 +36,7 @@ from . import carts, commerce, engine, organizations
 from .bigcommerce_pages import PagePrefetch, carried_refetch, page_fetch, pages_per_unit
 from .db import rows_update
 from .hooks import webhooks_register
-from .models import Connection, OrderLedger, PersonLedger, SyncCursor, SyncEvent, SyncRun
+from .models import Connection, OrderLedger, PersonLedger, StagedSubscriber, SyncCursor, SyncEvent, SyncRun
 from .ortto import OrttoAccountBlocked, OrttoAuthError, OrttoRateLimited, OrttoUnavailable
 from .pauses import SUMMARY_ORTTO_PAUSED, account_pause
 from .queue import enqueue
@@ -52,6 +52,8 @@ PROCESSORS = {**engine.RESOURCE_PROCESSORS, "orders": commerce.orders_process}
 FULL_KINDS = (SyncRun.Kind.INITIAL, SyncRun.Kind.FULL)
 # Ledger rows per committed chunk of an initial run's order aggregates.
 AGGREGATES_CHUNK = 1000
+# Staged subscribers written per committed chunk after the customers (whole batches of 100).
+STAGED_CHUNK = 500
 WEBHOOK_EVENTS_PER_RUN = 2000
 RETRY_FAILED_LIMIT = 10_000
 # BigCommerce's date filters are inclusive and its clock is not ours: re-read the last minute.
@@ -204,11 +206,15 @@ def _execute(run: SyncRun, *, log, sliced: bool, on_page) -> None:
         bigcommerce=store_client(run.store),
         log=log, field_ids=schema_field_ids(connection), activity_id=schema_activity_id(connection),
         defer_aggregates=run.kind == SyncRun.Kind.INITIAL,
+        stage_subscribers=run.kind == SyncRun.Kind.INITIAL,
     )
     if not run.checkpoint.get("resources"):
         _prepare(ctx)
 
     for resource in RESOURCES:
+        if resource == "orders" and ctx.stage_subscribers and not _staged_flush(
+                ctx, log=log, sliced=sliced, started=started, on_page=on_page):
+            return
         if run.checkpoint["resources"][resource]["done"]:
             continue
         # BigCommerce pages are fetched ahead by a thread while this one sends the previous ones to
@@ -229,6 +235,8 @@ def _execute(run: SyncRun, *, log, sliced: bool, on_page) -> None:
                 checkpoint = copy.deepcopy(checkpoint)  # the prefetch thread still reads the one it made
                 state = checkpoint["resources"][resource]
                 processor = PROCESSORS[resource]
+                if resource == "subscribers" and ctx.stage_subscribers:
+                    processor = engine.subscribers_stage
                 batch = carried + items
                 may_carry = not state["done"] and "webhook" not in checkpoint
                 work = processor(ctx, batch, carry=may_carry) if batch else engine.PageWork()
@@ -250,6 +258,34 @@ def _execute(run: SyncRun, *, log, sliced: bool, on_page) -> None:
         return
     organizations.organizations_flush(ctx, check_lease=_check_lease, send_all=engine.send_all)
     _complete(ctx, log=log)
+
+
+def _staged_flush(ctx: engine.SyncContext, *, log, sliced: bool, started: float, on_page) -> bool:
+    """Initial runs, after the customers: write the staged subscribers no customer took along (footer
+    sign-ups, guests who ticked the box), in chunks by id, each committed with its position and the
+    deletion of its rows. They were counted as read when staged. True when done."""
+    run = ctx.run
+    while not run.checkpoint.get("staged", {}).get("done"):
+        stop = _stop_reason(run)
+        if stop:
+            _finish(run, *stop, log=log)
+            return False
+        if sliced and time.monotonic() - started > settings.SYNC_TASK_SLICE_SECONDS:
+            _yield_slice(run, log=log)
+            return False
+        after = run.checkpoint.get("staged", {}).get("after", 0)
+        rows = list(StagedSubscriber.objects.filter(run=run, pk__gt=after).order_by("pk")
+                    .values_list("pk", "record")[:STAGED_CHUNK])
+        work = engine.subscribers_process(ctx, [record for _, record in rows]) if rows else engine.PageWork()
+        work.counters.fetched = 0
+        work.unstaged_ids = [pk for pk, _ in rows]
+        checkpoint = copy.deepcopy(run.checkpoint)
+        checkpoint["staged"] = {"after": rows[-1][0] if rows else after, "done": len(rows) < STAGED_CHUNK}
+        _commit_page(run, "subscribers", work, checkpoint, None)
+        log.info("subscribers without a customer: %s", work.counters.as_dict())
+        if on_page:
+            on_page(run)
+    return True
 
 
 def _aggregates_flush(ctx: engine.SyncContext, *, log, sliced: bool, started: float, on_page) -> bool:
@@ -397,6 +433,12 @@ def _commit_page(run: SyncRun, resource: str, work: engine.PageWork, checkpoint:
             commit()
         SyncEvent.objects.bulk_create(work.events)
         organizations.members_commit(connection=run.connection, members=work.organization_members)
+        if work.staged:
+            StagedSubscriber.objects.bulk_create(engine.staged_subscriber_rows(run, work.staged), batch_size=500)
+        if work.unstaged_emails:
+            StagedSubscriber.objects.filter(run=run, email__in=work.unstaged_emails).delete()
+        if work.unstaged_ids:
+            StagedSubscriber.objects.filter(pk__in=work.unstaged_ids).delete()
 
         counters = run.counters.setdefault(resource, engine.Counters().as_dict())
         for key, value in work.counters.as_dict().items():
@@ -440,8 +482,18 @@ def _complete(ctx: engine.SyncContext, *, log) -> None:
     now = timezone.now()
     status = SyncRun.Status.PARTIAL if run.failed else SyncRun.Status.SUCCEEDED
     summary = f"{run.failed} record(s) could not be sent; see the run's events." if run.failed else ""
+    shortfalls = records_short(run)
+    if shortfalls:
+        # Never a success for work not done: fewer records read than BigCommerce reported.
+        status = SyncRun.Status.PARTIAL
+        summary = " ".join(filter(None, ["Read fewer records than BigCommerce reported: " + "; ".join(
+            f"{resource} {read} of {total}" for resource, read, total in shortfalls) + ".", summary]))
     with transaction.atomic():
         _check_lease(run, now)
+        for resource, read, total in shortfalls:
+            SyncEvent.objects.create(run=run, resource=resource, level=SyncEvent.Level.WARNING, message=(
+                f"BigCommerce reported {total} {resource} at the start of the run; the run read {read}. "
+                "The missing records were not sent to Ortto; run a full sync again."))
         if "webhook" in run.checkpoint:
             WebhookEvent.objects.filter(pk__in=run.checkpoint["webhook"]["event_ids"]).update(
                 status=WebhookEvent.Status.PROCESSED, processed_at=now
@@ -449,7 +501,22 @@ def _complete(ctx: engine.SyncContext, *, log) -> None:
             _failed_events_resolve(run)
         else:
             _cursors_advance(run)
+        StagedSubscriber.objects.filter(run=run).delete()
         _finish(run, status, summary, log=log)
+
+
+def records_short(run: SyncRun) -> list[tuple[str, int, int]]:
+    """A full run's resources that read fewer records than BigCommerce reported as their total when the
+    run started: (resource, read, total). Reading more is normal (records created while the run read)."""
+    if run.kind not in FULL_KINDS or "webhook" in (run.checkpoint or {}):
+        return []
+    short = []
+    for resource in RESOURCES:
+        total = (run.totals or {}).get(resource)
+        read = ((run.counters or {}).get(resource) or {}).get("fetched", 0)
+        if total is not None and read < total:
+            short.append((resource, read, total))
+    return short
 
 
 def _failed_events_resolve(run: SyncRun) -> None:

@@ -64,3 +64,18 @@ def test_bench_b2b_organizations_reach_the_minimum(tmp_path):
     nothing = b2b["incremental_nothing"]["requests"]["calls"]
     assert not any(key.startswith("ortto accounts/") for key in nothing)
     assert "## 1c. B2B store: organizations" in out.read_text()
+
+
+def test_bench_regimes_side_by_side(tmp_path):
+    """Each plan's quotas (BC 150 or 450 per 30 s x Ortto 10 or 60/s) on one data set, no Ortto rate given."""
+    out = tmp_path / "BENCHMARKS.md"
+    results = bench.main(["--quick", "--only", "regimes", "--regime-sizes", "300", "--work", str(tmp_path),
+                          "--out", str(out), "--postgres", ""])
+    size = results["regimes"][0]
+    assert len(size["runs"]) == len(bench.REGIMES)
+    for run in size["runs"]:
+        assert run["status"] == "succeeded", run["summary"]
+        assert run["ortto_stats"]["people"] == size["data"]["distinct_people"]
+        assert sum(run["counters"][r]["fetched"] for r in ("subscribers", "customers", "orders")) == sum(
+            run["totals"][r] for r in ("subscribers", "customers", "orders"))
+    assert "## 1. Initial import at the quota bound, per plan (regimes)" in out.read_text()

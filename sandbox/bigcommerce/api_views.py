@@ -223,7 +223,8 @@ def _control_body(request) -> dict | None:
 @csrf_exempt
 def control_faults(request, store_hash):
     """POST {"error_429_probability", "error_500_probability", "slow_probability", "slow_seconds",
-    "fail_next_count", "fail_next_status"} (any subset; {"reset": true} clears all)."""
+    "fail_next_count", "fail_next_status", "customers_cursor_meta"} (any subset; {"reset": true} clears all).
+    customers_cursor_meta false: customers pages carry no cursor metadata, only page numbers."""
     store = get_object_or_404(SandboxStore, store_hash=store_hash)
     if request.method == "POST":
         body = _control_body(request)
@@ -232,7 +233,7 @@ def control_faults(request, store_hash):
         if body.pop("reset", False):
             limits.faults_reset(store=store)
         allowed = {"error_429_probability", "error_500_probability", "slow_probability", "slow_seconds",
-                   "fail_next_count", "fail_next_status"}
+                   "fail_next_count", "fail_next_status", "customers_cursor_meta"}
         unknown = set(body) - allowed
         if unknown:
             return JsonResponse({"error": f"unknown fields: {', '.join(sorted(unknown))}"}, status=400)

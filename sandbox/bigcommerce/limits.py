@@ -101,6 +101,7 @@ def faults_set(
     slow_seconds: float | None = None,
     fail_next_count: int | None = None,
     fail_next_status: int | None = None,
+    customers_cursor_meta: bool | None = None,
 ) -> SandboxStore:
     """Change the store's fault injection; arguments left as None keep their current value."""
     changes = {
@@ -110,6 +111,7 @@ def faults_set(
         "fault_slow_seconds": slow_seconds,
         "fail_next_count": fail_next_count,
         "fail_next_status": fail_next_status,
+        "customers_cursor_meta": customers_cursor_meta,
     }
     changes = {field: value for field, value in changes.items() if value is not None}
     for field, value in changes.items():
@@ -122,7 +124,7 @@ def faults_set(
 def faults_reset(*, store: SandboxStore) -> SandboxStore:
     return faults_set(
         store=store, error_429_probability=0.0, error_500_probability=0.0, slow_probability=0.0,
-        fail_next_count=0,
+        fail_next_count=0, customers_cursor_meta=True,
     )
 
 
@@ -158,6 +160,7 @@ def fault_config(store: SandboxStore) -> dict:
         "slow_seconds": store.fault_slow_seconds,
         "fail_next_count": store.fail_next_count,
         "fail_next_status": store.fail_next_status,
+        "customers_cursor_meta": store.customers_cursor_meta,
     }
 
 

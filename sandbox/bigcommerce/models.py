@@ -32,6 +32,9 @@ class SandboxStore(models.Model):
     fault_slow_seconds = models.FloatField(default=2.0)
     fail_next_count = models.PositiveIntegerField(default=0)
     fail_next_status = models.PositiveSmallIntegerField(default=500)
+    # Off: customers pages answer with `meta.pagination` only, no `meta.cursor_pagination` (a store or an API
+    # version that does not send it), so a client must page by number.
+    customers_cursor_meta = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -230,7 +230,7 @@ def customer_collection(*, store: SandboxStore, params: QueryDict) -> dict:
         items, meta["pagination"] = offset_page(
             queryset.order_by(*_ordering(sort_field, descending)), params=params, limit=limit
         )
-        if meta["pagination"]["current_page"] == 1:
+        if meta["pagination"]["current_page"] == 1 and store.customers_cursor_meta:
             # BigCommerce answers page 1 with both kinds of paging so a client can switch to cursors.
             _, meta["cursor_pagination"] = cursor_page(
                 queryset, params=params, limit=limit, sort_field=sort_field, descending=descending

@@ -192,9 +192,26 @@ def test_customers_follow_the_after_cursor_until_there_is_no_next_link(client):
         pages.append(client.customers_page(modified_since=SINCE, after=pages[0].next_after, limit=2))
 
     assert pages == [
-        Page(items=[{"id": 1}, {"id": 2}], total=3, next_after="c2"),
+        Page(items=[{"id": 1}, {"id": 2}], total=3, next_after="c2", next_page=2),
         Page(items=[{"id": 3}], total=None, next_after=None),
     ]
+
+
+def test_customers_without_cursor_metadata_page_by_number(client):
+    """An answer with meta.pagination only: the client says which page comes next and asks for it by number."""
+    def answer(ids, page):
+        return {"data": [{"id": i} for i in ids], "meta": {"pagination": {
+            "total": 3, "count": len(ids), "per_page": 2, "current_page": page, "total_pages": 2}}}
+
+    base = {"include": "addresses", "sort": "date_modified:asc", "limit": "2"}
+    with ordered_mock() as rsps:
+        rsps.get(f"{V3}/customers", json=answer([1, 2], 1), match=[matchers.query_param_matcher(base)])
+        rsps.get(f"{V3}/customers", json=answer([3], 2),
+                 match=[matchers.query_param_matcher({**base, "page": "2"})])
+        first = client.customers_page(limit=2)
+        second = client.customers_page(page=first.next_page, limit=2)
+    assert (first.next_after, first.next_page) == (None, 2)
+    assert second.items == [{"id": 3}] and second.next_page is None
 
 
 def test_customers_by_ids_send_a_comma_separated_id_in(client):

@@ -33,25 +33,27 @@ def test_initial_sync_sends_exactly_the_calls_the_rules_allow(env):
     # activity definitions (409 = exists).
     assert [c[0] for c in ortto.schema_calls] == ["field-list"] + ["field"] * 4 + ["activity"] * 7
     merges = [(strategy, [p["fields"] for p in people]) for strategy, people in ortto.calls]
-    assert len(merges) == 5
-    # 1. subscribers: one creating merge (Append only), bol::p from the consent.
+    assert len(merges) == 4
+    # 1. customers, each with their own subscriber record (an initial run reads the subscribers first and
+    #    keeps them): one creating merge (Append only) per person, the customer's fields and bol::p from the
+    #    subscriber's consent. cat exists in Ortto: the creating merge leaves her permission untouched.
     assert merges[0][0] == 1
-    assert [(f["str::email"], f["bol::p"]) for f in merges[0][1]] == [("ann@x.io", True), ("bob@x.io", False)]
+    assert [(f["str::email"], f["bol::p"]) for f in merges[0][1]] == [("ann@x.io", True), ("cat@x.io", False)]
     assert merges[0][1][0]["str::s-ctx"] == "Opted in to the newsletter in Acme"
-    assert merges[0][1][1]["str::u-ctx"] == "Did not opt in to the newsletter at checkout in Acme"
-    # 2. customers: cat is new to the bridge -> creating merge (she exists in Ortto: untouched permission)
-    assert merges[1] == (1, [{"str::email": "cat@x.io", "str::first": "Cat", "str::last": "C",
-                              "int:cm:bigcommerce-customer-id": 2, "bol::p": False,
-                              "str::u-ctx": "Did not opt in to the newsletter at checkout in Acme"}])
-    # 3. ... and ann (known from the subscriber record) gets her customer fields without bol::p.
-    assert merges[2][0] == 1 and merges[2][1][0]["str::email"] == "ann@x.io" and "bol::p" not in merges[2][1][0]
-    # 4. orders: guests first, with the checkout opt-in; ann's order does not create anyone.
-    assert [(f["str::email"], f["bol::p"]) for f in merges[3][1]] == [("gus@x.io", True), ("hal@x.io", False)]
-    # 5. aggregates, strategy 2, bridge-owned fields only.
-    assert merges[4][0] == 2
-    assert {f["str::email"]: f["int:cm:bigcommerce-total-spent"] for f in merges[4][1]} == {
+    assert merges[0][1][0]["int:cm:bigcommerce-customer-id"] == 1
+    assert merges[0][1][1] == {"str::email": "cat@x.io", "str::first": "Cat", "str::last": "C",
+                               "int:cm:bigcommerce-customer-id": 2, "bol::p": False,
+                               "str::u-ctx": "Did not opt in to the newsletter at checkout in Acme"}
+    # 2. ... then the subscribers no customer took along (bob), after the customers.
+    assert [(f["str::email"], f["bol::p"]) for f in merges[1][1]] == [("bob@x.io", False)]
+    assert merges[1][1][0]["str::u-ctx"] == "Did not opt in to the newsletter at checkout in Acme"
+    # 3. orders: guests first, with the checkout opt-in; ann's order does not create anyone.
+    assert [(f["str::email"], f["bol::p"]) for f in merges[2][1]] == [("gus@x.io", True), ("hal@x.io", False)]
+    # 4. aggregates, strategy 2, bridge-owned fields only.
+    assert merges[3][0] == 2
+    assert {f["str::email"]: f["int:cm:bigcommerce-total-spent"] for f in merges[3][1]} == {
         "ann@x.io": 10000, "gus@x.io": 5500, "hal@x.io": 2250}
-    assert all("bol::p" not in f for f in merges[4][1])
+    assert all("bol::p" not in f for f in merges[3][1])
 
     assert [a["key"] for a in ortto.activities] == ["bc:abc123:order:101", "bc:abc123:order:102", "bc:abc123:order:103"]
     assert ortto.activities[0]["fields"] == {"str::email": "ann@x.io"}  # ann's account email, not billing
@@ -70,7 +72,9 @@ def test_initial_sync_sends_exactly_the_calls_the_rules_allow(env):
     assert run.totals == {"subscribers": 2, "customers": 2, "orders": 4}
     assert run.processed == run.total == 8 and run.progress_percent == 100
     assert run.counters["orders"] == {"fetched": 4, "created": 3, "updated": 0, "unchanged": 1, "failed": 0}
-    assert run.counters["subscribers"]["created"] == 2
+    assert run.counters["subscribers"] == {"fetched": 2, "created": 1, "updated": 0, "unchanged": 0, "failed": 0}
+    assert run.counters["customers"]["created"] == 1  # ann, with her subscriber record; cat existed
+    assert not run.staged_subscribers.exists()
     assert SyncCursor.objects.filter(store=env.store).count() == 3
 
 
@@ -103,7 +107,8 @@ def test_overwrite_strategy_probes_then_overwrites_existing_people_without_permi
     Connection.objects.filter(pk=env.connection.pk).update(merge_strategy=2)
     run_once(env.store)
     strategies = [s for s, _ in env.ortto.calls]
-    assert strategies[:2] == [3, 3]  # subscribers, then customers probe: Ignore creates only new people
+    # Customers (with their subscriber records), then the other subscribers: Ignore creates only new people.
+    assert strategies[:3] == [3, 2, 3]  # cat existed: overwritten without bol::p
     overwrite = [(s, p) for s, p in env.ortto.calls if s == 2 and p[0]["fields"]["str::email"] == "cat@x.io"]
     assert overwrite and "bol::p" not in overwrite[0][1][0]["fields"]
     assert env.ortto.people["cat@x.io"]["str::first"] == "Cat"
@@ -113,9 +118,10 @@ def test_overwrite_strategy_probes_then_overwrites_existing_people_without_permi
 def test_resume_after_a_crash_sends_no_person_or_order_twice(env, settings, monkeypatch):
     monkeypatch.setattr("sync.bigcommerce_pages.PAGE_LIMIT", 1)
     # One record per page, so every unit's batches are part-full and wait for the next unit: each
-    # resource sends everything at its last page. The 4th merge (the guest buyers, at the end of the
-    # orders) dies, while the three placed orders the earlier units carried are only in the checkpoint.
-    env.ortto.raise_on_call = 4
+    # resource sends everything at its last page. The 3rd merge (the guest buyers, at the end of the
+    # orders; customers and the other subscribers came first) dies, while the three placed orders the
+    # earlier units carried are only in the checkpoint.
+    env.ortto.raise_on_call = 3
     run, _ = sync_run_request(store=env.store, kind=SyncRun.Kind.INITIAL)
     with pytest.raises(RuntimeError):
         sync_run_execute(run_id=run.pk)
@@ -156,7 +162,7 @@ def test_throttling_and_server_errors_are_retried(env):
     env.bc.fail_next = [429]
     run = run_once(env.store)
     assert run.status == SyncRun.Status.SUCCEEDED
-    assert len(env.ortto.calls) == 5
+    assert len(env.ortto.calls) == 4
 
 
 def test_ortto_401_marks_the_connection_for_reconnect(env):
@@ -248,17 +254,41 @@ def test_part_full_batches_wait_for_the_next_page_so_a_resource_costs_ceil_n_ove
     by_kind = {}
     for strategy, people in env.ortto.calls:
         first = people[0]["fields"]
-        kind = ("subscribers" if first["str::email"].startswith("s") and "bol::p" in first
-                else "customers" if first["str::email"].startswith("s")
+        kind = ("people" if first["str::email"].startswith("s")
                 else "guests" if "bol::p" in first else "aggregates")
         by_kind.setdefault(kind, []).append(len(people))
-    # ceil(250/100) creating merges, ceil(130/100) customer updates, ceil(210/100) guest creations,
-    # and the order aggregates of the 210 buyers (written once, after the last order page).
-    assert by_kind["subscribers"] == [100, 100, 50]
-    assert sorted(by_kind["customers"]) == [30, 100]
+    # Each of the 250 people once: the 130 customers with their subscriber records (ceil(130/100) merges),
+    # then the 120 other subscribers (ceil(120/100)); ceil(210/100) guest creations, and the order
+    # aggregates of the 210 buyers (written once, after the last order page).
+    assert by_kind["people"] == [100, 30, 100, 20]
+    assert sum(by_kind["people"]) == 250
     assert sorted(by_kind["guests"]) == sorted(by_kind["aggregates"]) == [10, 100, 100]
     assert len(env.ortto.activities) == 210
     assert PersonLedger.objects.filter(connection=env.connection).count() == 250 + 210
     assert env.ortto.people["s1@x.io"]["bol::p"] is True and env.ortto.people["s2@x.io"]["bol::p"] is False
     # Append only: the customer record adds what the subscriber record did not have.
     assert env.ortto.people["s130@x.io"]["int:cm:bigcommerce-customer-id"] == 130
+
+
+def test_staged_subscribers_survive_a_crash_and_each_person_is_created_once(env, monkeypatch):
+    """Initial runs keep the subscribers in the database until their customer takes them along: a worker
+    killed in the customers' merge resumes with them, and every person is created once, with the
+    permission the rules give them (R1/R2)."""
+    monkeypatch.setattr("sync.bigcommerce_pages.PAGE_LIMIT", 1)
+    env.ortto.raise_on_call = 1  # the first merge is the customers' (ann with her subscriber record)
+    run, _ = sync_run_request(store=env.store, kind=SyncRun.Kind.INITIAL)
+    with pytest.raises(RuntimeError):
+        sync_run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.checkpoint["resources"]["subscribers"]["done"]
+    assert sorted(run.staged_subscribers.values_list("email", flat=True)) == ["ann@x.io", "bob@x.io"]
+
+    resumed = sync_run_execute(run_id=run.pk)
+    assert resumed.status == SyncRun.Status.SUCCEEDED, resumed.error_summary
+    creating = [p["fields"]["str::email"] for _, people in env.ortto.calls for p in people if "bol::p" in p["fields"]]
+    assert sorted(creating) == ["ann@x.io", "bob@x.io", "cat@x.io", "gus@x.io", "hal@x.io"]
+    assert env.ortto.people["ann@x.io"]["bol::p"] is True and env.ortto.people["bob@x.io"]["bol::p"] is False
+    assert env.ortto.people["ann@x.io"]["int:cm:bigcommerce-customer-id"] == 1
+    assert not resumed.staged_subscribers.exists()
+    ann = PersonLedger.objects.get(connection=env.connection, email="ann@x.io")
+    assert set(ann.fingerprints) == {"subscriber", "customer"} and ann.store_opt_in is True

@@ -441,3 +441,77 @@ def test_a_cache_outage_leaves_the_process_count_in_charge(monkeypatch):
     assert budget.wait_time() == 0
     budget.record()
     assert budget.wait_time() == 15.0
+
+
+# --- The rate learned from 429s (no ORTTO_RATE_PER_SECOND) ------------------------------------------
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
+def test_learned_gate_is_unpaced_until_a_429_then_paces_at_what_was_accepted():
+    from sync.ortto import LearnedRateGate
+
+    clock = FakeClock()
+    gate = LearnedRateGate(margin=0.0, clock=clock, sleep=clock.sleep)
+    for _ in range(12):  # 12 requests in 0.12 s: nothing paces them
+        gate.acquire()
+        clock.now += 0.01
+    assert clock.now == pytest.approx(100.12)
+    # The account allows 10/s: requests 11 and 12 were refused.
+    gate.learn()
+    assert gate.learn() == 10
+    start = clock.now
+    for _ in range(20):
+        gate.acquire()
+    assert clock.now - start >= 1.0  # 20 more requests need two windows at 10/s
+
+
+def test_learned_gate_only_slows_down_on_a_429_and_probes_up_slowly():
+    from sync.ortto import LearnedRateGate
+
+    clock = FakeClock()
+    gate = LearnedRateGate(margin=0.0, probe_seconds=30, clock=clock, sleep=clock.sleep)
+    gate.acquire()
+    gate.learn()
+    assert gate.rate == 1
+    clock.now += 31
+    gate.acquire()
+    assert gate.rate == 2  # one more per probe period without a 429
+    gate.rate = 20
+    for _ in range(20):
+        gate.acquire()
+    assert gate.learn() <= 18  # a 429 while paced: at least 10 % slower
+
+
+def test_a_429_teaches_the_client_its_accounts_rate(client, settings):
+    settings.ORTTO_RATE_PER_SECOND = 0
+    from sync.ortto import rate_gate
+
+    with responses.RequestsMock() as mocked:
+        mocked.post(f"{BASE}/v1/person/merge", status=429,
+                    json={"error": {"code": "rate-limit", "try-in-seconds": 1}})
+        mocked.post(f"{BASE}/v1/person/merge", json={"people": [{"status": "created", "person_id": "p1"}]})
+        client.merge_people([{"fields": {"str::email": "a@example.com"}}], merge_strategy=1)
+    gate = rate_gate(KEY)
+    assert gate.limited == 1 and gate.rate >= 1
+
+
+def test_a_concurrency_429_is_not_a_rate(client, settings):
+    settings.ORTTO_RATE_PER_SECOND = 0
+    from sync.ortto import rate_gate
+
+    with responses.RequestsMock() as mocked:
+        mocked.post(f"{BASE}/v1/person/merge", status=429,
+                    json={"error": {"code": "concurrency-limit", "try-in-seconds": 1}})
+        mocked.post(f"{BASE}/v1/person/merge", json={"people": [{"status": "created", "person_id": "p1"}]})
+        client.merge_people([{"fields": {"str::email": "a@example.com"}}], merge_strategy=1)
+    assert rate_gate(KEY).rate == 0

@@ -1,0 +1,72 @@
+"""A full run reads every record BigCommerce reports, or says it did not (issue 17)."""
+
+import pytest
+import requests
+
+from sandbox.bigcommerce.models import Customer, SandboxStore
+from sandbox.bigcommerce.seed import seed_bigcommerce, seed_users
+from sandbox.bigcommerce.services import app_install_complete
+from sandbox.ortto.seed import seed_ortto_instances
+from stores.bigcommerce import BigCommerceClient
+from sync.models import PersonLedger, SyncEvent, SyncRun
+from sync.runs import records_short, sync_run_execute, sync_run_request
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
+
+
+def _connected(store_hash, make_account, make_connection, make_store, *, customers, orders):
+    sandbox_store = seed_bigcommerce(store_hash=store_hash, name="Complete", customers=customers, orders=orders,
+                                     seed=11)
+    seed_users(store_hash=store_hash)
+    install = app_install_complete(store=sandbox_store)
+    seed_ortto_instances()
+    store = make_store(store_hash, name="Complete", access_token=install.access_token)
+    connection = make_connection(store, make_account(api_key="sbx-default-acmeus-0001"), merge_strategy=1)
+    return sandbox_store, store, connection
+
+
+def test_customers_without_cursor_metadata_are_read_by_page_number(make_account, make_connection, make_store,
+                                                                   sandbox_live, monkeypatch):
+    monkeypatch.setattr("sync.bigcommerce_pages.PAGE_LIMIT", 20)
+    sandbox_store, store, connection = _connected("nocur1", make_account, make_connection, make_store,
+                                                  customers=70, orders=10)
+    # The emulator's switch, over its control endpoint: customers pages without meta.cursor_pagination.
+    answer = requests.post(f"{sandbox_live}/sandbox/bigcommerce/control/nocur1/faults",
+                           json={"customers_cursor_meta": False}, timeout=10)
+    assert answer.status_code == 200 and answer.json()["customers_cursor_meta"] is False
+    page = BigCommerceClient("nocur1", store.access_token).customers_page(limit=20)
+    assert page.next_after is None and page.next_page == 2
+
+    run, _ = sync_run_request(store=store, kind=SyncRun.Kind.INITIAL)
+    run = sync_run_execute(run_id=run.pk)
+    assert run.status == SyncRun.Status.SUCCEEDED, run.error_summary
+    customers = Customer.objects.filter(store=sandbox_store).count()
+    assert run.totals["customers"] == customers
+    assert run.counters["customers"]["fetched"] == customers
+    ids = set(Customer.objects.filter(store=sandbox_store).values_list("bc_id", flat=True))
+    synced = set(PersonLedger.objects.filter(connection=connection, bc_customer_id__isnull=False)
+                 .values_list("bc_customer_id", flat=True))
+    assert synced == ids
+
+
+def test_a_run_that_reads_fewer_records_than_reported_is_partial_and_says_so(make_account, make_connection,
+                                                                           make_store, sandbox_live, monkeypatch):
+    monkeypatch.setattr("sync.bigcommerce_pages.PAGE_LIMIT", 20)
+    sandbox_store, store, _ = _connected("short1", make_account, make_connection, make_store, customers=50, orders=10)
+    real = BigCommerceClient.customers_page
+
+    def first_page_only(self, **kwargs):  # a paging answer the client cannot follow: it stops after page 1
+        page = real(self, **kwargs)
+        page.next_after, page.next_page = None, None
+        return page
+
+    monkeypatch.setattr(BigCommerceClient, "customers_page", first_page_only)
+    run, _ = sync_run_request(store=store, kind=SyncRun.Kind.INITIAL)
+    run = sync_run_execute(run_id=run.pk)
+    customers = Customer.objects.filter(store=sandbox_store).count()
+    assert run.status == SyncRun.Status.PARTIAL
+    assert f"customers 20 of {customers}" in run.error_summary
+    assert records_short(run) == [("customers", 20, customers)]
+    event = SyncEvent.objects.get(run=run, resource="customers", level=SyncEvent.Level.WARNING)
+    assert f"reported {customers} customers" in event.message
+    assert SandboxStore.objects.filter(store_hash="short1").exists()
