@@ -597,6 +597,11 @@ REGIME_NOTES = """### What was changed for the regimes (issue 17)
   customers' pages in parallel with the subscribers' and hold their merges until the subscribers are in,
   or send the activities of a previous run's orders), and pipeline units so Ortto is not idle while a unit
   is planned and committed (today a unit's CPU work and its Ortto calls alternate).
+- **200k, Standard/10: 1.44.** The same two causes, larger: 520 subscriber pages at 5 req/s leave Ortto idle
+  for ~104 s (11 % of the 928 s bound), and the worker's 258 s of CPU (0.35 s per 1,000 records, growing
+  with the ledger) alternate with the Ortto calls instead of overlapping them; 23 Ortto 429s from the
+  gate's probing (+1 request/s per 30 s) cost little. Memory stays flat (111 MB in both halves of the run).
+  The next step above (pipelined units) is the one that matters here.
 - **Rate share ~0.94–0.95 at Ortto 10/s.** The learned gate paces at 10 per 1.05 s (the margin that keeps
   correctly paced requests from arriving 11 in one of Ortto's seconds), i.e. at most 0.95 of the quota.
 - **BigCommerce requests / minimum** (1.014 at 10k, ≤ 1.003 above): one `orders/count` for the totals the
