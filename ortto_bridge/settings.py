@@ -206,7 +206,7 @@ BIGCOMMERCE_FRAME_ANCESTORS = env.list(
 BIGCOMMERCE_APP_PAGE_VIEW = "sync.app_views.app_page"
 HTTP_TIMEOUT_SECONDS = env.float("HTTP_TIMEOUT_SECONDS", default=20.0)
 # Ortto's rate is per account and plan (10-60 requests/s): a client-side gate keeps every worker thread
-# of a process under it instead of drawing 429s (0 = off, rely on Ortto's 429 + try-in-seconds).
+# of a process under it instead of drawing 429s (0 = learn each account's rate from its 429s: sync/ortto.py, LearnedRateGate).
 ORTTO_RATE_PER_SECOND = env.int("ORTTO_RATE_PER_SECOND", default=0)
 ORTTO_RATE_MARGIN_SECONDS = env.float("ORTTO_RATE_MARGIN_SECONDS", default=0.05)
 # Ortto batches of one page sent in parallel (order-preserving per person).
