@@ -260,7 +260,8 @@ def test_part_full_batches_wait_for_the_next_page_so_a_resource_costs_ceil_n_ove
     # Each of the 250 people once: the 130 customers with their subscriber records (ceil(130/100) merges),
     # then the 120 other subscribers (ceil(120/100)); ceil(210/100) guest creations, and the order
     # aggregates of the 210 buyers (written once, after the last order page).
-    assert by_kind["people"] == [100, 30, 100, 20]
+    # (Batches go out concurrently, so the calls are compared as a multiset, not in order.)
+    assert sorted(by_kind["people"]) == [20, 30, 100, 100]
     assert sum(by_kind["people"]) == 250
     assert sorted(by_kind["guests"]) == sorted(by_kind["aggregates"]) == [10, 100, 100]
     assert len(env.ortto.activities) == 210
