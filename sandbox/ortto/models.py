@@ -112,21 +112,29 @@ class PersonActivity(models.Model):
         return f"{self.activity_id} for {self.person_id}"
 
 
-class CustomField(models.Model):
-    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="custom_fields")
+class FieldDefinition(models.Model):
+    """A custom field of an instance: a person's (CustomField) or an account's (AccountCustomField)."""
+
     field_id = models.CharField(max_length=200)
     name = models.CharField(max_length=200)
     display_type = models.CharField(max_length=40)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["instance", "field_id"], name="sandbox_ortto_custom_field_unique"),
-        ]
+        abstract = True
         ordering = ["id"]
 
     def __str__(self):
         return self.field_id
+
+
+class CustomField(FieldDefinition):
+    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="custom_fields")
+
+    class Meta(FieldDefinition.Meta):
+        constraints = [
+            models.UniqueConstraint(fields=["instance", "field_id"], name="sandbox_ortto_custom_field_unique"),
+        ]
 
 
 class ActivityDefinition(models.Model):
@@ -202,23 +210,15 @@ class Account(models.Model):
         return self.name
 
 
-class AccountCustomField(models.Model):
+class AccountCustomField(FieldDefinition):
     """A custom account field (`<prefix>:oc:<kebab name>`), created by /v1/accounts/custom-field/create."""
 
     instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="account_custom_fields")
-    field_id = models.CharField(max_length=200)
-    name = models.CharField(max_length=200)
-    display_type = models.CharField(max_length=40)
-    created_at = models.DateTimeField(default=timezone.now)
 
-    class Meta:
+    class Meta(FieldDefinition.Meta):
         constraints = [
             models.UniqueConstraint(fields=["instance", "field_id"], name="sandbox_ortto_account_field_unique"),
         ]
-        ordering = ["id"]
-
-    def __str__(self):
-        return self.field_id
 
 
 class InFlightMerge(models.Model):
