@@ -177,7 +177,7 @@ class ResourceFilter(admin.SimpleListFilter):
 
     def lookups(self, request, model_admin):
         return [("customers", "Customers"), ("subscribers", "Subscribers"), ("orders", "Orders"),
-                ("organizations", "Organizations")]
+                ("carts", "Carts"), ("organizations", "Organizations")]
 
     def queryset(self, request, queryset):
         return queryset.filter(resource=self.value()) if self.value() else queryset

@@ -424,3 +424,13 @@ def test_run_page_shows_counters_and_totals_as_tables_not_json(admin_client, sho
     assert '<table class="sync-counters">' in html
     assert "<th>customers</th><th>orders</th>" in html and "<td>120</td><td>3</td>" in html
     assert '{"customers"' not in html and "{&quot;customers&quot;" not in html
+
+
+def test_webhook_events_filter_by_every_resource_the_intake_stores(admin_client, shop):
+    WebhookEvent.objects.create(
+        store=shop, dedup_key="c" * 64, scope="store/cart/abandoned", resource="carts", resource_id=0,
+        payload={"data": {"id": "a1b2", "cartId": "a1b2"}}, bc_created_at=timezone.now(),
+    )
+    assert 'href="?resource=carts"' in admin_client.get(changelist(WebhookEvent)).content.decode()  # offered
+    html = admin_client.get(changelist(WebhookEvent) + "?resource=carts").content.decode()
+    assert "store/cart/abandoned" in html and "store/customer/updated" not in html
