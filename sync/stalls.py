@@ -27,8 +27,8 @@ def sync_run_active_answer(*, run: SyncRun) -> str:
     stall = timedelta(seconds=settings.SYNC_STALL_SECONDS)
     if last_sign is None or now - last_sign < timedelta(seconds=QUIET_SECONDS):
         return "A sync is already running for this store."
-    if now - last_sign >= stall:
-        # Taken over from its checkpoint by whichever worker claims it (the claim accepts a stale run).
+    if SyncRun.objects.filter(pk=run.pk).stalled(now).exists():
+        # Taken over from its checkpoint by whichever worker claims it (the claim accepts a stalled run).
         enqueue("sync.tasks.run_sync", run.pk)
         return ""
     resume_by = last_sign + stall + timedelta(seconds=MAINTENANCE_EVERY_SECONDS)
