@@ -427,7 +427,9 @@ def regime_row(size: dict, run: dict) -> dict:
     bc_rate, ortto_rate = regime["bc_rate"], regime["ortto_rate"]
     bc_min = sum(math.ceil(data[k] / PAGE) for k in ("subscribers", "customers", "orders"))
     people = data.get("distinct_people")
+    # Placed order and Ordered product (one per order line, the journey's activity) are batched per kind.
     ortto_min = (math.ceil(people / BATCH) + math.ceil(data["placed_orders"] / BATCH)
+                 + math.ceil(data.get("ordered_products", 0) / BATCH)
                  + math.ceil(data["people_with_orders"] / BATCH)) if people is not None else None
     made = bc_made(run)
     calls = run["requests"]["calls"]
@@ -473,6 +475,7 @@ def _regimes(results: dict) -> list[str]:
       "regimes of one n.")
     w("")
     w("Minimums: BigCommerce ceil(records / 250) per resource; Ortto ceil(people / 100) + ceil(placed orders / 100) "
+      "+ ceil(order lines / 100) (*Ordered product*, one per line, added by the journey since issue 17 was written) "
       "+ ceil(buyers / 100), people counted once each (distinct emails of subscribers, customers and guest buyers). "
       "Quota-bound minimum = max(BC minimum / BC rate, Ortto minimum / Ortto rate); the larger term names the "
       "limiting API.")
