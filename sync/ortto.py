@@ -134,7 +134,8 @@ class RateGate:
         self._lock = threading.Lock()
         self._starts: collections.deque[float] = collections.deque()
 
-    def acquire(self) -> None:
+    def acquire(self) -> float:
+        """Wait for a slot; the time (on the gate's clock) at which the request may start."""
         while True:
             with self._lock:
                 now = self._clock()
@@ -142,7 +143,7 @@ class RateGate:
                     self._starts.popleft()
                 if len(self._starts) < self.rate:
                     self._starts.append(now)
-                    return
+                    return now
                 wait = self._starts[0] + self.window - now
             self._sleep(max(wait, 0.001))
 
@@ -151,51 +152,79 @@ class LearnedRateGate(RateGate):
     """A RateGate whose rate is learned from the account's answers, for when no rate is configured.
 
     Ortto's rate depends on the account's plan (10 to 60+ requests/s, docs/ortto-contract.md) and no
-    answer states it; a 429 does. Until the first 429 nothing is paced. A 429 means the requests this
-    process started in the last window were more than the account allows, so the gate settles just
-    below that count (`learn`); every `probe_seconds` without a 429 it allows one request per second more,
+    answer states it; a 429 does. Until the first 429 nothing is paced. A 429 means that the requests
+    started in the window before the refused one were as many as the account allows, so the gate settles
+    at that count (`learn`); every `probe_seconds` without a 429 it allows one request per second more,
     so a plan upgrade is found again at the cost of a rare 429 (which is retried after its try-in-seconds).
+
+    The count is taken in the window that ends when the refused request *started*, not when its answer
+    came back: on a loaded host an answer can take most of a second, and the window before the answer
+    then holds fewer starts than the account allows (seen: a 10/s account learned as 5/s).
     """
+
+    HISTORY_SECONDS = 10.0
+    # A probe that draws a 429 (the account's rate is still the learned one) doubles the wait before the
+    # next probe, up to this: a long import at an account's steady rate pays for a few probes, not one a
+    # minute (a plan upgrade is then found within ten minutes).
+    MAX_PROBE_SECONDS = 600.0
 
     def __init__(self, *, probe_seconds: float = 30.0, margin: float = 0.05, clock=time.monotonic,
                  sleep: Sleep = time.sleep):
         super().__init__(0, margin=margin, clock=clock, sleep=sleep)
         self.probe_seconds = probe_seconds
-        self._recent: collections.deque[float] = collections.deque()  # starts, also while unpaced
-        self._refused: collections.deque[float] = collections.deque()  # 429s in the last window
+        self._probed_from = 0  # the rate before the last probe raised it (0: no probe since the last 429)
+        self._history: collections.deque[float] = collections.deque()  # every start, paced or not
+        self._refused: collections.deque[float] = collections.deque()  # starts of the requests refused
         self._last_change = clock()
         self.limited = 0  # 429s seen, for logs and tests
 
-    def acquire(self) -> None:
+    def acquire(self) -> float:
         with self._lock:
             now = self._clock()
             if self.rate and now - self._last_change >= self.probe_seconds:
+                self._probed_from = self.rate
                 self.rate += 1
                 self._last_change = now
             rate = self.rate
             if not rate:
-                self._recent.append(now)
-                while self._recent and now - self._recent[0] >= self.window:
-                    self._recent.popleft()
-                return
-        super().acquire()
+                self._remember(now)
+                return now
+        started = super().acquire()
+        with self._lock:
+            self._remember(started)
+        return started
 
-    def learn(self) -> int:
-        """A 429 arrived: pace at what the account accepted in the window that drew it (the requests
-        started in it, less the ones refused), and never faster than before the 429."""
+    def _remember(self, started: float) -> None:
+        self._history.append(started)
+        while self._history and self._history[-1] - self._history[0] > self.HISTORY_SECONDS:
+            self._history.popleft()
+
+    def learn(self, started: float | None = None) -> int:
+        """A 429 arrived for a request that started at `started` (default: now): pace at what the account
+        accepted in the window before that start (the requests started in it, less the ones refused).
+        A refusal of a request sent at the current pace also slows it by at least 10 %; one sent before
+        the pace was last set (the same burst) only corrects the count."""
         with self._lock:
             now = self._clock()
-            starts = self._starts if self.rate else self._recent
-            while starts and now - starts[0] >= self.window:
-                starts.popleft()
-            self._refused.append(now)
-            while self._refused and now - self._refused[0] >= self.window:
+            at = now if started is None else started
+            # The starts up to the refused one, less itself (it is among them).
+            begun = sum(1 for t in self._history if at - self.window < t <= at) - 1
+            refused = sum(1 for t in self._refused if at - self.window < t <= at)
+            self._refused.append(at)
+            while self._refused and now - self._refused[0] > self.HISTORY_SECONDS:
                 self._refused.popleft()
-            accepted = max(len(starts) - len(self._refused), 1)
-            if self.rate:
+            accepted = max(begun - refused, 1)
+            if not self.rate:
+                self._starts = collections.deque(t for t in self._history if now - t < self.window)
+            elif self._probed_from and at >= self._last_change:
+                # A probe found the limit where it was: back to the rate before it, probe less often.
+                accepted = min(accepted, self._probed_from)
+                self.probe_seconds = min(self.probe_seconds * 2, self.MAX_PROBE_SECONDS)
+            elif at >= self._last_change:
                 accepted = min(accepted, max(int(self.rate * 0.9), self.rate - 1))
             else:
-                self._starts = collections.deque(self._recent)
+                accepted = min(accepted, self.rate)
+            self._probed_from = 0
             self.rate = max(accepted, 1)
             self._last_change = now
             self.limited += 1
@@ -408,7 +437,7 @@ class OrttoClient:
                 raise OrttoAuthError(message, status=status, body=payload)
             if status == 429:
                 if isinstance(gate, LearnedRateGate) and _error_code(payload) != "concurrency-limit":
-                    learned = gate.learn()
+                    learned = gate.learn(attempt_started)
                     logger.info("Ortto answered 429: pacing this account at %d requests/s", learned)
                 wait = _try_in_seconds(payload)
                 delay = wait if wait is not None else http.backoff_delay(attempt)
@@ -420,8 +449,11 @@ class OrttoClient:
                 message, status=status, body=payload, details=details if isinstance(details, list) else []
             )
 
+        attempt_started = None
+
         def before_attempt() -> None:
-            gate.acquire()
+            nonlocal attempt_started
+            attempt_started = gate.acquire()
             pause = bad_requests.wait_time()
             if pause > 0:
                 logger.warning("Ortto: %d bad requests in %.0fs; waiting %.1fs to stay clear of the IP ban",

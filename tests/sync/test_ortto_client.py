@@ -462,17 +462,35 @@ def test_learned_gate_is_unpaced_until_a_429_then_paces_at_what_was_accepted():
 
     clock = FakeClock()
     gate = LearnedRateGate(margin=0.0, clock=clock, sleep=clock.sleep)
+    starts = []
     for _ in range(12):  # 12 requests in 0.12 s: nothing paces them
-        gate.acquire()
+        starts.append(gate.acquire())
         clock.now += 0.01
     assert clock.now == pytest.approx(100.12)
     # The account allows 10/s: requests 11 and 12 were refused.
-    gate.learn()
-    assert gate.learn() == 10
+    assert gate.learn(starts[10]) == 10
+    assert gate.learn(starts[11]) == 10  # the same burst's second refusal: not a reason to slow down more
     start = clock.now
     for _ in range(20):
         gate.acquire()
     assert clock.now - start >= 1.0  # 20 more requests need two windows at 10/s
+
+
+def test_learned_gate_counts_the_window_before_the_refused_request_not_before_its_answer():
+    """On a loaded host a 429 can come back most of a second after its request left; the requests
+    started in the second before the *answer* are then fewer than the account allows."""
+    from sync.ortto import LearnedRateGate
+
+    clock = FakeClock()
+    gate = LearnedRateGate(margin=0.0, clock=clock, sleep=clock.sleep)
+    for _ in range(10):  # 10 requests spread over 0.9 s, all accepted
+        gate.acquire()
+        clock.now += 0.09
+    refused = gate.acquire()  # the 11th in that second: refused ...
+    clock.now += 0.8  # ... and its answer arrives 0.8 s later, after only a few more starts
+    for _ in range(3):
+        gate.acquire()
+    assert gate.learn(refused) == 10
 
 
 def test_learned_gate_only_slows_down_on_a_429_and_probes_up_slowly():
@@ -490,6 +508,26 @@ def test_learned_gate_only_slows_down_on_a_429_and_probes_up_slowly():
     for _ in range(20):
         gate.acquire()
     assert gate.learn() <= 18  # a 429 while paced: at least 10 % slower
+
+
+def test_a_probe_that_draws_a_429_goes_back_to_the_rate_and_probes_less_often():
+    from sync.ortto import LearnedRateGate
+
+    clock = FakeClock()
+    gate = LearnedRateGate(margin=0.0, probe_seconds=30, clock=clock, sleep=clock.sleep)
+    gate.acquire()
+    gate.rate = 10  # learned
+    clock.now += 31
+    starts = [gate.acquire() for _ in range(11)]
+    assert gate.rate == 11  # the probe
+    assert gate.learn(starts[-1]) == 10  # the 11th refused: the account's rate is still 10, not 10 % less
+    assert gate.probe_seconds == 60
+    clock.now += 31
+    gate.acquire()
+    assert gate.rate == 10  # the next probe waits twice as long
+    clock.now += 30
+    gate.acquire()
+    assert gate.rate == 11
 
 
 def test_a_429_teaches_the_client_its_accounts_rate(client, settings):
