@@ -165,7 +165,10 @@ def journey_apply(ctx: engine.SyncContext, orders: list[dict], known: dict[int, 
         item.activities = [_status_activity(ctx, item, event) for event in item.change.events]
 
     # Known orders' buyers may not have been merged by this run: merge them first (never Ortto's default).
-    emails = sorted({item.row.email for item in pending})
+    # The ledger rows are needed only for them and for totals that change (an import's new orders were
+    # counted in full by the engine: most units need none).
+    emails = sorted({item.row.email for item in pending
+                     if (item.activities and not item.new) or item.change.count_delta or item.change.total_delta})
     ledger = {row.email: row for row in PersonLedger.objects.filter(connection=ctx.connection, email__in=emails)}
     ledger.update({email: row for email, row in work.ledger_rows.items() if email in ledger or email in emails})
     needing = [item.row.email for item in pending if item.activities and not item.new]
@@ -174,6 +177,7 @@ def journey_apply(ctx: engine.SyncContext, orders: list[dict], known: dict[int, 
         engine.presence_ensure(ctx, list(dict.fromkeys(needing)), outcomes, ledger, work)
 
     sendable, owners = [], []  # owners: (pending index, is a status event)
+    products, product_owners = [], []
     for index, item in enumerate(pending):
         if item.activities and not item.new and not outcomes[item.row.email].ok:
             item.activities = None  # not sent, not recorded: the next run tries again
@@ -182,17 +186,31 @@ def journey_apply(ctx: engine.SyncContext, orders: list[dict], known: dict[int, 
             sendable.append(activity)
             owners.append((index, True))
         for activity in item.products:
-            sendable.append(activity)
-            owners.append((index, False))
+            products.append(activity)
+            product_owners.append((index, False))
+    if sendable:  # one stream of batches, as few calls as the unit's activities allow
+        sendable, owners = sendable + products, owners + product_owners
+    elif products:
+        # Only Ordered product activities: their answers change nothing the commit writes (the lines are
+        # recorded as sent, a refusal is reported), so they stay in flight while the run commits this unit
+        # and plans the next (engine.DeferredSends); refusals become events of a later commit.
+        rows = [pending[index].row for index, _ in product_owners]
+        batches = list(engine.chunks(list(zip(products, rows))))
+
+        def send(ctx, batch):
+            return engine.create_activities_safely(ctx, [activity for activity, _ in batch])
+
+        def refused(batch, results):
+            return [_refusal_event(ctx, row, activity, result)
+                    for (activity, row), result in zip(batch, results) if _refused(result)]
+
+        ctx.deferred.submit(ctx, send, batches, refused)
     results = [r for batch in engine.send_all(engine.create_activities_safely, ctx, list(engine.chunks(sendable)))
                for r in batch]
     status_failed: set[int] = set()
     for activity, (index, is_status), result in zip(sendable, owners, results):
-        if result.get("error") or result.get("status") not in engine.OK_ACTIVITY_STATUSES:
-            row = pending[index].row
-            work.events.append(engine._event(ctx, resource="orders", bc_id=row.order_id, email=row.email, message=(
-                f"Ortto refused the {_activity_name(ctx, activity)} activity: "
-                f"{result.get('error') or result.get('status')}")))
+        if _refused(result):
+            work.events.append(_refusal_event(ctx, pending[index].row, activity, result))
             if is_status:
                 status_failed.add(index)
 
@@ -222,6 +240,15 @@ def journey_apply(ctx: engine.SyncContext, orders: list[dict], known: dict[int, 
                 changed_people[row.email] = person
     if changed_people and not ctx.defer_aggregates:
         engine.aggregates_push(ctx, list(changed_people.values()), work)
+
+
+def _refused(result: dict) -> bool:
+    return bool(result.get("error")) or result.get("status") not in engine.OK_ACTIVITY_STATUSES
+
+
+def _refusal_event(ctx: engine.SyncContext, row: OrderLedger, activity: dict, result: dict):
+    return engine._event(ctx, resource="orders", bc_id=row.order_id, email=row.email, message=(
+        f"Ortto refused the {_activity_name(ctx, activity)} activity: {result.get('error') or result.get('status')}"))
 
 
 def _products_limit(ctx: engine.SyncContext, placed: list[_Pending], work: engine.PageWork) -> None:

@@ -291,6 +291,8 @@ class SyncContext:
     first_pages: dict = field(default_factory=dict)
     # Initial runs: subscribers are staged, then written with their customer (one merge per person).
     stage_subscribers: bool = False
+    # Ortto calls in flight whose answers only become events (DeferredSends).
+    deferred: DeferredSends = field(default_factory=lambda: DeferredSends())
 
     @property
     def store_name(self) -> str:
@@ -414,6 +416,52 @@ def send_all(send, ctx: SyncContext, payloads: list, emails_of=lambda payload: (
         for index, future in futures:
             results[index] = future.result()
     return results
+
+
+class DeferredSends:
+    """Ortto calls whose answers no commit waits for (a unit's Ordered product activities: the order
+    ledger records the lines as sent before the call, and a refusal is only reported), left in flight
+    while the run commits the unit and goes on with the next, so that Ortto is not idle meanwhile.
+
+    `harvest()` turns the answers that have come back into events for the next commit (an exception in a
+    call, e.g. a revoked key, is raised there, after every other call has finished); the run waits for all
+    of them (`harvest(wait=True)`) before it ends, stops or yields, and `drain()` on an error, so no call
+    outlives its run. At most `limit` calls are in flight: the oldest is waited for before one more."""
+
+    def __init__(self, limit: int = 16):
+        self.limit = limit
+        self._pending: list = []  # (future, payload, handle)
+        self._events: list = []
+
+    def submit(self, ctx: SyncContext, send, payloads: list, handle) -> None:
+        """send(ctx, payload) for each payload on the Ortto pool; handle(payload, results) -> events."""
+        pool = _pool(ortto_concurrency())
+        for payload in payloads:
+            while len(self._pending) >= self.limit:
+                self._settle(self._pending.pop(0))
+            future = pool.submit(contextvars.copy_context().run, send, ctx, payload)
+            self._pending.append((future, payload, handle))
+
+    def _settle(self, entry) -> None:
+        future, payload, handle = entry
+        try:
+            results = future.result()
+        except BaseException:
+            self.drain()
+            raise
+        self._events += handle(payload, results)
+
+    def harvest(self, *, wait: bool = False) -> list:
+        """The events of the calls answered so far (all of them, waiting, when `wait`)."""
+        while self._pending and (wait or self._pending[0][0].done()):
+            self._settle(self._pending.pop(0))
+        events, self._events = self._events, []
+        return events
+
+    def drain(self) -> None:
+        """Wait for every call in flight, ignoring their outcome (the run is failing anyway)."""
+        pending, self._pending = self._pending, []
+        wait([future for future, _, _ in pending])
 
 
 def _known(row: PersonLedger | None) -> KnownPerson | None:

@@ -210,7 +210,15 @@ def _execute(run: SyncRun, *, log, sliced: bool, on_page) -> None:
     )
     if not run.checkpoint.get("resources"):
         _prepare(ctx)
+    try:
+        _resources_sync(ctx, log=log, sliced=sliced, started=started, on_page=on_page)
+    except BaseException:
+        ctx.deferred.drain()  # no Ortto call outlives its run
+        raise
 
+
+def _resources_sync(ctx: engine.SyncContext, *, log, sliced: bool, started: float, on_page) -> None:
+    run = ctx.run
     for resource in RESOURCES:
         if resource == "orders" and ctx.stage_subscribers and not _staged_flush(
                 ctx, log=log, sliced=sliced, started=started, on_page=on_page):
@@ -226,9 +234,11 @@ def _execute(run: SyncRun, *, log, sliced: bool, on_page) -> None:
             while not run.checkpoint["resources"][resource]["done"]:
                 stop = _stop_reason(run)
                 if stop:
+                    _deferred_settle(ctx)
                     _finish(run, *stop, log=log)
                     return
                 if sliced and time.monotonic() - started > settings.SYNC_TASK_SLICE_SECONDS:
+                    _deferred_settle(ctx)
                     _yield_slice(run, log=log)
                     return
                 items, page_total, checkpoint = pages.next_unit(pages_per_unit())
@@ -243,11 +253,13 @@ def _execute(run: SyncRun, *, log, sliced: bool, on_page) -> None:
                 work.counters.fetched = len(items)
                 carried = work.carry
                 state["carry"] = [int(record["id"]) for record in carried]
+                work.events += ctx.deferred.harvest()  # earlier units' calls that have answered
                 _commit_page(run, resource, work, checkpoint, page_total)
                 log.info("%s page: %s", resource, work.counters.as_dict())
                 if on_page:
                     on_page(run)
 
+    _deferred_settle(ctx)
     if "webhook" in run.checkpoint and not run.checkpoint.get("carts_done"):
         # Abandoned and converted carts arrive by webhook only (BigCommerce lists no abandoned carts).
         work = carts.carts_process(ctx, carts.cart_events(run.checkpoint["webhook"]["event_ids"]))
@@ -258,6 +270,14 @@ def _execute(run: SyncRun, *, log, sliced: bool, on_page) -> None:
         return
     organizations.organizations_flush(ctx, check_lease=_check_lease, send_all=engine.send_all)
     _complete(ctx, log=log)
+
+
+def _deferred_settle(ctx: engine.SyncContext) -> None:
+    """Wait for the Ortto calls still in flight (engine.DeferredSends) and commit what they reported."""
+    work = engine.PageWork()
+    work.events = ctx.deferred.harvest(wait=True)
+    if work.events:
+        _commit_page(ctx.run, "orders", work, copy.deepcopy(ctx.run.checkpoint), None)
 
 
 def _staged_flush(ctx: engine.SyncContext, *, log, sliced: bool, started: float, on_page) -> bool:

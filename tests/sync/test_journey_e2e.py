@@ -265,3 +265,30 @@ def test_ordered_products_beyond_ortto_s_daily_fifty_are_left_out_and_said(store
     _deliver(sandbox_store)
     assert _count(PRODUCT, person__email="bulk.buyer@example.com") == 50
     assert SyncEvent.objects.filter(email="bulk.buyer@example.com", message__startswith="10 ordered product(s)").exists()
+
+
+def test_a_refused_ordered_product_is_reported_before_the_import_ends(store_synced, monkeypatch):
+    """Ordered product calls stay in flight while the run commits and goes on (sync.engine.DeferredSends);
+    what Ortto refused still reaches the run's events before the run is over."""
+    from sandbox.ortto import engine as emulated
+    from sync.models import SyncEvent
+
+    original = emulated._activity_problem
+
+    def last_placed() -> int:
+        return Order.objects.filter(store__store_hash="jrn7").exclude(status_id=0).order_by("-bc_id")[0].bc_id
+
+    def problem(item, definitions, custom_ids):
+        if item.get("activity_id") == PRODUCT and item.get("key", "").startswith(f"bc:jrn7:order:{last_placed()}:"):
+            return "refused for the test"
+        return original(item, definitions, custom_ids)
+
+    monkeypatch.setattr(emulated, "_activity_problem", problem)
+    _, store, _ = store_synced("jrn7", orders=30, customers=20)
+
+    run = SyncRun.objects.get(store=store, kind=SyncRun.Kind.INITIAL)
+    event = SyncEvent.objects.get(run=run, bc_id=last_placed())
+    assert event.message == "Ortto refused the Ordered product activity: refused for the test"
+    assert event.created_at <= run.finished_at
+    placed = Order.objects.filter(store__store_hash="jrn7").exclude(status_id=0).count()
+    assert _count(PRODUCT) == placed - 1 and _count(PLACED) == placed
