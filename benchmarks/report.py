@@ -568,51 +568,50 @@ def write_report(results: dict, path) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-REGIME_NOTES = """### What was changed for the regimes (issue 17)
+REGIME_NOTES = """### What was changed for the regimes (issue 17) in this round
 
-- **Ortto's rate is learned, not configured** (`sync/ortto.py`, `LearnedRateGate`): unpaced until the
-  account's first 429, then paced at what it accepted in the window that drew the 429 (started minus
-  refused), at least 10 % slower on a 429 while paced, one request/s more per 30 s without a 429. A
-  `concurrency-limit` 429 is not taken for a rate. `ORTTO_RATE_PER_SECOND` still fixes it when set.
-- **Each person once** (`StagedSubscriber`, migration sync 0009): an initial run reads the subscribers first
-  and keeps them in the database (not memory); each customer page takes its customers' subscriber records
-  along, so a customer who is also a subscriber is one creating merge; the other subscribers follow the
-  customers. Ortto calls at 10k went from 503 (one merge per record) to ~465 against a minimum of 463.
-- **Read-ahead of 8 pages** (was 4), so BigCommerce reading goes on while Ortto answers a 429's wait.
-- **Completeness**: records read are compared with BigCommerce's totals at the end of a full run (the
-  column "records read / reported"); a shortfall ends the run partial with the numbers. Customers answered
-  without cursor metadata are read by page number.
-- **Synchronous merges in flight**: measured 2 vs 4 side by side at 10k (docs/ortto-contract.md,
-  "Concurrency"): Standard/10 49.1 vs 48.5 s with 3 vs 9 429s, Pro/60 17.9 vs 17.7 s. The default stays 2.
+- **The journey doubled an import's activities.** Ordered product (one per order line, added after issue 17
+  was written) is half of the activities now: 10k went from 466 Ortto calls to 659, against a minimum that
+  now counts ceil(order lines / 100) too. Ortto calls stay at 1.000–1.002 of that minimum.
+- **Ordered product calls stay in flight** (`sync/engine.py`, `DeferredSends`): they went out after the unit's
+  Placed order answers and held the unit; their answers change nothing the commit writes, so they now overlap
+  the unit's commit and the next unit's planning. 10k Standard/10, side by side before/after on this box:
+  86.2 s → 77.9 s (with the gate fix below), 76.0 s with the journey's ledger reads cut to the rows it changes.
+- **Ortto's rate is learned from the window before the refused request started** (`LearnedRateGate`): it was
+  the window before the 429's *answer*, which on this loaded box held half the account's rate (a 10/s account
+  was learned as 5/s, and the run took 111.5 s at 10k). A probe (+1 request/s per 30 s) that draws a 429
+  goes back to the rate it came from and doubles the time to the next probe (up to 10 min).
+- **The emulated Ortto's own cost.** Its 50-events check counted a batch's recent events across the whole
+  instance (SQLite walked the feed on every call); by person it stays constant: activities/create 247 → 164 ms
+  on average under load at 10k, and the box's floor at 10k went from 77–103 s to 57 s.
+- Still in place from the previous round: each person written once (`StagedSubscriber`), read-ahead of 8
+  pages, completeness against BigCommerce's totals, 2 synchronous merges in flight.
 
 ### Why a regime target is missed, and the next step
 
-- **Ortto 60/s (both BigCommerce plans): the box, not the quota.** The quotas-off run ("floor") of the same
-  import takes about as long as these regimes' bound or longer (50k: floor 124 s; Pro/60 bound 49 s,
-  Standard/60 bound 146 s): the sync's own CPU (~0.85 s per 1,000 records), both emulators and their SQLite
-  files share 2 cores. Pro/60 finishes at or below the floor, so nothing is left idle that this box could
-  use; the ratio to the quota bound cannot be met here. Next step: run the Pro/60 regime on a box with
-  more cores (or the emulators on another host), and cut the sync's CPU per record (profile a 50k unit).
-- **Standard/Plus BigCommerce (5 req/s) with Ortto 10/s.** Ortto limits the run, but it has nothing to do
-  while the subscribers are read (they are kept for their customers, one merge per person): 130 pages at
-  5 req/s at 50k = 26 s of Ortto idling, about 11 % of the bound; the Pro store reads them in a third of
-  that time (same data: 249 s vs 276 s). Next step: overlap that phase with Ortto work (e.g. read
-  customers' pages in parallel with the subscribers' and hold their merges until the subscribers are in,
-  or send the activities of a previous run's orders), and pipeline units so Ortto is not idle while a unit
-  is planned and committed (today a unit's CPU work and its Ortto calls alternate).
-- **200k, Standard/10: 1.44.** The same two causes, larger: 520 subscriber pages at 5 req/s leave Ortto idle
-  for ~104 s (11 % of the 928 s bound), and the worker's 258 s of CPU (0.35 s per 1,000 records, growing
-  with the ledger) alternate with the Ortto calls instead of overlapping them; 23 Ortto 429s from the
-  gate's probing (+1 request/s per 30 s) cost little. Memory stays flat (111 MB in both halves of the run).
-  The next step above (pipelined units) is the one that matters here.
-- **Rate share ~0.94–0.95 at Ortto 10/s.** The learned gate paces at 10 per 1.05 s (the margin that keeps
-  correctly paced requests from arriving 11 in one of Ortto's seconds), i.e. at most 0.95 of the quota.
+- **This box is the bottleneck, not the quotas.** The quotas-off import ("floor") takes as long as the
+  Ortto 10/s bound or nearly (10k: floor 57 s vs bound 66 s; 50k: 313 s vs 330 s): the sync's CPU (0.8–1.1 s
+  per 1,000 records, growing slowly with the ledger), both emulators and their SQLite files share 2 cores. The Ortto
+  60/s regimes finish within 1–5 % of that floor (column "wall / max(bound, floor)"), so nothing is left
+  idle that this box could use, and their ratio to the quota bound cannot be met here. Next step: run the
+  regimes with the emulators on another host (or a box with more cores), and cut the sync's CPU per record
+  (the profile is flat: JSON of BigCommerce pages ~14 %, the unit's commit ~20 %, mapping and planning).
+- **Ortto 10/s: 1.11–1.14 at 10k, 1.15–1.24 at 50k, 1.27 at 200k.** With the floor that close to the bound, the
+  pacing overheads add up instead of hiding behind spare CPU: the gate's margin (10 per 1.05 s: at most 0.95
+  of the quota), 2–10 429s (each holds one call for its try-in-seconds), and Ortto idle while the subscribers
+  are read and kept (the first 130 pages at 50k, 520 at 200k). Memory stays flat at 200k: 127 / 128 MB in the
+  run's two halves (target ≤ 150 MB). Standard is slower than Pro at 50k (409 vs 381 s) on the
+  same data: the subscribers fill most of Standard's first window of 150 requests, so the customers wait
+  for the second window. Next step: record requests per second of each API in the bench to place the idle
+  seconds exactly, read the subscribers in parallel by page number while the window has room, and send a
+  unit's Ortto calls while the previous unit commits (the ledger rows it needs handed over in memory).
+- **Rate share < 0.95**: the same causes; 0.95 is the gate's own ceiling at the 1.05 s window.
 - **BigCommerce requests / minimum** (1.014 at 10k, ≤ 1.003 above): one `orders/count` for the totals the
   completeness check needs (v2 pages carry none) and one empty orders page (204) when the order count is a
   multiple of 250.
-- **BigCommerce-bound regimes at 10k**: 148 reads plus the first run's webhook registration exceed one
-  window of 150, so the last requests wait for the second window (30 s): wall ≥ 30 s against a bound of
-  29.2 s.
+- **Not built from the issue's list**: parallel page reads (pages are read ahead on one thread), and buyer
+  totals folded into the person's merge in incremental and webhook runs (a totals write follows the order's
+  activity, because only an accepted Placed order counts).
 
 """
 
