@@ -340,6 +340,36 @@ def _b2b(results: dict) -> list[str]:
     return lines
 
 
+def _latency(results: dict) -> list[str]:
+    """§1d: slow BigCommerce pages, read one at a time and several at a time, side by side."""
+    bench = results.get("latency")
+    if not bench or not bench.get("runs"):
+        return []
+    size = {"n": bench["n"], "data": bench["data"], "scale": 1.0}
+    rows = [(run, regime_row(size, run)) for run in bench["runs"]]
+    lines = []
+    w = lines.append
+    w("## 1d. Slow BigCommerce pages: reading several at a time")
+    w("")
+    w(f"The same {bench['n']:,}-customer import under the Pro / Ortto 60/s regime, with every BigCommerce request "
+      f"taking **{_f(bench['latency'], 1)} s** in the emulator (an assumed page latency: BigCommerce publishes "
+      "none; a 250-customer page with addresses is the heaviest read). Only `BIGCOMMERCE_READ_CONCURRENCY` "
+      "differs between the rows, run one after the other in one session.")
+    w("")
+    w("| pages in flight | wall (s) | quota bound (s) | wall ÷ bound | BigCommerce requests | BC 429s | status |")
+    w("|---:|---:|---:|---:|---:|---:|---|")
+    for run, row in rows:
+        w(f"| {run['read_concurrency']} | {_f(row['wall'], 1)} | {_f(row['bound'], 1)} | {_f(row['ratio'])} | "
+          f"{row['bc_total']} (min {row['bc_min']}) | {row['bc_429']} | {row['status']} |")
+    if len(rows) >= 2 and rows[-1][1]["wall"]:
+        w("")
+        w(f"Several pages at a time: **{_f(rows[0][1]['wall'] / rows[-1][1]['wall'])} ×** faster than one at a time "
+          "(ratio of the two walls above). With one page in flight a run cannot read faster than one page per "
+          "latency, whatever the store's quota.")
+    w("")
+    return lines
+
+
 def _webhook_intake(results: dict) -> list[str]:
     """§4: webhook intake throughput and latency, and the exactly-once check."""
     lines = []
@@ -553,6 +583,7 @@ def write_report(results: dict, path) -> None:
     lines = [
         *_introduction(results),
         *_regimes(results),
+        *_latency(results),
         *(_initial_sync(results, sizes, throttled) if sizes else []),
         *(_throughput(sizes) if sizes else []),
         *(_emulator_capacity(results, sizes, raw_sizes) if sizes else []),

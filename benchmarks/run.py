@@ -278,6 +278,40 @@ def regimes_size(env: Env, n: int, *, scale: float, regimes, incremental: bool, 
     return result
 
 
+def latency_bench(env: Env, n: int, *, latency: float, concurrencies=(1, 4)) -> dict:
+    """Pages that answer slowly: every BigCommerce request of the store takes `latency` seconds in the
+    emulator, under the Pro / Ortto 60/s regime, read one page at a time and several at a time
+    (BIGCOMMERCE_READ_CONCURRENCY), side by side on one data set."""
+    log(f"latency n={n}: seeding the emulator")
+    env.fresh(env.emu_db)
+    data = env.task(env.emu_db, "emu-seed", "--n", n)
+    emu = env.gunicorn(env.emu_db, env.emu_port, workers=2, threads=16)
+    result = {"n": n, "data": data, "latency": latency, "runs": []}
+    faults = f"{env.emu_url}/sandbox/bigcommerce/control/bench01/faults"
+    try:
+        for concurrency in concurrencies:
+            ortto_reset(env)
+            bc_rate, rate = set_regime(env, bc_requests=450, ortto_rate=60, scale=1.0)
+            requests.post(faults, json={"slow_probability": 0.0}, timeout=10).raise_for_status()
+            env.fresh(env.bridge_db)
+            env.task(env.bridge_db, "bridge-setup", "--token", data["token"], "--strategy", 1)
+            requests.post(faults, json={"slow_probability": 1.0, "slow_seconds": latency},
+                          timeout=10).raise_for_status()
+            log(f"latency n={n}: {latency}s per BigCommerce request, {concurrency} page(s) at a time")
+            run = env.task(env.bridge_db, "sync", "--kind", "initial", ORTTO_RATE_PER_SECOND=0,
+                           BIGCOMMERCE_READ_CONCURRENCY=concurrency, timeout=7200)
+            run["regime"] = {"bc_requests_per_30s": 450, "ortto_per_s": 60, "bc_rate": bc_rate, "ortto_rate": rate}
+            run["read_concurrency"] = concurrency
+            stats = ortto_stats(env)
+            run["ortto_stats"] = {k: stats[k] for k in ("people", "subscribed", "unsubscribed", "activities")}
+            result["runs"].append(run)
+            log(f"latency n={n}: {run['wall']:.1f}s status={run['status']} requests={run['requests']['by_api']}")
+        requests.post(faults, json={"slow_probability": 0.0}, timeout=10).raise_for_status()
+    finally:
+        env.stop(emu)
+    return result
+
+
 def emulator_capacity(env: Env, token: str) -> dict:
     """The same kinds of requests against the emulator from a bare client (quotas off): can it keep up?"""
     set_quotas(env, scale=None)
@@ -493,8 +527,10 @@ def main(argv=None):
                         "(default 10000,50000,200000; 500 with --quick)")
     parser.add_argument("--work", default=str(WORK), help="scratch directory (databases, logs)")
     parser.add_argument("--quick", action="store_true", help="smoke size (500 customers), small admin/webhook runs")
-    parser.add_argument("--only", default="regimes,overwrite,b2b,webhooks,admin",
-                        help="comma list of: regimes, sync, overwrite, b2b, webhooks, admin")
+    parser.add_argument("--only", default="regimes,latency,overwrite,b2b,webhooks,admin",
+                        help="comma list of: regimes, latency, sync, overwrite, b2b, webhooks, admin")
+    parser.add_argument("--page-latency", type=float, default=1.0,
+                        help="latency: seconds each BigCommerce request takes in the emulator")
     parser.add_argument("--regime-sizes", default="10000,50000",
                         help="regimes: customers per data set, every regime at each (comma list)")
     parser.add_argument("--slowest-sizes", default="200000",
@@ -553,6 +589,9 @@ def main(argv=None):
         if "admin" in only:
             results["admin"] = admin_bench(env, runs=5_000 if args.quick else 1_000_000,
                                            events=1_000 if args.quick else 100_000)
+            Path(args.json).write_text(json.dumps(results, indent=1, default=str))
+        if "latency" in only:
+            results["latency"] = latency_bench(env, 500 if args.quick else 10_000, latency=args.page_latency)
             Path(args.json).write_text(json.dumps(results, indent=1, default=str))
         if "regimes" in only:
             results["regimes"] = []

@@ -10,6 +10,7 @@ client secret never appear in log lines or exception messages.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -92,6 +93,7 @@ class Page:
     total: int | None = None
     next_after: str | None = None
     next_page: int | None = None
+    total_pages: int | None = None  # v3 meta.pagination; None where the answer has none
 
 
 # --- Dates --------------------------------------------------------------------------------------
@@ -237,8 +239,9 @@ def exchange_code(*, code: str, scope: str, context: str, session: requests.Sess
 class BigCommerceClient:
     """REST client for one store (v2 and v3), authenticated with the store's access token.
 
-    Pacing state lives on the instance: when a response says the requests left in the window have
-    fallen to `rate_limit_reserve`, the next request first sleeps for X-Rate-Limit-Time-Reset-Ms.
+    Pacing state lives on the instance and is shared by the threads that read through it (parallel page
+    reads): when a response says the requests left in the window have fallen to `rate_limit_reserve`,
+    every request that starts before the window resets (X-Rate-Limit-Time-Reset-Ms) first waits for it.
     """
 
     def __init__(
@@ -261,7 +264,8 @@ class BigCommerceClient:
         self.rate_limit_reserve = rate_limit_reserve
         self.max_attempts = max_attempts
         self.max_total_sleep = max_total_sleep
-        self._pause_before_next: float = 0.0
+        self._pace_lock = threading.Lock()
+        self._pause_until: float = 0.0  # time.monotonic() when the window resets; 0 = no pause
 
     def __repr__(self) -> str:
         return f"<BigCommerceClient store_hash={self.store_hash!r}>"
@@ -269,20 +273,25 @@ class BigCommerceClient:
     # -- plumbing
 
     def _before_attempt(self) -> None:
-        if self._pause_before_next > 0:
-            pause, self._pause_before_next = self._pause_before_next, 0.0
+        with self._pace_lock:
+            until = self._pause_until
+        pause = until - time.monotonic() if until else 0.0
+        if pause > 0:
             logger.info("BigCommerce store %s: quota reserve reached, pausing %.2fs", self.store_hash, pause)
             self._sleep(pause)
+        if until:
+            with self._pace_lock:
+                if self._pause_until == until:  # the threads that waited for this reset all saw it pass
+                    self._pause_until = 0.0
 
     def _after_response(self, response: requests.Response) -> None:
         if response.status_code == 429:
-            # _send sleeps the reset itself before retrying; don't sleep twice.
-            self._pause_before_next = 0.0
-            return
+            return  # _send sleeps the reset itself before retrying; don't sleep twice.
         left = header_number(response, "X-Rate-Limit-Requests-Left")
         reset_ms = header_number(response, "X-Rate-Limit-Time-Reset-Ms")
         if left is not None and reset_ms is not None and left <= self.rate_limit_reserve:
-            self._pause_before_next = max(reset_ms, 0.0) / 1000.0
+            with self._pace_lock:
+                self._pause_until = max(self._pause_until, time.monotonic() + max(reset_ms, 0.0) / 1000.0)
 
     def _request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
                  json_body: Any = None) -> requests.Response:
@@ -341,10 +350,15 @@ class BigCommerceClient:
         after: str | None = None,
         page: int | None = None,
         ids: list[int] | None = None,
+        sort: str = "date_modified:asc",
         limit: int = DEFAULT_PAGE_LIMIT,
     ) -> Page:
-        """One page by cursor (`after`), or by number (`page`) when the answers carry no cursor."""
-        params: dict[str, Any] = {"include": "addresses", "sort": "date_modified:asc", "limit": limit}
+        """One page by cursor (`after`) or by number (`page`).
+
+        Page-number reads sort by `date_created:asc` (customers.v3.yml, sort): a customer edited
+        during the read keeps its place, so no page boundary shifts past an unread customer.
+        """
+        params: dict[str, Any] = {"include": "addresses", "sort": sort, "limit": limit}
         if page is not None and not after:
             params["page"] = page
         if modified_since is not None:
@@ -364,7 +378,8 @@ class BigCommerceClient:
         current = pagination.get("current_page") or page or 1
         total_pages = pagination.get("total_pages") or 0
         return Page(items=list(payload.get("data") or []), total=pagination.get("total"), next_after=next_after,
-                    next_page=current + 1 if current < total_pages else None)
+                    next_page=current + 1 if current < total_pages else None,
+                    total_pages=pagination.get("total_pages"))
 
     # -- subscribers (v3, page-based)
 
@@ -389,6 +404,7 @@ class BigCommerceClient:
             items=list(payload.get("data") or []),
             total=pagination.get("total"),
             next_page=current + 1 if current < total_pages else None,
+            total_pages=pagination.get("total_pages"),
         )
 
     # -- orders (v2, keyset on id)
@@ -399,13 +415,17 @@ class BigCommerceClient:
         modified_since: datetime | None = None,
         min_id: int | None = None,
         max_id: int | None = None,
+        page: int | None = None,
         limit: int = DEFAULT_PAGE_LIMIT,
     ) -> Page:
         """One page of orders by ascending id; items are as BigCommerce sends them (RFC-2822 dates).
 
-        v2 has no cursor and no meta: callers page with min_id = last id + 1. 204 is an empty page.
+        v2 has no cursor and no meta: callers page with min_id = last id + 1, or by `page` number
+        (orders.v2.oas2.yml, getOrders `page`) when pages are read in parallel. 204 is an empty page.
         """
         params: dict[str, Any] = {"sort": "id:asc", "limit": limit, **ORDER_INCLUDES}
+        if page is not None:
+            params["page"] = page
         if modified_since is not None:
             params["min_date_modified"] = format_filter_datetime(modified_since)
         if min_id is not None:

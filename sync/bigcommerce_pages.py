@@ -2,17 +2,26 @@
 
 The checkpoint (a run's resume point) says where each resource's reading stands; the functions here
 advance a copy of it and never touch the database, so the prefetch thread can call them.
+
+Resources read by page number (subscribers; customers and, in full runs, orders once their page count
+is known) are read several pages at a time, so a store whose pages each take a second to answer still
+fills its request quota; the pages reach the run strictly in order. A cursor (customers whose answers
+carry only a cursor, a resumed cursor read) or a min_id keyset (incremental orders) is read one page
+after the other, since each request needs the previous answer.
 """
 
 from __future__ import annotations
 
+import collections
 import contextvars
 import copy
 import logging
 import queue
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
+from django.conf import settings
 from django.utils import timezone
 
 from . import engine, mapping
@@ -28,6 +37,19 @@ MAX_PAGES_PER_UNIT = 4
 PREFETCH_PAGES = 8
 # Records read by id per request (webhook and retry runs).
 WEBHOOK_CHUNK = 50
+# Page-number reads in flight at once (settings.BIGCOMMERCE_READ_CONCURRENCY overrides). Together they
+# stay within the store's quota: the client pauses every reader once the window's requests left reach
+# its reserve (stores.bigcommerce.BigCommerceClient).
+READ_CONCURRENCY = 4
+
+
+# Customers are read in creation order: an edit during the read moves no customer across a page
+# boundary (date_modified order would, and a page read by number would then skip one).
+CUSTOMERS_SORT = "date_created:asc"
+
+
+def read_concurrency() -> int:
+    return max(1, int(getattr(settings, "BIGCOMMERCE_READ_CONCURRENCY", READ_CONCURRENCY)))
 
 
 def pages_per_unit() -> int:
@@ -83,6 +105,9 @@ class PagePrefetch:
                 checkpoint["resources"][self.resource] = copy.deepcopy(state)
                 if not self._put((items, page_total, checkpoint)) or state["done"]:
                     return
+            if numbered(checkpoint, self.resource):
+                self._numbered(checkpoint)
+                return
             while not self.stopping.is_set():
                 checkpoint = copy.deepcopy(checkpoint)
                 items, page_total = page_fetch(self.ctx, self.resource, checkpoint)
@@ -92,6 +117,37 @@ class PagePrefetch:
                     return
         except BaseException as exc:  # handed to the run's thread, which raises it
             self._put(exc)
+
+    def _numbered(self, checkpoint: dict) -> None:
+        """Pages by number, up to read_concurrency() requests in flight, handed on in page order.
+
+        Pages up to the count the answers (or the order count) gave are requested ahead; past it, one
+        at a time, until a page says it is the last. A page that fails stops the reading: its error
+        goes to the run, and the pages after it are dropped (they are read again on resume).
+        """
+        resource = self.resource
+        state = checkpoint["resources"][resource]
+        since = _since(checkpoint, resource)
+        next_number = state["page"]
+        in_flight: collections.deque = collections.deque()
+        pool = ThreadPoolExecutor(max_workers=read_concurrency(), thread_name_prefix=f"read-{resource}")
+        try:
+            while not self.stopping.is_set():
+                known = state.get("pages") or 0
+                while len(in_flight) < read_concurrency() and (next_number <= known or not in_flight):
+                    call = contextvars.copy_context().run
+                    in_flight.append((next_number, pool.submit(call, numbered_page, self.ctx, resource,
+                                                               state, since, next_number)))
+                    next_number += 1
+                number, future = in_flight.popleft()
+                page = future.result()
+                checkpoint = copy.deepcopy(checkpoint)
+                state = checkpoint["resources"][resource]
+                numbered_advance(state, resource, page, number)
+                if not self._put((page.items, page.total, checkpoint)) or state["done"]:
+                    return
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def _next_page(self):
         entry = self.queue.get()
@@ -116,6 +172,50 @@ def _since(checkpoint: dict, resource: str) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
+def numbered(checkpoint: dict, resource: str) -> bool:
+    """Whether this resource's next pages are read by page number (and so may be read in parallel)."""
+    if "webhook" in checkpoint:
+        return False
+    state = checkpoint["resources"][resource]
+    return resource == "subscribers" or bool(state.get("by_page") and not state.get("after"))
+
+
+def numbered_page(ctx: engine.SyncContext, resource: str, state: dict, since: datetime | None, number: int):
+    """Page `number` of a resource read by page number (called on the reader threads)."""
+    bc = ctx.bigcommerce
+    if resource == "subscribers":
+        return bc.subscribers_page(modified_since=since, page=number, limit=PAGE_LIMIT)
+    if resource == "customers":
+        # A read begun before reads sorted by creation keeps its own sort, so its page numbers still hold.
+        sort = state.get("sort") or "date_modified:asc"
+        return bc.customers_page(modified_since=since, page=number, sort=sort, limit=PAGE_LIMIT)
+    return bc.orders_page(modified_since=since, page=number, limit=PAGE_LIMIT)
+
+
+def numbered_advance(state: dict, resource: str, page, number: int) -> None:
+    """The resource's reading state once page `number` has been handed to the run."""
+    if state["started_at"] is None:
+        state["started_at"] = timezone.now().isoformat()
+    state["page"] = number + 1
+    if resource == "orders":
+        # v2 answers carry no page count: a short page is the last (an empty one after an exact multiple).
+        state["done"] = len(page.items) < PAGE_LIMIT
+    else:
+        state["pages"] = page.total_pages if page.total_pages is not None else state.get("pages")
+        state["done"] = not page.items or not page.next_page
+    _note_modified(state, page.items)
+
+
+def _note_modified(state: dict, items: list[dict]) -> None:
+    seen = [mapping.parse_bc_datetime(item.get("date_modified")) for item in items]
+    seen = [s for s in seen if s]
+    if seen:
+        latest = max(seen)
+        known = datetime.fromisoformat(state["max_modified"]) if state["max_modified"] else None
+        if known is None or latest > known:
+            state["max_modified"] = latest.isoformat()
+
+
 def page_fetch(ctx: engine.SyncContext, resource: str, checkpoint: dict) -> tuple[list[dict], int | None]:
     """One page of a resource from where the checkpoint says; advances `checkpoint` in place."""
     state = checkpoint["resources"][resource]
@@ -136,31 +236,30 @@ def page_fetch(ctx: engine.SyncContext, resource: str, checkpoint: dict) -> tupl
         return items, None
 
     since = _since(checkpoint, resource)
-    if resource == "subscribers":
-        page = bc.subscribers_page(modified_since=since, page=state["page"], limit=PAGE_LIMIT)
-        state["page"] = page.next_page or state["page"]
-        state["done"] = not page.items or not page.next_page
-    elif resource == "customers":
+    if numbered(checkpoint, resource):
+        number = state["page"]
+        page = numbered_page(ctx, resource, state, since, number)
+        numbered_advance(state, resource, page, number)
+        return page.items, page.total
+    if resource == "customers":
         by_number = state.get("by_page") and not state["after"]
-        page = bc.customers_page(modified_since=since, after=state["after"],
+        sort = state.get("sort") or "date_modified:asc"  # as in numbered_page
+        page = bc.customers_page(modified_since=since, after=state["after"], sort=sort,
                                  page=state["page"] if by_number else None, limit=PAGE_LIMIT)
         state["after"] = page.next_after
-        if not page.next_after and page.next_page and page.items:
-            # An answer without cursor metadata: go on by page number rather than stop after this page.
-            state["by_page"], state["page"] = True, page.next_page
+        if page.items and page.next_page and (page.total_pages or not page.next_after):
+            # The first page's answer carries page numbers: the rest are read by number, several at
+            # a time (PagePrefetch). An answer with only a cursor is followed by cursor; a cursor answer
+            # without cursor metadata goes on by page number rather than stop after this page.
+            state["by_page"], state["after"], state["page"] = True, None, page.next_page
+            state["pages"] = page.total_pages
         state["done"] = not page.items or not (page.next_after or state.get("by_page") and page.next_page)
     else:
         page = bc.orders_page(modified_since=since, min_id=state["min_id"], limit=PAGE_LIMIT)
         if page.items:
             state["min_id"] = max(int(o["id"]) for o in page.items) + 1
         state["done"] = len(page.items) < PAGE_LIMIT
-    seen = [mapping.parse_bc_datetime(item.get("date_modified")) for item in page.items]
-    seen = [s for s in seen if s]
-    if seen:
-        latest = max(seen)
-        known = datetime.fromisoformat(state["max_modified"]) if state["max_modified"] else None
-        if known is None or latest > known:
-            state["max_modified"] = latest.isoformat()
+    _note_modified(state, page.items)
     return page.items, page.total
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import time
 import uuid
 from datetime import datetime, timedelta
@@ -32,8 +33,8 @@ from stores.bigcommerce import (
 )
 from stores.models import Store, WebhookEvent
 
-from . import carts, commerce, engine, organizations
-from .bigcommerce_pages import PagePrefetch, carried_refetch, page_fetch, pages_per_unit
+from . import bigcommerce_pages, carts, commerce, engine, organizations
+from .bigcommerce_pages import CUSTOMERS_SORT, PagePrefetch, carried_refetch, page_fetch, pages_per_unit
 from .db import rows_update
 from .hooks import webhooks_register
 from .models import Connection, OrderLedger, PersonLedger, StagedSubscriber, SyncCursor, SyncEvent, SyncRun
@@ -372,6 +373,7 @@ def _prepare(ctx: engine.SyncContext) -> None:
     now = timezone.now()
     resources = {r: {"done": False, "started_at": None, "max_modified": None, "page": 1, "after": None,
                      "min_id": None, "offset": 0} for r in RESOURCES}
+    resources["customers"]["sort"] = CUSTOMERS_SORT
     checkpoint = {"resources": resources, "since": {}}
     totals = {}
     if run.kind == SyncRun.Kind.WEBHOOK:
@@ -413,6 +415,8 @@ def _prepare(ctx: engine.SyncContext) -> None:
             # The cursor must not pass the moment this page was read.
             resources[resource]["started_at"] = scratch["resources"][resource]["started_at"]
         totals["orders"] = bc.orders_count()
+        # Knowing how many pages there are, orders too are read by page number, several at a time.
+        resources["orders"].update(by_page=True, pages=math.ceil(totals["orders"] / bigcommerce_pages.PAGE_LIMIT))
     else:
         cursors = {c.resource: c.modified_since for c in SyncCursor.objects.filter(store=ctx.store)}
         for resource in RESOURCES:

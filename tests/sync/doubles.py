@@ -35,7 +35,7 @@ def order(id, email, *, customer_id=0, opt_in=False, total="10.00", status_id=11
 
 
 class FakeBigCommerce:
-    """Serves subscribers (page-based), customers (cursor), orders (min_id, 204) like BigCommerce."""
+    """Serves subscribers (page-based), customers (cursor), orders (min_id or page, 204) like BigCommerce."""
 
     def __init__(self, rsps, store_hash, *, subscribers=(), customers=(), orders=()):
         self.subscribers, self.customers, self.orders = list(subscribers), list(customers), list(orders)
@@ -109,8 +109,9 @@ class FakeBigCommerce:
         if fault := self._fault():
             return fault
         q = self._query(request)
+        page, limit = int(q.get("page", 1)), int(q.get("limit", 50))
         items = [o for o in self._orders(q)
-                 if int(q.get("min_id", 0)) <= o["id"] <= int(q.get("max_id", 10**9))][: int(q.get("limit", 50))]
+                 if int(q.get("min_id", 0)) <= o["id"] <= int(q.get("max_id", 10**9))][(page - 1) * limit: page * limit]
         return (200, {}, json.dumps(items)) if items else (204, {}, "")
 
     def on_orders_count(self, request):

@@ -1,14 +1,16 @@
 """A full run reads every record BigCommerce reports, or says it did not (issue 17)."""
 
+import threading
+
 import pytest
 import requests
 
-from sandbox.bigcommerce.models import Customer, SandboxStore
+from sandbox.bigcommerce.models import Customer, Order, SandboxStore
 from sandbox.bigcommerce.seed import seed_bigcommerce, seed_users
 from sandbox.bigcommerce.services import app_install_complete
 from sandbox.ortto.seed import seed_ortto_instances
 from stores.bigcommerce import BigCommerceClient
-from sync.models import PersonLedger, SyncEvent, SyncRun
+from sync.models import OrderLedger, PersonLedger, SyncEvent, SyncRun
 from sync.runs import records_short, sync_run_execute, sync_run_request
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
@@ -70,3 +72,43 @@ def test_a_run_that_reads_fewer_records_than_reported_is_partial_and_says_so(mak
     event = SyncEvent.objects.get(run=run, resource="customers", level=SyncEvent.Level.WARNING)
     assert f"reported {customers} customers" in event.message
     assert SandboxStore.objects.filter(store_hash="short1").exists()
+
+
+def test_an_import_reads_pages_several_at_a_time_and_imports_every_record(make_account, make_connection,
+                                                                          make_store, sandbox_live, monkeypatch,
+                                                                          settings):
+    """Over real HTTP: customers and orders pages 2 and 3 answer only when both are in flight at once."""
+    monkeypatch.setattr("sync.bigcommerce_pages.PAGE_LIMIT", 20)
+    settings.BIGCOMMERCE_READ_CONCURRENCY = 3
+    sandbox_store, store, connection = _connected("par1", make_account, make_connection, make_store,
+                                                  customers=90, orders=70)
+    meet = {"customers": threading.Barrier(2, timeout=10), "orders": threading.Barrier(2, timeout=10)}
+    asked = {"customers": [], "orders": []}
+    real = {name: getattr(BigCommerceClient, f"{name}_page") for name in meet}
+
+    def meeting(name):
+        def page_read(self, **kwargs):
+            asked[name].append((kwargs.get("page"), kwargs.get("after")))
+            if kwargs.get("page") in (2, 3):
+                meet[name].wait()  # BrokenBarrierError (and a failed run) if read one at a time
+            return real[name](self, **kwargs)
+        return page_read
+
+    for name in meet:
+        monkeypatch.setattr(BigCommerceClient, f"{name}_page", meeting(name))
+    run, _ = sync_run_request(store=store, kind=SyncRun.Kind.INITIAL)
+    run = sync_run_execute(run_id=run.pk)
+    assert run.status == SyncRun.Status.SUCCEEDED, run.error_summary
+    customers = Customer.objects.filter(store=sandbox_store).count()
+    orders = Order.objects.filter(store=sandbox_store).count()
+    assert run.counters["customers"]["fetched"] == customers and run.counters["orders"]["fetched"] == orders
+    synced = set(PersonLedger.objects.filter(connection=connection, bc_customer_id__isnull=False)
+                 .values_list("bc_customer_id", flat=True))
+    assert synced == set(Customer.objects.filter(store=sandbox_store).values_list("bc_id", flat=True))
+    placed = Order.objects.filter(store=sandbox_store).exclude(status_id=0)  # Incomplete orders are not sent
+    assert set(OrderLedger.objects.filter(connection=connection).values_list("order_id", flat=True)) == set(
+        placed.values_list("bc_id", flat=True))
+    # Every page once, by number: page 1 first, no cursor, none read twice.
+    pages = sorted(page or 1 for page, _ in asked["customers"])
+    assert pages == list(range(1, -(-customers // 20) + 1)) and all(after is None for _, after in asked["customers"])
+    assert sorted(page for page, _ in asked["orders"]) == list(range(1, orders // 20 + 2))
