@@ -16,6 +16,7 @@ in one transaction together with the checkpoint.
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import hashlib
 import json
 import logging
@@ -748,6 +749,7 @@ def orders_process(ctx: SyncContext, orders: list[dict], *, carry: bool = False)
         todo = [o for o in todo if o["id"] not in waiting]
         if not todo:
             return work
+    folded = {} if ctx.defer_aggregates else totals_fold(ctx, todo, email_by_order, ledger, person_by_order)
     people = [person_by_order[o["id"]] for o in todo]
     person_work = PageWork()
     outcomes = people_sync(ctx, "orders", people, person_work, ledger=ledger, update_fields=False)
@@ -821,9 +823,48 @@ def orders_process(ctx: SyncContext, orders: list[dict], *, carry: bool = False)
 
     work.organization_members = organizations.guest_order_members(sendable + summarized, work.ledger_rows)
     if not ctx.defer_aggregates:
-        # Aggregates are bridge-owned fields: overwrite them (strategy 2), once per unit per person.
-        aggregates_push(ctx, [ledger[email] for email in changed_emails], work)
+        # Aggregates are bridge-owned fields: overwrite them (strategy 2), once per unit per person, except
+        # for new buyers whose creating merge already carried exactly these totals (totals_fold).
+        written = {email for email, fields in folded.items()
+                   if outcomes[email].status == "created" and fields == _aggregates_of(ctx, ledger[email])}
+        aggregates_push(ctx, [ledger[email] for email in changed_emails if email not in written], work)
     return work
+
+
+def _aggregates_of(ctx: SyncContext, row: PersonLedger) -> dict:
+    return mapping.aggregate_fields(email=row.email, order_count=row.order_count, total_spent=row.total_spent,
+                                    last_order_at=row.last_order_at, field_ids=ctx.field_ids)
+
+
+def totals_fold(ctx: SyncContext, todo: list[dict], email_by_order: dict, ledger: dict,
+                person_by_order: dict) -> dict[str, dict]:
+    """Incremental and webhook runs: the order totals of each buyer the ledger does not know yet (a new
+    guest, mostly), put into the merge that creates them, so a new buyer costs one merge, not two.
+
+    The totals are the ones the unit will record if every order is counted (sent or summarized). A
+    creating merge answered "created" applied them whatever the merge strategy; the caller still writes
+    the totals separately where the person already existed in Ortto (an Append-only or Ignore merge
+    may have left older values) or where the recorded totals differ (an activity Ortto refused).
+    Returns email -> the aggregate fields sent."""
+    predicted: dict[str, PersonLedger] = {}
+    for order in todo:
+        email = email_by_order[order["id"]]
+        if email in ledger:
+            continue
+        row = predicted.setdefault(email, PersonLedger(email=email, order_count=0, total_spent=Decimal(0)))
+        row.order_count += 1
+        row.total_spent += mapping.order_total(order)
+        placed_at = mapping.parse_bc_datetime(order.get("date_created"))
+        if placed_at and (row.last_order_at is None or placed_at > row.last_order_at):
+            row.last_order_at = placed_at
+    folded = {email: _aggregates_of(ctx, row) for email, row in predicted.items()}
+    for order in todo:
+        fields = folded.get(email_by_order[order["id"]])
+        if fields:
+            person = person_by_order[order["id"]]
+            person_by_order[order["id"]] = dataclasses.replace(person, fields={**person.fields, **fields},
+                                                               fingerprint=person.fingerprint)
+    return folded
 
 
 # Ortto keeps at most 50 events per activity per contact per 24 h (https://help.ortto.com/a-235-rate-limits).

@@ -170,6 +170,7 @@ class HttpOrtto(FakeOrtto):
     def __init__(self, rsps, people=None):
         super().__init__(people)
         self.fail_next = []  # (status, body) to answer before serving normally
+        self.refuse_keys = set()  # activity keys answered with a per-activity error
         self.raise_on_call = None  # number of the merge call that blows up (a simulated crash)
         self.merge_count = 0
         self.schema_calls = []
@@ -205,8 +206,10 @@ class HttpOrtto(FakeOrtto):
             return fault
         body = json.loads(request.body)
         keys = {a.get("key") for a in self.activities}
-        self.activities += [a for a in body["activities"] if a.get("key") not in keys]
-        return (200, {}, json.dumps({"activities": [{"status": "ingested"} for _ in body["activities"]]}))
+        self.activities += [a for a in body["activities"] if a.get("key") not in keys | self.refuse_keys]
+        return (200, {}, json.dumps({"activities": [
+            {"status": "error", "error": "activity refused"} if a.get("key") in self.refuse_keys
+            else {"status": "ingested"} for a in body["activities"]]}))
 
     def on_field_list(self, request):
         self.schema_calls.append(("field-list", json.loads(request.body)))

@@ -7,6 +7,7 @@ from sandbox.bigcommerce.seed import seed_bigcommerce, seed_users
 from sandbox.bigcommerce.services import app_install_complete
 from sandbox.ortto.models import Person, PersonActivity
 from sandbox.ortto.seed import seed_existing_people, seed_ortto_instances
+from sync import mapping
 from sync.hooks import HOOK_SCOPES
 from sync.models import OrderLedger, PersonLedger, SyncRun
 from sync.runs import sync_run_execute, sync_run_request
@@ -99,6 +100,9 @@ def test_changes_arrive_through_webhooks_and_the_scheduled_sweep(make_account, m
     guest = Person.objects.get(email="new.guest@example.com")
     assert guest.email_permission is True, "ticked at checkout: created subscribed (R1)"
     assert PersonActivity.objects.filter(person=guest, activity_id="act:cm:placed-order").count() == 1
+    # The new buyer's totals came with the merge that created them (sync.engine.totals_fold).
+    assert guest.fields["int:cm:bigcommerce-order-count"] == 1
+    assert guest.fields["int:cm:bigcommerce-total-spent"] == mapping.money_to_int(order.total_inc_tax)
     assert OrderLedger.objects.filter(connection=connection, order_id=order.bc_id).count() == 1
 
     # A change no webhook announced (a missed delivery): the scheduled sweep picks it up.

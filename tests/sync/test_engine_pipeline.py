@@ -293,3 +293,60 @@ def test_staged_subscribers_survive_a_crash_and_each_person_is_created_once(env,
     assert not resumed.staged_subscribers.exists()
     ann = PersonLedger.objects.get(connection=env.connection, email="ann@x.io")
     assert set(ann.fingerprints) == {"subscriber", "customer"} and ann.store_opt_in is True
+
+
+def _new_order(order_id, email, total, **kwargs):
+    """An order placed now (after the last run's cursor)."""
+    from email.utils import format_datetime
+    return order(order_id, email, total=total, modified=format_datetime(timezone.now()), **kwargs)
+
+
+def _incremental_merges(env, before: int) -> list[tuple[int, list[dict]]]:
+    return [(strategy, [p["fields"] for p in people]) for strategy, people in env.ortto.calls[before:]]
+
+
+def test_a_new_buyers_totals_ride_on_the_merge_that_creates_them(env):
+    run_once(env.store)
+    before = len(env.ortto.calls)
+    env.bc.orders += [_new_order(105, "new@x.io", "7.00"), _new_order(106, "new@x.io", "3.00")]
+    run = run_once(env.store, kind=SyncRun.Kind.INCREMENTAL)
+    assert run.status == SyncRun.Status.SUCCEEDED, run.error_summary
+    merges = _incremental_merges(env, before)
+    # One merge for the new guest, carrying their totals; then only the two Placed order activities.
+    assert len(merges) == 1 and [f["str::email"] for f in merges[0][1]] == ["new@x.io"]
+    person = env.ortto.people["new@x.io"]
+    assert person["int:cm:bigcommerce-order-count"] == 2 and person["int:cm:bigcommerce-total-spent"] == 10000
+    assert person["bol::p"] is False  # R1: a guest who did not tick the box is not subscribed
+    assert {a["key"] for a in env.ortto.activities} >= {"bc:abc123:order:105", "bc:abc123:order:106"}
+    row = PersonLedger.objects.get(connection=env.connection, email="new@x.io")
+    assert row.order_count == 2 and row.total_spent == 10
+
+
+def test_a_refused_order_corrects_the_totals_the_creating_merge_carried(env):
+    run_once(env.store)
+    before = len(env.ortto.calls)
+    env.ortto.refuse_keys = {"bc:abc123:order:106"}
+    env.bc.orders += [_new_order(105, "new@x.io", "7.00"), _new_order(106, "new@x.io", "3.00")]
+    run = run_once(env.store, kind=SyncRun.Kind.INCREMENTAL)
+    merges = _incremental_merges(env, before)
+    assert len(merges) == 2 and merges[1][0] == 2  # the creating merge, then an overwrite of the totals
+    person = env.ortto.people["new@x.io"]
+    assert person["int:cm:bigcommerce-order-count"] == 1 and person["int:cm:bigcommerce-total-spent"] == 7000
+    assert run.counters["orders"]["failed"] == 1
+    assert SyncEvent.objects.filter(run=run, bc_id=106, message__contains="refused").exists()
+    assert not OrderLedger.objects.filter(order_id=106).exists()  # the next run tries it again
+
+
+def test_a_new_buyer_already_in_ortto_gets_the_totals_written_over_older_values(env):
+    run_once(env.store)
+    env.ortto.people["old@x.io"] = {"str::email": "old@x.io", "bol::p": True,
+                                    "int:cm:bigcommerce-order-count": 9, "int:cm:bigcommerce-total-spent": 1}
+    before = len(env.ortto.calls)
+    env.bc.orders.append(_new_order(105, "old@x.io", "7.00"))
+    run_once(env.store, kind=SyncRun.Kind.INCREMENTAL)
+    merges = _incremental_merges(env, before)
+    # The creating merge (Append only here) leaves Ortto's older totals: they are overwritten after the order.
+    assert [strategy for strategy, _ in merges] == [1, 2]
+    person = env.ortto.people["old@x.io"]
+    assert person["int:cm:bigcommerce-order-count"] == 1 and person["int:cm:bigcommerce-total-spent"] == 7000
+    assert person["bol::p"] is True  # an existing person's permission is left alone
