@@ -110,8 +110,11 @@ def orders_process(ctx: engine.SyncContext, orders: list[dict], *, carry: bool =
     placed_ids = [int(o["id"]) for o in orders if mapping.order_is_placed(o)]
     known = {row.order_id: row for row in
              OrderLedger.objects.filter(connection=ctx.connection, order_id__in=placed_ids)}
-    work = engine.orders_process(ctx, orders, carry=carry)
+    work = engine.orders_process(ctx, orders, carry=carry, push_aggregates=False)
     journey_apply(ctx, orders, known, work)
+    if work.aggregates_due and not ctx.defer_aggregates:
+        # Once per buyer per unit: the totals of new orders and of status changes in one overwrite.
+        engine.aggregates_push(ctx, list(work.aggregates_due.values()), work)
     return work
 
 
@@ -238,8 +241,7 @@ def journey_apply(ctx: engine.SyncContext, orders: list[dict], known: dict[int, 
                 person.total_spent = Decimal(person.total_spent or 0) + change.total_delta
                 work.ledger_rows[row.email] = person
                 changed_people[row.email] = person
-    if changed_people and not ctx.defer_aggregates:
-        engine.aggregates_push(ctx, list(changed_people.values()), work)
+    work.aggregates_due.update(changed_people)  # written by orders_process, with the new orders' totals
 
 
 def _refused(result: dict) -> bool:

@@ -273,6 +273,8 @@ class PageWork:
     staged: list = field(default_factory=list)
     unstaged_emails: list = field(default_factory=list)
     unstaged_ids: list = field(default_factory=list)
+    # email -> PersonLedger whose order totals Ortto still needs (orders_process(push_aggregates=False)).
+    aggregates_due: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -703,12 +705,15 @@ def _count_missing_email(ctx, resource, people, work):
                                       message="Not a valid email address: not sent to Ortto."))
 
 
-def orders_process(ctx: SyncContext, orders: list[dict], *, carry: bool = False) -> PageWork:
+def orders_process(ctx: SyncContext, orders: list[dict], *, carry: bool = False,
+                   push_aggregates: bool = True) -> PageWork:
     """Orders: first the people (guests and anyone the ledger does not know), then the activities,
     then the customer aggregates — so an activity never creates a person with Ortto's defaults.
 
     carry=True: the orders that would put part-full batches mid-resource (of new buyers, then of
-    activities) wait for the next unit (`work.carry`)."""
+    activities) wait for the next unit (`work.carry`). push_aggregates=False: the ledger rows whose
+    totals Ortto still needs are left in `work.aggregates_due` for the caller to write (sync.commerce
+    writes them once, with the totals its status changes move)."""
     work = PageWork()
     work.counters.fetched = len(orders)
     connection = ctx.connection
@@ -827,7 +832,11 @@ def orders_process(ctx: SyncContext, orders: list[dict], *, carry: bool = False)
         # for new buyers whose creating merge already carried exactly these totals (totals_fold).
         written = {email for email, fields in folded.items()
                    if outcomes[email].status == "created" and fields == _aggregates_of(ctx, ledger[email])}
-        aggregates_push(ctx, [ledger[email] for email in changed_emails if email not in written], work)
+        due = [ledger[email] for email in changed_emails if email not in written]
+        if push_aggregates:
+            aggregates_push(ctx, due, work)
+        else:
+            work.aggregates_due = {row.email: row for row in due}
     return work
 
 

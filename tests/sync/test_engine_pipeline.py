@@ -350,3 +350,19 @@ def test_a_new_buyer_already_in_ortto_gets_the_totals_written_over_older_values(
     person = env.ortto.people["old@x.io"]
     assert person["int:cm:bigcommerce-order-count"] == 1 and person["int:cm:bigcommerce-total-spent"] == 7000
     assert person["bol::p"] is True  # an existing person's permission is left alone
+
+
+def test_an_order_cancelled_before_the_run_saw_it_writes_the_buyers_totals_once(env):
+    run_once(env.store)
+    before_row = PersonLedger.objects.get(connection=env.connection, email="ann@x.io")
+    before = len(env.ortto.calls)
+    env.bc.orders.append(_new_order(105, "ann@billing.io", "20.00", customer_id=1, status_id=5))  # Cancelled
+    run = run_once(env.store, kind=SyncRun.Kind.INCREMENTAL)
+    assert run.status == SyncRun.Status.SUCCEEDED, run.error_summary
+    totals = [fields for strategy, people in _incremental_merges(env, before) for fields in people
+              if "int:cm:bigcommerce-order-count" in fields]
+    # Placed, then taken out of the totals by its status: one overwrite with the end result, not two.
+    assert totals == [{"str::email": "ann@x.io", "int:cm:bigcommerce-order-count": before_row.order_count,
+                       "int:cm:bigcommerce-total-spent": 10000,
+                       "dtz:cm:bigcommerce-last-order-date": totals[0]["dtz:cm:bigcommerce-last-order-date"]}]
+    assert env.ortto.people["ann@x.io"]["int:cm:bigcommerce-total-spent"] == 10000  # the 10.00 order only
