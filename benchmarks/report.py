@@ -486,6 +486,30 @@ def regime_row(size: dict, run: dict) -> dict:
             "cpu": run.get("cpu", 0.0)}
 
 
+def _seconds(run: dict, limiting: str) -> dict | None:
+    """Idle and slow seconds of the limiting API by reading phase, from the run's request timeline."""
+    requests_ = run.get("requests") or {}
+    timeline, phases = requests_.get("timeline"), requests_.get("phases") or {}
+    if not timeline:
+        return None
+    regime = run["regime"]
+    row_api, rate = ("bigcommerce", regime["bc_rate"]) if limiting == "BigCommerce" else ("ortto", regime["ortto_rate"])
+    counts = timeline.get(row_api) or []
+    ends = [(phases[name][1], name) for name in ("subscribers", "customers", "orders") if name in phases]
+
+    def phase(second):  # the resource whose last page had not been read yet
+        return next((name for end, name in ends if second <= end), "after")
+
+    idle = dict.fromkeys(("subscribers", "customers", "orders", "after"), 0)
+    slow = dict(idle)
+    for second, count in enumerate(counts[:-1]):  # the last second is cut short by the run's end
+        if count == 0:
+            idle[phase(second)] += 1
+        elif count < rate / 2:
+            slow[phase(second)] += 1
+    return {"idle": idle, "slow": slow}
+
+
 def _regimes(results: dict) -> list[str]:
     """§1: initial imports under each plan's quotas, side by side in one run."""
     sets = results.get("regimes") or []
@@ -546,6 +570,24 @@ def _regimes(results: dict) -> list[str]:
               f"{(f'{learned[0]}/s ({learned[1]})' if learned[1] else 'no 429') if learned else '–'} | {_f(read)} / {_f(reported)} | {r['status']} | "
               f"{_f(r['cpu'], 1)} s | {_f(r['peak_mb'], 0)} MB ({_f(r['halves_mb'][0], 0)} / {_f(r['halves_mb'][1], 0)}) |")
     w("")
+    seconds = [(r, _seconds(run, r["limiting"])) for r, run in zip(rows, [run for size in sets for run in size["runs"]])]
+    seconds = [(r, sec) for r, sec in seconds if sec]
+    if seconds:
+        w("**Where the seconds go** (the limiting API's requests answered per second of the run, from the worker's "
+          "own count): seconds in which it answered **none** (idle) and **under half its rate** (slow), in total "
+          "and by what BigCommerce was reading then (up to the second of each resource's last page; reading runs up "
+          "to 8 pages ahead of the sync; 'after' = after the last orders page: "
+          "the buyers' totals and the last calls in flight).")
+        w("")
+        w("| n | regime | limiting | wall | idle s (slow s): total | reading subscribers | customers | orders | after |")
+        w("|---|---|---|---|---|---|---|---|---|")
+        for r, sec in seconds:
+            g = r["regime"]
+            cells = " | ".join(f"{sec['idle'][p]} ({sec['slow'][p]})" for p in ("subscribers", "customers", "orders",
+                                                                             "after"))
+            w(f"| {_f(r['n'])} | {g['bc_requests_per_30s']}/30 s, {g['ortto_rate']}/s | {r['limiting']} | "
+              f"{_f(r['wall'], 1)} s | {sum(sec['idle'].values())} ({sum(sec['slow'].values())}) | {cells} |")
+        w("")
     w("Data sets: " + "; ".join(
         f"n={_f(s['n'])}: {_f(s['data']['subscribers'])} subscribers, {_f(s['data']['orders'])} orders "
         f"({_f(s['data']['placed_orders'])} placed), {_f(s['data'].get('distinct_people'))} distinct people, "

@@ -181,6 +181,11 @@ class RequestCounter:
         self.status = Counter()
         self.items = Counter()
         self.strategies = Counter()
+        # Requests answered per second of the run, per API, and the seconds each BigCommerce resource
+        # was read in: where the limiting API sat idle (report: "Where the seconds go").
+        self.started = time.monotonic()
+        self.timeline = defaultdict(Counter)
+        self.phases = {}
         original = requests.Session.send
         counter = self
 
@@ -211,7 +216,16 @@ class RequestCounter:
                 strategy = body.get("merge_strategy")
             except ValueError:
                 pass
+        second = int(time.monotonic() - self.started)
+        resource = None
+        if api == "bigcommerce":
+            resource = ("subscribers" if "subscribers" in endpoint else "customers" if "customers" in endpoint
+                        else "orders" if "orders" in endpoint else None)
         with self.lock:
+            self.timeline[api][second] += 1
+            if resource:
+                first, _ = self.phases.get(resource, (second, second))
+                self.phases[resource] = (first, second)
             self.calls[key] += 1
             self.status[f"{api} {response.status_code}"] += 1
             self.items[key] += items
@@ -221,13 +235,18 @@ class RequestCounter:
     def reset(self):
         with self.lock:
             self.calls.clear(), self.status.clear(), self.items.clear(), self.strategies.clear()
+            self.timeline.clear(), self.phases.clear()
+            self.started = time.monotonic()
 
     def as_dict(self):
         by_api = defaultdict(int)
         for key, value in self.calls.items():
             by_api[key.split(" ", 1)[0]] += value
+        end = max((max(seconds) for seconds in self.timeline.values() if seconds), default=-1) + 1
+        timeline = {api: [seconds.get(i, 0) for i in range(end)] for api, seconds in self.timeline.items()}
         return {"calls": dict(self.calls), "status": dict(self.status), "items": dict(self.items),
-                "strategies": dict(self.strategies), "by_api": dict(by_api)}
+                "strategies": dict(self.strategies), "by_api": dict(by_api), "timeline": timeline,
+                "phases": dict(self.phases)}
 
 
 def _rss_kb() -> int:

@@ -78,4 +78,25 @@ def test_bench_regimes_side_by_side(tmp_path):
         assert run["ortto_stats"]["people"] == size["data"]["distinct_people"]
         assert sum(run["counters"][r]["fetched"] for r in ("subscribers", "customers", "orders")) == sum(
             run["totals"][r] for r in ("subscribers", "customers", "orders"))
-    assert "## 1. Initial import at the quota bound, per plan (regimes)" in out.read_text()
+        # The request timeline counts every request once, and places the reading phases in order.
+        timeline, phases = run["requests"]["timeline"], run["requests"]["phases"]
+        assert {api: sum(counts) for api, counts in timeline.items()} == run["requests"]["by_api"]
+        assert phases["subscribers"][1] <= phases["customers"][1] <= phases["orders"][1]
+    text = out.read_text()
+    assert "## 1. Initial import at the quota bound, per plan (regimes)" in text
+    assert "**Where the seconds go**" in text
+
+
+def test_bench_slow_pages_are_read_several_at_a_time(tmp_path):
+    """Every BigCommerce request slowed down in the emulator: the import reads pages one at a time, then
+    several at a time, and both import everything."""
+    out = tmp_path / "BENCHMARKS.md"
+    results = bench.main(["--quick", "--only", "latency", "--page-latency", "0.2", "--work", str(tmp_path),
+                          "--out", str(out), "--postgres", ""])
+    latency = results["latency"]
+    assert [run["read_concurrency"] for run in latency["runs"]] == [1, 4]
+    for run in latency["runs"]:
+        assert run["status"] == "succeeded", run["summary"]
+        assert run["ortto_stats"]["people"] == latency["data"]["distinct_people"]
+        assert run["requests"]["status"].get("bigcommerce 429", 0) == 0
+    assert "## 1d. Slow BigCommerce pages: reading several at a time" in out.read_text()
