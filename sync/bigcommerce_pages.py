@@ -121,8 +121,9 @@ class PagePrefetch:
     def _numbered(self, checkpoint: dict) -> None:
         """Pages by number, up to read_concurrency() requests in flight, handed on in page order.
 
-        Pages up to the count the answers (or the order count) gave are requested ahead; past it, one
-        at a time, until a page says it is the last. A page that fails stops the reading: its error
+        Pages up to the count the answers (or the order count) gave are requested ahead, as long as the
+        pages read and not yet taken stay within PREFETCH_PAGES; past the count, one at a time, until a
+        page says it is the last. A page that fails stops the reading: its error
         goes to the run, and the pages after it are dropped (they are read again on resume).
         """
         resource = self.resource
@@ -134,7 +135,11 @@ class PagePrefetch:
         try:
             while not self.stopping.is_set():
                 known = state.get("pages") or 0
-                while len(in_flight) < read_concurrency() and (next_number <= known or not in_flight):
+                # Pages in flight count against the read-ahead: memory stays at PREFETCH_PAGES pages.
+                room = PREFETCH_PAGES - self.queue.qsize() - len(in_flight)
+                while len(in_flight) < read_concurrency() and (room > 0 or not in_flight) and (
+                        next_number <= known or not in_flight):
+                    room -= 1
                     call = contextvars.copy_context().run
                     in_flight.append((next_number, pool.submit(call, numbered_page, self.ctx, resource,
                                                                state, since, next_number)))
