@@ -214,8 +214,9 @@ ORTTO_CONCURRENCY = env.int("ORTTO_CONCURRENCY", default=4)
 # Synchronous person merges by email in flight at once: Ortto warns of a concurrency limit it does not
 # quantify (docs/ortto-contract.md, "Concurrency"); capped by ORTTO_CONCURRENCY.
 ORTTO_MERGE_CONCURRENCY = env.int("ORTTO_MERGE_CONCURRENCY", default=2)
-# BigCommerce pages a run reads by page number at once (sync/bigcommerce_pages.py): a store whose pages
-# answer slowly still fills its quota; the client pauses every reader when the window runs low.
+# BigCommerce pages a run reads at once where the paging allows (subscribers, full-run orders id ranges;
+# sync/bigcommerce_pages.py): a store whose pages answer slowly still fills its quota; the client pauses
+# every reader when the window runs low.
 BIGCOMMERCE_READ_CONCURRENCY = env.int("BIGCOMMERCE_READ_CONCURRENCY", default=4)
 
 # --- Auth, sessions, CSRF -----------------------------------------------------------------------

@@ -266,6 +266,7 @@ class BigCommerceClient:
         self.max_total_sleep = max_total_sleep
         self._pace_lock = threading.Lock()
         self._pause_until: float = 0.0  # time.monotonic() when the window resets; 0 = no pause
+        self._in_flight = 0  # requests sent through this client and not answered yet (all threads)
 
     def __repr__(self) -> str:
         return f"<BigCommerceClient store_hash={self.store_hash!r}>"
@@ -289,8 +290,12 @@ class BigCommerceClient:
             return  # _send sleeps the reset itself before retrying; don't sleep twice.
         left = header_number(response, "X-Rate-Limit-Requests-Left")
         reset_ms = header_number(response, "X-Rate-Limit-Time-Reset-Ms")
-        if left is not None and reset_ms is not None and left <= self.rate_limit_reserve:
-            with self._pace_lock:
+        if left is None or reset_ms is None:
+            return
+        with self._pace_lock:
+            # The other requests in flight were counted by BigCommerce, or will be: keep the reserve
+            # for the store's other apps whichever way they land.
+            if left <= self.rate_limit_reserve + max(self._in_flight - 1, 0):
                 self._pause_until = max(self._pause_until, time.monotonic() + max(reset_ms, 0.0) / 1000.0)
 
     def _request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
@@ -301,11 +306,21 @@ class BigCommerceClient:
             "Accept": "application/json",
             "Content-Type": "application/json",
         }
+        with self._pace_lock:
+            self._in_flight += 1
+        try:
+            return self._send(method, url, what=f"{method} {path}", headers=headers, params=params,
+                              json_body=json_body)
+        finally:
+            with self._pace_lock:
+                self._in_flight -= 1
+
+    def _send(self, method: str, url: str, *, what: str, headers: dict, params, json_body) -> requests.Response:
         return _send(
             self._session or thread_session(),
             method,
             url,
-            what=f"{method} {path}",
+            what=what,
             headers=headers,
             params=params,
             json_body=json_body,

@@ -3,11 +3,13 @@
 The checkpoint (a run's resume point) says where each resource's reading stands; the functions here
 advance a copy of it and never touch the database, so the prefetch thread can call them.
 
-Resources read by page number (subscribers; customers and, in full runs, orders once their page count
-is known) are read several pages at a time, so a store whose pages each take a second to answer still
-fills its request quota; the pages reach the run strictly in order. A cursor (customers whose answers
-carry only a cursor, a resumed cursor read) or a min_id keyset (incremental orders) is read one page
-after the other, since each request needs the previous answer.
+Reading several pages at a time, where that loses nothing when the store changes during the read:
+subscribers by page number (their only paging; sorted by id, so new ones go to the end), customers by
+page number only when the answers carry no cursor, and the orders of a full run in disjoint id ranges of
+one page each (v2 `min_id`/`max_id`: an order archived or placed meanwhile shifts no other order). The
+pages reach the run strictly in order. Customers are otherwise read by cursor, and incremental orders and
+the orders past the count by `min_id`, one page after the other: a page number would skip a record
+whenever one before it is deleted during the read.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ import collections
 import contextvars
 import copy
 import logging
+import math
 import queue
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from datetime import datetime
 
 from django.conf import settings
@@ -37,14 +40,14 @@ MAX_PAGES_PER_UNIT = 4
 PREFETCH_PAGES = 8
 # Records read by id per request (webhook and retry runs).
 WEBHOOK_CHUNK = 50
-# Page-number reads in flight at once (settings.BIGCOMMERCE_READ_CONCURRENCY overrides). Together they
-# stay within the store's quota: the client pauses every reader once the window's requests left reach
-# its reserve (stores.bigcommerce.BigCommerceClient).
+# Page (or orders id range) reads in flight at once (settings.BIGCOMMERCE_READ_CONCURRENCY overrides).
+# Together they stay within the store's quota: the client pauses every reader once the window's requests
+# left reach its reserve plus the requests in flight (stores.bigcommerce.BigCommerceClient).
 READ_CONCURRENCY = 4
 
 
-# Customers are read in creation order: an edit during the read moves no customer across a page
-# boundary (date_modified order would, and a page read by number would then skip one).
+# Customers read by page number (answers without a cursor) are in creation order: an edit during the
+# read moves no customer across a page boundary (date_modified order would, and a page would be skipped).
 CUSTOMERS_SORT = "date_created:asc"
 
 
@@ -105,10 +108,13 @@ class PagePrefetch:
                 checkpoint["resources"][self.resource] = copy.deepcopy(state)
                 if not self._put((items, page_total, checkpoint)) or state["done"]:
                     return
-            if numbered(checkpoint, self.resource):
-                self._numbered(checkpoint)
-                return
             while not self.stopping.is_set():
+                if numbered(checkpoint, self.resource):
+                    # Several at a time, until the last page or (orders) past the planned ranges.
+                    checkpoint = self._numbered(checkpoint)
+                    if checkpoint is None:
+                        return
+                    continue
                 checkpoint = copy.deepcopy(checkpoint)
                 items, page_total = page_fetch(self.ctx, self.resource, checkpoint)
                 if not self._put((items, page_total, checkpoint)):
@@ -118,41 +124,44 @@ class PagePrefetch:
         except BaseException as exc:  # handed to the run's thread, which raises it
             self._put(exc)
 
-    def _numbered(self, checkpoint: dict) -> None:
+    def _numbered(self, checkpoint: dict) -> dict | None:
         """Pages by number, up to read_concurrency() requests in flight, handed on in page order.
 
         Pages up to the count the answers (or the order count) gave are requested ahead, as long as the
         pages read and not yet taken stay within PREFETCH_PAGES; past the count, one at a time, until a
         page says it is the last. A page that fails stops the reading: its error
         goes to the run, and the pages after it are dropped (they are read again on resume).
+        Returns None when the resource is read (or the run stops), else the checkpoint to go on from
+        one page at a time (orders past their planned id ranges).
         """
         resource = self.resource
         state = checkpoint["resources"][resource]
         since = _since(checkpoint, resource)
         next_number = state["page"]
         in_flight: collections.deque = collections.deque()
-        pool = ThreadPoolExecutor(max_workers=read_concurrency(), thread_name_prefix=f"read-{resource}")
-        try:
-            while not self.stopping.is_set():
-                known = state.get("pages") or 0
-                # Pages in flight count against the read-ahead: memory stays at PREFETCH_PAGES pages.
-                room = PREFETCH_PAGES - self.queue.qsize() - len(in_flight)
-                while len(in_flight) < read_concurrency() and (room > 0 or not in_flight) and (
-                        next_number <= known or not in_flight):
-                    room -= 1
-                    call = contextvars.copy_context().run
-                    in_flight.append((next_number, pool.submit(call, numbered_page, self.ctx, resource,
-                                                               state, since, next_number)))
-                    next_number += 1
-                number, future = in_flight.popleft()
-                page = future.result()
-                checkpoint = copy.deepcopy(checkpoint)
-                state = checkpoint["resources"][resource]
-                numbered_advance(state, resource, page, number)
-                if not self._put((page.items, page.total, checkpoint)) or state["done"]:
-                    return
-        finally:
-            pool.shutdown(wait=False, cancel_futures=True)
+        ranges = resource == "orders"  # past the planned ranges, orders go on by min_id
+        while not self.stopping.is_set():
+            known = state.get("pages") or 0
+            # Pages in flight count against the read-ahead: memory stays at PREFETCH_PAGES pages.
+            room = PREFETCH_PAGES - self.queue.qsize() - len(in_flight)
+            while len(in_flight) < read_concurrency() and (room > 0 or not in_flight) and (
+                    next_number <= known or not in_flight and not ranges):
+                room -= 1
+                in_flight.append((next_number, _in_thread(numbered_page, self.ctx, resource, state, since,
+                                                          next_number, name=f"read-{resource}")))
+                next_number += 1
+            if not in_flight:
+                return checkpoint
+            number, future = in_flight.popleft()
+            page = future.result()
+            checkpoint = copy.deepcopy(checkpoint)
+            state = checkpoint["resources"][resource]
+            numbered_advance(state, resource, page, number)
+            if not self._put((page.items, page.total, checkpoint)) or state["done"]:
+                return None
+            if not numbered(checkpoint, resource):
+                return checkpoint
+        return None
 
     def _next_page(self):
         entry = self.queue.get()
@@ -178,33 +187,61 @@ def _since(checkpoint: dict, resource: str) -> datetime | None:
 
 
 def numbered(checkpoint: dict, resource: str) -> bool:
-    """Whether this resource's next pages are read by page number (and so may be read in parallel)."""
+    """Whether this resource's next pages are read several at a time (by page number, or id range)."""
     if "webhook" in checkpoint:
         return False
     state = checkpoint["resources"][resource]
     return resource == "subscribers" or bool(state.get("by_page") and not state.get("after"))
 
 
+def _in_thread(fn, *args, name: str) -> Future:
+    """fn(*args) on a daemon thread of its own (a request still retrying never holds up the worker's
+    exit), in a copy of this thread's context."""
+    future: Future = Future()
+    future.set_running_or_notify_cancel()
+
+    def run():
+        try:
+            future.set_result(fn(*args))
+        except BaseException as exc:
+            future.set_exception(exc)
+
+    threading.Thread(target=contextvars.copy_context().run, args=(run,), name=name, daemon=True).start()
+    return future
+
+
+def order_range(state: dict, number: int) -> tuple[int, int]:
+    """The ids of planned orders range `number`: one page wide, so one request reads it whole."""
+    low = int(state["range_from"]) + (number - 1) * PAGE_LIMIT
+    return low, low + PAGE_LIMIT - 1
+
+
 def numbered_page(ctx: engine.SyncContext, resource: str, state: dict, since: datetime | None, number: int):
-    """Page `number` of a resource read by page number (called on the reader threads)."""
+    """Page or range `number` of a resource read several at a time (called on the reader threads)."""
     bc = ctx.bigcommerce
     if resource == "subscribers":
         return bc.subscribers_page(modified_since=since, page=number, limit=PAGE_LIMIT)
     if resource == "customers":
-        # A read begun before reads sorted by creation keeps its own sort, so its page numbers still hold.
         sort = state.get("sort") or "date_modified:asc"
         return bc.customers_page(modified_since=since, page=number, sort=sort, limit=PAGE_LIMIT)
-    return bc.orders_page(modified_since=since, page=number, limit=PAGE_LIMIT)
+    low, high = order_range(state, number)
+    return bc.orders_page(modified_since=since, min_id=low, max_id=high, limit=PAGE_LIMIT)
 
 
 def numbered_advance(state: dict, resource: str, page, number: int) -> None:
-    """The resource's reading state once page `number` has been handed to the run."""
+    """The resource's reading state once page (or orders range) `number` has been handed to the run."""
     if state["started_at"] is None:
         state["started_at"] = timezone.now().isoformat()
     state["page"] = number + 1
     if resource == "orders":
-        # v2 answers carry no page count: a short page is the last (an empty one after an exact multiple).
-        state["done"] = len(page.items) < PAGE_LIMIT
+        # Past the last planned range: done once the count is read (orders placed since are the next
+        # run's, as its cursor starts before this run did), else min_id reads go on until a short page.
+        state["min_id"] = order_range(state, number)[1] + 1
+        state["read"] = state.get("read", 0) + len(page.items)
+        last = number >= (state.get("pages") or 0)
+        if last:
+            state["by_page"] = False
+        state["done"] = last and state["read"] >= state.get("count", 0)
     else:
         state["pages"] = page.total_pages if page.total_pages is not None else state.get("pages")
         state["done"] = not page.items or not page.next_page
@@ -252,18 +289,24 @@ def page_fetch(ctx: engine.SyncContext, resource: str, checkpoint: dict) -> tupl
         page = bc.customers_page(modified_since=since, after=state["after"], sort=sort,
                                  page=state["page"] if by_number else None, limit=PAGE_LIMIT)
         state["after"] = page.next_after
-        if page.items and page.next_page and (page.total_pages or not page.next_after):
-            # The first page's answer carries page numbers: the rest are read by number, several at
-            # a time (PagePrefetch). An answer with only a cursor is followed by cursor; a cursor answer
-            # without cursor metadata goes on by page number rather than stop after this page.
-            state["by_page"], state["after"], state["page"] = True, None, page.next_page
-            state["pages"] = page.total_pages
+        if not page.next_after and page.next_page and page.items:
+            # An answer without cursor metadata: go on by page number (several at a time, PagePrefetch)
+            # rather than stop after this page.
+            state["by_page"], state["page"], state["pages"] = True, page.next_page, page.total_pages
         state["done"] = not page.items or not (page.next_after or state.get("by_page") and page.next_page)
     else:
         page = bc.orders_page(modified_since=since, min_id=state["min_id"], limit=PAGE_LIMIT)
         if page.items:
             state["min_id"] = max(int(o["id"]) for o in page.items) + 1
         state["done"] = len(page.items) < PAGE_LIMIT
+        if "count" in state:  # full runs: the order count when the run started
+            state["read"] = state.get("read", 0) + len(page.items)
+            # Orders placed since the count are the next run's (its cursor starts before this run did).
+            state["done"] = state["done"] or state["read"] >= state["count"]
+            ranges = math.ceil(state["count"] / PAGE_LIMIT) - 1 if not state.get("range_from") else 0
+            if ranges > 0 and not state["done"]:
+                # The count's other pages, read several at a time as disjoint id ranges.
+                state.update(by_page=True, range_from=state["min_id"], page=1, pages=ranges)
     _note_modified(state, page.items)
     return page.items, page.total
 

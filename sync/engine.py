@@ -832,7 +832,11 @@ def orders_process(ctx: SyncContext, orders: list[dict], *, carry: bool = False,
         # for new buyers whose creating merge already carried exactly these totals (totals_fold).
         written = {email for email, fields in folded.items()
                    if outcomes[email].status == "created" and fields == _aggregates_of(ctx, ledger[email])}
-        due = [ledger[email] for email in changed_emails if email not in written]
+        # A folded buyer whose orders were all refused counts nothing this unit, yet the merge carried
+        # their totals: the overwrite puts Ortto back to what the ledger recorded.
+        stale = [email for email in folded if email not in written and email not in changed_emails
+                 and email in ledger and outcomes[email].ok]
+        due = [ledger[email] for email in changed_emails + stale if email not in written]
         if push_aggregates:
             aggregates_push(ctx, due, work)
         else:
@@ -847,8 +851,9 @@ def _aggregates_of(ctx: SyncContext, row: PersonLedger) -> dict:
 
 def totals_fold(ctx: SyncContext, todo: list[dict], email_by_order: dict, ledger: dict,
                 person_by_order: dict) -> dict[str, dict]:
-    """Incremental and webhook runs: the order totals of each buyer the ledger does not know yet (a new
-    guest, mostly), put into the merge that creates them, so a new buyer costs one merge, not two.
+    """Runs other than the initial import (incremental, webhook, full, resync): the order totals of each
+    buyer the ledger does not know yet (a new guest, mostly), put into the merge that creates them, so a
+    new buyer costs one merge, not two.
 
     The totals are the ones the unit will record if every order is counted (sent or summarized). A
     creating merge answered "created" applied them whatever the merge strategy; the caller still writes
@@ -961,7 +966,7 @@ def aggregates_push(ctx: SyncContext, rows: list[PersonLedger], work: PageWork) 
     """Overwrite the order aggregates (count, total spent, last order) of these ledger rows in Ortto."""
     fields = [(row.email, mapping.aggregate_fields(email=row.email, order_count=row.order_count,
                                                    total_spent=row.total_spent, last_order_at=row.last_order_at,
-                                                   field_ids=ctx.field_ids))
+                                                   field_ids=ctx.field_ids, clear_missing=True))
               for row in rows]
     states = {row.email: LedgerState(row.store_opt_in, row.store_opt_in_at) for row in rows}
     pending = _calls("aggregates", MergeStrategy.OVERWRITE, fields)

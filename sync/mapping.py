@@ -304,8 +304,11 @@ def permission_fields(*, subscribed: bool, reason: str) -> dict:
 
 
 def aggregate_fields(
-    *, email: str, order_count: int, total_spent, last_order_at: datetime | None, field_ids: dict | None = None
+    *, email: str, order_count: int, total_spent, last_order_at: datetime | None, field_ids: dict | None = None,
+    clear_missing: bool = False,
 ) -> dict:
+    """The order totals of one person. clear_missing: no last order date is sent as null, which an
+    Overwrite merge clears (a date sent earlier for orders Ortto then refused)."""
     ids = field_ids or DEFAULT_FIELD_IDS
     fields = {
         "str::email": email,
@@ -313,8 +316,8 @@ def aggregate_fields(
         ids["total_spent"]: money_to_int(total_spent),
     }
     last = date_field(last_order_at)
-    if last:
-        fields[ids["last_order_date"]] = last
+    if last or clear_missing:
+        fields[ids["last_order_date"]] = last or None
     return fields
 
 

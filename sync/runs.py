@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import math
 import time
 import uuid
 from datetime import datetime, timedelta
@@ -33,7 +32,7 @@ from stores.bigcommerce import (
 )
 from stores.models import Store, WebhookEvent
 
-from . import bigcommerce_pages, carts, commerce, engine, organizations
+from . import carts, commerce, engine, organizations
 from .bigcommerce_pages import CUSTOMERS_SORT, PagePrefetch, carried_refetch, page_fetch, pages_per_unit
 from .db import rows_update
 from .hooks import webhooks_register
@@ -248,7 +247,8 @@ def _resources_sync(ctx: engine.SyncContext, *, log, sliced: bool, started: floa
                 processor = PROCESSORS[resource]
                 if resource == "subscribers" and ctx.stage_subscribers:
                     processor = engine.subscribers_stage
-                batch = carried + items
+                # One record once per unit, even if a page boundary shifted under the read (the fresher copy).
+                batch = list({int(record["id"]): record for record in carried + items}.values())
                 may_carry = not state["done"] and "webhook" not in checkpoint
                 work = processor(ctx, batch, carry=may_carry) if batch else engine.PageWork()
                 work.counters.fetched = len(items)
@@ -415,8 +415,8 @@ def _prepare(ctx: engine.SyncContext) -> None:
             # The cursor must not pass the moment this page was read.
             resources[resource]["started_at"] = scratch["resources"][resource]["started_at"]
         totals["orders"] = bc.orders_count()
-        # Knowing how many pages there are, orders too are read by page number, several at a time.
-        resources["orders"].update(by_page=True, pages=math.ceil(totals["orders"] / bigcommerce_pages.PAGE_LIMIT))
+        # After the first page, the count's other pages are read several at a time as id ranges.
+        resources["orders"]["count"] = totals["orders"]
     else:
         cursors = {c.resource: c.modified_since for c in SyncCursor.objects.filter(store=ctx.store)}
         for resource in RESOURCES:

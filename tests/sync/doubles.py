@@ -153,8 +153,10 @@ class FakeOrtto:
                 for key, value in fields.items():
                     if record.get(key) in (None, ""):
                         record[key] = value
-            elif merge_strategy == 2:
+            elif merge_strategy == 2:  # Overwrite: null clears the field
                 record.update(fields)
+                for key in [k for k, v in fields.items() if v is None]:
+                    del record[key]
             results.append({"status": "merged", "person_id": f"id-{email}"})
         return results
 

@@ -129,14 +129,15 @@ def test_resume_after_a_crash_sends_no_person_or_order_twice(env, settings, monk
     assert run.status == SyncRun.Status.QUEUED and "worker killed" in run.error_summary
     resources = run.checkpoint["resources"]
     assert resources["subscribers"]["done"] and resources["customers"]["done"]
-    assert resources["orders"]["carry"] == [101, 102, 103] and run.processed == 8
+    # 8 records read; the unit that died held the last order (incomplete), so 7 are committed.
+    assert resources["orders"]["carry"] == [101, 102, 103] and run.processed == 7
     assert env.ortto.activities == []
 
     env.bc.requests.clear()
     resumed = sync_run_execute(run_id=run.pk)
     assert resumed.status == SyncRun.Status.SUCCEEDED
-    # The carried orders are read again by id (here one GET each: one order per page), then the (empty)
-    # page after the last one.
+    # The carried orders are read again by id (here one GET each: one order per page), then the last
+    # order's id range.
     by_id = [url.split("?")[0] for url in env.bc.requests if re.search(r"/v2/orders/\d+(\?|$)", url)]
     assert [url.rsplit("/", 1)[1] for url in by_id] == [
         "101", "102", "103"]
@@ -366,3 +367,14 @@ def test_an_order_cancelled_before_the_run_saw_it_writes_the_buyers_totals_once(
                        "int:cm:bigcommerce-total-spent": 10000,
                        "dtz:cm:bigcommerce-last-order-date": totals[0]["dtz:cm:bigcommerce-last-order-date"]}]
     assert env.ortto.people["ann@x.io"]["int:cm:bigcommerce-total-spent"] == 10000  # the 10.00 order only
+
+
+def test_a_new_buyer_whose_only_order_is_refused_is_put_back_to_no_orders(env):
+    run_once(env.store)
+    env.ortto.refuse_keys = {"bc:abc123:order:105"}
+    env.bc.orders.append(_new_order(105, "new@x.io", "7.00"))
+    run = run_once(env.store, kind=SyncRun.Kind.INCREMENTAL)
+    assert run.counters["orders"]["failed"] == 1
+    person = env.ortto.people["new@x.io"]
+    assert person["int:cm:bigcommerce-order-count"] == 0 and person["int:cm:bigcommerce-total-spent"] == 0
+    assert "dtz:cm:bigcommerce-last-order-date" not in person  # the date the creating merge carried is cleared

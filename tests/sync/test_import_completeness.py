@@ -77,19 +77,26 @@ def test_a_run_that_reads_fewer_records_than_reported_is_partial_and_says_so(mak
 def test_an_import_reads_pages_several_at_a_time_and_imports_every_record(make_account, make_connection,
                                                                           make_store, sandbox_live, monkeypatch,
                                                                           settings):
-    """Over real HTTP: customers and orders pages 2 and 3 answer only when both are in flight at once."""
+    """Over real HTTP: the first two orders id ranges answer only when both are in flight at once, and
+    customers (answered without cursor metadata) likewise for pages 2 and 3."""
     monkeypatch.setattr("sync.bigcommerce_pages.PAGE_LIMIT", 20)
     settings.BIGCOMMERCE_READ_CONCURRENCY = 3
     sandbox_store, store, connection = _connected("par1", make_account, make_connection, make_store,
                                                   customers=90, orders=70)
+    requests.post(f"{sandbox_live}/sandbox/bigcommerce/control/par1/faults", json={"customers_cursor_meta": False},
+                  timeout=10).raise_for_status()
     meet = {"customers": threading.Barrier(2, timeout=10), "orders": threading.Barrier(2, timeout=10)}
     asked = {"customers": [], "orders": []}
+    lock = threading.Lock()
     real = {name: getattr(BigCommerceClient, f"{name}_page") for name in meet}
 
     def meeting(name):
         def page_read(self, **kwargs):
-            asked[name].append((kwargs.get("page"), kwargs.get("after")))
-            if kwargs.get("page") in (2, 3):
+            with lock:
+                asked[name].append(kwargs)
+                ranges = [k for k in asked[name] if k.get("max_id")]
+            if (name == "customers" and kwargs.get("page") in (2, 3)) or (
+                    name == "orders" and kwargs.get("max_id") and len(ranges) <= 2):
                 meet[name].wait()  # BrokenBarrierError (and a failed run) if read one at a time
             return real[name](self, **kwargs)
         return page_read
@@ -108,7 +115,31 @@ def test_an_import_reads_pages_several_at_a_time_and_imports_every_record(make_a
     placed = Order.objects.filter(store=sandbox_store).exclude(status_id=0)  # Incomplete orders are not sent
     assert set(OrderLedger.objects.filter(connection=connection).values_list("order_id", flat=True)) == set(
         placed.values_list("bc_id", flat=True))
-    # Every page once, by number: page 1 first, no cursor, none read twice.
-    pages = sorted(page or 1 for page, _ in asked["customers"])
-    assert pages == list(range(1, -(-customers // 20) + 1)) and all(after is None for _, after in asked["customers"])
-    assert sorted(page for page, _ in asked["orders"]) == list(range(1, orders // 20 + 2))
+    # Customers: every page once, by number. Orders: a first page, disjoint one-page id ranges, then min_id.
+    pages = sorted(k.get("page") or 1 for k in asked["customers"])
+    assert pages == list(range(1, -(-customers // 20) + 1))
+    ranges = sorted((k["min_id"], k["max_id"]) for k in asked["orders"] if k.get("max_id"))
+    assert len(ranges) == -(-orders // 20) - 1 and all(high - low == 19 for low, high in ranges)
+    assert all(a[1] < b[0] for a, b in zip(ranges, ranges[1:]))
+
+
+def test_customers_with_a_cursor_are_read_by_cursor(make_account, make_connection, make_store, sandbox_live,
+                                                   monkeypatch):
+    """A cursor loses no customer when one is deleted during the read; page numbers would."""
+    monkeypatch.setattr("sync.bigcommerce_pages.PAGE_LIMIT", 20)
+    sandbox_store, store, connection = _connected("cur1", make_account, make_connection, make_store,
+                                                  customers=70, orders=10)
+    asked = []
+    real = BigCommerceClient.customers_page
+
+    def page_read(self, **kwargs):
+        asked.append(kwargs)
+        return real(self, **kwargs)
+
+    monkeypatch.setattr(BigCommerceClient, "customers_page", page_read)
+    run, _ = sync_run_request(store=store, kind=SyncRun.Kind.INITIAL)
+    run = sync_run_execute(run_id=run.pk)
+    assert run.status == SyncRun.Status.SUCCEEDED, run.error_summary
+    assert [bool(k.get("after")) for k in asked] == [False, True, True, True]
+    assert all(k.get("page") is None for k in asked)
+    assert run.counters["customers"]["fetched"] == Customer.objects.filter(store=sandbox_store).count()

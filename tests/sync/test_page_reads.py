@@ -99,24 +99,44 @@ def test_a_resumed_read_starts_at_its_checkpoint_page(settings):
     assert sorted(client.asked) == [4, 5]
 
 
-def test_orders_read_by_number_go_on_past_the_count_until_a_short_page(settings, monkeypatch):
+class Orders:
+    def __init__(self, ids):
+        self.ids, self.asked = ids, []
+
+    def orders_page(self, *, modified_since=None, min_id=None, max_id=None, limit=250, **_):
+        self.asked.append((min_id, max_id))
+        ids = [i for i in self.ids if i >= (min_id or 0) and i <= (max_id or 10**9)][:limit]
+        return Page(items=[{"id": i, "date_modified": "Wed, 01 May 2024 00:00:00 +0000"} for i in ids])
+
+
+def _orders_read(client, count):
+    state = {"done": False, "started_at": None, "max_modified": None, "page": 1, "after": None, "min_id": None,
+             "offset": 0, "count": count}
+    with PagePrefetch(SimpleNamespace(bigcommerce=client), "orders",
+                      {"resources": {"orders": state}, "since": {}}) as pages:
+        items, _, after = pages.next_unit(5)
+    assert after["resources"]["orders"]["done"]
+    return [o["id"] for o in items]
+
+
+def test_full_run_orders_are_read_as_id_ranges_up_to_the_count(settings, monkeypatch):
+    """After the first page, the count's pages as disjoint id ranges read together; an order placed since
+    the count is left to the next run."""
     monkeypatch.setattr(bigcommerce_pages, "PAGE_LIMIT", 2)
     settings.BIGCOMMERCE_READ_CONCURRENCY = 3
-    asked = []
+    client = Orders(range(1, 8))  # the count said 6; order 7 came in since
+    assert _orders_read(client, 6) == [1, 2, 3, 4, 5, 6]
+    assert client.asked == [(None, None), (3, 4), (5, 6)]
 
-    class Orders:
-        def orders_page(self, *, modified_since=None, page=None, limit=250, **_):
-            asked.append(page)
-            ids = list(range(1, 8))[(page - 1) * limit: page * limit]  # 7 orders: pages of 2, 2, 2, 1
-            return Page(items=[{"id": i, "date_modified": "Wed, 01 May 2024 00:00:00 +0000"} for i in ids])
 
-    state = {"done": False, "started_at": None, "max_modified": None, "page": 1, "after": None, "min_id": None,
-             "offset": 0, "by_page": True, "pages": 3}  # the count said 6: one order came in since
-    with PagePrefetch(SimpleNamespace(bigcommerce=Orders()), "orders",
-                      {"resources": {"orders": state}, "since": {}}) as pages:
-        items, _, after = pages.next_unit(4)
-    assert [o["id"] for o in items] == [1, 2, 3, 4, 5, 6, 7] and after["resources"]["orders"]["done"]
-    assert sorted(asked) == [1, 2, 3, 4]
+def test_orders_missing_from_the_ranges_are_read_on_by_min_id(settings, monkeypatch):
+    """An order archived during the read leaves a gap: the ranges read fewer than the count, so min_id
+    pages go on; no other order moves."""
+    monkeypatch.setattr(bigcommerce_pages, "PAGE_LIMIT", 2)
+    settings.BIGCOMMERCE_READ_CONCURRENCY = 3
+    client = Orders([1, 2, 3, 5, 6, 7, 8])
+    assert _orders_read(client, 6) == [1, 2, 3, 5, 6, 7, 8]
+    assert client.asked == [(None, None), (3, 4), (5, 6), (7, None)]
 
 
 @responses.activate
@@ -142,3 +162,30 @@ def test_every_reader_waits_for_the_window_once_the_reserve_is_reached(settings)
     assert sorted(name for name, _ in slept) == ["reader-1", "reader-2"]
     assert all(59 < seconds <= 60 for _, seconds in slept)
     assert not both_waiting.broken
+
+
+@responses.activate
+def test_the_reserve_counts_the_requests_still_in_flight(settings):
+    """3 left with a reserve of 2 leaves room for one more request, not for the one still in flight too."""
+    url = f"{settings.BIGCOMMERCE_API_URL}/stores/abc/v2/store"
+    answered = threading.Event()
+    release = threading.Event()
+
+    def slow(request):  # the other reader's request: answered only after the first reader's answer
+        release.wait(5)
+        return (200, {}, "{}")
+
+    responses.add_callback(responses.GET, f"{settings.BIGCOMMERCE_API_URL}/stores/abc/v2/orders/count", slow)
+    responses.get(url, json={}, headers={"X-Rate-Limit-Requests-Left": "3", "X-Rate-Limit-Time-Reset-Ms": "60000"})
+    responses.get(url, json={})
+    slept = []
+    client = BigCommerceClient("abc", "token", sleep=slept.append)
+    other = threading.Thread(target=lambda: (client.orders_count(), answered.set()))
+    other.start()
+    while client._in_flight < 1:  # the other request is on its way
+        time.sleep(0.01)
+    client.store_information()  # 3 left, 1 other request in flight: within reserve + in flight
+    release.set()
+    other.join()
+    client.store_information()
+    assert len(slept) == 1 and 59 < slept[0] <= 60
