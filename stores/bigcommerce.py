@@ -309,27 +309,23 @@ class BigCommerceClient:
         with self._pace_lock:
             self._in_flight += 1
         try:
-            return self._send(method, url, what=f"{method} {path}", headers=headers, params=params,
-                              json_body=json_body)
+            return _send(
+                self._session or thread_session(),
+                method,
+                url,
+                what=f"{method} {path}",
+                headers=headers,
+                params=params,
+                json_body=json_body,
+                sleep=self._sleep,
+                max_attempts=self.max_attempts,
+                max_total_sleep=self.max_total_sleep,
+                before_attempt=self._before_attempt,
+                after_response=self._after_response,
+            )
         finally:
             with self._pace_lock:
                 self._in_flight -= 1
-
-    def _send(self, method: str, url: str, *, what: str, headers: dict, params, json_body) -> requests.Response:
-        return _send(
-            self._session or thread_session(),
-            method,
-            url,
-            what=what,
-            headers=headers,
-            params=params,
-            json_body=json_body,
-            sleep=self._sleep,
-            max_attempts=self.max_attempts,
-            max_total_sleep=self.max_total_sleep,
-            before_attempt=self._before_attempt,
-            after_response=self._after_response,
-        )
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self._request(method, path, **kwargs)
@@ -368,11 +364,7 @@ class BigCommerceClient:
         sort: str = "date_modified:asc",
         limit: int = DEFAULT_PAGE_LIMIT,
     ) -> Page:
-        """One page by cursor (`after`) or by number (`page`).
-
-        Page-number reads sort by `date_created:asc` (customers.v3.yml, sort): a customer edited
-        during the read keeps its place, so no page boundary shifts past an unread customer.
-        """
+        """One page by cursor (`after`) or by number (`page`), in `sort` order (customers.v3.yml, sort)."""
         params: dict[str, Any] = {"include": "addresses", "sort": sort, "limit": limit}
         if page is not None and not after:
             params["page"] = page
@@ -430,17 +422,13 @@ class BigCommerceClient:
         modified_since: datetime | None = None,
         min_id: int | None = None,
         max_id: int | None = None,
-        page: int | None = None,
         limit: int = DEFAULT_PAGE_LIMIT,
     ) -> Page:
         """One page of orders by ascending id; items are as BigCommerce sends them (RFC-2822 dates).
 
-        v2 has no cursor and no meta: callers page with min_id = last id + 1, or by `page` number
-        (orders.v2.oas2.yml, getOrders `page`) when pages are read in parallel. 204 is an empty page.
+        v2 has no cursor and no meta: callers page with min_id = last id + 1. 204 is an empty page.
         """
         params: dict[str, Any] = {"sort": "id:asc", "limit": limit, **ORDER_INCLUDES}
-        if page is not None:
-            params["page"] = page
         if modified_since is not None:
             params["min_date_modified"] = format_filter_datetime(modified_since)
         if min_id is not None:

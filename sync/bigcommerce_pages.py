@@ -210,6 +210,11 @@ def _in_thread(fn, *args, name: str) -> Future:
     return future
 
 
+def _customers_sort(state: dict) -> str:
+    """A read begun before customers were read in creation order keeps the order its cursor was made for."""
+    return state.get("sort") or "date_modified:asc"
+
+
 def order_range(state: dict, number: int) -> tuple[int, int]:
     """The ids of planned orders range `number`: one page wide, so one request reads it whole."""
     low = int(state["range_from"]) + (number - 1) * PAGE_LIMIT
@@ -222,8 +227,7 @@ def numbered_page(ctx: engine.SyncContext, resource: str, state: dict, since: da
     if resource == "subscribers":
         return bc.subscribers_page(modified_since=since, page=number, limit=PAGE_LIMIT)
     if resource == "customers":
-        sort = state.get("sort") or "date_modified:asc"
-        return bc.customers_page(modified_since=since, page=number, sort=sort, limit=PAGE_LIMIT)
+        return bc.customers_page(modified_since=since, page=number, sort=_customers_sort(state), limit=PAGE_LIMIT)
     low, high = order_range(state, number)
     return bc.orders_page(modified_since=since, min_id=low, max_id=high, limit=PAGE_LIMIT)
 
@@ -283,11 +287,9 @@ def page_fetch(ctx: engine.SyncContext, resource: str, checkpoint: dict) -> tupl
         page = numbered_page(ctx, resource, state, since, number)
         numbered_advance(state, resource, page, number)
         return page.items, page.total
-    if resource == "customers":
-        by_number = state.get("by_page") and not state["after"]
-        sort = state.get("sort") or "date_modified:asc"  # as in numbered_page
-        page = bc.customers_page(modified_since=since, after=state["after"], sort=sort,
-                                 page=state["page"] if by_number else None, limit=PAGE_LIMIT)
+    if resource == "customers":  # by cursor (page numbers are the numbered() path above)
+        page = bc.customers_page(modified_since=since, after=state["after"], sort=_customers_sort(state),
+                                 limit=PAGE_LIMIT)
         state["after"] = page.next_after
         if not page.next_after and page.next_page and page.items:
             # An answer without cursor metadata: go on by page number (several at a time, PagePrefetch)

@@ -787,11 +787,7 @@ def orders_process(ctx: SyncContext, orders: list[dict], *, carry: bool = False,
 
     def count_in_totals(order, email):
         row = ledger[email]
-        row.order_count += 1
-        row.total_spent = Decimal(row.total_spent or 0) + mapping.order_total(order)
-        placed_at = mapping.parse_bc_datetime(order.get("date_created"))
-        if placed_at and (row.last_order_at is None or placed_at > row.last_order_at):
-            row.last_order_at = placed_at
+        _count_order(row, order)
         work.ledger_rows[email] = row
         if email not in changed_emails:
             changed_emails.append(email)
@@ -844,9 +840,19 @@ def orders_process(ctx: SyncContext, orders: list[dict], *, carry: bool = False,
     return work
 
 
-def _aggregates_of(ctx: SyncContext, row: PersonLedger) -> dict:
+def _count_order(row: PersonLedger, order: dict) -> None:
+    """One more order in a person's totals (order count, total spent, last order date)."""
+    row.order_count = int(row.order_count or 0) + 1
+    row.total_spent = Decimal(row.total_spent or 0) + mapping.order_total(order)
+    placed_at = mapping.parse_bc_datetime(order.get("date_created"))
+    if placed_at and (row.last_order_at is None or placed_at > row.last_order_at):
+        row.last_order_at = placed_at
+
+
+def _aggregates_of(ctx: SyncContext, row: PersonLedger, *, clear_missing: bool = False) -> dict:
     return mapping.aggregate_fields(email=row.email, order_count=row.order_count, total_spent=row.total_spent,
-                                    last_order_at=row.last_order_at, field_ids=ctx.field_ids)
+                                    last_order_at=row.last_order_at, field_ids=ctx.field_ids,
+                                    clear_missing=clear_missing)
 
 
 def totals_fold(ctx: SyncContext, todo: list[dict], email_by_order: dict, ledger: dict,
@@ -865,12 +871,8 @@ def totals_fold(ctx: SyncContext, todo: list[dict], email_by_order: dict, ledger
         email = email_by_order[order["id"]]
         if email in ledger:
             continue
-        row = predicted.setdefault(email, PersonLedger(email=email, order_count=0, total_spent=Decimal(0)))
-        row.order_count += 1
-        row.total_spent += mapping.order_total(order)
-        placed_at = mapping.parse_bc_datetime(order.get("date_created"))
-        if placed_at and (row.last_order_at is None or placed_at > row.last_order_at):
-            row.last_order_at = placed_at
+        _count_order(predicted.setdefault(email, PersonLedger(email=email, order_count=0, total_spent=Decimal(0))),
+                     order)
     folded = {email: _aggregates_of(ctx, row) for email, row in predicted.items()}
     for order in todo:
         fields = folded.get(email_by_order[order["id"]])
@@ -964,10 +966,7 @@ def orders_to_carry(todo: list[dict], email_by_order: dict, ledger: dict) -> set
 
 def aggregates_push(ctx: SyncContext, rows: list[PersonLedger], work: PageWork) -> None:
     """Overwrite the order aggregates (count, total spent, last order) of these ledger rows in Ortto."""
-    fields = [(row.email, mapping.aggregate_fields(email=row.email, order_count=row.order_count,
-                                                   total_spent=row.total_spent, last_order_at=row.last_order_at,
-                                                   field_ids=ctx.field_ids, clear_missing=True))
-              for row in rows]
+    fields = [(row.email, _aggregates_of(ctx, row, clear_missing=True)) for row in rows]
     states = {row.email: LedgerState(row.store_opt_in, row.store_opt_in_at) for row in rows}
     pending = _calls("aggregates", MergeStrategy.OVERWRITE, fields)
     while pending:
