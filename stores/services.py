@@ -119,11 +119,12 @@ def store_load(*, payload: SignedPayload) -> tuple[Store, StoreUser]:
         raise StoreUnavailable(payload.store_hash)
     if not store.is_installed:
         raise StoreUnavailable(payload.store_hash)
-    removed_at = (StoreUser.objects.filter(store=store, bc_user_id=payload.user_id)
-                  .values_list("removed_at", flat=True).first())
-    if removed_at is not None and payload.issued_at < removed_at.timestamp():
-        # A token from before the removal (valid for a day) must not bring the user back; a token
-        # issued after it means the owner added the user again.
+    removal_issued_at = (StoreUser.objects.filter(store=store, bc_user_id=payload.user_id)
+                         .values_list("removal_issued_at", flat=True).first())
+    if removal_issued_at is not None and payload.issued_at <= removal_issued_at:
+        # Only a load token BigCommerce signed after the removal (its `iat` against the removal's, both
+        # BigCommerce's clock) means the owner added the user back; an older token (valid for a day) or
+        # one of the same second must not bring the user back.
         raise StoreUserRemoved(payload.store_hash)
     signed_payload_spend(payload=payload)
     user, _ = StoreUser.objects.update_or_create(
@@ -187,7 +188,9 @@ def store_uninstall_callback(*, payload: SignedPayload) -> Store | None:
 
 
 def store_user_remove(*, payload: SignedPayload) -> bool:
-    """Deactivate the one user the payload names, and remember when, so older load tokens stop working.
+    """Deactivate the one user the payload names, and remember when, so older load tokens and app-context
+    tokens stop working. A user the bridge has never seen (removed before their first app load) is
+    recorded too, so that their first load is refused like any other removed user's.
 
     BigCommerce never removes a store's owner, so a payload naming the owner (any load token of the
     owner's, replayed here) is refused. Raises CallbackRefused.
@@ -197,16 +200,32 @@ def store_user_remove(*, payload: SignedPayload) -> bool:
         return False
     if payload.user_id == store.owner_bc_id or payload.user_id == payload.owner_id:
         raise CallbackRefused("The store owner cannot be removed from the store.", status=400)
-    return bool(
-        StoreUser.objects.filter(store=store, bc_user_id=payload.user_id, is_owner=False)
-        .update(is_active=False, removed_at=timezone.now())
-    )
+    now = timezone.now()
+    with transaction.atomic():
+        user, created = StoreUser.objects.select_for_update().get_or_create(
+            store=store, bc_user_id=payload.user_id,
+            defaults={"email": payload.user_email, "is_active": False, "removed_at": now,
+                      "removal_issued_at": payload.issued_at},
+        )
+        if created:
+            return True
+        if user.is_owner:
+            raise CallbackRefused("The store owner cannot be removed from the store.", status=400)
+        user.is_active = False
+        user.removed_at = now
+        # A late or repeated removal never moves the line back: loads older than the newest removal stay out.
+        user.removal_issued_at = max(user.removal_issued_at or 0, payload.issued_at)
+        user.save(update_fields=["is_active", "removed_at", "removal_issued_at"])
+    return True
 
 
-def store_for_context(*, store_hash: str, bc_user_id: int) -> Store:
-    """The store behind an app-context token, if it is installed and the user still belongs to it."""
+def store_for_context(*, store_hash: str, bc_user_id: int, issued_at_ms: int) -> Store:
+    """The store behind an app-context token, if it is installed, the user still belongs to it, and the
+    token was issued after the user's last removal (a re-added user's old tokens stay dead)."""
     store = Store.objects.filter(store_hash=store_hash, is_installed=True).first()
-    if store is None or not StoreUser.objects.filter(store=store, bc_user_id=bc_user_id, is_active=True).exists():
+    user = None if store is None else (
+        StoreUser.objects.filter(store=store, bc_user_id=bc_user_id, is_active=True).only("removed_at").first())
+    if user is None or (user.removed_at is not None and issued_at_ms <= user.removed_at.timestamp() * 1000):
         raise StoreUnavailable(store_hash)
     return store
 

@@ -156,7 +156,8 @@ def app_context_required(view):
     def wrapper(request):
         try:
             ctx = app_context_read(request.headers.get("X-App-Context") or request.POST.get("app_context"))
-            store = store_for_context(store_hash=ctx.store_hash, bc_user_id=ctx.bc_user_id)
+            store = store_for_context(store_hash=ctx.store_hash, bc_user_id=ctx.bc_user_id,
+                                      issued_at_ms=ctx.issued_at_ms)
         except ContextTokenError as exc:
             message = "Your session has expired. Reload the app." if str(exc) == "expired" else "Not signed in."
             return JsonResponse({"error": message}, status=401)
