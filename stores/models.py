@@ -20,6 +20,10 @@ class Store(models.Model):
     uninstalled_at = models.DateTimeField(null=True, blank=True)
     # Per-store secret sent by BigCommerce in a header on every webhook delivery (see webhooks intake).
     webhook_secret = EncryptedTextField(blank=True)
+    # An uninstall callback that BigCommerce has not confirmed yet (its token still worked): when the next
+    # check is due (None: no check pending), and how many checks this callback has had.
+    uninstall_check_at = models.DateTimeField(null=True, blank=True)
+    uninstall_checks = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -2,7 +2,7 @@
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 
 from django.conf import settings
@@ -30,7 +30,7 @@ class SignedPayloadSpent(Exception):
 
 
 class CallbackRefused(Exception):
-    """An uninstall / remove-user callback that changes nothing; `status` is the HTTP answer."""
+    """A remove-user callback that changes nothing; `status` is the HTTP answer."""
 
     def __init__(self, message: str, status: int):
         super().__init__(message)
@@ -136,20 +136,19 @@ def store_load(*, payload: SignedPayload) -> tuple[Store, StoreUser]:
     return store, user
 
 
-def store_uninstall(*, payload: SignedPayload) -> Store | None:
+def store_uninstall(*, store: Store) -> Store:
     """Stop all work for the store and drop its token; its sync history stays for support.
 
     The apps that do work for a store stop it on the store_uninstalled signal.
     """
-    store = Store.objects.filter(store_hash=payload.store_hash).first()
-    if store is None:
-        return None
     with transaction.atomic():
         store = Store.objects.select_for_update().get(pk=store.pk)
         store.is_installed = False
         store.uninstalled_at = timezone.now()
         store.access_token = ""
         store.webhook_secret = ""
+        store.uninstall_check_at = None
+        store.uninstall_checks = 0
         store.save()
         StoreUser.objects.filter(store=store).update(is_active=False)
         store_uninstalled.send(sender=Store, store=store)
@@ -157,34 +156,91 @@ def store_uninstall(*, payload: SignedPayload) -> Store | None:
     return store
 
 
+# After an uninstall callback that BigCommerce did not confirm at once, the bridge asks again after these
+# delays (the scheduled maintenance tick, every minute, runs the checks that are due); once they are spent
+# and the token still works, the app is installed and the callback changed nothing.
+UNINSTALL_CHECK_DELAYS = (timedelta(minutes=1), timedelta(minutes=2), timedelta(minutes=5),
+                          timedelta(minutes=15), timedelta(minutes=60))
+# How long a worker that claimed a check holds it: a crashed worker's check is taken up again after it.
+UNINSTALL_CHECK_LEASE = timedelta(minutes=2)
+
+
+def _uninstall_confirmed(store: Store) -> bool | None:
+    """One authenticated read with the store's token: True when BigCommerce refuses it (401/403, or 404: the
+    store is gone), i.e. the app is uninstalled; False when it answers (installed); None when it could not
+    be asked (5xx, network)."""
+    if not store.access_token:
+        return True
+    client = bigcommerce.BigCommerceClient(store.store_hash, store.access_token, max_attempts=2, max_total_sleep=2.0)
+    try:
+        client.store_information()
+    except (bigcommerce.BigCommerceAuthError, bigcommerce.BigCommerceNotFound):
+        return True
+    except bigcommerce.BigCommerceError as exc:
+        logger.warning("uninstall of %s not confirmed: BigCommerce answered %s", store.store_hash, exc.status)
+        return None
+    return False
+
+
 def store_uninstall_callback(*, payload: SignedPayload) -> Store | None:
-    """BigCommerce's uninstall callback: uninstall only once BigCommerce confirms the app is gone.
+    """BigCommerce's uninstall callback: always answered 2xx; the store is uninstalled once BigCommerce
+    confirms the app is gone, now or in a later check.
 
     The callback's signed payload is signed exactly like every user's load token, so the payload alone
-    proves nothing. BigCommerce revokes the store's access token when the app is uninstalled: a cheap
-    authenticated read that BigCommerce now refuses (401/403) confirms it; a read it still answers
-    means the app is installed, and nothing changes. Raises CallbackRefused.
+    proves nothing. BigCommerce revokes the store's access token when the app is uninstalled, but may call
+    before the token stops working: a cheap authenticated read that BigCommerce refuses confirms the
+    uninstall; one it still answers (or cannot answer) leaves the store as it is and schedules checks
+    (UNINSTALL_CHECK_DELAYS). While checks are pending, more callbacks for the store (a replayed load token
+    sent again and again) cost no call to BigCommerce: at most about one a minute per store is made.
     """
     store = Store.objects.filter(store_hash=payload.store_hash).first()
     if store is None or not store.is_installed:
         return store  # nothing to undo (a repeated callback)
-    if store.access_token:
-        client = bigcommerce.BigCommerceClient(store.store_hash, store.access_token, max_attempts=2,
-                                               max_total_sleep=2.0)
-        try:
-            client.store_information()
-        except (bigcommerce.BigCommerceAuthError, bigcommerce.BigCommerceNotFound):
-            pass  # the token is revoked (or the store is gone): the uninstall is real
-        except bigcommerce.BigCommerceError as exc:
-            logger.warning("uninstall of %s not confirmed: BigCommerce answered %s", store.store_hash, exc.status)
-            raise CallbackRefused("BigCommerce could not be reached to confirm the uninstall. Nothing was "
-                                  "changed; send the callback again.", status=503)
-        else:
-            logger.warning("uninstall callback for %s refused: BigCommerce still accepts the store's token",
-                           store.store_hash)
-            raise CallbackRefused("BigCommerce still has the app installed for this store. Nothing was changed.",
-                                  status=409)
-    return store_uninstall(payload=payload)
+    now = timezone.now()
+    # Claimed with one conditional UPDATE: of simultaneous callbacks only one asks BigCommerce.
+    claimed = Store.objects.filter(pk=store.pk, is_installed=True, uninstall_check_at__isnull=True).update(
+        uninstall_check_at=now + UNINSTALL_CHECK_LEASE, uninstall_checks=0)
+    if not claimed:
+        # A check is pending: this callback costs no call, it only brings that check forward to the next
+        # minute (a real uninstall during a flood of replays is still confirmed within a couple of minutes).
+        soon = now + UNINSTALL_CHECK_DELAYS[0]
+        Store.objects.filter(pk=store.pk, uninstall_check_at__gt=soon).update(uninstall_check_at=soon)
+        return store
+    store.refresh_from_db()
+    return _uninstall_check(store)
+
+
+def _uninstall_check(store: Store) -> Store:
+    """Ask BigCommerce once for a store whose check this process has claimed; uninstall or schedule the next."""
+    confirmed = _uninstall_confirmed(store)
+    if confirmed:
+        return store_uninstall(store=store)
+    checks = store.uninstall_checks + 1
+    if checks > len(UNINSTALL_CHECK_DELAYS):
+        logger.warning("uninstall callback for %s not confirmed after %d checks: the app is still installed; "
+                       "nothing was changed", store.store_hash, checks)
+        Store.objects.filter(pk=store.pk).update(uninstall_check_at=None, uninstall_checks=0)
+    else:
+        if confirmed is False:
+            logger.info("uninstall callback for %s: BigCommerce still accepts the store's token; checking "
+                        "again in %s", store.store_hash, UNINSTALL_CHECK_DELAYS[checks - 1])
+        Store.objects.filter(pk=store.pk).update(
+            uninstall_check_at=timezone.now() + UNINSTALL_CHECK_DELAYS[checks - 1], uninstall_checks=checks)
+    store.refresh_from_db()
+    return store
+
+
+def store_uninstall_checks_run() -> int:
+    """Run the uninstall checks that are due (from the scheduled maintenance tick); how many ran."""
+    ran = 0
+    now = timezone.now()
+    due = Store.objects.filter(is_installed=True, uninstall_check_at__lte=now).values_list("pk", "uninstall_check_at")
+    for pk, due_at in due:
+        # Claimed by moving its due time (compare-and-set): two ticks at once never both ask BigCommerce.
+        if Store.objects.filter(pk=pk, uninstall_check_at=due_at).update(uninstall_check_at=now + UNINSTALL_CHECK_LEASE):
+            _uninstall_check(Store.objects.get(pk=pk))
+            ran += 1
+    return ran
 
 
 def store_user_remove(*, payload: SignedPayload) -> bool:

@@ -22,4 +22,14 @@ class Migration(migrations.Migration):
             field=models.BigIntegerField(blank=True, null=True),
         ),
         migrations.RunPython(removal_times_backfill, migrations.RunPython.noop),
+        migrations.AddField(
+            model_name="store",
+            name="uninstall_check_at",
+            field=models.DateTimeField(blank=True, null=True),
+        ),
+        migrations.AddField(
+            model_name="store",
+            name="uninstall_checks",
+            field=models.PositiveSmallIntegerField(default=0),
+        ),
     ]
