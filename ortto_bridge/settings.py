@@ -204,6 +204,9 @@ BIGCOMMERCE_FRAME_ANCESTORS = env.list(
 # The view that answers a verified install or load with the app page. The page shows sync's state and
 # stores never imports sync, so the callbacks call it by name, as Django calls CSRF_FAILURE_VIEW.
 BIGCOMMERCE_APP_PAGE_VIEW = "sync.app_views.app_page"
+# Says whether an install callback may spend a token exchange (request -> bool); sync's throttle, named here
+# because stores never imports sync.
+BIGCOMMERCE_INSTALL_THROTTLE = "sync.throttle.install_attempt"
 HTTP_TIMEOUT_SECONDS = env.float("HTTP_TIMEOUT_SECONDS", default=20.0)
 # Ortto's rate is per account and plan (10-60 requests/s): a client-side gate keeps every worker thread
 # of a process under it instead of drawing 429s (0 = learn each account's rate from its 429s: sync/ortto.py, LearnedRateGate).

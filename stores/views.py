@@ -66,6 +66,12 @@ def auth_callback(request):
             message="BigCommerce's install request is missing its code or store. Start the install again.",
             status=400,
         )
+    if not import_string(settings.BIGCOMMERCE_INSTALL_THROTTLE)(request):
+        return _message_page(
+            request, title="Too many install attempts",
+            message="This network has started too many installs in the last few minutes. Wait ten minutes, then "
+                    "start the install again from Apps › Marketplace.", status=429,
+        )
     try:
         grant = bigcommerce.exchange_code(code=code, scope=scope, context=context)
     except bigcommerce.BigCommerceError as exc:

@@ -45,6 +45,9 @@ SIGNIN_SLOW = Rule("signin-slow", limit=1, window_seconds=60)
 # The forms whose sign-ins are counted apart (an admin is never slowed by the connect form's failures).
 SIGNIN_FORMS = ("connect", "admin")
 SIGNUP_IP = Rule("signup-ip", limit=10, window_seconds=60 * 60)
+# BigCommerce's auth callback comes from the merchant's browser and costs one token exchange: per IP only
+# (a per-store limit would let a stranger block a store's install).
+INSTALL_IP = Rule("install-ip", limit=10, window_seconds=10 * 60)
 ACCOUNT_ADD_USER = Rule("account-add-user", limit=10, window_seconds=60 * 60)
 ACCOUNT_ADD_IP = Rule("account-add-ip", limit=30, window_seconds=60 * 60)
 
@@ -132,6 +135,11 @@ def signin_succeeded(*, form: str, username: str, ip: str) -> None:
     throttle_forget(rule=SIGNIN_SLOW, subject=pair)
     throttle_undo(rule=SIGNIN_ACCOUNT, subject=f"{form}|{username}")
     throttle_undo(rule=SIGNIN_IP, subject=ip)
+
+
+def install_attempt(request) -> bool:
+    """An auth (install) callback may exchange its code (settings.BIGCOMMERCE_INSTALL_THROTTLE)."""
+    return throttle_allows(rule=INSTALL_IP, subject=client_ip(request))
 
 
 def signup_attempt(*, ip: str) -> bool:
