@@ -302,13 +302,14 @@ USE_TZ = True
 
 # --- Logging ------------------------------------------------------------------------------------
 # Sync work logs carry the store hash and run id (see sync/run_logging.py); secrets are never logged: every
-# line, the dev server's request lines included (django.server), has tokens and codes redacted.
+# line, the dev server's request lines included (django.server), has tokens and codes redacted and control
+# characters escaped (stores/log_filters.py), so a client cannot forge a log line.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact_secrets": {"()": "stores.log_filters.RedactSecrets"}},
+    "filters": {"safe_log_lines": {"()": "stores.log_filters.SafeLogLines"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_secrets"]}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["safe_log_lines"]}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
