@@ -2,10 +2,7 @@
 reaches a log line) cannot forge a log line. Over real HTTP against runserver and gunicorn, as
 test_no_secrets_in_logs.py starts them; the logs they wrote are read."""
 
-import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +10,7 @@ import requests
 
 from stores.log_filters import SafeLogLines, escape_controls
 
-from .test_no_secrets_in_logs import ROOT, _free_port, _stop, _test_database_url
+from .test_no_secrets_in_logs import _free_port, _server, _stop
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
 
@@ -27,17 +24,6 @@ def attack(base: str) -> None:
     requests.get(f"{base}/bigcommerce/nothing%0A{FORGED.replace(' ', '%20')}", timeout=30)
 
 
-def until_up(base: str, process: subprocess.Popen) -> None:
-    deadline = time.time() + 60
-    while time.time() < deadline and process.poll() is None:
-        try:
-            requests.get(base + "/healthz", timeout=5)
-            return
-        except requests.RequestException:  # not listening yet, or busy starting (a slow first answer)
-            time.sleep(0.3)
-    raise AssertionError("server did not start")
-
-
 @pytest.mark.parametrize("server", ["runserver", "gunicorn"])
 def test_a_newline_from_a_client_cannot_forge_a_log_line(tmp_path, settings, server):
     port = _free_port()
@@ -45,15 +31,9 @@ def test_a_newline_from_a_client_cannot_forge_a_log_line(tmp_path, settings, ser
     command = ([sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload", "--skip-checks"]
                if server == "runserver" else
                [str(Path(sys.executable).parent / "gunicorn"), "ortto_bridge.wsgi", "-c", "gunicorn.conf.py"])
-    base = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "SANDBOX": "1", "DEBUG": "1", "DATABASE_URL": _test_database_url(), "PUBLIC_URL": base,
-           "LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1", "BIND": f"127.0.0.1:{port}", "WEB_WORKERS": "1",
-           "WEB_THREADS": "4"}
-    env.pop("TEST_DATABASE_NAME", None)
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    process = _server(command, port=port, log=log, BIND=f"127.0.0.1:{port}", WEB_WORKERS="1", WEB_THREADS="4")
     try:
-        until_up(base, process)
-        attack(base)
+        attack(f"http://127.0.0.1:{port}")
     finally:
         _stop(process)
     text = log.read_text()
