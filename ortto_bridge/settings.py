@@ -248,21 +248,27 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 # --- Refuse to start misconfigured ------------------------------------------------------------------
-# Production (DEBUG off) never runs with a guessable or missing secret, nor with the sandbox mounted:
-# the sandbox signs BigCommerce payloads with a published secret. The test suite, the reliability
-# clusters and the benchmarks run the sandbox with DEBUG off, so that is allowed on loopback only.
-def _misconfigurations() -> list[str]:
+# Anything reachable beyond this machine never runs with a guessable or missing secret, nor with the sandbox
+# mounted (the sandbox signs BigCommerce payloads with a published secret), whatever DEBUG says: DEBUG=1 on
+# a public host is refused like production. Only a development or sandbox server on loopback alone (PUBLIC_URL
+# and every ALLOWED_HOSTS entry: `make run`, the test suite, the reliability clusters, the benchmarks) is let off.
+_LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]", "testserver"}
+
+
+def _loopback_only() -> bool:
     from urllib.parse import urlsplit
 
+    return urlsplit(PUBLIC_URL).hostname in _LOOPBACK and set(ALLOWED_HOSTS) <= _LOOPBACK
+
+
+def _misconfigurations() -> list[str]:
     from cryptography.fernet import Fernet
 
-    loopback = {"127.0.0.1", "localhost", "::1", "[::1]", "testserver"}
     if SANDBOX:
-        public = urlsplit(PUBLIC_URL).hostname not in loopback or not set(ALLOWED_HOSTS) <= loopback
-        return ["SANDBOX is on with DEBUG off on a non-loopback PUBLIC_URL / ALLOWED_HOSTS; the sandbox "
-                "is never for production."] if public else []
+        return ["SANDBOX is on with a non-loopback PUBLIC_URL / ALLOWED_HOSTS; the sandbox is never for "
+                "production (DEBUG does not change that)."]
     problems = []
-    if len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5 or SECRET_KEY.startswith("django-insecure-"):
+    if len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5 or SECRET_KEY.startswith(("django-insecure-", "dev-only-")):
         problems.append("SECRET_KEY must be a random value of at least 50 characters.")
     try:
         Fernet(FIELD_ENCRYPTION_KEY)
@@ -273,7 +279,7 @@ def _misconfigurations() -> list[str]:
     return problems
 
 
-if not DEBUG and (_problems := _misconfigurations()):
+if not (_loopback_only() and (DEBUG or SANDBOX)) and (_problems := _misconfigurations()):
     from django.core.exceptions import ImproperlyConfigured
 
     raise ImproperlyConfigured("Refusing to start: " + " ".join(_problems))
