@@ -62,8 +62,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "stores.middleware.FrameAncestorsMiddleware",
-    # The product's pages: a full Content-Security-Policy (frame-ancestors included) and no-store.
-    "stores.security_headers.ProductPageHeadersMiddleware",
+    # Permissions-Policy everywhere; a Content-Security-Policy everywhere (the product's pages: no inline code
+    # at all, frame-ancestors included, and no-store; the admin and the sandbox: nonces).
+    "stores.security_headers.SecurityHeadersMiddleware",
 ]
 
 ROOT_URLCONF = "ortto_bridge.urls"
