@@ -2,14 +2,15 @@
 
 The access log leaves out the query string and the Referer: BigCommerce's callbacks carry a day-long
 signed_payload_jwt and install codes in the URL, and the connect link a token. Every other line
-gunicorn writes goes through the same redaction as Django's logging (stores/log_filters.py).
+gunicorn writes goes through the same filter as Django's logging (stores/log_filters.py): secrets redacted,
+control characters escaped.
 """
 
 import os
 
 from gunicorn.glogging import Logger
 
-from stores.log_filters import RedactSecrets
+from stores.log_filters import SafeLogLines
 
 bind = os.environ.get("BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("WEB_WORKERS", "2"))
@@ -24,7 +25,7 @@ class RedactingLogger(Logger):
     def setup(self, cfg):
         super().setup(cfg)
         for log in (self.error_log, self.access_log):
-            log.addFilter(RedactSecrets())
+            log.addFilter(SafeLogLines())
 
 
 logger_class = RedactingLogger

@@ -62,8 +62,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "stores.middleware.FrameAncestorsMiddleware",
-    # The product's pages: a full Content-Security-Policy (frame-ancestors included) and no-store.
-    "stores.security_headers.ProductPageHeadersMiddleware",
+    # Permissions-Policy everywhere; a Content-Security-Policy everywhere (the product's pages: no inline code
+    # at all, frame-ancestors included, and no-store; the admin and the sandbox: nonces).
+    "stores.security_headers.SecurityHeadersMiddleware",
 ]
 
 ROOT_URLCONF = "ortto_bridge.urls"
@@ -204,6 +205,9 @@ BIGCOMMERCE_FRAME_ANCESTORS = env.list(
 # The view that answers a verified install or load with the app page. The page shows sync's state and
 # stores never imports sync, so the callbacks call it by name, as Django calls CSRF_FAILURE_VIEW.
 BIGCOMMERCE_APP_PAGE_VIEW = "sync.app_views.app_page"
+# Says whether an install callback may spend a token exchange (request -> bool); sync's throttle, named here
+# because stores never imports sync.
+BIGCOMMERCE_INSTALL_THROTTLE = "sync.throttle.install_attempt"
 HTTP_TIMEOUT_SECONDS = env.float("HTTP_TIMEOUT_SECONDS", default=20.0)
 # Ortto's rate is per account and plan (10-60 requests/s): a client-side gate keeps every worker thread
 # of a process under it instead of drawing 429s (0 = learn each account's rate from its 429s: sync/ortto.py, LearnedRateGate).
@@ -245,21 +249,27 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 # --- Refuse to start misconfigured ------------------------------------------------------------------
-# Production (DEBUG off) never runs with a guessable or missing secret, nor with the sandbox mounted:
-# the sandbox signs BigCommerce payloads with a published secret. The test suite, the reliability
-# clusters and the benchmarks run the sandbox with DEBUG off, so that is allowed on loopback only.
-def _misconfigurations() -> list[str]:
+# Anything reachable beyond this machine never runs with a guessable or missing secret, nor with the sandbox
+# mounted (the sandbox signs BigCommerce payloads with a published secret), whatever DEBUG says: DEBUG=1 on
+# a public host is refused like production. Only a development or sandbox server on loopback alone (PUBLIC_URL
+# and every ALLOWED_HOSTS entry: `make run`, the test suite, the reliability clusters, the benchmarks) is let off.
+_LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]", "testserver"}
+
+
+def _loopback_only() -> bool:
     from urllib.parse import urlsplit
 
+    return urlsplit(PUBLIC_URL).hostname in _LOOPBACK and set(ALLOWED_HOSTS) <= _LOOPBACK
+
+
+def _misconfigurations() -> list[str]:
     from cryptography.fernet import Fernet
 
-    loopback = {"127.0.0.1", "localhost", "::1", "[::1]", "testserver"}
     if SANDBOX:
-        public = urlsplit(PUBLIC_URL).hostname not in loopback or not set(ALLOWED_HOSTS) <= loopback
-        return ["SANDBOX is on with DEBUG off on a non-loopback PUBLIC_URL / ALLOWED_HOSTS; the sandbox "
-                "is never for production."] if public else []
+        return ["SANDBOX is on with a non-loopback PUBLIC_URL / ALLOWED_HOSTS; the sandbox is never for "
+                "production (DEBUG does not change that)."]
     problems = []
-    if len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5 or SECRET_KEY.startswith("django-insecure-"):
+    if len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5 or SECRET_KEY.startswith(("django-insecure-", "dev-only-")):
         problems.append("SECRET_KEY must be a random value of at least 50 characters.")
     try:
         Fernet(FIELD_ENCRYPTION_KEY)
@@ -270,7 +280,7 @@ def _misconfigurations() -> list[str]:
     return problems
 
 
-if not DEBUG and (_problems := _misconfigurations()):
+if not (_loopback_only() and (DEBUG or SANDBOX)) and (_problems := _misconfigurations()):
     from django.core.exceptions import ImproperlyConfigured
 
     raise ImproperlyConfigured("Refusing to start: " + " ".join(_problems))
@@ -299,13 +309,14 @@ USE_TZ = True
 
 # --- Logging ------------------------------------------------------------------------------------
 # Sync work logs carry the store hash and run id (see sync/run_logging.py); secrets are never logged: every
-# line, the dev server's request lines included (django.server), has tokens and codes redacted.
+# line, the dev server's request lines included (django.server), has tokens and codes redacted and control
+# characters escaped (stores/log_filters.py), so a client cannot forge a log line.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact_secrets": {"()": "stores.log_filters.RedactSecrets"}},
+    "filters": {"safe_log_lines": {"()": "stores.log_filters.SafeLogLines"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_secrets"]}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["safe_log_lines"]}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},

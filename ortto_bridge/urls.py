@@ -6,7 +6,7 @@ from stores import urls as stores_urls
 from sync import bigcommerce_urls as sync_bigcommerce_urls
 from sync.admin_login import ThrottledAdminLoginForm
 
-# The admin login counts guesses with the connect sign-in: an account locked there is locked here too.
+# The admin login counts guesses like the connect sign-in, apart from it: failures there never refuse an admin here.
 admin.site.login_form = ThrottledAdminLoginForm
 
 urlpatterns = [

@@ -7,7 +7,8 @@ under their own salt, so one can never be used as the other.
 """
 
 import secrets
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 from django.core import signing
 
@@ -25,10 +26,15 @@ class ContextTokenError(Exception):
 class StoreContext:
     store_hash: str
     bc_user_id: int
+    # When the token was signed (ms since the epoch; 0 when unknown): a token from before the user's removal
+    # stays dead after the user is added back (stores.services.store_for_context). Not part of equality:
+    # two tokens for the same store and user name the same context.
+    issued_at_ms: int = field(default=0, compare=False)
 
 
 def _dumps(ctx: StoreContext, salt: str, **extra) -> str:
-    return signing.dumps({"s": ctx.store_hash, "u": ctx.bc_user_id, **extra}, salt=salt, compress=False)
+    data = {"s": ctx.store_hash, "u": ctx.bc_user_id, "t": int(time.time() * 1000), **extra}
+    return signing.dumps(data, salt=salt, compress=False)
 
 
 def _loads(token: str | None, salt: str, max_age: int) -> StoreContext:
@@ -41,8 +47,8 @@ def _loads(token: str | None, salt: str, max_age: int) -> StoreContext:
     except signing.BadSignature:
         raise ContextTokenError("invalid")
     try:
-        return StoreContext(store_hash=str(data["s"]), bc_user_id=int(data["u"]))
-    except (KeyError, TypeError, ValueError):
+        return StoreContext(store_hash=str(data["s"]), bc_user_id=int(data["u"]), issued_at_ms=int(data.get("t") or 0))
+    except (KeyError, TypeError, ValueError, AttributeError):
         raise ContextTokenError("invalid")
 
 

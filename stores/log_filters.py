@@ -16,19 +16,25 @@ _SECRET_VALUE = re.compile(
     r"(?:(?<![A-Za-z0-9_])|(?<=%%3F)|(?<=%%26))((?:%s)(?:=|%%3D))[^&%%\s\"'<>]+(?:%%(?!26)[^&%%\s\"'<>]*)*"
     % "|".join(SECRET_PARAMETERS), re.IGNORECASE)
 REDACTED = "[redacted]"
+# C0 and C1 controls (a tab stays: it cannot start a line) and the Unicode line / paragraph separators.
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def redact(text: str) -> str:
     return _SECRET_VALUE.sub(lambda match: match[1] + REDACTED, text)
 
 
-class RedactSecrets(logging.Filter):
+def escape_controls(text: str) -> str:
+    return _CONTROL.sub(lambda match: match[0].encode("unicode_escape").decode("ascii"), text)
+
+
+class SafeLogLines(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
         except Exception:  # a broken format string is the logging module's to report
             return True
-        redacted = redact(message)
-        if redacted != message:
-            record.msg, record.args = redacted, None
+        safe = escape_controls(redact(message))
+        if safe != message:
+            record.msg, record.args = safe, None
         return True

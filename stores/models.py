@@ -20,6 +20,10 @@ class Store(models.Model):
     uninstalled_at = models.DateTimeField(null=True, blank=True)
     # Per-store secret sent by BigCommerce in a header on every webhook delivery (see webhooks intake).
     webhook_secret = EncryptedTextField(blank=True)
+    # An uninstall callback that BigCommerce has not confirmed yet (its token still worked): when the next
+    # check is due (None: no check pending), and how many checks this callback has had.
+    uninstall_check_at = models.DateTimeField(null=True, blank=True)
+    uninstall_checks = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -45,8 +49,12 @@ class StoreUser(models.Model):
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     last_seen_at = models.DateTimeField(null=True, blank=True)
-    # When BigCommerce's remove-user callback arrived: load tokens issued before it are refused.
+    # When BigCommerce's remove-user callback arrived (this server's clock): app-context tokens the bridge
+    # issued before it stay dead, even after the user is added back.
     removed_at = models.DateTimeField(null=True, blank=True)
+    # The removal's own `iat` (BigCommerce's clock, UNIX seconds): a load is let in again only with a load
+    # token BigCommerce issued after it, i.e. after the owner added the user back.
+    removal_issued_at = models.BigIntegerField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["store", "bc_user_id"], name="storeuser_unique_per_store")]

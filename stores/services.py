@@ -2,7 +2,7 @@
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 
 from django.conf import settings
@@ -30,7 +30,7 @@ class SignedPayloadSpent(Exception):
 
 
 class CallbackRefused(Exception):
-    """An uninstall / remove-user callback that changes nothing; `status` is the HTTP answer."""
+    """A remove-user callback that changes nothing; `status` is the HTTP answer."""
 
     def __init__(self, message: str, status: int):
         super().__init__(message)
@@ -119,11 +119,12 @@ def store_load(*, payload: SignedPayload) -> tuple[Store, StoreUser]:
         raise StoreUnavailable(payload.store_hash)
     if not store.is_installed:
         raise StoreUnavailable(payload.store_hash)
-    removed_at = (StoreUser.objects.filter(store=store, bc_user_id=payload.user_id)
-                  .values_list("removed_at", flat=True).first())
-    if removed_at is not None and payload.issued_at < removed_at.timestamp():
-        # A token from before the removal (valid for a day) must not bring the user back; a token
-        # issued after it means the owner added the user again.
+    removal_issued_at = (StoreUser.objects.filter(store=store, bc_user_id=payload.user_id)
+                         .values_list("removal_issued_at", flat=True).first())
+    if removal_issued_at is not None and payload.issued_at <= removal_issued_at:
+        # Only a load token BigCommerce signed after the removal (its `iat` against the removal's, both
+        # BigCommerce's clock) means the owner added the user back; an older token (valid for a day) or
+        # one of the same second must not bring the user back.
         raise StoreUserRemoved(payload.store_hash)
     signed_payload_spend(payload=payload)
     user, _ = StoreUser.objects.update_or_create(
@@ -135,20 +136,19 @@ def store_load(*, payload: SignedPayload) -> tuple[Store, StoreUser]:
     return store, user
 
 
-def store_uninstall(*, payload: SignedPayload) -> Store | None:
+def store_uninstall(*, store: Store) -> Store:
     """Stop all work for the store and drop its token; its sync history stays for support.
 
     The apps that do work for a store stop it on the store_uninstalled signal.
     """
-    store = Store.objects.filter(store_hash=payload.store_hash).first()
-    if store is None:
-        return None
     with transaction.atomic():
         store = Store.objects.select_for_update().get(pk=store.pk)
         store.is_installed = False
         store.uninstalled_at = timezone.now()
         store.access_token = ""
         store.webhook_secret = ""
+        store.uninstall_check_at = None
+        store.uninstall_checks = 0
         store.save()
         StoreUser.objects.filter(store=store).update(is_active=False)
         store_uninstalled.send(sender=Store, store=store)
@@ -156,38 +156,97 @@ def store_uninstall(*, payload: SignedPayload) -> Store | None:
     return store
 
 
+# After an uninstall callback that BigCommerce did not confirm at once, the bridge asks again after these
+# delays (the scheduled maintenance tick, every minute, runs the checks that are due); once they are spent
+# and the token still works, the app is installed and the callback changed nothing.
+UNINSTALL_CHECK_DELAYS = (timedelta(minutes=1), timedelta(minutes=2), timedelta(minutes=5),
+                          timedelta(minutes=15), timedelta(minutes=60))
+# How long a worker that claimed a check holds it: a crashed worker's check is taken up again after it.
+UNINSTALL_CHECK_LEASE = timedelta(minutes=2)
+
+
+def _uninstall_confirmed(store: Store) -> bool | None:
+    """One authenticated read with the store's token: True when BigCommerce refuses it (401/403, or 404: the
+    store is gone), i.e. the app is uninstalled; False when it answers (installed); None when it could not
+    be asked (5xx, network)."""
+    if not store.access_token:
+        return True
+    client = bigcommerce.BigCommerceClient(store.store_hash, store.access_token, max_attempts=2, max_total_sleep=2.0)
+    try:
+        client.store_information()
+    except (bigcommerce.BigCommerceAuthError, bigcommerce.BigCommerceNotFound):
+        return True
+    except bigcommerce.BigCommerceError as exc:
+        logger.warning("uninstall of %s not confirmed: BigCommerce answered %s", store.store_hash, exc.status)
+        return None
+    return False
+
+
 def store_uninstall_callback(*, payload: SignedPayload) -> Store | None:
-    """BigCommerce's uninstall callback: uninstall only once BigCommerce confirms the app is gone.
+    """BigCommerce's uninstall callback: always answered 2xx; the store is uninstalled once BigCommerce
+    confirms the app is gone, now or in a later check.
 
     The callback's signed payload is signed exactly like every user's load token, so the payload alone
-    proves nothing. BigCommerce revokes the store's access token when the app is uninstalled: a cheap
-    authenticated read that BigCommerce now refuses (401/403) confirms it; a read it still answers
-    means the app is installed, and nothing changes. Raises CallbackRefused.
+    proves nothing. BigCommerce revokes the store's access token when the app is uninstalled, but may call
+    before the token stops working: a cheap authenticated read that BigCommerce refuses confirms the
+    uninstall; one it still answers (or cannot answer) leaves the store as it is and schedules checks
+    (UNINSTALL_CHECK_DELAYS). While checks are pending, more callbacks for the store (a replayed load token
+    sent again and again) cost no call to BigCommerce: at most about one a minute per store is made.
     """
     store = Store.objects.filter(store_hash=payload.store_hash).first()
     if store is None or not store.is_installed:
         return store  # nothing to undo (a repeated callback)
-    if store.access_token:
-        client = bigcommerce.BigCommerceClient(store.store_hash, store.access_token, max_attempts=2,
-                                               max_total_sleep=2.0)
-        try:
-            client.store_information()
-        except (bigcommerce.BigCommerceAuthError, bigcommerce.BigCommerceNotFound):
-            pass  # the token is revoked (or the store is gone): the uninstall is real
-        except bigcommerce.BigCommerceError as exc:
-            logger.warning("uninstall of %s not confirmed: BigCommerce answered %s", store.store_hash, exc.status)
-            raise CallbackRefused("BigCommerce could not be reached to confirm the uninstall. Nothing was "
-                                  "changed; send the callback again.", status=503)
-        else:
-            logger.warning("uninstall callback for %s refused: BigCommerce still accepts the store's token",
-                           store.store_hash)
-            raise CallbackRefused("BigCommerce still has the app installed for this store. Nothing was changed.",
-                                  status=409)
-    return store_uninstall(payload=payload)
+    now = timezone.now()
+    # Claimed with one conditional UPDATE: of simultaneous callbacks only one asks BigCommerce.
+    claimed = Store.objects.filter(pk=store.pk, is_installed=True, uninstall_check_at__isnull=True).update(
+        uninstall_check_at=now + UNINSTALL_CHECK_LEASE, uninstall_checks=0)
+    if not claimed:
+        # A check is pending: this callback costs no call, it only brings that check forward to the next
+        # minute (a real uninstall during a flood of replays is still confirmed within a couple of minutes).
+        soon = now + UNINSTALL_CHECK_DELAYS[0]
+        Store.objects.filter(pk=store.pk, uninstall_check_at__gt=soon).update(uninstall_check_at=soon)
+        return store
+    store.refresh_from_db()
+    return _uninstall_check(store)
+
+
+def _uninstall_check(store: Store) -> Store:
+    """Ask BigCommerce once for a store whose check this process has claimed; uninstall or schedule the next."""
+    confirmed = _uninstall_confirmed(store)
+    if confirmed:
+        return store_uninstall(store=store)
+    checks = store.uninstall_checks + 1
+    if checks > len(UNINSTALL_CHECK_DELAYS):
+        logger.warning("uninstall callback for %s not confirmed after %d checks: the app is still installed; "
+                       "nothing was changed", store.store_hash, checks)
+        Store.objects.filter(pk=store.pk).update(uninstall_check_at=None, uninstall_checks=0)
+    else:
+        if confirmed is False:
+            logger.info("uninstall callback for %s: BigCommerce still accepts the store's token; checking "
+                        "again in %s", store.store_hash, UNINSTALL_CHECK_DELAYS[checks - 1])
+        Store.objects.filter(pk=store.pk).update(
+            uninstall_check_at=timezone.now() + UNINSTALL_CHECK_DELAYS[checks - 1], uninstall_checks=checks)
+    store.refresh_from_db()
+    return store
+
+
+def store_uninstall_checks_run() -> int:
+    """Run the uninstall checks that are due (from the scheduled maintenance tick); how many ran."""
+    ran = 0
+    now = timezone.now()
+    due = Store.objects.filter(is_installed=True, uninstall_check_at__lte=now).values_list("pk", "uninstall_check_at")
+    for pk, due_at in due:
+        # Claimed by moving its due time (compare-and-set): two ticks at once never both ask BigCommerce.
+        if Store.objects.filter(pk=pk, uninstall_check_at=due_at).update(uninstall_check_at=now + UNINSTALL_CHECK_LEASE):
+            _uninstall_check(Store.objects.get(pk=pk))
+            ran += 1
+    return ran
 
 
 def store_user_remove(*, payload: SignedPayload) -> bool:
-    """Deactivate the one user the payload names, and remember when, so older load tokens stop working.
+    """Deactivate the one user the payload names, and remember when, so older load tokens and app-context
+    tokens stop working. A user the bridge has never seen (removed before their first app load) is
+    recorded too, so that their first load is refused like any other removed user's.
 
     BigCommerce never removes a store's owner, so a payload naming the owner (any load token of the
     owner's, replayed here) is refused. Raises CallbackRefused.
@@ -197,16 +256,32 @@ def store_user_remove(*, payload: SignedPayload) -> bool:
         return False
     if payload.user_id == store.owner_bc_id or payload.user_id == payload.owner_id:
         raise CallbackRefused("The store owner cannot be removed from the store.", status=400)
-    return bool(
-        StoreUser.objects.filter(store=store, bc_user_id=payload.user_id, is_owner=False)
-        .update(is_active=False, removed_at=timezone.now())
-    )
+    now = timezone.now()
+    with transaction.atomic():
+        user, created = StoreUser.objects.select_for_update().get_or_create(
+            store=store, bc_user_id=payload.user_id,
+            defaults={"email": payload.user_email, "is_active": False, "removed_at": now,
+                      "removal_issued_at": payload.issued_at},
+        )
+        if created:
+            return True
+        if user.is_owner:
+            raise CallbackRefused("The store owner cannot be removed from the store.", status=400)
+        user.is_active = False
+        user.removed_at = now
+        # A late or repeated removal never moves the line back: loads older than the newest removal stay out.
+        user.removal_issued_at = max(user.removal_issued_at or 0, payload.issued_at)
+        user.save(update_fields=["is_active", "removed_at", "removal_issued_at"])
+    return True
 
 
-def store_for_context(*, store_hash: str, bc_user_id: int) -> Store:
-    """The store behind an app-context token, if it is installed and the user still belongs to it."""
+def store_for_context(*, store_hash: str, bc_user_id: int, issued_at_ms: int) -> Store:
+    """The store behind an app-context token, if it is installed, the user still belongs to it, and the
+    token was issued after the user's last removal (a re-added user's old tokens stay dead)."""
     store = Store.objects.filter(store_hash=store_hash, is_installed=True).first()
-    if store is None or not StoreUser.objects.filter(store=store, bc_user_id=bc_user_id, is_active=True).exists():
+    user = None if store is None else (
+        StoreUser.objects.filter(store=store, bc_user_id=bc_user_id, is_active=True).only("removed_at").first())
+    if user is None or (user.removed_at is not None and issued_at_ms <= user.removed_at.timestamp() * 1000):
         raise StoreUnavailable(store_hash)
     return store
 

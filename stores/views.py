@@ -66,6 +66,12 @@ def auth_callback(request):
             message="BigCommerce's install request is missing its code or store. Start the install again.",
             status=400,
         )
+    if not import_string(settings.BIGCOMMERCE_INSTALL_THROTTLE)(request):
+        return _message_page(
+            request, title="Too many install attempts",
+            message="This network has started too many installs in the last few minutes. Wait ten minutes, then "
+                    "start the install again from Apps › Marketplace.", status=429,
+        )
     try:
         grant = bigcommerce.exchange_code(code=code, scope=scope, context=context)
     except bigcommerce.BigCommerceError as exc:
@@ -156,7 +162,8 @@ def app_context_required(view):
     def wrapper(request):
         try:
             ctx = app_context_read(request.headers.get("X-App-Context") or request.POST.get("app_context"))
-            store = store_for_context(store_hash=ctx.store_hash, bc_user_id=ctx.bc_user_id)
+            store = store_for_context(store_hash=ctx.store_hash, bc_user_id=ctx.bc_user_id,
+                                      issued_at_ms=ctx.issued_at_ms)
         except ContextTokenError as exc:
             message = "Your session has expired. Reload the app." if str(exc) == "expired" else "Not signed in."
             return JsonResponse({"error": message}, status=401)

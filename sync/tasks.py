@@ -3,7 +3,7 @@
 import logging
 
 from stores.models import Store, WebhookEvent
-from stores.services import signed_payloads_purge
+from stores.services import signed_payloads_purge, store_uninstall_checks_run
 
 from .models import Connection, SyncRun
 from .pauses import paused_accounts_probe
@@ -51,6 +51,7 @@ def maintenance_tick() -> dict:
             drained += 1
     throttle_purge()  # sign-in / sign-up counters whose window has closed
     signed_payloads_purge()  # spent load tokens that have expired
+    store_uninstall_checks_run()  # uninstall callbacks that BigCommerce has not confirmed yet
     if resumed or drained:
         logger.info("maintenance: %d stalled run(s) resumed, %d webhook run(s) requested", resumed, drained)
     return {"resumed": resumed, "webhook_runs": drained}

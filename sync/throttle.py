@@ -5,6 +5,15 @@ Each attempt first raises a counter row with one atomic UPDATE (count = count + 
 reads it: of N simultaneous attempts at most `limit` ever see a count within the limit, whatever the
 interleaving. A counter that is bumped after a failure lets every parallel guess through the check.
 Counters are keyed by account and by client IP; keys are hashed so no email is stored in them.
+
+Sign-in never hard-locks an account for everyone: a stranger's wrong passwords refuse only the stranger's
+own (form, account, IP) pair. An account (or an IP) that collects many failures from everywhere only slows
+every pair down to one attempt a minute, so the rightful user, from their own IP, still signs in. The
+connect sign-in and the admin login count separately: failures on the public connect form never touch an
+admin's sign-in. (django-axes was considered: its AXES_LOCKOUT_PARAMETERS can lock by the [username,
+ip_address] combination, but every lockout it knows is a hard one with a single failure limit, it has no
+softer per-account slow-down, and it counts failures after the password check, through the
+user_login_failed signal, which lets parallel guesses past the limit; see docs/design.md.)
 """
 
 import hashlib
@@ -26,14 +35,23 @@ class Rule:
     window_seconds: int
 
 
-# Sign-in guesses for one account (connect sign-in and admin login share it), and from one IP.
-SIGNIN_ACCOUNT = Rule("signin-account", limit=5, window_seconds=15 * 60)
+# Sign-in guesses at one account on one form from one IP: beyond the limit that pair is refused.
+SIGNIN_PAIR = Rule("signin-pair", limit=5, window_seconds=15 * 60)
+# Guesses at one account on one form from anywhere, and from one IP at any account: beyond either limit
+# every pair involved is slowed to SIGNIN_SLOW (one attempt a minute), never locked.
+SIGNIN_ACCOUNT = Rule("signin-account", limit=20, window_seconds=15 * 60)
 SIGNIN_IP = Rule("signin-ip", limit=100, window_seconds=15 * 60)
+SIGNIN_SLOW = Rule("signin-slow", limit=1, window_seconds=60)
+# The forms whose sign-ins are counted apart (an admin is never slowed by the connect form's failures).
+SIGNIN_FORMS = ("connect", "admin")
 SIGNUP_IP = Rule("signup-ip", limit=10, window_seconds=60 * 60)
+# BigCommerce's auth callback comes from the merchant's browser and costs one token exchange: per IP only
+# (a per-store limit would let a stranger block a store's install).
+INSTALL_IP = Rule("install-ip", limit=10, window_seconds=10 * 60)
 ACCOUNT_ADD_USER = Rule("account-add-user", limit=10, window_seconds=60 * 60)
 ACCOUNT_ADD_IP = Rule("account-add-ip", limit=30, window_seconds=60 * 60)
 
-LOCKED_MESSAGE = "Too many attempts. Wait {minutes} minutes and try again."
+LOCKED_MESSAGE = "Too many attempts. Wait {wait} and try again."
 
 
 def client_ip(request) -> str:
@@ -95,16 +113,33 @@ def throttle_purge() -> int:
 # --- The rules as the forms use them ---------------------------------------------------------------
 
 
-def signin_attempt(*, username: str, ip: str) -> bool:
-    """Count one sign-in attempt (every attempt, before the password is checked); False: refuse it."""
-    account_ok = throttle_allows(rule=SIGNIN_ACCOUNT, subject=username)
-    ip_ok = throttle_allows(rule=SIGNIN_IP, subject=ip)
-    return account_ok and ip_ok
+def signin_attempt(*, form: str, username: str, ip: str) -> Rule | None:
+    """Count one sign-in attempt (every attempt, before the password is checked). None: check the password;
+    else the rule that refuses it (for locked_message)."""
+    if form not in SIGNIN_FORMS:
+        raise ValueError(form)
+    pair = f"{form}|{username}|{ip}"
+    if not throttle_allows(rule=SIGNIN_PAIR, subject=pair):
+        return SIGNIN_PAIR
+    account_busy = not throttle_allows(rule=SIGNIN_ACCOUNT, subject=f"{form}|{username}")
+    ip_busy = not throttle_allows(rule=SIGNIN_IP, subject=ip)
+    if (account_busy or ip_busy) and not throttle_allows(rule=SIGNIN_SLOW, subject=pair):
+        return SIGNIN_SLOW
+    return None
 
 
-def signin_succeeded(*, username: str, ip: str) -> None:
-    throttle_forget(rule=SIGNIN_ACCOUNT, subject=username)
+def signin_succeeded(*, form: str, username: str, ip: str) -> None:
+    """The right password: this pair starts afresh, and its attempt counts against neither the account nor the IP."""
+    pair = f"{form}|{username}|{ip}"
+    throttle_forget(rule=SIGNIN_PAIR, subject=pair)
+    throttle_forget(rule=SIGNIN_SLOW, subject=pair)
+    throttle_undo(rule=SIGNIN_ACCOUNT, subject=f"{form}|{username}")
     throttle_undo(rule=SIGNIN_IP, subject=ip)
+
+
+def install_attempt(request) -> bool:
+    """An auth (install) callback may exchange its code (settings.BIGCOMMERCE_INSTALL_THROTTLE)."""
+    return throttle_allows(rule=INSTALL_IP, subject=client_ip(request))
 
 
 def signup_attempt(*, ip: str) -> bool:
@@ -122,5 +157,6 @@ def single_use(*, purpose: str, token: str, ttl_seconds: int) -> bool:
     return throttle_hit(rule=Rule(f"once-{purpose}", limit=1, window_seconds=ttl_seconds), subject=token) == 1
 
 
-def locked_message(rule: Rule = SIGNIN_ACCOUNT) -> str:
-    return LOCKED_MESSAGE.format(minutes=rule.window_seconds // 60)
+def locked_message(rule: Rule = SIGNIN_PAIR) -> str:
+    minutes = max(rule.window_seconds // 60, 1)
+    return LOCKED_MESSAGE.format(wait="a minute" if minutes == 1 else f"{minutes} minutes")

@@ -99,8 +99,9 @@ def signin(request):
         email = form.cleaned_data["email"].strip().lower()
         ip = _client_ip(request)
         # Counted before the password is checked, so parallel guesses cannot all slip under the limit.
-        if not throttle.signin_attempt(username=email, ip=ip):
-            error = throttle.locked_message()
+        refused = throttle.signin_attempt(form="connect", username=email, ip=ip)
+        if refused is not None:
+            error = throttle.locked_message(refused)
             status = 429
         else:
             user = authenticate(request, username=email, password=form.cleaned_data["password"])
@@ -108,7 +109,7 @@ def signin(request):
                 error = "That email and password do not match an Ortto Bridge sign-in."
                 status = 400
             else:
-                throttle.signin_succeeded(username=email, ip=ip)
+                throttle.signin_succeeded(form="connect", username=email, ip=ip)
                 login(request, user)
                 return redirect(next_url)
     return _flow_page(request, "sync/signin.html", {"form": form, "error": error, "next": next_url}, status=status)

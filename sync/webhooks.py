@@ -15,6 +15,7 @@ import json
 import logging
 import re
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from datetime import timezone as dt_timezone
@@ -75,17 +76,30 @@ class WebhookReceipt:
 @dataclass(frozen=True)
 class ParsedDelivery:
     store_hash: str
-    scope: str
+    scope: str  # as stored: control characters dropped, cut to the column's length (the payload keeps it whole)
     resource: str | None
     resource_id: int
     payload: dict
     created_at: datetime
     dedup_key: str
 
+    @property
+    def resource_label(self) -> str:
+        """The event's `resource` column: the processed resource, else the scope's second part ("store/x/…"
+        → "x"), else the scope itself; an unknown scope of any shape is stored as ignored, never a 500."""
+        if self.resource:
+            return self.resource
+        parts = self.scope.split("/")
+        return (parts[1] if len(parts) > 1 and parts[1] else self.scope)[:20]
+
+
+_SCOPE_COLUMN = 100  # WebhookEvent.scope's max_length
+_UNSTORABLE = re.compile(r"[\x00-\x1f\x7f]")
+
 
 def delivery_parse(body: bytes) -> ParsedDelivery | None:
     """A delivery's parts, or None when it is not a BigCommerce webhook payload."""
-    if not json_depth_within(body):
+    if not json_depth_within(body) or b"\\u0000" in body:  # PostgreSQL's jsonb cannot store a NUL character
         return None
     try:
         payload = json.loads(body)
@@ -130,7 +144,7 @@ def delivery_parse(body: bytes) -> ParsedDelivery | None:
     store_hash = producer[len("stores/"):]
     material = f"{scope}|{payload.get('hash') or ''}|{created_raw}"
     return ParsedDelivery(
-        store_hash=store_hash, scope=scope, resource=resource, resource_id=resource_id, payload=payload,
+        store_hash=store_hash, scope=_UNSTORABLE.sub("", scope)[:_SCOPE_COLUMN], resource=resource, resource_id=resource_id, payload=payload,
         created_at=created_at, dedup_key=hashlib.sha256(material.encode()).hexdigest(),
     )
 
@@ -251,7 +265,7 @@ class _IntakeSQL:
     def values(self, connection, store: tuple[int, str], delivery: ParsedDelivery, status: str) -> tuple:
         payload, bc_created_at, received_at = self.prep
         return (
-            store[0], True, store[1], delivery.dedup_key, delivery.scope, delivery.resource or delivery.scope.split("/")[1][:20],
+            store[0], True, store[1], delivery.dedup_key, delivery.scope, delivery.resource_label,
             delivery.resource_id, payload.get_db_prep_save(delivery.payload, connection),
             bc_created_at.get_db_prep_save(delivery.created_at, connection),
             received_at.get_db_prep_save(timezone.now(), connection), str(status), 0,
@@ -307,7 +321,7 @@ def _event_insert_orm(store_id: int, delivery: ParsedDelivery, status: str) -> t
         with transaction.atomic():
             event = WebhookEvent.objects.create(
                 store_id=store_id, dedup_key=delivery.dedup_key, scope=delivery.scope,
-                resource=delivery.resource or delivery.scope.split("/")[1][:20], resource_id=delivery.resource_id,
+                resource=delivery.resource_label, resource_id=delivery.resource_id,
                 payload=delivery.payload, bc_created_at=delivery.created_at, status=status,
             )
     except IntegrityError:
@@ -320,10 +334,49 @@ def _event_insert_orm(store_id: int, delivery: ParsedDelivery, status: str) -> t
 # --- The view and the middleware that hands deliveries to it -----------------------------------
 
 
+class RefusalLog:
+    """One warning per (outcome, client address) per minute, then a count: a flood of wrong-secret posts
+    writes a line a minute, not a line a post. Per process (each web process writes its own lines)."""
+
+    WINDOW_SECONDS = 60
+    MAX_KEYS = 1024
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._windows: dict[tuple[str, str], list] = {}  # key -> [window start (monotonic), refusals not logged]
+
+    def note(self, outcome: str, address: str, now: float) -> int | None:
+        """None: do not log this refusal; else log it, with the count of refusals left unlogged before it."""
+        key = (outcome, address)
+        with self._lock:
+            window = self._windows.get(key)
+            if window is not None and now - window[0] < self.WINDOW_SECONDS:
+                window[1] += 1
+                return None
+            if window is None and len(self._windows) >= self.MAX_KEYS:
+                # Many addresses at once: forget closed windows; if all are open, count under one key.
+                self._windows = {k: w for k, w in self._windows.items() if now - w[0] < self.WINDOW_SECONDS}
+                if len(self._windows) >= self.MAX_KEYS:
+                    key = (outcome, "many addresses")
+                    window = self._windows.get(key)
+                    if window is not None and now - window[0] < self.WINDOW_SECONDS:
+                        window[1] += 1
+                        return None
+            unlogged = window[1] if window is not None else 0
+            self._windows[key] = [now, 0]
+            return unlogged
+
+
+refusal_log = RefusalLog()
+
+
 def _refused(request, status: int, outcome: str, size) -> HttpResponse:
     # Never the body or the secret header: only what an operator needs to spot a misconfigured hook or a probe.
-    logger.warning("webhook delivery refused: %s (HTTP %d, %s bytes, from %s)", outcome, status, size,
-                   request.META.get("REMOTE_ADDR", "-"))
+    address = request.META.get("REMOTE_ADDR", "-")
+    unlogged = refusal_log.note(outcome, address, time.monotonic())
+    if unlogged is not None:
+        logger.warning("webhook delivery refused: %s (HTTP %d, %s bytes, from %s)%s", outcome, status, size, address,
+                       f"; {unlogged} more like it from there in the minute before were not logged" if unlogged else "")
     return HttpResponse(status=status)
 
 

@@ -45,6 +45,12 @@ def test_check_deploy_reports_nothing_behind_the_tls_proxy(tmp_path):
     ({"FIELD_ENCRYPTION_KEY": ""}, "FIELD_ENCRYPTION_KEY"),
     ({"BIGCOMMERCE_CLIENT_SECRET": ""}, "BIGCOMMERCE_CLIENT_SECRET"),
     ({"SANDBOX": "1"}, "SANDBOX"),
+    # DEBUG=1 does not let a public host off (issue 24): the sandbox, or a missing secret, is still refused.
+    ({"SANDBOX": "1", "DEBUG": "1"}, "SANDBOX"),
+    ({"DEBUG": "1", "SECRET_KEY": ""}, "SECRET_KEY"),
+    ({"DEBUG": "1", "BIGCOMMERCE_CLIENT_SECRET": ""}, "BIGCOMMERCE_CLIENT_SECRET"),
+    ({"SANDBOX": "1", "DEBUG": "1", "ALLOWED_HOSTS": "127.0.0.1,bridge.example.com",
+      "PUBLIC_URL": "http://127.0.0.1:8000"}, "SANDBOX"),
 ])
 def test_production_refuses_to_start_misconfigured(tmp_path, over, complaint):
     result = manage(production_env(tmp_path, **over), "check")
@@ -55,3 +61,12 @@ def test_production_refuses_to_start_misconfigured(tmp_path, over, complaint):
 def test_the_sandbox_without_debug_still_runs_on_loopback(tmp_path):
     env = production_env(tmp_path, SANDBOX="1", PUBLIC_URL="http://127.0.0.1:8000", ALLOWED_HOSTS="127.0.0.1")
     assert manage(env, "check").returncode == 0
+
+
+def test_make_run_still_starts_debug_and_sandbox_on_loopback(tmp_path):
+    env = production_env(tmp_path, SANDBOX="1", DEBUG="1", PUBLIC_URL="http://127.0.0.1:8000", SECRET_KEY="",
+                         FIELD_ENCRYPTION_KEY="", BIGCOMMERCE_CLIENT_SECRET="", BIGCOMMERCE_CLIENT_ID="")
+    del env["ALLOWED_HOSTS"], env["SECRET_KEY"], env["FIELD_ENCRYPTION_KEY"]
+    del env["BIGCOMMERCE_CLIENT_SECRET"], env["BIGCOMMERCE_CLIENT_ID"]
+    result = manage(env, "check")
+    assert result.returncode == 0, result.stderr

@@ -10,6 +10,8 @@ from django.utils.html import escape
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
+from stores.security_headers import support_page_policy
+
 from . import limits, services
 from .forms import AddToCartForm, ApiLimitsForm, CheckoutForm, CustomerForm, OrderStatusForm, RefundForm, UserAddForm
 from .models import Cart, Customer, Hook, Order, SandboxStore, SandboxUser, Script, Subscriber, WebhookDelivery
@@ -285,10 +287,12 @@ def storefront(request, store_hash):
     # Scripts are the store's own content: BigCommerce puts them into the page verbatim.
     tags = {"head": [], "footer": []}
     for script in scripts:
-        tags[script.location].append(mark_safe(_script_tag(script)))
-    return render(request, "sandbox/bigcommerce/storefront.html",
-                  {"store": store, "scripts": scripts, "head_tags": tags["head"], "footer_tags": tags["footer"],
-                   "catalog": CATALOG, "cart": _session_cart(request, store), "form": AddToCartForm()})
+        tags[script.location].append(mark_safe(_script_tag(script, nonce=request.csp_nonce)))
+    response = render(request, "sandbox/bigcommerce/storefront.html",
+                      {"store": store, "scripts": scripts, "head_tags": tags["head"], "footer_tags": tags["footer"],
+                       "catalog": CATALOG, "cart": _session_cart(request, store), "form": AddToCartForm()})
+    response["Content-Security-Policy"] = support_page_policy(nonce=request.csp_nonce, third_party_scripts=True)
+    return response
 
 
 def _cart_key(store: SandboxStore) -> str:
@@ -340,10 +344,11 @@ def storefront_cart_recover(request, store_hash):
     return redirect(reverse("sandbox_bigcommerce:storefront", args=[store.store_hash]))
 
 
-def _script_tag(script: Script) -> str:
+def _script_tag(script: Script, *, nonce: str) -> str:
+    """The script as the storefront page carries it, with the page's CSP nonce (see support_page_policy)."""
     if script.kind == "script_tag":
-        return script.html
-    attributes = f' src="{escape(script.src)}"'
+        return services.SCRIPT_TAG.sub(f'<script nonce="{nonce}"', script.html, count=1)
+    attributes = f' nonce="{nonce}" src="{escape(script.src)}"'
     if script.load_method in ("async", "defer"):
         attributes += f" {script.load_method}"
     if script.integrity_hashes:

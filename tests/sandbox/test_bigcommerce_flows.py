@@ -253,7 +253,10 @@ def test_storefront_renders_enabled_scripts(client, store):
         "name": "Off", "kind": "src", "src": "https://cdn.example/off.js", "enabled": False})
     page = client.get("/sandbox/bigcommerce/store-demo1234/storefront/").content.decode()
     head = page.split("</head>")[0]
-    assert "<script>window.ortto_marker=1</script>" in head
+    # Verbatim, with the page's CSP nonce added (the storefront's Content-Security-Policy runs no other inline script).
+    nonce = re.search(r"'nonce-([^']+)'", client.get("/sandbox/bigcommerce/store-demo1234/storefront/")
+                      ["Content-Security-Policy"])
+    assert nonce and re.search(r'<script nonce="[^"]+">window.ortto_marker=1</script>', head)
     assert "Scripts installed on this page" in page and "Ortto tracking" in page
     assert "off.js" not in page
 

@@ -4,9 +4,11 @@ and open connect flow stop working."""
 
 import pytest
 import requests
+from django.utils import timezone
 
 from sandbox.bigcommerce.services import app_uninstall, signed_payload_jwt, user_remove
 from stores.models import Store, StoreUser
+from stores.services import UNINSTALL_CHECK_DELAYS, store_uninstall_checks_run
 from sync.models import Connection
 
 from .harness import connect_link, in_parallel, installed_sandbox_store, load_page
@@ -23,10 +25,16 @@ def test_a_replayed_load_token_cannot_uninstall_the_app(sandbox_live):
     for _ in range(3):  # and again: it can never be made to work by repeating
         replay = requests.get(f"{sandbox_live}/bigcommerce/uninstall/",
                               params={"signed_payload_jwt": staff_load_token}, timeout=30)
-        assert replay.status_code == 409 and "still has the app installed" in replay.json()["error"]
+        assert replay.status_code == 200  # BigCommerce always gets a 2xx (issue 25); the bridge checks
     store.refresh_from_db()
     assert store.is_installed and store.access_token and store.webhook_secret == "hook-secret"
     assert load_page(sandbox_live, signed_payload_jwt(store=sandbox_store, user=owner)).status_code == 200
+    # Every later check finds the token still working: the replays change nothing, ever.
+    for _ in range(len(UNINSTALL_CHECK_DELAYS) + 1):
+        Store.objects.filter(pk=store.pk, uninstall_check_at__isnull=False).update(uninstall_check_at=timezone.now())
+        store_uninstall_checks_run()
+    store.refresh_from_db()
+    assert store.is_installed and store.access_token and store.uninstall_check_at is None
 
     # The real uninstall: BigCommerce revokes the token first, so the bridge's check confirms it.
     result = app_uninstall(store=sandbox_store, user=owner)

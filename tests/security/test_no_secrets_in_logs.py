@@ -47,9 +47,9 @@ def _wait_up(url: str, process: subprocess.Popen, log: Path) -> None:
         if process.poll() is not None:
             raise AssertionError(f"server exited: {log.read_text()[-2000:]}")
         try:
-            requests.get(url + "/healthz", timeout=2)
+            requests.get(url + "/healthz", timeout=5)
             return
-        except requests.ConnectionError:
+        except requests.RequestException:  # not listening yet, or too busy starting to answer in time
             time.sleep(0.2)
     raise AssertionError("server did not start")
 

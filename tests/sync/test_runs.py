@@ -123,7 +123,7 @@ def test_uninstall_reaches_sync_through_the_store_uninstalled_signal(make_accoun
     store = make_store("aaa")
     connection = make_connection(store, make_account())
     run, _ = sync_run_request(store=store, kind=SyncRun.Kind.INITIAL, enqueue_run=False)
-    store_uninstall(payload=type("Payload", (), {"store_hash": "aaa"})())
+    store_uninstall(store=store)
     run.refresh_from_db()
     connection.refresh_from_db()
     assert run.status == SyncRun.Status.CANCELLED and run.error_summary == "The app was uninstalled"

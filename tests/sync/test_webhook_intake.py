@@ -115,7 +115,7 @@ def test_uninstall_refuses_the_next_delivery(client, store):
     from stores.services import store_uninstall
 
     assert post(client, payload(hash="a")).status_code == 200
-    store_uninstall(payload=type("P", (), {"store_hash": store.store_hash})())
+    store_uninstall(store=store)
     assert post(client, payload(hash="b")).status_code == 401
     assert WebhookEvent.objects.count() == 1
 
