@@ -21,8 +21,9 @@ def queued(monkeypatch):
 
 
 def start(client, store, bc_user_id=1001):
+    """Follow a Connect link: the POST (Continue, or the sign-in the link led to) binds the flow to the session."""
     token = connect_token(StoreContext(store_hash=store.store_hash, bc_user_id=bc_user_id))
-    return client.get("/connect/", {"token": token})
+    return client.post("/connect/", {"token": token})
 
 
 def signin(client, email="owner@example.com", password="a-good-password"):
@@ -57,7 +58,8 @@ def test_connect_walks_accounts_merge_and_syncing(make_account, make_store, make
     assert connection.account == second and connection.merge_strategy == 2 and connection.state == "active"
     run = SyncRun.objects.get(store=store)
     assert run.kind == "initial" and run.status == "queued"
-    assert queued == [("sync.tasks.run_sync", run.pk)]
+    assert queued[0] == ("sync.tasks.run_sync", run.pk)
+    assert [call[0] for call in queued[1:]] == ["sync.tasks.owner_mail_deliver"]  # the owner is told
     page = client.get(response["Location"]).content.decode()
     assert "Syncing your data" in page and "Done" in page
     assert settings.BIGCOMMERCE_CONTROL_PANEL_URL.format(store_hash=store.store_hash, app_id=settings.BIGCOMMERCE_APP_ID) in page
@@ -155,10 +157,12 @@ def test_merge_post_without_csrf_token_is_refused(make_store, make_user):
     store = make_store()
     make_user()
     client = Client(enforce_csrf_checks=True)
-    start(client, store)
-    page = client.get("/connect/signin/").content.decode()
+    token = connect_token(StoreContext(store_hash=store.store_hash, bc_user_id=1001))
+    page = client.get("/connect/", {"token": token}).content.decode()  # the link leads to the sign-in
     csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
-    client.post("/connect/signin/", {"email": "owner@example.com", "password": "a-good-password", "csrfmiddlewaretoken": csrf})
+    client.post("/connect/signin/", {"email": "owner@example.com", "password": "a-good-password", "token": token,
+                                     "csrfmiddlewaretoken": csrf})
+    assert client.get("/connect/merge/").status_code == 302  # the flow is bound: on to Accounts
     assert client.post("/connect/merge/", {"merge_strategy": 1}).status_code == 403
 
 
