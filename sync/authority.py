@@ -91,11 +91,18 @@ def connection_change_record(*, store: Store, kind: str, by_bc_user_id: int, acc
     return change
 
 
+SUBJECTS = {
+    ConnectionChange.Kind.CONNECTED: "{store} was connected to {account}",
+    ConnectionChange.Kind.RECONNECTED: "{store} was reconnected to {account}",
+    ConnectionChange.Kind.STRATEGY_CHANGED: "{store}: the merge strategy into {account} changed",
+    ConnectionChange.Kind.SWITCHED: "{store} was moved to another Ortto account, {account}",
+    ConnectionChange.Kind.DISCONNECTED: "{store} was disconnected from {account}",
+}
+
+
 def _subject(change: ConnectionChange) -> str:
     store_name = change.store.name or change.store.store_hash
-    if change.kind == ConnectionChange.Kind.DISCONNECTED:
-        return f"Ortto Bridge: {store_name} was disconnected from {change.account_name}"
-    return f"Ortto Bridge: {store_name} — {change.get_kind_display().lower()} to {change.account_name}"
+    return "Ortto Bridge: " + SUBJECTS[change.kind].format(store=store_name, account=change.account_name)
 
 
 def _body(change: ConnectionChange) -> str:
