@@ -149,7 +149,8 @@ def start(request):
     if throttle.single_use_spent(purpose="connect", token=token):
         return _link_used(request)
     if request.user.is_authenticated:
-        return _flow_page(request, "sync/connect_confirm.html", {"store": store, "token": token, "flow_store": store})
+        # No "connecting …" in the top bar: nothing is being connected until Continue.
+        return _flow_page(request, "sync/connect_confirm.html", {"store": store, "token": token, "flow_store": None})
     return _flow_page(request, "sync/signin.html",
                       {"form": SignInForm(), "token": token, "flow_store": store, "next": reverse("connect:accounts")})
 

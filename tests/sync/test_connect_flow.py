@@ -214,3 +214,64 @@ def test_signup_creates_a_sign_in(client):
     from django.contrib.auth import get_user_model
 
     assert get_user_model().objects.filter(username="new@example.com").exists()
+
+
+# --- The flow is bound to the session that started it (issue 24, finding 2) ---------------------------
+
+
+def test_opening_a_connect_link_changes_nothing_until_a_post(make_store, make_user, client):
+    from sync.throttle import single_use_spent
+
+    store = make_store()
+    make_user()
+    token = connect_token(StoreContext(store_hash=store.store_hash, bc_user_id=1001))
+    for _ in range(2):
+        page = client.get("/connect/", {"token": token})
+        assert page.status_code == 200 and "<h1>Ortto Bridge sign-in</h1>" in page.content.decode()
+        assert "connect" not in client.session and not single_use_spent(purpose="connect", token=token)
+    response = client.post("/connect/signin/", {"email": "owner@example.com", "password": "a-good-password",
+                                                "token": token})
+    assert response["Location"].endswith("/connect/accounts/")
+    assert client.session["connect"] == {"store_hash": store.store_hash, "bc_user_id": 1001}
+    assert single_use_spent(purpose="connect", token=token)
+    # The other GETs of the flow change nothing either; sign-out is a POST.
+    for path in ("/connect/accounts/", "/connect/merge/", "/connect/signin/", "/connect/signup/"):
+        client.get(path)
+    assert client.session["connect"] == {"store_hash": store.store_hash, "bc_user_id": 1001}
+    assert client.get("/connect/signout/").status_code == 405 and "_auth_user_id" in client.session
+
+
+def test_an_attackers_link_asks_a_signed_in_victim_and_only_continue_rebinds(make_store, make_user, client):
+    victims, attackers = make_store("victim1", name="Victim's Shop"), make_store("evil01", name="Evil Shop",
+                                                                                 owner_id=6666)
+    make_user("victim@example.com")
+    start(client, victims)
+    signin(client, email="victim@example.com")
+    own = {"store_hash": "victim1", "bc_user_id": 1001}
+    assert client.session["connect"] == own
+    lure = connect_token(StoreContext(store_hash=attackers.store_hash, bc_user_id=6666))
+
+    page = client.get("/connect/", {"token": lure})
+    html = page.content.decode()
+    assert page.status_code == 200 and "<h1>Connect Evil Shop?</h1>" in html
+    assert "evil01" in html and "victim@example.com" in html and 'name="cancel"' in html
+    assert client.session["connect"] == own  # the GET rebinds nothing
+
+    cancelled = client.post("/connect/", {"token": lure, "cancel": ""})
+    assert cancelled.status_code == 200 and "Nothing was connected" in cancelled.content.decode()
+    assert client.session["connect"] == own
+    assert "Victim&#x27;s Shop" in client.get("/connect/accounts/").content.decode()
+
+    # Continue is the victim's own, deliberate choice (a POST with CSRF): only it moves the flow.
+    client.post("/connect/", {"token": lure})
+    assert client.session["connect"] == {"store_hash": "evil01", "bc_user_id": 6666}
+
+
+def test_the_same_session_reopening_its_link_goes_straight_on(make_store, make_user, client):
+    store = make_store()
+    make_user()
+    start(client, store)
+    signin(client)
+    again = connect_token(StoreContext(store_hash=store.store_hash, bc_user_id=1001))  # Reconnect, a new link
+    response = client.get("/connect/", {"token": again})
+    assert response.status_code == 302 and response["Location"].endswith("/connect/accounts/")
