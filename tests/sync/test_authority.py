@@ -170,3 +170,14 @@ def test_others_see_the_connection_read_only_and_who_can_change_it(store, make_a
 
     connection_manager_set(store=store, by_bc_user_id=OWNER, bc_user_id=STAFF, allowed=True)
     assert ">Reconnect<" in panel(STAFF) and ">Revoke<" in panel(OWNER)
+
+
+def test_the_grant_endpoint_takes_only_a_user_id(store, client):
+    token = app_context_token(StoreContext(store_hash=store.store_hash, bc_user_id=OWNER))
+    for junk in ("", "abc", "9" * 40, "²", "-1"):
+        response = client.post("/bigcommerce/app/managers", {"bc_user_id": junk, "allowed": "1"},
+                               HTTP_X_APP_CONTEXT=token)
+        assert response.status_code == 400, junk
+    assert client.post("/bigcommerce/app/managers", {"bc_user_id": STAFF, "allowed": "1"},
+                       HTTP_X_APP_CONTEXT=token).status_code == 200
+    assert connection_manager_may(store=store, bc_user_id=STAFF)

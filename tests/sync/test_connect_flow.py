@@ -275,3 +275,17 @@ def test_the_same_session_reopening_its_link_goes_straight_on(make_store, make_u
     again = connect_token(StoreContext(store_hash=store.store_hash, bc_user_id=1001))  # Reconnect, a new link
     response = client.get("/connect/", {"token": again})
     assert response.status_code == 302 and response["Location"].endswith("/connect/accounts/")
+
+
+def test_a_new_person_signs_up_from_the_link_and_the_flow_is_theirs(make_store, client):
+    store = make_store(name="Acme Outdoor Co.")
+    token = connect_token(StoreContext(store_hash=store.store_hash, bc_user_id=1001))
+    signin_page = client.get("/connect/", {"token": token}).content.decode()
+    assert "connecting Acme Outdoor Co. (abc123)" in signin_page  # the page names the store
+    signup_page = client.get("/connect/signup/", {"token": token}).content.decode()
+    assert f'name="token" value="{token}"' in signup_page and "connecting Acme Outdoor Co." in signup_page
+    assert "connect" not in client.session
+    response = client.post("/connect/signup/", {"email": "new@example.com", "password": "correct-horse-battery",
+                                                "token": token})
+    assert response["Location"].endswith("/connect/accounts/")
+    assert client.session["connect"] == {"store_hash": store.store_hash, "bc_user_id": 1001}
