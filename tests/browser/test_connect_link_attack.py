@@ -91,3 +91,31 @@ def test_the_owner_signed_in_elsewhere_confirms_their_own_store_and_connects(pag
     tab.get_by_role("heading", name="Syncing your data").wait_for()
     frame.locator("#business-name", has_text="Acme Outdoor (US)").wait_for()
     assert Connection.objects.get(state="active").store.store_hash == "demo1234"
+
+
+def launch_as(page, base, email: str):
+    """Switch the sandbox control panel to another of the store's users and launch the app as them."""
+    page.goto(base + "/sandbox/bigcommerce/store-demo1234/manage/apps/")
+    option = page.locator("#signed-in-as option", has_text=email)
+    with page.expect_navigation():
+        page.select_option("#signed-in-as", value=option.get_attribute("value"))
+    page.get_by_role("link", name="Launch").first.click()
+    frame = page.frame_locator("#app-frame")
+    frame.get_by_text("Step 1: Connect your account").wait_for()
+    return frame
+
+
+def test_the_owner_allows_a_store_user_on_the_app_page(page, sandbox):
+    install_and_open(page, sandbox)
+    staff = launch_as(page, sandbox, "staff@acme.example")
+    assert staff.locator("#connect-button").count() == 0
+    assert "Only the store owner (owner@acme.example)" in staff.locator("#who-may-change").inner_text()
+
+    owner = launch_as(page, sandbox, "owner@acme.example")
+    row = owner.locator("#connection-managers tr", has_text="staff@acme.example")
+    row.get_by_role("button", name="Allow").click()
+    row.get_by_text("Allowed").wait_for()
+
+    staff = launch_as(page, sandbox, "staff@acme.example")
+    assert staff.get_by_role("link", name="Connect", exact=True).is_visible()
+    assert staff.locator("#who-may-change").count() == 0
