@@ -27,12 +27,19 @@ def _store_user(*, store: Store, bc_user_id: int) -> StoreUser | None:
     return StoreUser.objects.filter(store=store, bc_user_id=bc_user_id, is_active=True).first()
 
 
+def _grant_counts(user: StoreUser, granted_at) -> bool:
+    # A grant from before the user's last removal stays dead when BigCommerce adds them back.
+    return granted_at is not None and (user.removed_at is None or granted_at > user.removed_at)
+
+
 def connection_manager_may(*, store: Store, bc_user_id: int) -> bool:
     """The rule: an active user of the installed store who is its owner or whom the owner allowed."""
     user = _store_user(store=store, bc_user_id=bc_user_id)
     if user is None:
         return False
-    return user.is_owner or ConnectionManager.objects.filter(store=store, bc_user_id=bc_user_id).exists()
+    granted_at = ConnectionManager.objects.filter(store=store, bc_user_id=bc_user_id).values_list(
+        "granted_at", flat=True).first()
+    return user.is_owner or _grant_counts(user, granted_at)
 
 
 def connection_manager_set(*, store: Store, by_bc_user_id: int, bc_user_id: int, allowed: bool) -> str:
@@ -45,8 +52,9 @@ def connection_manager_set(*, store: Store, by_bc_user_id: int, bc_user_id: int,
     if target is None or target.is_owner:
         return "That person is not another user of this store."
     if allowed:
-        ConnectionManager.objects.get_or_create(
-            store=store, bc_user_id=bc_user_id, defaults={"granted_by": owner.email or f"bc-user:{owner.bc_user_id}"})
+        ConnectionManager.objects.update_or_create(
+            store=store, bc_user_id=bc_user_id,
+            defaults={"granted_by": owner.email or f"bc-user:{owner.bc_user_id}", "granted_at": timezone.now()})
     else:
         ConnectionManager.objects.filter(store=store, bc_user_id=bc_user_id).delete()
     return ""
@@ -58,10 +66,10 @@ def connection_authority(*, store: Store, bc_user_id: int) -> dict:
     is_owner = StoreUser.objects.filter(store=store, bc_user_id=bc_user_id, is_active=True, is_owner=True).exists()
     users = []
     if is_owner:
-        granted = set(ConnectionManager.objects.filter(store=store).values_list("bc_user_id", flat=True))
+        granted = dict(ConnectionManager.objects.filter(store=store).values_list("bc_user_id", "granted_at"))
         users = [
             {"bc_user_id": user.bc_user_id, "email": user.email or f"bc-user:{user.bc_user_id}",
-             "manages": user.bc_user_id in granted}
+             "manages": _grant_counts(user, granted.get(user.bc_user_id))}
             for user in StoreUser.objects.filter(store=store, is_active=True, is_owner=False).order_by("email", "pk")
         ]
     history = [

@@ -15,7 +15,7 @@ from stores.services import store_user_label
 
 from .authority import NOT_ALLOWED, connection_change_record, connection_manager_may
 from .hooks import webhooks_register, webhooks_unregister
-from .models import Connection, ConnectionChange, MergeStrategy, OrttoAccount, SyncRun
+from .models import Connection, ConnectionChange, ConnectionManager, MergeStrategy, OrttoAccount, SyncRun
 from .runs import sync_run_request, sync_runs_cancel
 from .schema import ortto_schema_ensure
 from .selectors import live_connection_get
@@ -141,9 +141,10 @@ def connection_store_uninstalled(*, store: Store) -> None:
     """BigCommerce removed the app (and with it our hooks and scripts): stop everything, keep history.
 
     Called on stores' `store_uninstalled` signal (connected in SyncConfig.ready), inside the uninstall's
-    transaction.
+    transaction. A later install starts over: the owner allows other users again.
     """
     sync_runs_cancel(store=store, reason="The app was uninstalled")
+    ConnectionManager.objects.filter(store=store).delete()
     Connection.objects.filter(store=store).exclude(state=Connection.State.DISCONNECTED).update(
         state=Connection.State.DISCONNECTED, state_reason="The app was uninstalled",
         disconnected_at=timezone.now(), tracking_enabled=False, tracking_script_uuid="", webhook_ids=[],

@@ -427,12 +427,13 @@ class ConnectionManager(models.Model):
     """A store user whom the owner allowed to manage the store's connection (connect, reconnect,
     disconnect). Keyed by store and BigCommerce user id rather than a field on stores' StoreUser: who may
     move the store's data to Ortto is sync's rule, and stores knows nothing of Ortto. The grant counts only
-    while the user is an active StoreUser, so a removal ends it at once; a revoke deletes the row."""
+    while the user is an active StoreUser and was made after their last removal from the store, so a user
+    removed and added back must be allowed again; a revoke or an uninstall deletes the row."""
 
     store = models.ForeignKey(Store, on_delete=models.CASCADE, related_name="connection_managers")
     bc_user_id = models.BigIntegerField()
     granted_by = models.CharField(max_length=255, help_text="The owner who allowed it, by email.")
-    granted_at = models.DateTimeField(auto_now_add=True)
+    granted_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         constraints = [

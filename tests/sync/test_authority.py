@@ -5,6 +5,7 @@ import smtplib
 
 import pytest
 from django.core import mail
+from django.utils import timezone
 from django_q.models import Schedule
 
 from stores.app_context import StoreContext, app_context_token
@@ -68,13 +69,30 @@ def test_only_the_owner_allows_and_only_other_users_of_the_store(store):
     assert not ConnectionManager.objects.filter(bc_user_id__in=[OTHER, 4242]).exists()
 
 
-def test_a_removed_or_uninstalled_user_manages_nothing(store):
+def test_a_removed_user_added_back_must_be_allowed_again(store):
     connection_manager_set(store=store, by_bc_user_id=OWNER, bc_user_id=STAFF, allowed=True)
-    StoreUser.objects.filter(bc_user_id=STAFF).update(is_active=False)
+    StoreUser.objects.filter(bc_user_id=STAFF).update(is_active=False, removed_at=timezone.now())
     assert not connection_manager_may(store=store, bc_user_id=STAFF)
-    store.is_installed = False
-    store.save()
+    StoreUser.objects.filter(bc_user_id=STAFF).update(is_active=True)  # BigCommerce adds them back
+    assert not connection_manager_may(store=store, bc_user_id=STAFF)
+    assert not connection_authority(store=store, bc_user_id=OWNER)["users"][1]["manages"]
+    connection_manager_set(store=store, by_bc_user_id=OWNER, bc_user_id=STAFF, allowed=True)
+    assert connection_manager_may(store=store, bc_user_id=STAFF)
+
+
+def test_an_uninstall_ends_every_grant(store, signed_payload, monkeypatch):
+    from stores.services import store_uninstall
+    from stores.signed_payload import signed_payload_verify
+
+    connection_manager_set(store=store, by_bc_user_id=OWNER, bc_user_id=STAFF, allowed=True)
+    store_uninstall(payload=signed_payload_verify(signed_payload()))
+    store.refresh_from_db()
     assert not connection_manager_may(store=store, bc_user_id=OWNER)
+    store.is_installed = True  # installed again; the staff user opens the app again
+    store.save()
+    StoreUser.objects.filter(store=store).update(is_active=True)
+    assert connection_manager_may(store=store, bc_user_id=OWNER)
+    assert not connection_manager_may(store=store, bc_user_id=STAFF)
 
 
 def test_a_user_not_allowed_can_neither_connect_nor_disconnect(store, make_account, make_connection, make_user,
