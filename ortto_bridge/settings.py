@@ -140,6 +140,15 @@ SYNC_INTERVAL_MINUTES = env.int("SYNC_INTERVAL_MINUTES", default=15)
 # A run whose heartbeat is older than this is taken to be dead and is resumed by another worker.
 SYNC_STALL_SECONDS = env.int("SYNC_STALL_SECONDS", default=120)
 
+# --- Mail to store owners (sync/mail.py) --------------------------------------------------------
+# EMAIL_URL as django-environ reads it (smtp+tls://user:password@host:587, consolemail://, ...). In
+# development and the sandbox, messages are printed to the console, so no mail server is needed; in
+# production Django's own default, an SMTP server on localhost, unless EMAIL_URL says otherwise.
+EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://" if DEBUG or SANDBOX else "smtp://localhost:25")
+vars().update(EMAIL_CONFIG)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Ortto Bridge <bridge@localhost>")
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=20)
+
 # --- Secrets at rest --------------------------------------------------------------------------
 # Tokens and API keys are encrypted with Fernet. Production sets FIELD_ENCRYPTION_KEY (a Fernet key,
 # `python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"`);

@@ -16,17 +16,28 @@ from stores.app_context import StoreContext, app_context_token, connect_token
 from stores.services import store_user_label
 from stores.views import app_context_required
 
+from .authority import connection_authority, connection_manager_may, connection_manager_set
 from .connections import connection_disconnect, connection_sync_now, connection_tracking_set
 from .selectors import app_state
 
 
+def _connect_url(request, store, ctx) -> str:
+    """A Connect link only for someone who may use it (authority.connection_manager_may)."""
+    if not connection_manager_may(store=store, bc_user_id=ctx.bc_user_id):
+        return ""
+    return request.build_absolute_uri(reverse("connect:start")) + "?token=" + connect_token(ctx)
+
+
 def _panel_context(request, store, ctx) -> dict:
     state = app_state(store=store)
-    state["version"] = hashlib.sha256(json.dumps(state, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    authority = connection_authority(store=store, bc_user_id=ctx.bc_user_id)
+    state["version"] = hashlib.sha256(
+        json.dumps([state, authority], sort_keys=True, default=str).encode()).hexdigest()[:16]
     return {
         "store": store,
         "state": state,
-        "connect_url": request.build_absolute_uri(reverse("connect:start")) + "?token=" + connect_token(ctx),
+        "authority": authority,
+        "connect_url": _connect_url(request, store, ctx),
     }
 
 
@@ -43,7 +54,7 @@ def app_page(request, *, store, bc_user_id: int, status=200):
 
 def _state_json(request, store, ctx, *, error: str = "", status: int = 200):
     state = app_state(store=store)
-    state["connect_url"] = request.build_absolute_uri(reverse("connect:start")) + "?token=" + connect_token(ctx)
+    state["connect_url"] = _connect_url(request, store, ctx)
     if error:
         state["error"] = error
     return JsonResponse(state, status=status)
@@ -85,5 +96,17 @@ def app_sync_now(request, store, ctx):
 @require_POST
 @app_context_required
 def app_disconnect(request, store, ctx):
-    connection_disconnect(store=store, by=store_user_label(store=store, bc_user_id=ctx.bc_user_id))
-    return _state_json(request, store, ctx)
+    refused = connection_disconnect(store=store, bc_user_id=ctx.bc_user_id)
+    return _state_json(request, store, ctx, error=refused, status=403 if refused else 200)
+
+
+@require_POST
+@app_context_required
+def app_managers(request, store, ctx):
+    """The owner allows (allowed=1) or stops allowing (allowed=0) another store user to manage the connection."""
+    user_id = request.POST.get("bc_user_id", "")
+    if not (user_id.isascii() and user_id.isdigit() and len(user_id) < 19):
+        return _state_json(request, store, ctx, error="Choose one of the store's users.", status=400)
+    refused = connection_manager_set(store=store, by_bc_user_id=ctx.bc_user_id, bc_user_id=int(user_id),
+                                     allowed=request.POST.get("allowed") == "1")
+    return _state_json(request, store, ctx, error=refused, status=403 if refused else 200)

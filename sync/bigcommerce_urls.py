@@ -15,4 +15,5 @@ urlpatterns = [
     path("app/tracking", app_views.app_tracking, name="app-tracking"),
     path("app/sync-now", app_views.app_sync_now, name="app-sync-now"),
     path("app/disconnect", app_views.app_disconnect, name="app-disconnect"),
+    path("app/managers", app_views.app_managers, name="app-managers"),
 ]

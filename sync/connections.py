@@ -11,9 +11,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from stores.models import Store
+from stores.services import store_user_label
 
+from .authority import NOT_ALLOWED, connection_change_record, connection_manager_may
 from .hooks import webhooks_register, webhooks_unregister
-from .models import Connection, MergeStrategy, OrttoAccount, SyncRun
+from .models import Connection, ConnectionChange, ConnectionManager, MergeStrategy, OrttoAccount, SyncRun
 from .runs import sync_run_request, sync_runs_cancel
 from .schema import ortto_schema_ensure
 from .selectors import live_connection_get
@@ -40,6 +42,8 @@ def connection_connect(*, store: Store, account: OrttoAccount, merge_strategy: i
 
     Same account: keep the connection (its ledger and cursors) and update the strategy. Another account:
     the old connection becomes history, a new one starts with a full import, and tracking moves along.
+    Only the owner and the users the owner allowed may (authority.connection_manager_may); the change is
+    recorded and mailed to the owner.
     """
     if merge_strategy not in MergeStrategy.values:
         return ConnectOutcome("refused", reason="Choose how records should be merged.")
@@ -49,6 +53,8 @@ def connection_connect(*, store: Store, account: OrttoAccount, merge_strategy: i
         return ConnectOutcome("refused", reason="You are not a member of that Ortto account.")
     if not store.users.filter(bc_user_id=bc_user_id, is_active=True).exists():
         return ConnectOutcome("refused", reason="You no longer have access to this store.")
+    if not connection_manager_may(store=store, bc_user_id=bc_user_id):
+        return ConnectOutcome("refused", reason=NOT_ALLOWED)
 
     now = timezone.now()
     moved_tracking_from = None
@@ -56,6 +62,8 @@ def connection_connect(*, store: Store, account: OrttoAccount, merge_strategy: i
         Store.objects.select_for_update().get(pk=store.pk)  # serialise connects of one store
         current = live_connection_get(store=store)
         if current and current.account_id == account.pk:
+            change = (ConnectionChange.Kind.RECONNECTED if current.merge_strategy == merge_strategy
+                      else ConnectionChange.Kind.STRATEGY_CHANGED)
             current.merge_strategy = merge_strategy
             current.state = Connection.State.ACTIVE
             current.state_reason = ""
@@ -80,8 +88,13 @@ def connection_connect(*, store: Store, account: OrttoAccount, merge_strategy: i
             # A new account starts from nothing: cursors belong to the old account's history.
             store.cursors.all().delete()
             result = "switched" if current else "created"
+            change = ConnectionChange.Kind.SWITCHED if current else ConnectionChange.Kind.CONNECTED
             kind = SyncRun.Kind.INITIAL
         run, _ = sync_run_request(store=store, kind=kind, requested_by=f"connect:{user.get_username()}")
+        connection_change_record(
+            store=store, kind=change, by_bc_user_id=bc_user_id, signin_email=user.email or user.get_username(),
+            account_name=account.business_name, merge_strategy=merge_strategy,
+        )
 
     if moved_tracking_from is not None:
         tracking_move(old=moved_tracking_from, new=connection, by=user.get_username())
@@ -95,11 +108,16 @@ def connection_prepare(connection: Connection) -> None:
     webhooks_register(connection)
 
 
-def connection_disconnect(*, store: Store, by: str) -> Connection | None:
-    """Stop syncing: cancel runs, remove the tracking script and webhooks; keep the history."""
+def connection_disconnect(*, store: Store, bc_user_id: int) -> str:
+    """Stop syncing: cancel runs, remove the tracking script and webhooks; keep the history. Only the owner
+    and the users the owner allowed may; the change is recorded and mailed to the owner. Returns a refusal
+    message, or "" when done (or when nothing was connected)."""
+    if not connection_manager_may(store=store, bc_user_id=bc_user_id):
+        return NOT_ALLOWED
     connection = live_connection_get(store=store)
     if connection is None:
-        return None
+        return ""
+    by = store_user_label(store=store, bc_user_id=bc_user_id)
     sync_runs_cancel(store=store, reason=f"Disconnected by {by}")
     if connection.tracking_enabled:
         try:
@@ -114,16 +132,19 @@ def connection_disconnect(*, store: Store, by: str) -> Connection | None:
     connection.state_reason = f"Disconnected by {by}"
     connection.disconnected_at = timezone.now()
     connection.save(update_fields=["state", "state_reason", "disconnected_at"])
-    return connection
+    connection_change_record(store=store, kind=ConnectionChange.Kind.DISCONNECTED, by_bc_user_id=bc_user_id,
+                             account_name=connection.account.business_name)
+    return ""
 
 
 def connection_store_uninstalled(*, store: Store) -> None:
     """BigCommerce removed the app (and with it our hooks and scripts): stop everything, keep history.
 
     Called on stores' `store_uninstalled` signal (connected in SyncConfig.ready), inside the uninstall's
-    transaction.
+    transaction. A later install starts over: the owner allows other users again.
     """
     sync_runs_cancel(store=store, reason="The app was uninstalled")
+    ConnectionManager.objects.filter(store=store).delete()
     Connection.objects.filter(store=store).exclude(state=Connection.State.DISCONNECTED).update(
         state=Connection.State.DISCONNECTED, state_reason="The app was uninstalled",
         disconnected_at=timezone.now(), tracking_enabled=False, tracking_script_uuid="", webhook_ids=[],

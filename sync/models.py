@@ -421,3 +421,52 @@ class StagedSubscriber(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["run", "email"], name="staged_subscriber_email")]
+
+
+class ConnectionManager(models.Model):
+    """A store user whom the owner allowed to manage the store's connection (connect, reconnect,
+    disconnect). Keyed by store and BigCommerce user id rather than a field on stores' StoreUser: who may
+    move the store's data to Ortto is sync's rule, and stores knows nothing of Ortto. The grant counts only
+    while the user is an active StoreUser and was made after their last removal from the store, so a user
+    removed and added back must be allowed again; a revoke or an uninstall deletes the row."""
+
+    store = models.ForeignKey(Store, on_delete=models.CASCADE, related_name="connection_managers")
+    bc_user_id = models.BigIntegerField()
+    granted_by = models.CharField(max_length=255, help_text="The owner who allowed it, by email.")
+    granted_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["store", "bc_user_id"], name="connection_manager_unique_per_store")
+        ]
+
+    def __str__(self):
+        return f"bc-user:{self.bc_user_id} manages {self.store.store_hash}"
+
+
+class ConnectionChange(models.Model):
+    """One change of a store's connection, for the app page's Connection history and the owner's e-mail:
+    who (the store user's email), from which Ortto Bridge sign-in, to which Ortto account, when."""
+
+    class Kind(models.TextChoices):
+        CONNECTED = "connected", "Connected"
+        RECONNECTED = "reconnected", "Reconnected"
+        STRATEGY_CHANGED = "strategy_changed", "Merge strategy changed"
+        SWITCHED = "switched", "Reconnected to another Ortto account"
+        DISCONNECTED = "disconnected", "Disconnected"
+
+    store = models.ForeignKey(Store, on_delete=models.CASCADE, related_name="connection_changes")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    by_email = models.CharField(max_length=255, help_text="The store user who made the change.")
+    by_bc_user_id = models.BigIntegerField(null=True, blank=True)
+    signin_email = models.CharField(max_length=255, blank=True, help_text="The Ortto Bridge sign-in used, if any.")
+    account_name = models.CharField(max_length=255, help_text="The Ortto account's business name.")
+    merge_strategy = models.PositiveSmallIntegerField(choices=MergeStrategy.choices, null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["store", "-created_at"], name="connection_change_store_idx")]
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"{self.store.store_hash}: {self.get_kind_display()} by {self.by_email}"

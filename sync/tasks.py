@@ -5,6 +5,7 @@ import logging
 from stores.models import Store, WebhookEvent
 from stores.services import signed_payloads_purge, store_uninstall_checks_run
 
+from .mail import owner_mail_deliver as owner_mail_deliver_service
 from .models import Connection, SyncRun
 from .pauses import paused_accounts_probe
 from .queue import enqueue
@@ -16,6 +17,10 @@ logger = logging.getLogger("sync.tasks")
 
 def run_sync(run_id: int) -> None:
     sync_run_execute(run_id=run_id)
+
+
+def owner_mail_deliver(store_id: int, subject: str, body: str, attempt: int = 1) -> bool:
+    return owner_mail_deliver_service(store_id=store_id, subject=subject, body=body, attempt=attempt)
 
 
 def incremental_tick() -> int:

@@ -157,6 +157,12 @@ def single_use(*, purpose: str, token: str, ttl_seconds: int) -> bool:
     return throttle_hit(rule=Rule(f"once-{purpose}", limit=1, window_seconds=ttl_seconds), subject=token) == 1
 
 
+def single_use_spent(*, purpose: str, token: str) -> bool:
+    """Whether `token` was presented for `purpose` already (single_use), without presenting it."""
+    key = _key(Rule(f"once-{purpose}", limit=1, window_seconds=0), token)
+    return ThrottleCounter.objects.filter(key=key, window_ends_at__gt=timezone.now(), count__gte=1).exists()
+
+
 def locked_message(rule: Rule = SIGNIN_PAIR) -> str:
     minutes = max(rule.window_seconds // 60, 1)
     return LOCKED_MESSAGE.format(wait="a minute" if minutes == 1 else f"{minutes} minutes")

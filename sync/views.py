@@ -11,11 +11,13 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from stores.app_context import CONNECT_MAX_AGE, ContextTokenError, connect_token_read
 from stores.json_limits import MAX_ID
-from stores.models import Store, StoreUser
+from stores.models import Store
 
 from . import connections, selectors, throttle
 from .accounts import ortto_account_add
+from .authority import connection_manager_may
 from .forms import AddAccountForm, MergeForm, SignInForm, SignUpForm
+from .mail import store_owner_email
 from .models import SyncRun
 
 SESSION_KEY = "connect"
@@ -47,40 +49,110 @@ def _no_flow(request):
     )
 
 
-@require_GET
-def start(request):
-    """The Connect button lands here with a signed, short-lived token bound to the store and the user."""
+class _LinkRefused(Exception):
+    def __init__(self, response):
+        super().__init__("refused")
+        self.response = response
+
+
+def _not_allowed(request, store: Store):
+    return _flow_page(
+        request, "sync/not_allowed.html", {"store": store, "owner_email": store_owner_email(store=store)}, status=403,
+    )
+
+
+def _link_read(request, token: str | None) -> tuple[dict, Store]:
+    """The flow a connect link names (store and BigCommerce user) and its store. Reads only; raises
+    _LinkRefused with the page that says why the link cannot be followed."""
     try:
-        ctx = connect_token_read(request.GET.get("token"))
+        ctx = connect_token_read(token)
     except ContextTokenError as exc:
         message = (
             "This Connect link has expired." if str(exc) == "expired" else "This Connect link is not valid."
         ) + " Go back to the app in your BigCommerce control panel and click Connect again."
-        return _flow_page(request, "sync/message.html", {"title": "Cannot connect", "message": message}, status=403)
-    flow = {"store_hash": ctx.store_hash, "bc_user_id": ctx.bc_user_id}
-    # Single-use: a link read from a log, a history or a proxy is worth nothing once clicked. The same
-    # browser opening it again (a reload) already holds this flow in its session and goes on.
-    first_use = throttle.single_use(purpose="connect", token=request.GET["token"], ttl_seconds=CONNECT_MAX_AGE)
-    if not first_use and request.session.get(SESSION_KEY) != flow:
-        return _flow_page(
-            request, "sync/message.html",
-            {"title": "This link has been used",
-             "message": "This Connect link has been used already. Go back to the app in your BigCommerce "
-                        "control panel, reload it, and click Connect again."},
-            status=403,
-        )
-    if not StoreUser.objects.filter(
-        store__store_hash=ctx.store_hash, store__is_installed=True, bc_user_id=ctx.bc_user_id, is_active=True
-    ).exists():
-        return _flow_page(
+        raise _LinkRefused(_flow_page(request, "sync/message.html", {"title": "Cannot connect", "message": message},
+                                      status=403))
+    store = Store.objects.filter(
+        store_hash=ctx.store_hash, is_installed=True, users__bc_user_id=ctx.bc_user_id, users__is_active=True,
+    ).first()
+    if store is None:
+        raise _LinkRefused(_flow_page(
             request, "sync/message.html",
             {"title": "Cannot connect", "message": "This store has uninstalled the app, or you no longer have access to it."},
             status=403,
-        )
+        ))
+    if not connection_manager_may(store=store, bc_user_id=ctx.bc_user_id):
+        raise _LinkRefused(_not_allowed(request, store))
+    return {"store_hash": ctx.store_hash, "bc_user_id": ctx.bc_user_id}, store
+
+
+def _link_used(request):
+    return _flow_page(
+        request, "sync/message.html",
+        {"title": "This link has been used",
+         "message": "This Connect link has been used already. Go back to the app in your BigCommerce "
+                    "control panel, reload it, and click Connect again."},
+        status=403,
+    )
+
+
+def _link_follow(request, token: str | None):
+    """Bind this browser's session to the flow a connect link names: only ever on a POST with its CSRF token
+    (Continue on the confirmation page, or the sign-in / sign-up that the link led to). Single-use: a link
+    read from a log, a history or a proxy is worth nothing once followed."""
+    try:
+        flow, _ = _link_read(request, token)
+    except _LinkRefused as refused:
+        return refused.response
     if request.session.get(SESSION_KEY) != flow:
+        if not throttle.single_use(purpose="connect", token=token, ttl_seconds=CONNECT_MAX_AGE):
+            return _link_used(request)
         request.session[SESSION_KEY] = flow
         request.session.pop("connect_account", None)
     return redirect("connect:accounts")
+
+
+def _link_store(token: str | None) -> Store | None:
+    """The store a connect link names, for the pages it leads to (sign-in, sign-up); None if invalid."""
+    try:
+        ctx = connect_token_read(token)
+    except ContextTokenError:
+        return None
+    return Store.objects.filter(store_hash=ctx.store_hash, is_installed=True).first()
+
+
+@require_http_methods(["GET", "POST"])
+def start(request):
+    """The Connect button opens this with a signed, short-lived token bound to the store and the user.
+
+    A GET changes nothing. The browser whose session already follows this store's flow goes on with it
+    (a reload). Any other browser is asked first: one signed in to the bridge sees what the link would do
+    (this store, this sign-in) with Continue and Cancel, since an attacker's link to their own store looks
+    exactly like the owner's; one not signed in gets the sign-in, which names the store. Only the POST
+    that follows binds the flow to this session (docs/design.md §2).
+    """
+    if request.method == "POST" and "cancel" in request.POST:
+        return _flow_page(
+            request, "sync/message.html",
+            {"title": "Nothing was connected",
+             "message": "You cancelled: no store was connected and nothing changed. You can close this tab."},
+        )
+    token = request.POST.get("token") if request.method == "POST" else request.GET.get("token")
+    if request.method == "POST":
+        return _link_follow(request, token)
+    try:
+        flow, store = _link_read(request, token)
+    except _LinkRefused as refused:
+        return refused.response
+    if request.session.get(SESSION_KEY) == flow:
+        return redirect("connect:accounts")
+    if throttle.single_use_spent(purpose="connect", token=token):
+        return _link_used(request)
+    if request.user.is_authenticated:
+        # No "connecting …" in the top bar: nothing is being connected until Continue.
+        return _flow_page(request, "sync/connect_confirm.html", {"store": store, "token": token, "flow_store": None})
+    return _flow_page(request, "sync/signin.html",
+                      {"form": SignInForm(), "token": token, "flow_store": store, "next": reverse("connect:accounts")})
 
 
 def _client_ip(request) -> str:
@@ -92,6 +164,7 @@ def signin(request):
     next_url = request.POST.get("next") or request.GET.get("next") or reverse("connect:accounts")
     if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
         next_url = reverse("connect:accounts")
+    token = request.POST.get("token") or request.GET.get("token") or ""
     form = SignInForm(request.POST or None)
     error = ""
     status = 200
@@ -111,12 +184,16 @@ def signin(request):
             else:
                 throttle.signin_succeeded(form="connect", username=email, ip=ip)
                 login(request, user)
-                return redirect(next_url)
-    return _flow_page(request, "sync/signin.html", {"form": form, "error": error, "next": next_url}, status=status)
+                return _link_follow(request, token) if token else redirect(next_url)
+    context = {"form": form, "error": error, "next": next_url, "token": token}
+    if token:
+        context["flow_store"] = _link_store(token)
+    return _flow_page(request, "sync/signin.html", context, status=status)
 
 
 @require_http_methods(["GET", "POST"])
 def signup(request):
+    token = request.POST.get("token") or request.GET.get("token") or ""
     form = SignUpForm(request.POST or None)
     status = 200
     if request.method == "POST" and not throttle.signup_attempt(ip=_client_ip(request)):
@@ -133,10 +210,13 @@ def signup(request):
             status = 400
         else:
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-            return redirect("connect:accounts")
+            return _link_follow(request, token) if token else redirect("connect:accounts")
     elif request.method == "POST":
         status = 400
-    return _flow_page(request, "sync/signup.html", {"form": form}, status=status)
+    context = {"form": form, "token": token}
+    if token:
+        context["flow_store"] = _link_store(token)
+    return _flow_page(request, "sync/signup.html", context, status=status)
 
 
 @require_POST
@@ -154,6 +234,8 @@ def accounts(request):
     store = _flow_store(request)
     if store is None:
         return _no_flow(request)
+    if not connection_manager_may(store=store, bc_user_id=request.session[SESSION_KEY]["bc_user_id"]):
+        return _not_allowed(request, store)
     available = selectors.ortto_accounts_for_user(user=request.user)
     if request.method == "POST":
         account_id = request.POST.get("account", "")
@@ -196,6 +278,8 @@ def merge(request):
     store = _flow_store(request)
     if store is None:
         return _no_flow(request)
+    if not connection_manager_may(store=store, bc_user_id=request.session[SESSION_KEY]["bc_user_id"]):
+        return _not_allowed(request, store)
     account = selectors.ortto_accounts_for_user(user=request.user).filter(pk=request.session.get("connect_account")).first()
     if account is None:
         return redirect("connect:accounts")

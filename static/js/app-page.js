@@ -43,6 +43,7 @@
     if (!target || target.disabled) return;
     const action = target.dataset.action;
     if (action === "sync-now") act(root.dataset.syncUrl);
+    if (action === "manager") act(root.dataset.managersUrl, "bc_user_id=" + encodeURIComponent(target.dataset.user) + "&allowed=" + target.dataset.allowed);
     if (action === "disconnect" && confirm("Disconnect this store from Ortto? Syncing stops; nothing is deleted in Ortto.")) act(root.dataset.disconnectUrl);
   });
   root.addEventListener("change", function (event) {

@@ -27,6 +27,8 @@ def connect(context, frame, *, account: str, strategy: str, shoot=None, signed_i
         frame.locator("#connect-button").click()
     tab = opened.value
     tab.wait_for_load_state()
+    # Signed in already, in the session that follows this store's flow: straight on to Accounts
+    # (a session signed in without it is asked first: test_connect_link_attack.py).
     if not signed_in:
         assert tab.get_by_role("heading", name="Ortto Bridge sign-in").is_visible()
         shoot and shoot(tab, "03-sign-in")
@@ -74,6 +76,10 @@ def test_install_connect_sync_and_reconnect(page, sandbox, thread_worker, shoot)
     assert business.get_attribute("href").endswith("/sandbox/ortto/app/acme-eu/")
     assert frame.get_by_role("link", name="Reconnect").is_visible()
     frame.get_by_text("Succeeded").wait_for()
+    # The owner's Connection history has the change (the owner was e-mailed it too).
+    history = frame.locator("#connection-history tr").nth(1)
+    assert history.locator("td").nth(1).inner_text() == "Connected"
+    assert demo.DEMO_EMAIL in history.inner_text() and "Acme Outdoor (EU)" in history.inner_text()
     shoot(page, "07-app-page-connected")
 
     connection = Connection.objects.get(state="active")
@@ -105,6 +111,7 @@ def test_install_connect_sync_and_reconnect(page, sandbox, thread_worker, shoot)
     # Reconnect to another account: the old connection stays as history, a full import goes to the new one.
     tab = connect(context, frame, account="Acme Outdoor (US)", strategy="Import new records only", signed_in=True)
     frame.locator("#business-name", has_text="Acme Outdoor (US)").wait_for()
+    frame.locator("#connection-history td", has_text="Reconnected to another Ortto account").wait_for()
     assert Connection.objects.filter(state="disconnected", account__name="acme-eu").exists()
     assert Connection.objects.get(state="active").account.name == "acme-us"
 

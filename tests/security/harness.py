@@ -63,3 +63,15 @@ def connect_link(page: requests.Response) -> str:
     import html
 
     return html.unescape(CONNECT_LINK.search(page.text)[1])
+
+
+def follow_connect_link(person: Browser, link: str, *, email: str, password: str) -> requests.Response:
+    """Open a Connect link in a browser not signed in to the bridge (it shows the sign-in, naming the store)
+    and sign in there: that POST binds the connect flow to this browser's session."""
+    from urllib.parse import parse_qs, urlsplit
+
+    page = person.session.get(link, timeout=30)
+    assert page.status_code == 200 and "Ortto Bridge sign-in" in page.text, page.text[:300]
+    person.csrf = CSRF_FIELD.search(page.text)[1]
+    token = parse_qs(urlsplit(link).query)["token"][0]
+    return person.post("/connect/signin/", {"email": email, "password": password, "token": token})

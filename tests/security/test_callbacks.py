@@ -9,9 +9,9 @@ from django.utils import timezone
 from sandbox.bigcommerce.services import app_uninstall, signed_payload_jwt, user_remove
 from stores.models import Store, StoreUser
 from stores.services import UNINSTALL_CHECK_DELAYS, store_uninstall_checks_run
-from sync.models import Connection
+from sync.models import Connection, ConnectionManager
 
-from .harness import connect_link, in_parallel, installed_sandbox_store, load_page
+from .harness import connect_link, follow_connect_link, in_parallel, installed_sandbox_store, load_page
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
 
@@ -68,11 +68,12 @@ def test_a_removed_users_open_connect_flow_cannot_connect_the_store(make_user, s
     sandbox_store, owner, staff = installed_sandbox_store(sandbox_live)
     account = sandbox_account("acme-us", members=[make_user("staff@example.com", password="the-right-password")])
     person = browser()
+    page = load_page(sandbox_live, signed_payload_jwt(store=sandbox_store, user=staff))  # records the user
+    ConnectionManager.objects.create(store=Store.objects.get(store_hash="sec1"), bc_user_id=staff.bc_id,
+                                     granted_by="owner")  # the owner allowed them
     page = load_page(sandbox_live, signed_payload_jwt(store=sandbox_store, user=staff))
-    person.session.get(connect_link(page), timeout=30)
-    person.get("/connect/signin/")
-    assert person.post("/connect/signin/", {"email": "staff@example.com", "password": "the-right-password"}
-                       ).status_code == 302
+    assert follow_connect_link(person, connect_link(page), email="staff@example.com",
+                               password="the-right-password").status_code == 302
     person.get("/connect/accounts/")
     assert person.post("/connect/accounts/", {"account": account.pk}).status_code == 302
     assert person.get("/connect/merge/").status_code == 200
@@ -83,11 +84,14 @@ def test_a_removed_users_open_connect_flow_cannot_connect_the_store(make_user, s
     assert not Connection.objects.filter(store__store_hash="sec1").exists()
 
 
-def test_a_connect_link_works_once(sandbox_live, browser):
+def test_a_connect_link_works_once(make_user, sandbox_live, browser):
     sandbox_store, owner, _ = installed_sandbox_store(sandbox_live)
+    make_user("owner@example.com", password="the-right-password")
     link = connect_link(load_page(sandbox_live, signed_payload_jwt(store=sandbox_store, user=owner)))
+    # Opening it changes nothing (a GET): another browser may still look at it...
+    assert browser().session.get(link, timeout=30, allow_redirects=False).status_code == 200
     merchant = browser()
-    first = merchant.session.get(link, timeout=30, allow_redirects=False)
+    first = follow_connect_link(merchant, link, email="owner@example.com", password="the-right-password")
     assert first.status_code == 302 and first.headers["Location"].endswith("/connect/accounts/")
     # The same browser reloading the link goes on with its flow...
     assert merchant.session.get(link, timeout=30, allow_redirects=False).status_code == 302

@@ -49,8 +49,9 @@ def test_a_non_numeric_account_choice_is_a_400(make_store, make_user, browser):
     person.post("/connect/signin/", {"email": "owner@example.com", "password": "the-right-password"})
     from stores.app_context import StoreContext, connect_token
 
-    person.session.get(person.base_url + "/connect/", params={"token": connect_token(
-        StoreContext(store_hash="abc123", bc_user_id=1001))}, timeout=30)
+    token = connect_token(StoreContext(store_hash="abc123", bc_user_id=1001))
+    person.get("/connect/?token=" + token)  # signed in already: the confirmation page
+    assert person.post("/connect/", {"token": token}).status_code == 302  # Continue
     person.get("/connect/accounts/")
     for choice in ("", "abc", "1e5", "9" * 40, "-1", "²", "١٢"):
         response = person.post("/connect/accounts/", {"account": choice})

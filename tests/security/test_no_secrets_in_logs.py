@@ -28,7 +28,7 @@ from stores.log_filters import redact
 from stores.models import Store
 from sync.models import Connection
 
-from .harness import Browser, connect_link
+from .harness import Browser, connect_link, follow_connect_link
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
 
@@ -99,11 +99,9 @@ def _journey(base: str, settings, *, make_user, sandbox_account) -> list[str]:
     assert page.status_code == 200
     link = connect_link(page)
     secrets.append(parse_qs(urlsplit(link).query)["token"][0])
-    merchant.session.get(link, timeout=60)
     account = sandbox_account("acme-us", members=[make_user("owner@example.com", password="the-right-password")])
-    merchant.get("/connect/signin/")
-    assert merchant.post("/connect/signin/", {"email": "owner@example.com", "password": "the-right-password"}
-                         ).status_code == 302
+    assert follow_connect_link(merchant, link, email="owner@example.com", password="the-right-password"
+                               ).status_code == 302
     merchant.get("/connect/accounts/")
     assert merchant.post("/connect/accounts/", {"account": account.pk}).status_code == 302
     merchant.get("/connect/merge/")

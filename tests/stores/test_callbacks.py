@@ -41,7 +41,8 @@ def test_install_saves_the_store_and_shows_the_app_page(client, bc_api):
     response = install(client, bc_api)
     assert response.status_code == 200
     html = response.content.decode()
-    assert "Step 1: Connect your account" in html and ">Connect<" in html
+    # The installing user here is a staff user, not the owner: Step 1 says who may connect (issue 24).
+    assert "Step 1: Connect your account" in html and "Only the store owner (owner@example.com)" in html
     assert "Step 2: Consent to enable website tracking script" in html and "Enable tracking" in html
     store = Store.objects.get(store_hash="abc123")
     assert store.name == "Acme Outdoor Co." and store.access_token == "ACCESS-TOKEN-SECRET-123456789"

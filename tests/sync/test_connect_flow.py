@@ -21,8 +21,9 @@ def queued(monkeypatch):
 
 
 def start(client, store, bc_user_id=1001):
+    """Follow a Connect link: the POST (Continue, or the sign-in the link led to) binds the flow to the session."""
     token = connect_token(StoreContext(store_hash=store.store_hash, bc_user_id=bc_user_id))
-    return client.get("/connect/", {"token": token})
+    return client.post("/connect/", {"token": token})
 
 
 def signin(client, email="owner@example.com", password="a-good-password"):
@@ -57,7 +58,8 @@ def test_connect_walks_accounts_merge_and_syncing(make_account, make_store, make
     assert connection.account == second and connection.merge_strategy == 2 and connection.state == "active"
     run = SyncRun.objects.get(store=store)
     assert run.kind == "initial" and run.status == "queued"
-    assert queued == [("sync.tasks.run_sync", run.pk)]
+    assert queued[0] == ("sync.tasks.run_sync", run.pk)
+    assert [call[0] for call in queued[1:]] == ["sync.tasks.owner_mail_deliver"]  # the owner is told
     page = client.get(response["Location"]).content.decode()
     assert "Syncing your data" in page and "Done" in page
     assert settings.BIGCOMMERCE_CONTROL_PANEL_URL.format(store_hash=store.store_hash, app_id=settings.BIGCOMMERCE_APP_ID) in page
@@ -155,10 +157,12 @@ def test_merge_post_without_csrf_token_is_refused(make_store, make_user):
     store = make_store()
     make_user()
     client = Client(enforce_csrf_checks=True)
-    start(client, store)
-    page = client.get("/connect/signin/").content.decode()
+    token = connect_token(StoreContext(store_hash=store.store_hash, bc_user_id=1001))
+    page = client.get("/connect/", {"token": token}).content.decode()  # the link leads to the sign-in
     csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
-    client.post("/connect/signin/", {"email": "owner@example.com", "password": "a-good-password", "csrfmiddlewaretoken": csrf})
+    client.post("/connect/signin/", {"email": "owner@example.com", "password": "a-good-password", "token": token,
+                                     "csrfmiddlewaretoken": csrf})
+    assert client.get("/connect/merge/").status_code == 302  # the flow is bound: on to Accounts
     assert client.post("/connect/merge/", {"merge_strategy": 1}).status_code == 403
 
 
@@ -210,3 +214,78 @@ def test_signup_creates_a_sign_in(client):
     from django.contrib.auth import get_user_model
 
     assert get_user_model().objects.filter(username="new@example.com").exists()
+
+
+# --- The flow is bound to the session that started it (issue 24, finding 2) ---------------------------
+
+
+def test_opening_a_connect_link_changes_nothing_until_a_post(make_store, make_user, client):
+    from sync.throttle import single_use_spent
+
+    store = make_store()
+    make_user()
+    token = connect_token(StoreContext(store_hash=store.store_hash, bc_user_id=1001))
+    for _ in range(2):
+        page = client.get("/connect/", {"token": token})
+        assert page.status_code == 200 and "<h1>Ortto Bridge sign-in</h1>" in page.content.decode()
+        assert "connect" not in client.session and not single_use_spent(purpose="connect", token=token)
+    response = client.post("/connect/signin/", {"email": "owner@example.com", "password": "a-good-password",
+                                                "token": token})
+    assert response["Location"].endswith("/connect/accounts/")
+    assert client.session["connect"] == {"store_hash": store.store_hash, "bc_user_id": 1001}
+    assert single_use_spent(purpose="connect", token=token)
+    # The other GETs of the flow change nothing either; sign-out is a POST.
+    for path in ("/connect/accounts/", "/connect/merge/", "/connect/signin/", "/connect/signup/"):
+        client.get(path)
+    assert client.session["connect"] == {"store_hash": store.store_hash, "bc_user_id": 1001}
+    assert client.get("/connect/signout/").status_code == 405 and "_auth_user_id" in client.session
+
+
+def test_an_attackers_link_asks_a_signed_in_victim_and_only_continue_rebinds(make_store, make_user, client):
+    victims, attackers = make_store("victim1", name="Victim's Shop"), make_store("evil01", name="Evil Shop",
+                                                                                 owner_id=6666)
+    make_user("victim@example.com")
+    start(client, victims)
+    signin(client, email="victim@example.com")
+    own = {"store_hash": "victim1", "bc_user_id": 1001}
+    assert client.session["connect"] == own
+    lure = connect_token(StoreContext(store_hash=attackers.store_hash, bc_user_id=6666))
+
+    page = client.get("/connect/", {"token": lure})
+    html = page.content.decode()
+    assert page.status_code == 200 and "<h1>Connect Evil Shop?</h1>" in html
+    assert "evil01" in html and "victim@example.com" in html and 'name="cancel"' in html
+    assert client.session["connect"] == own  # the GET rebinds nothing
+
+    cancelled = client.post("/connect/", {"token": lure, "cancel": ""})
+    assert cancelled.status_code == 200 and "Nothing was connected" in cancelled.content.decode()
+    assert client.session["connect"] == own
+    assert "Victim&#x27;s Shop" in client.get("/connect/accounts/").content.decode()
+
+    # Continue is the victim's own, deliberate choice (a POST with CSRF): only it moves the flow.
+    client.post("/connect/", {"token": lure})
+    assert client.session["connect"] == {"store_hash": "evil01", "bc_user_id": 6666}
+
+
+def test_the_same_session_reopening_its_link_goes_straight_on(make_store, make_user, client):
+    store = make_store()
+    make_user()
+    start(client, store)
+    signin(client)
+    again = connect_token(StoreContext(store_hash=store.store_hash, bc_user_id=1001))  # Reconnect, a new link
+    response = client.get("/connect/", {"token": again})
+    assert response.status_code == 302 and response["Location"].endswith("/connect/accounts/")
+
+
+def test_a_new_person_signs_up_from_the_link_and_the_flow_is_theirs(make_store, client):
+    store = make_store(name="Acme Outdoor Co.")
+    token = connect_token(StoreContext(store_hash=store.store_hash, bc_user_id=1001))
+    signin_page = client.get("/connect/", {"token": token}).content.decode()
+    assert "connecting Acme Outdoor Co. (abc123)" in signin_page  # the page names the store
+    signup_page = client.get("/connect/signup/", {"token": token}).content.decode()
+    assert f'name="token" value="{token}"' in signup_page and "connecting Acme Outdoor Co." in signup_page
+    assert "connect" not in client.session
+    response = client.post("/connect/signup/", {"email": "new@example.com", "password": "correct-horse-battery",
+                                                "token": token})
+    assert response["Location"].endswith("/connect/accounts/")
+    assert client.session["connect"] == {"store_hash": store.store_hash, "bc_user_id": 1001}

@@ -232,7 +232,7 @@ def test_disconnecting_removes_the_script(bigcommerce, connection, monkeypatch):
     turn_on(connection)
     bigcommerce.add("DELETE", f"{SCRIPTS}/{UUID}", status=204)
 
-    connections.connection_disconnect(store=connection.store, by="bc-user:1001")
+    connections.connection_disconnect(store=connection.store, bc_user_id=1001)
 
     connection.refresh_from_db()
     assert connection.state == "disconnected"
