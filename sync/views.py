@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from stores.app_context import CONNECT_MAX_AGE, ContextTokenError, connect_token_read
 from stores.json_limits import MAX_ID
 from stores.models import Store
+from stores.services import StoreUnavailable, store_for_context
 
 from . import connections, selectors, throttle
 from .accounts import ortto_account_add
@@ -21,6 +22,8 @@ from .mail import store_owner_email
 from .models import SyncRun
 
 SESSION_KEY = "connect"
+# When the link that bound the flow was issued: a flow from before the user's removal ends with it.
+ISSUED_KEY = "connect_issued_at"
 
 
 def _flow_page(request, template, context=None, status=200):
@@ -33,11 +36,13 @@ def _flow_store(request) -> Store | None:
     data = request.session.get(SESSION_KEY)
     if not data:
         return None
-    # Re-checked on every step: a user removed from the store (or an uninstall) ends the flow at once.
-    return Store.objects.filter(
-        store_hash=data["store_hash"], is_installed=True,
-        users__bc_user_id=data["bc_user_id"], users__is_active=True,
-    ).first()
+    # Re-checked on every step: a user removed from the store (or an uninstall) ends the flow at once, and a
+    # flow bound from a link issued before a removal stays dead after a re-add (stores' one rule for tokens).
+    try:
+        return store_for_context(store_hash=data["store_hash"], bc_user_id=data["bc_user_id"],
+                                 issued_at_ms=request.session.get(ISSUED_KEY, 0))
+    except StoreUnavailable:
+        return None
 
 
 def _no_flow(request):
@@ -61,7 +66,7 @@ def _not_allowed(request, store: Store):
     )
 
 
-def _link_read(request, token: str | None) -> tuple[dict, Store]:
+def _link_read(request, token: str | None) -> tuple[dict, Store, int]:
     """The flow a connect link names (store and BigCommerce user) and its store. Reads only; raises
     _LinkRefused with the page that says why the link cannot be followed."""
     try:
@@ -72,18 +77,17 @@ def _link_read(request, token: str | None) -> tuple[dict, Store]:
         ) + " Go back to the app in your BigCommerce control panel and click Connect again."
         raise _LinkRefused(_flow_page(request, "sync/message.html", {"title": "Cannot connect", "message": message},
                                       status=403))
-    store = Store.objects.filter(
-        store_hash=ctx.store_hash, is_installed=True, users__bc_user_id=ctx.bc_user_id, users__is_active=True,
-    ).first()
-    if store is None:
+    try:
+        store = store_for_context(store_hash=ctx.store_hash, bc_user_id=ctx.bc_user_id, issued_at_ms=ctx.issued_at_ms)
+    except StoreUnavailable:
         raise _LinkRefused(_flow_page(
             request, "sync/message.html",
             {"title": "Cannot connect", "message": "This store has uninstalled the app, or you no longer have access to it."},
             status=403,
-        ))
+        )) from None
     if not connection_manager_may(store=store, bc_user_id=ctx.bc_user_id):
         raise _LinkRefused(_not_allowed(request, store))
-    return {"store_hash": ctx.store_hash, "bc_user_id": ctx.bc_user_id}, store
+    return {"store_hash": ctx.store_hash, "bc_user_id": ctx.bc_user_id}, store, ctx.issued_at_ms
 
 
 def _link_used(request):
@@ -101,15 +105,23 @@ def _link_follow(request, token: str | None):
     (Continue on the confirmation page, or the sign-in / sign-up that the link led to). Single-use: a link
     read from a log, a history or a proxy is worth nothing once followed."""
     try:
-        flow, _ = _link_read(request, token)
+        flow, _, issued_at_ms = _link_read(request, token)
     except _LinkRefused as refused:
         return refused.response
     if request.session.get(SESSION_KEY) != flow:
         if not throttle.single_use(purpose="connect", token=token, ttl_seconds=CONNECT_MAX_AGE):
             return _link_used(request)
         request.session[SESSION_KEY] = flow
+        request.session[ISSUED_KEY] = issued_at_ms
         request.session.pop("connect_account", None)
+    else:
+        _flow_renew(request, issued_at_ms)
     return redirect("connect:accounts")
+
+
+def _flow_renew(request, issued_at_ms: int) -> None:
+    """The session's own flow, reopened from a link checked just now: that link's issue time is the flow's."""
+    request.session[ISSUED_KEY] = max(request.session.get(ISSUED_KEY, 0), issued_at_ms)
 
 
 def _link_store(token: str | None) -> Store | None:
@@ -141,10 +153,10 @@ def start(request):
     if request.method == "POST":
         return _link_follow(request, token)
     try:
-        flow, store = _link_read(request, token)
+        flow, store, _ = _link_read(request, token)
     except _LinkRefused as refused:
         return refused.response
-    if request.session.get(SESSION_KEY) == flow:
+    if request.session.get(SESSION_KEY) == flow and _flow_store(request) is not None:
         return redirect("connect:accounts")
     if throttle.single_use_spent(purpose="connect", token=token):
         return _link_used(request)
@@ -221,10 +233,11 @@ def signup(request):
 
 @require_POST
 def signout(request):
-    flow = request.session.get(SESSION_KEY)
+    flow, issued_at_ms = request.session.get(SESSION_KEY), request.session.get(ISSUED_KEY, 0)
     logout(request)
     if flow:
         request.session[SESSION_KEY] = flow
+        request.session[ISSUED_KEY] = issued_at_ms
     return redirect("connect:signin")
 
 

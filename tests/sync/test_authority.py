@@ -80,12 +80,11 @@ def test_a_removed_user_added_back_must_be_allowed_again(store):
     assert connection_manager_may(store=store, bc_user_id=STAFF)
 
 
-def test_an_uninstall_ends_every_grant(store, signed_payload, monkeypatch):
+def test_an_uninstall_ends_every_grant(store, monkeypatch):
     from stores.services import store_uninstall
-    from stores.signed_payload import signed_payload_verify
 
     connection_manager_set(store=store, by_bc_user_id=OWNER, bc_user_id=STAFF, allowed=True)
-    store_uninstall(payload=signed_payload_verify(signed_payload()))
+    store_uninstall(store=store)
     store.refresh_from_db()
     assert not connection_manager_may(store=store, bc_user_id=OWNER)
     store.is_installed = True  # installed again; the staff user opens the app again
