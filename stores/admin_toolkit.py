@@ -44,6 +44,16 @@ def admin_link(obj, label=None):
     return format_html('<a href="{}">{}</a>', url, obj if label is None else label)
 
 
+def store_link(store):
+    """The store's name linking to its page, the hash underneath."""
+    if store is None:
+        return "—"
+    url = reverse("admin:stores_store_change", args=[store.pk])
+    if not store.name or store.name == store.store_hash:
+        return format_html('<a href="{}">{}</a>', url, store.store_hash)
+    return format_html('<a href="{}">{}</a> <span class="store-hash">{}</span>', url, store.name, store.store_hash)
+
+
 def changelist_url(model, **params) -> str:
     url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
     return f"{url}?{urlencode(params)}" if params else url
@@ -76,7 +86,8 @@ class StoreFilter(admin.SimpleListFilter):
         if len(stores) > self.list_all_up_to:
             selected = self._selected()
             stores = list(Store.objects.only(*fields).filter(pk=selected)) if selected else []
-        return [(str(store.pk), f"{store.store_hash} · {store}") for store in stores]
+        return [(str(store.pk), f"{store} ({store.store_hash})" if store.name else store.store_hash)
+                for store in stores]
 
     def queryset(self, request, queryset):
         selected = self._selected()
