@@ -9,9 +9,11 @@ import datetime
 from urllib.parse import urlencode
 
 from django.contrib import admin
+from django.core.paginator import Paginator
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import formats, timezone
+from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.text import capfirst
 
@@ -103,6 +105,25 @@ def store_ids_matching(term: str, limit: int = 1000) -> list[int]:
         Store.objects.filter(Q(store_hash__iexact=term) | Q(name__icontains=term) | Q(domain__icontains=term))
         .values_list("pk", flat=True)[:limit]
     )
+
+
+class AtLeast(int):
+    """A count that stopped at a cap: compares as the cap plus one, reads "10000+"."""
+
+    def __str__(self):
+        return f"{int(self) - 1}+"
+
+
+class CappedCountPaginator(Paginator):
+    """Counts at most `cap` rows, then says "cap+": a list whose filter checks each row against the rest
+    (one row per failed record) would otherwise read the whole table to number its pages."""
+
+    cap = 10_000
+
+    @cached_property
+    def count(self):
+        counted = self.object_list[: self.cap + 1].count()
+        return AtLeast(counted) if counted > self.cap else counted
 
 
 class BigTableAdmin(admin.ModelAdmin):

@@ -14,6 +14,7 @@ from django.utils.text import Truncator
 from django.utils.timezone import localtime
 
 from stores.admin_toolkit import (
+    CappedCountPaginator,
     LogAdmin,
     ReadOnlyInline,
     ResourceFilter,
@@ -238,8 +239,12 @@ class LatestEventsFormSet(BaseInlineFormSet):
 class SyncEventInline(ReadOnlyInline):
     model = SyncEvent
     formset = LatestEventsFormSet
-    fields = ("created_at", "level", "resource", "bc_id", "email", "message", "resolved_display")
+    fields = ("created_at", "level", "resource", "record_id", "email", "message", "resolved_display")
     readonly_fields = fields
+
+    @admin.display(description="BC id")
+    def record_id(self, event):
+        return event.bc_id if event.bc_id is not None else "—"
 
     @admin.display(description="Resolved")
     def resolved_display(self, event):
@@ -374,6 +379,7 @@ class SyncEventAdmin(LogAdmin):
     date_hierarchy = "created_at"
     list_select_related = False  # runs and stores are prefetched, see get_queryset
     list_per_page = 100
+    paginator = CappedCountPaginator  # one row per record checks each row for a later one: count no further
     readonly_fields = ("run_link", "store_link", "created_at", "level", "resource", "record_id", "email", "message",
                        "resolved_display")
     fields = readonly_fields

@@ -584,3 +584,15 @@ def test_abandoned_carts_have_a_read_only_page(support_client, shop, django_asse
     assert list(recovered.context["cl"].result_list) == []
     detail = support_client.get(change(cart)).content.decode()
     assert "0b8f4c52-6c1e-4d53-9a55-1c2f3e4d5a6b" in detail and "t" * 32 not in detail  # the token stays out
+
+
+def test_the_failed_records_list_counts_no_further_than_its_cap(support_client, acme, monkeypatch):
+    # One row per record checks each row for a later one: numbering the pages stops at the cap.
+    monkeypatch.setattr("stores.admin_toolkit.CappedCountPaginator.cap", 2)
+    store, connection = acme
+    run = make_run(store, connection, status=SyncRun.Status.PARTIAL, failed=4)
+    SyncEvent.objects.bulk_create([SyncEvent(run=run, resource="customers", bc_id=n, message="refused")
+                                   for n in range(4)])
+    response = support_client.get(changelist(SyncEvent))
+    assert len(response.context["cl"].result_list) == 4
+    assert "2+ sync events" in re.sub(r"\s+", " ", response.content.decode())
