@@ -18,9 +18,10 @@ urlpatterns = [
     path("bigcommerce/", include((stores_urls.urlpatterns + sync_bigcommerce_urls.urlpatterns, "bigcommerce"))),
     path("connect/", include("sync.urls")),
     path("healthz", include("sync.health_urls")),
-    # Browsers ask for /favicon.ico on pages that name no icon (BigCommerce's frame, JSON answers); the
-    # URL is looked up on first use, after collectstatic has written the manifest.
-    path("favicon.ico", RedirectView.as_view(url=lazy(static, str)("favicon.ico"), permanent=True)),
+    # Browsers ask for /favicon.ico on pages that name no icon (JSON answers, error pages). The icon's URL
+    # is looked up on first use, once collectstatic has written the manifest; a temporary redirect, as a
+    # hashed name changes with the file.
+    path("favicon.ico", RedirectView.as_view(url=lazy(static, str)("favicon.ico"), permanent=False)),
 ]
 
 if settings.SANDBOX:

@@ -10,7 +10,7 @@ ICO_MAGIC = b"\x00\x00\x01\x00"
 
 def test_favicon_ico_answers_with_an_icon_over_http(live_server):
     response = requests.get(f"{live_server.url}/favicon.ico", timeout=10)
-    assert response.status_code == 200 and response.history and response.history[0].status_code == 301
+    assert response.status_code == 200 and response.history and response.history[0].status_code == 302
     assert response.content.startswith(ICO_MAGIC)
     assert response.headers["Content-Type"] in ("image/x-icon", "image/vnd.microsoft.icon")
 
