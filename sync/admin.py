@@ -165,7 +165,7 @@ class OrttoAccountAdmin(admin.ModelAdmin):
 
 @admin.register(Connection)
 class ConnectionAdmin(admin.ModelAdmin):
-    list_display = ("id", "store_link", "account_link", "strategy", "state_badge", "tracking",
+    list_display = ("id", "store_link", "account_link", "merge_strategy", "state_badge", "tracking",
                     "connected", "runs_link")
     list_display_links = ("id",)
     list_filter = ("state", "merge_strategy", "tracking_enabled", StoreFilter,
@@ -195,12 +195,6 @@ class ConnectionAdmin(admin.ModelAdmin):
     @admin.display(description="Store", ordering="store__name")
     def store_link(self, connection):
         return store_link(connection.store)
-
-    @admin.display(description="Merge strategy", ordering="merge_strategy")
-    def strategy(self, connection):
-        # The number is what Ortto's API and the Merge page's help call it; the words are on the page.
-        return format_html('<span title="{}">{}</span>', connection.get_merge_strategy_display(),
-                           connection.merge_strategy)
 
     @admin.display(description="Connected", ordering="connected_at")
     def connected(self, connection):
