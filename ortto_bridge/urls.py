@@ -1,6 +1,9 @@
 from django.conf import settings
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import include, path
+from django.utils.functional import lazy
+from django.views.generic import RedirectView
 
 from stores import urls as stores_urls
 from sync import bigcommerce_urls as sync_bigcommerce_urls
@@ -15,6 +18,10 @@ urlpatterns = [
     path("bigcommerce/", include((stores_urls.urlpatterns + sync_bigcommerce_urls.urlpatterns, "bigcommerce"))),
     path("connect/", include("sync.urls")),
     path("healthz", include("sync.health_urls")),
+    # Browsers ask for /favicon.ico on pages that name no icon (JSON answers, error pages). The icon's URL
+    # is looked up on first use, once collectstatic has written the manifest; a temporary redirect, as a
+    # hashed name changes with the file.
+    path("favicon.ico", RedirectView.as_view(url=lazy(static, str)("favicon.ico"), permanent=False)),
 ]
 
 if settings.SANDBOX:

@@ -9,9 +9,11 @@ import datetime
 from urllib.parse import urlencode
 
 from django.contrib import admin
+from django.core.paginator import Paginator
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import formats, timezone
+from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.text import capfirst
 
@@ -42,6 +44,16 @@ def admin_link(obj, label=None):
         return "—"
     url = reverse(f"admin:{obj._meta.app_label}_{obj._meta.model_name}_change", args=[obj.pk])
     return format_html('<a href="{}">{}</a>', url, obj if label is None else label)
+
+
+def store_link(store):
+    """The store's name linking to its page, the hash underneath."""
+    if store is None:
+        return "—"
+    url = reverse("admin:stores_store_change", args=[store.pk])
+    if not store.name or store.name == store.store_hash:
+        return format_html('<a href="{}">{}</a>', url, store.store_hash)
+    return format_html('<a href="{}">{}</a> <span class="store-hash">{}</span>', url, store.name, store.store_hash)
 
 
 def changelist_url(model, **params) -> str:
@@ -76,7 +88,8 @@ class StoreFilter(admin.SimpleListFilter):
         if len(stores) > self.list_all_up_to:
             selected = self._selected()
             stores = list(Store.objects.only(*fields).filter(pk=selected)) if selected else []
-        return [(str(store.pk), f"{store.store_hash} · {store}") for store in stores]
+        return [(str(store.pk), f"{store} ({store.store_hash})" if store.name else store.store_hash)
+                for store in stores]
 
     def queryset(self, request, queryset):
         selected = self._selected()
@@ -92,6 +105,25 @@ def store_ids_matching(term: str, limit: int = 1000) -> list[int]:
         Store.objects.filter(Q(store_hash__iexact=term) | Q(name__icontains=term) | Q(domain__icontains=term))
         .values_list("pk", flat=True)[:limit]
     )
+
+
+class AtLeast(int):
+    """A count that stopped at a cap: compares as the cap plus one, reads "10000+"."""
+
+    def __str__(self):
+        return f"{int(self) - 1}+"
+
+
+class CappedCountPaginator(Paginator):
+    """Counts at most `cap` rows, then says "cap+": a list whose filter checks each row against the rest
+    (one row per failed record) would otherwise read the whole table to number its pages."""
+
+    cap = 10_000
+
+    @cached_property
+    def count(self):
+        counted = self.object_list[: self.cap + 1].count()
+        return AtLeast(counted) if counted > self.cap else counted
 
 
 class BigTableAdmin(admin.ModelAdmin):

@@ -7,12 +7,14 @@ never load the JSON columns, never count the whole table twice and never query p
 
 from django.conf import settings
 from django.contrib import admin, messages
-from django.db.models import Prefetch, Q
+from django.db.models import Exists, OuterRef, Prefetch, Q
 from django.forms.models import BaseInlineFormSet
 from django.utils.html import format_html
 from django.utils.text import Truncator
+from django.utils.timezone import localtime
 
 from stores.admin_toolkit import (
+    CappedCountPaginator,
     LogAdmin,
     ReadOnlyInline,
     ResourceFilter,
@@ -22,16 +24,35 @@ from stores.admin_toolkit import (
     changelist_url,
     is_changelist,
     store_ids_matching,
+    store_link,
 )
 from stores.fields import mask_secret
 from stores.models import Store
 
-from .admin_display import LEVEL_COLOURS, STATE_COLOURS, counters_table, run_duration, run_status_badge, totals_table
+from .admin_display import (
+    LEVEL_COLOURS,
+    STATE_COLOURS,
+    counters_table,
+    requested_by_label,
+    resolved_label,
+    run_duration,
+    run_status_badge,
+    totals_table,
+)
 from .admin_store import StoreSyncAdmin
-from .models import Connection, OrttoAccount, SyncEvent, SyncRun
+from .models import CartLedger, Connection, OrttoAccount, SyncEvent, SyncRun
 from .preflight import ortto_account_check
 
 EVENTS_SHOWN = 50
+
+# The lists need the page's width: at 1280 px the navigation sidebar would push their last columns out of
+# sight. The breadcrumbs and the home page lead everywhere it did.
+admin.site.enable_nav_sidebar = False
+
+
+def short_time(value) -> str:
+    """A list's date and time in 16 characters ("2026-12-07 15:04"), the admin's own takes 24."""
+    return localtime(value).strftime("%Y-%m-%d %H:%M") if value else "—"
 
 
 class EventStoreFilter(StoreFilter):
@@ -57,6 +78,45 @@ class RunHealthFilter(admin.SimpleListFilter):
         if self.value() == "problems":
             return queryset.filter(status__in=[SyncRun.Status.FAILED, SyncRun.Status.PARTIAL])
         return queryset
+
+
+class RecordRowsFilter(admin.SimpleListFilter):
+    """One row per record by default: a record that fails run after run is one problem, shown by its latest
+    event (per store, resource, record and level). A run's own events, or every row, on request."""
+
+    title = "rows"
+    parameter_name = "rows"
+    EVERY_RUN = "all"
+
+    def __init__(self, request, params, model, model_admin):
+        super().__init__(request, params, model, model_admin)
+        # A run's page links to that run's events: all of them, even those a later run repeated.
+        self.run_chosen = bool(request.GET.get("run__id__exact"))
+
+    def lookups(self, request, model_admin):
+        return [(self.EVERY_RUN, "Every run's rows")]
+
+    def choices(self, changelist):
+        every = self.value() == self.EVERY_RUN or self.run_chosen
+        yield {"selected": not every, "query_string": changelist.get_query_string(remove=[self.parameter_name]),
+               "display": "Latest per record"}
+        yield {"selected": every, "query_string": changelist.get_query_string({self.parameter_name: self.EVERY_RUN}),
+               "display": "Every run's rows"}
+
+    def queryset(self, request, queryset):
+        if self.value() == self.EVERY_RUN or self.run_chosen:
+            return queryset
+        return events_latest_per_record(queryset)
+
+
+def events_latest_per_record(queryset):
+    """The events no later event of the same store, resource, record and level repeats. A record is its
+    BigCommerce id, else its email; an event naming neither stands alone."""
+    later = SyncEvent.objects.filter(run__store_id=OuterRef("run__store_id"), resource=OuterRef("resource"),
+                                     level=OuterRef("level"), pk__gt=OuterRef("pk"))
+    repeated_by_id = Exists(later.filter(bc_id=OuterRef("bc_id")))  # NULL = NULL is never true
+    repeated_by_email = Exists(later.filter(bc_id__isnull=True, email=OuterRef("email")))
+    return queryset.exclude(repeated_by_id).exclude(Q(bc_id__isnull=True) & ~Q(email="") & repeated_by_email)
 
 
 # --- Ortto accounts and connections ---------------------------------------------------------------
@@ -106,7 +166,7 @@ class OrttoAccountAdmin(admin.ModelAdmin):
 @admin.register(Connection)
 class ConnectionAdmin(admin.ModelAdmin):
     list_display = ("id", "store_link", "account_link", "merge_strategy", "state_badge", "tracking",
-                    "connected_at", "runs_link")
+                    "connected", "runs_link")
     list_display_links = ("id",)
     list_filter = ("state", "merge_strategy", "tracking_enabled", StoreFilter,
                    ("connected_at", admin.DateFieldListFilter))
@@ -132,9 +192,13 @@ class ConnectionAdmin(admin.ModelAdmin):
             "store__access_token", "store__webhook_secret", "account__api_key"
         )
 
-    @admin.display(description="Store", ordering="store__store_hash")
+    @admin.display(description="Store", ordering="store__name")
     def store_link(self, connection):
-        return admin_link(connection.store, f"{connection.store.store_hash} · {connection.store}")
+        return store_link(connection.store)
+
+    @admin.display(description="Connected", ordering="connected_at")
+    def connected(self, connection):
+        return short_time(connection.connected_at)
 
     @admin.display(description="Ortto account", ordering="account__business_name")
     def account_link(self, connection):
@@ -169,17 +233,26 @@ class LatestEventsFormSet(BaseInlineFormSet):
 class SyncEventInline(ReadOnlyInline):
     model = SyncEvent
     formset = LatestEventsFormSet
-    fields = ("created_at", "level", "resource", "bc_id", "email", "message", "resolved")
+    fields = ("created_at", "level", "resource", "record_id", "email", "message", "resolved_display")
     readonly_fields = fields
+
+    @admin.display(description="BC id")
+    def record_id(self, event):
+        return event.bc_id if event.bc_id is not None else "—"
+
+    @admin.display(description="Resolved")
+    def resolved_display(self, event):
+        return resolved_label(event)
     show_change_link = True
     verbose_name_plural = f"Latest {EVENTS_SHOWN} events"
 
 
 @admin.register(SyncRun)
 class SyncRunAdmin(LogAdmin):
-    list_display = ("id", "store_link", "account_name", "kind", "status_badge", "created_at", "duration",
-                    "people_synced", "progress", "failed", "requested_by")
-    list_display_links = ("id",)
+    # Nine short columns fit 1280 px; "Processed" and the timing details are on the run's page.
+    list_display = ("run_label", "store_link", "account_name", "status_badge", "when", "duration",
+                    "people", "failed_count", "requested_by_display")
+    list_display_links = ("run_label",)
     list_filter = (RunHealthFilter, "status", "kind", ("created_at", admin.DateFieldListFilter), StoreFilter)
     search_fields = ("=store__store_hash", "store__name", "store__domain")
     date_hierarchy = "created_at"
@@ -189,12 +262,13 @@ class SyncRunAdmin(LogAdmin):
     list_per_page = 50
     ordering = ("-created_at",)
     inlines = [SyncEventInline]
-    readonly_fields = ("store_link", "connection_link", "kind", "status_badge", "requested_by", "created_at",
+    readonly_fields = ("store_link", "connection_link", "kind", "status_badge", "requested_by_display", "created_at",
                        "started_at", "heartbeat_at", "finished_at", "duration", "attempts", "progress",
                        "people_synced", "failed", "counters_display", "totals_display", "checkpoint", "error_summary",
                        "events_link")
     fieldsets = (
-        (None, {"fields": ("store_link", "connection_link", "kind", "status_badge", "requested_by", "error_summary")}),
+        (None, {"fields": ("store_link", "connection_link", "kind", "status_badge", "requested_by_display",
+                           "error_summary")}),
         ("Timing", {"fields": ("created_at", "started_at", "heartbeat_at", "finished_at", "duration", "attempts")}),
         ("Counts", {"fields": ("progress", "people_synced", "failed", "counters_display", "totals_display",
                               "events_link")}),
@@ -222,11 +296,11 @@ class SyncRunAdmin(LogAdmin):
             condition |= Q(pk=int(term))  # a run id
         return queryset.filter(condition), False
 
-    @admin.display(description="Store", ordering="store__store_hash")
+    @admin.display(description="Store", ordering="store__name")
     def store_link(self, run):
-        return admin_link(run.store, run.store.store_hash)
+        return store_link(run.store)
 
-    @admin.display(description="Ortto account")
+    @admin.display(description="Account")
     def account_name(self, run):
         return run.connection.account.business_name
 
@@ -238,9 +312,32 @@ class SyncRunAdmin(LogAdmin):
     def status_badge(self, run):
         return run_status_badge(run, stalled=run.is_stalled)
 
+    @admin.display(description="Run", ordering="id")
+    def run_label(self, run):
+        return format_html('#{} <span class="secondary">{}</span>', run.pk, run.get_kind_display())
+
+    @admin.display(description="Created", ordering="created_at")
+    def when(self, run):
+        return short_time(run.created_at)
+
     @admin.display(description="Duration")
     def duration(self, run):
         return run_duration(run)
+
+    @admin.display(description="People", ordering="people_synced")
+    def people(self, run):
+        return run.people_synced
+
+    @admin.display(description="Failed", ordering="failed")
+    def failed_count(self, run):
+        if not run.failed:
+            return 0
+        return format_html('<a href="{}">{}</a>', changelist_url(
+            SyncEvent, run__id__exact=run.pk, level__exact=SyncEvent.Level.ERROR), run.failed)
+
+    @admin.display(description="Requested by")
+    def requested_by_display(self, run):
+        return requested_by_label(run.requested_by)
 
     @admin.display(description="Processed")
     def progress(self, run):
@@ -267,15 +364,18 @@ class SyncRunAdmin(LogAdmin):
 
 @admin.register(SyncEvent)
 class SyncEventAdmin(LogAdmin):
-    list_display = ("created_at", "level_badge", "run_link", "store_link", "resource", "bc_id", "email",
-                    "short_message", "resolved")
-    list_filter = ("level", ResourceFilter, "resolved", ("created_at", admin.DateFieldListFilter), EventStoreFilter)
+    list_display = ("when", "level_badge", "run_link", "store_link", "resource", "record_id", "email",
+                    "short_message", "resolved_short")
+    list_display_links = ("when",)
+    list_filter = (RecordRowsFilter, "level", ResourceFilter, "resolved", ("created_at", admin.DateFieldListFilter),
+                   EventStoreFilter)
     search_fields = ("email", "message", "=run__store__store_hash")
     date_hierarchy = "created_at"
     list_select_related = False  # runs and stores are prefetched, see get_queryset
     list_per_page = 100
-    readonly_fields = ("run_link", "store_link", "created_at", "level", "resource", "bc_id", "email", "message",
-                       "resolved")
+    paginator = CappedCountPaginator  # one row per record checks each row for a later one: count no further
+    readonly_fields = ("run_link", "store_link", "created_at", "level", "resource", "record_id", "email", "message",
+                       "resolved_display")
     fields = readonly_fields
 
     def get_queryset(self, request):
@@ -307,11 +407,118 @@ class SyncEventAdmin(LogAdmin):
 
     @admin.display(description="Store")
     def store_link(self, event):
-        return admin_link(event.run.store, event.run.store.store_hash)
+        return store_link(event.run.store)
+
+    @admin.display(description="When", ordering="created_at")
+    def when(self, event):
+        return short_time(event.created_at)
+
+    @admin.display(description="BC id", ordering="bc_id")
+    def record_id(self, event):
+        return event.bc_id if event.bc_id is not None else "—"
 
     @admin.display(description="Message")
     def short_message(self, event):
-        return Truncator(event.message).chars(140)
+        return Truncator(event.message).chars(100)
+
+    @admin.display(description="Resolved", ordering="resolved")
+    def resolved_short(self, event):
+        return resolved_label(event, short=True)
+
+    @admin.display(description="Resolved")
+    def resolved_display(self, event):
+        return resolved_label(event)
+
+
+
+# --- abandoned carts -------------------------------------------------------------------------------
+
+class CartStoreFilter(StoreFilter):
+    store_path = "connection__store"
+
+
+class CartRecoveredFilter(admin.SimpleListFilter):
+    title = "recovered"
+    parameter_name = "recovered"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Bought after the reminder (Cart recovered sent)"), ("no", "Not recovered")]
+
+    def queryset(self, request, queryset):
+        if self.value() in ("yes", "no"):
+            return queryset.filter(recovered_at__isnull=self.value() == "no")
+        return queryset
+
+
+@admin.register(CartLedger)
+class CartLedgerAdmin(LogAdmin):
+    """The abandoned carts the bridge heard of (sync/carts.py) and what it did about each."""
+
+    list_display = ("abandoned", "store_link", "shopper", "cart_value", "outcome_badge", "recovered")
+    list_display_links = ("abandoned",)
+    list_filter = ("outcome", CartRecoveredFilter, ("abandoned_at", admin.DateFieldListFilter), CartStoreFilter)
+    search_fields = ("email", "cart_id")
+    date_hierarchy = "abandoned_at"
+    list_select_related = ("connection__store",)
+    ordering = ("-abandoned_at", "-id")
+    readonly_fields = ("store_link", "connection_link", "cart_id", "shopper", "cart_value", "outcome_badge",
+                       "abandoned_at", "order_id", "recovered_at")
+    fields = readonly_fields
+
+    OUTCOME_COLOURS = {
+        CartLedger.Outcome.SENT: "#2e8b57",
+        CartLedger.Outcome.ANONYMOUS: "#7f8c8d",
+        CartLedger.Outcome.EXPIRED: "#7f8c8d",
+        CartLedger.Outcome.FAILED: "#c0392b",
+    }
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("connection__store").defer(
+            "token", "connection__store__access_token", "connection__store__webhook_secret")
+
+    def get_search_results(self, request, queryset, search_term):
+        """A shopper's email, a cart id, or a store (hash, name, domain)."""
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        condition = Q(email__icontains=term) | Q(cart_id__iexact=term)
+        store_ids = store_ids_matching(term)
+        if store_ids:
+            condition |= Q(connection__store_id__in=store_ids)
+        return queryset.filter(condition), False
+
+    @admin.display(description="Abandoned", ordering="abandoned_at")
+    def abandoned(self, cart):
+        return short_time(cart.abandoned_at)
+
+    @admin.display(description="Store", ordering="connection__store__name")
+    def store_link(self, cart):
+        return store_link(cart.connection.store)
+
+    @admin.display(description="Connection")
+    def connection_link(self, cart):
+        return admin_link(cart.connection, f"connection #{cart.connection_id}")
+
+    @admin.display(description="Shopper", ordering="email")
+    def shopper(self, cart):
+        return cart.email or "no email (anonymous)"
+
+    @admin.display(description="Value", ordering="value")
+    def cart_value(self, cart):
+        if cart.value is None:
+            return "—"
+        return f"{cart.value:.2f} {cart.currency}".strip()
+
+    @admin.display(description="What the bridge did", ordering="outcome")
+    def outcome_badge(self, cart):
+        return badge(cart.get_outcome_display(), self.OUTCOME_COLOURS.get(cart.outcome, "#7f8c8d"))
+
+    @admin.display(description="Recovered", ordering="recovered_at")
+    def recovered(self, cart):
+        if not cart.recovered_at:
+            return "—"
+        return f"order #{cart.order_id}, {short_time(cart.recovered_at)}" if cart.order_id else short_time(
+            cart.recovered_at)
 
 
 admin.site.unregister(Store)

@@ -25,18 +25,24 @@ def _n(value: float) -> str:
 
 
 def runs_chart_svg(
-    runs: Sequence[SyncRun], *, run_url: Callable[[SyncRun], str] | None = None, width: int = 720, height: int = 170
+    runs: Sequence[SyncRun], *, run_url: Callable[[SyncRun], str] | None = None, width: int = 1100, height: int = 236
 ) -> SafeString:
-    """Runs over time, oldest on the left: one bar per run, its height the people synced.
+    """Runs over time, oldest on the left, in two panels that share the time axis and nothing else.
 
-    A failed run gets a pale red column and a red marker under the axis; a run that finished with
-    record errors gets a red cap whose height is its share of failed records.
+    The upper panel's bars are the people each run synced, on a scale up to the busiest run; the lower
+    panel's bars are the records each run failed, on a scale of their own, so 3 failures never stand as
+    tall as 140 people. Each panel says what it counts and its top value. A failed run gets a pale red
+    column across both panels and a red mark under the time axis.
     """
     if not runs:
         return format_html('<p class="help">{}</p>', "No sync runs yet.")
-    top, bottom, left, right = 18, 30, 44, 8
-    plot_w, plot_h = width - left - right, height - top - bottom
-    peak = max(max(run.people_synced for run in runs), 1)
+    left, right = 44, 8
+    people_top, people_h = 20, 104
+    failed_top, failed_h = people_top + people_h + 26, 44
+    axis_y = failed_top + failed_h
+    plot_w = width - left - right
+    people_peak = max(max(run.people_synced for run in runs), 1)
+    failed_peak = max(max(run.failed for run in runs), 1)
     slot = plot_w / len(runs)
     bar_w = max(slot * 0.7, 1.0)
     parts = []
@@ -50,27 +56,28 @@ def runs_chart_svg(
         )
         shapes = []
         if failed_run:
-            shapes.append(format_html(
-                '<rect x="{}" y="{}" width="{}" height="{}" fill="{}" fill-opacity="0.15"/>',
-                _n(x), top, _n(bar_w), plot_h, FAILURE_RED,
-            ))
+            for top, panel_h in ((people_top, people_h), (failed_top, failed_h)):
+                shapes.append(format_html(
+                    '<rect x="{}" y="{}" width="{}" height="{}" fill="{}" fill-opacity="0.15"/>',
+                    _n(x), top, _n(bar_w), panel_h, FAILURE_RED,
+                ))
             shapes.append(format_html(
                 '<rect class="failure-mark" x="{}" y="{}" width="{}" height="4" fill="{}"/>',
-                _n(x), top + plot_h + 2, _n(bar_w), FAILURE_RED,
+                _n(x), axis_y + 2, _n(bar_w), FAILURE_RED,
             ))
-        bar_h = plot_h * run.people_synced / peak
         if run.people_synced:
-            bar_h = max(bar_h, 1.5)
+            bar_h = max(people_h * run.people_synced / people_peak, 1.5)
             shapes.append(format_html(
-                '<rect x="{}" y="{}" width="{}" height="{}" fill="{}"/>',
-                _n(x), _n(top + plot_h - bar_h), _n(bar_w), _n(bar_h), BAR_COLOURS.get(run.status, "#8a96a3"),
+                '<rect class="bar-people" data-value="{}" x="{}" y="{}" width="{}" height="{}" fill="{}"/>',
+                run.people_synced, _n(x), _n(people_top + people_h - bar_h), _n(bar_w), _n(bar_h),
+                BAR_COLOURS.get(run.status, "#8a96a3"),
             ))
-        if run.failed and not failed_run:
-            share = run.failed / max(run.processed, run.failed, 1)
-            cap_h = max(plot_h * share, 3.0)
+        if run.failed:
+            bar_h = max(failed_h * run.failed / failed_peak, 1.5)
             shapes.append(format_html(
-                '<rect class="failure-mark" x="{}" y="{}" width="{}" height="{}" fill="{}"/>',
-                _n(x), _n(top + plot_h - bar_h - cap_h), _n(bar_w), _n(cap_h), FAILURE_RED,
+                '<rect class="bar-failed failure-mark" data-value="{}" x="{}" y="{}" width="{}" height="{}" '
+                'fill="{}"/>',
+                run.failed, _n(x), _n(failed_top + failed_h - bar_h), _n(bar_w), _n(bar_h), FAILURE_RED,
             ))
         body = format_html("<title>{}</title>{}", tip, mark_safe("".join(shapes)))
         href = run_url(run) if run_url else ""
@@ -80,26 +87,36 @@ def runs_chart_svg(
             parts.append(format_html("<g>{}</g>", body))
 
     first, last = localtime(runs[0].created_at), localtime(runs[-1].created_at)
-    axes = format_html(
+    panels = format_html_join("", (
+        '<text class="panel-title" x="{l}" y="{title_y}" font-size="11" font-weight="600">{title}</text>'
         '<line x1="{l}" y1="{b}" x2="{r}" y2="{b}" stroke="#999"/>'
-        '<text x="{tl}" y="{ty}" text-anchor="end" font-size="10">{peak}</text>'
+        '<text class="axis-peak" x="{tl}" y="{peak_y}" text-anchor="end" font-size="10">{peak}</text>'
         '<text x="{tl}" y="{b}" text-anchor="end" font-size="10">0</text>'
+    ), [
+        {"l": left, "r": left + plot_w, "tl": left - 4, "title_y": top - 6, "peak_y": top + 8, "b": top + panel_h,
+         "title": title, "peak": peak}
+        for top, panel_h, title, peak in (
+            (people_top, people_h, "People synced per run", people_peak),
+            (failed_top, failed_h, "Failed records per run (own scale)", failed_peak),
+        )
+    ])
+    dates = format_html(
         '<text x="{l}" y="{dy}" font-size="10">{first}</text>'
         '<text x="{r}" y="{dy}" text-anchor="end" font-size="10">{last}</text>',
-        l=left, r=left + plot_w, b=top + plot_h, tl=left - 4, ty=top + 8, dy=height - 6,
-        peak=peak, first=first.strftime("%Y-%m-%d %H:%M"), last=last.strftime("%Y-%m-%d %H:%M"),
+        l=left, r=left + plot_w, dy=height - 4,
+        first=first.strftime("%Y-%m-%d %H:%M"), last=last.strftime("%Y-%m-%d %H:%M"),
     )
-    label = format_html("People synced per run, last {} runs; failures in red", len(runs))
+    label = format_html("Last {} runs: people synced per run (up to {}) and, on a scale of their own, failed "
+                        "records per run (up to {}); failed runs in red", len(runs), people_peak, failed_peak)
     return format_html(
         '<svg class="sync-runs-chart" xmlns="http://www.w3.org/2000/svg" role="img" width="{w}" height="{h}" '
-        'viewBox="0 0 {w} {h}" aria-label="{label}"><title>{label}</title>{axes}{bars}</svg>',
-        w=width, h=height, label=label, axes=axes, bars=mark_safe("".join(parts)),
+        'viewBox="0 0 {w} {h}" aria-label="{label}"><title>{label}</title>{panels}{dates}{bars}</svg>',
+        w=width, h=height, label=label, panels=panels, dates=dates, bars=mark_safe("".join(parts)),
     )
 
 
 def legend_html() -> SafeString:
-    items = [("#3a9d5d", "people synced"), ("#2f6fb3", "running"), (FAILURE_RED, "failed run / failed records")]
+    items = [("people", "people synced"), ("running", "running"), ("failed", "failed run / failed records")]
     return format_html_join(
-        " ", '<span style="white-space:nowrap"><span style="display:inline-block;width:10px;height:10px;'
-        'background:{}"></span> {}</span>', items,
+        " ", '<span class="chart-key"><span class="chart-swatch chart-swatch-{}"></span> {}</span>', items,
     )

@@ -29,6 +29,46 @@ LEVEL_COLOURS = {
 }
 
 
+# The counters' column heads in support staff's words; "summarized" orders went into their buyer's totals
+# only (Ortto keeps at most 50 of one activity per person a day, docs/ortto-contract.md "Limits").
+COUNTER_HEADINGS = {
+    "fetched": ("Read", "Records read from BigCommerce"),
+    "created": ("Created", "New in Ortto"),
+    "updated": ("Updated", "Changed in Ortto"),
+    "unchanged": ("Unchanged", "Nothing new to send"),
+    "failed": ("Failed", "Refused by Ortto or not sent"),
+    "summarized": ("Totals only", "Orders counted in the buyer's totals without a Placed order activity: "
+                                  "Ortto keeps at most 50 of one activity per person a day"),
+}
+
+
+def requested_by_label(requested_by: str) -> str:
+    """Who or what asked for a run, from the run's `requested_by` note ("connect:ann", "admin:bo", ...)."""
+    if not requested_by:
+        return "—"
+    source, _, who = requested_by.partition(":")
+    if not who:
+        if "@" in requested_by:  # a control-panel user's email: Sync now on the app page
+            return f"{requested_by}, app page"
+        return {"schedule": "Scheduled sweep", "webhook": "Store change (webhook)"}.get(requested_by, requested_by)
+    if source == "connect":
+        return f"{who}, on connecting"
+    if source == "admin":
+        return f"Support ({who})"
+    if source == "bc-user":
+        return f"Store user {who}, app page"
+    return requested_by
+
+
+def resolved_label(event: SyncEvent, *, short: bool = False) -> str:
+    """Whether a failed record went through since; warnings and notes have nothing to resolve."""
+    if event.level != SyncEvent.Level.ERROR:
+        return "—"
+    if event.resolved:
+        return "Yes, re-sent" if short else "Yes: a later run re-sent it successfully"
+    return "Not yet" if short else "Not yet: no later run has re-sent it successfully"
+
+
 def run_status_badge(run: SyncRun, *, stalled: bool):
     """The run's status; `stalled` comes from SyncRun.objects.with_stalled() (the one definition)."""
     label = badge(run.get_status_display(), STATUS_COLOURS.get(run.status, "#7f8c8d"))
@@ -50,7 +90,8 @@ def counters_table(run):
     rows = run.counter_rows
     if not rows:
         return "—"
-    head = format_html_join("", "<th>{}</th>", ((key,) for key in SyncRun.COUNTER_ORDER))
+    head = format_html_join("", '<th title="{}">{}</th>',
+                            ((COUNTER_HEADINGS[key][1], COUNTER_HEADINGS[key][0]) for key in SyncRun.COUNTER_ORDER))
     body = format_html_join(
         "", "<tr><th>{}</th>{}</tr>",
         ((resource, format_html_join("", "<td>{}</td>", ((values[key],) for key in SyncRun.COUNTER_ORDER)))

@@ -19,7 +19,7 @@ from stores.admin_toolkit import admin_link, badge, changelist_url, is_changelis
 from stores.models import Store, WebhookEvent
 
 from .admin_charts import legend_html, runs_chart_svg
-from .admin_display import STATE_COLOURS, counters_table, run_duration, run_status_badge
+from .admin_display import STATE_COLOURS, counters_table, requested_by_label, run_duration, run_status_badge
 from .models import Connection, MergeStrategy, SyncEvent, SyncRun
 from .runs import RunNotPossible, sync_run_request
 from .selectors import live_connection_get, store_sync_overview
@@ -76,7 +76,7 @@ def store_sync_panel(*, store: Store) -> dict:
         "state_badge": badge(live.get_state_display(), STATE_COLOURS.get(live.state, "#7f8c8d")) if live else None,
         "recent_runs": [
             {"run": run, "badge": run_status_badge(run, stalled=run.is_stalled), "duration": run_duration(run),
-             "orders": _orders_sent(run.counters)}
+             "orders": _orders_sent(run.counters), "requested_by": requested_by_label(run.requested_by)}
             for run in overview["recent_runs"]
         ],
         "active_run": active,
@@ -127,7 +127,8 @@ class ConnectionStateFilter(admin.SimpleListFilter):
 
 class StoreSyncAdmin(StoreAdmin):
     change_form_template = "admin/sync/store_change_form.html"
-    list_display = StoreAdmin.list_display + ("ortto_account", "merge_strategy", "connection_state", "last_sync")
+    # The merge strategy's words are long: it is on the store's page, not in the list.
+    list_display = StoreAdmin.list_display + ("ortto_account", "connection_state", "last_sync")
     list_filter = ("is_installed", ConnectionStateFilter, ("installed_at", admin.DateFieldListFilter))
     actions = ["sync_now", "resync_failed", "full_resync"]
 

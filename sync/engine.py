@@ -106,6 +106,7 @@ def plan_item(person: PersonInput, known: KnownPerson | None, *, store_name: str
         signal_at=person.signal.signal_at,
         known=known.state if known else None,
         store_name=store_name,
+        source=person.source,
     )
     return PlanItem(person=person, known=known, permission=decision, update_fields=update_fields)
 

@@ -227,11 +227,22 @@ class SyncEvent(models.Model):
             models.Index(fields=["run", "level"], name="syncevent_run_level_idx"),
             models.Index(fields=["email"], name="syncevent_email_idx"),
             models.Index(fields=["-created_at"], name="syncevent_created_idx"),
+            # A record's later events, for the failed records list's one row per record.
+            models.Index(fields=["bc_id", "resource"], name="syncevent_record_idx"),
         ]
         ordering = ["-created_at"]
 
+    # What one record of each resource is called ("Customer 3", not "customers 3").
+    RECORD_NOUNS = {"customers": "Customer", "subscribers": "Subscriber", "orders": "Order", "carts": "Cart",
+                    "organizations": "Organization"}
+
     def __str__(self):
-        return f"{self.resource} {self.bc_id or self.email}: {self.message[:60]}"
+        noun = self.RECORD_NOUNS.get(self.resource, self.resource.capitalize())
+        if self.bc_id is not None:
+            noun += f" #{self.bc_id}" + (f" ({self.email})" if self.email else "")
+        elif self.email:
+            noun += f" {self.email}"
+        return f"{noun}: {self.message[:60]}"
 
 
 class SyncCursor(models.Model):
@@ -339,6 +350,7 @@ class CartLedger(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["connection", "cart_id"], name="cart_ledger_unique")]
+        verbose_name = "abandoned cart"
 
     def __str__(self):
         return f"cart {self.cart_id}"

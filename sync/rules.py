@@ -32,10 +32,14 @@ class Permission(NamedTuple):
     reason: str
 
 
-def reason_created(*, subscribed: bool, store_name: str) -> str:
+def reason_created(*, subscribed: bool, store_name: str, source: str = "") -> str:
+    """Why a new person is (un)subscribed. `source` is the record they were first seen in: a shopper
+    known only from an abandoned cart ("cart") never reached a checkout, so the reason does not say so."""
     where = store_name or "the store"
     if subscribed:
         return f"Opted in to the newsletter in {where}"
+    if source == "cart":
+        return f"Left a cart at {where}; did not opt in to the newsletter"
     return f"Did not opt in to the newsletter at checkout in {where}"
 
 
@@ -60,6 +64,7 @@ def permission_decision(
     signal_at: datetime | None,
     known: LedgerState | None,
     store_name: str = "",
+    source: str = "",
 ) -> Permission | None:
     """The permission to send for one person, or None to leave Ortto's permission alone.
 
@@ -73,7 +78,7 @@ def permission_decision(
     """
     if known is None:
         subscribed = store_opt_in is True
-        return Permission(subscribed, reason_created(subscribed=subscribed, store_name=store_name))
+        return Permission(subscribed, reason_created(subscribed=subscribed, store_name=store_name, source=source))
     if store_opt_in is None or store_opt_in == known.store_opt_in:
         return None
     if store_opt_in is False and known.store_opt_in is None:

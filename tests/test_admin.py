@@ -1,6 +1,7 @@
 """The support admin: every page answers, support accounts can look and queue syncs but not edit,
 secrets never show, and the big lists cost a fixed number of queries."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -12,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from stores.models import Store, StoreUser, WebhookEvent
-from sync.models import Connection, OrttoAccount, SyncEvent, SyncRun
+from sync.models import CartLedger, Connection, OrttoAccount, SyncEvent, SyncRun
 
 pytestmark = pytest.mark.django_db
 
@@ -58,6 +59,9 @@ def shop(make_account, make_connection, make_store):
         store=store, dedup_key="d" * 64, scope="store/customer/updated", resource="customers", resource_id=77,
         payload={"data": {"id": 77}}, bc_created_at=timezone.now(),
     )
+    CartLedger.objects.create(connection=connection, cart_id="0b8f4c52-6c1e-4d53-9a55-1c2f3e4d5a6b", token="t" * 32,
+                              email="cart@shopper.example", value="237.00", currency="USD",
+                              outcome=CartLedger.Outcome.SENT, abandoned_at=timezone.now())
     return store
 
 
@@ -99,7 +103,7 @@ def change(obj):
     return reverse(f"admin:{obj._meta.app_label}_{obj._meta.model_name}_change", args=[obj.pk])
 
 
-ADMIN_MODELS = [Store, WebhookEvent, OrttoAccount, Connection, SyncRun, SyncEvent]
+ADMIN_MODELS = [Store, WebhookEvent, OrttoAccount, Connection, SyncRun, SyncEvent, CartLedger]
 SEARCHES = {
     Store: ["abc123", "Acme", "user1001@example.com"],
     WebhookEvent: ["abc123", "customer", "77"],
@@ -107,6 +111,7 @@ SEARCHES = {
     Connection: ["abc123", "Acme"],
     SyncRun: ["abc123", "Acme", "1", "#1", "admin:support"],
     SyncEvent: ["bad@shopper.example", "valid email", "abc123", "77"],
+    CartLedger: ["cart@shopper.example", "0b8f4c52-6c1e-4d53-9a55-1c2f3e4d5a6b", "abc123", "Acme"],
 }
 
 
@@ -227,7 +232,7 @@ def test_support_group_is_view_only_plus_run_sync():
     codenames = set(Group.objects.get(name="Support").permissions.values_list("codename", flat=True))
     assert "run_sync" in codenames
     assert {"view_store", "view_storeuser", "view_webhookevent", "view_orttoaccount", "view_connection",
-            "view_syncrun", "view_syncevent"} <= codenames
+            "view_syncrun", "view_syncevent", "view_cartledger"} <= codenames
     assert not any(code.startswith(("add_", "change_", "delete_")) for code in codenames)
     assert Permission.objects.get(codename="run_sync").content_type.model_class() is SyncRun
 
@@ -355,6 +360,10 @@ def populate(make_store, make_account, make_connection):
                 [SyncEvent(run=run, resource="customers", bc_id=n, email=f"e{n}@x.example", message="bad")
                  for n in range(5)]
             )
+            CartLedger.objects.bulk_create(
+                [CartLedger(connection=connection, cart_id=f"cart-{index}-{n}", email=f"c{n}@x.example",
+                            outcome=CartLedger.Outcome.SENT, abandoned_at=timezone.now()) for n in range(3)]
+            )
 
     return add
 
@@ -372,6 +381,8 @@ def _queries(client, url, params=None) -> int:
     ("admin:sync_syncevent_changelist", {}),
     ("admin:stores_store_changelist", {}),
     ("admin:sync_connection_changelist", {}),
+    ("admin:sync_cartledger_changelist", {}),
+    ("admin:sync_syncevent_changelist", {"rows": "all"}),
 ])
 def test_lists_cost_the_same_queries_with_200_runs_as_with_a_few(support_client, django_assert_max_num_queries,
                                                                   populate, url_name, params):
@@ -434,3 +445,154 @@ def test_webhook_events_filter_by_every_resource_the_intake_stores(admin_client,
     assert 'href="?resource=carts"' in admin_client.get(changelist(WebhookEvent)).content.decode()  # offered
     html = admin_client.get(changelist(WebhookEvent) + "?resource=carts").content.decode()
     assert "store/cart/abandoned" in html and "store/customer/updated" not in html
+
+
+# --- what support reads: scales, columns, names, words ------------------------------------------------
+
+def _chart_bars(html: str, kind: str) -> dict[int, float]:
+    """The chart's bars of one measure: {value: height}."""
+    return {int(value): float(height) for value, height in
+            re.findall(rf'<rect class="bar-{kind}[^"]*" data-value="(\d+)"[^>]* height="([\d.]+)"', html)}
+
+
+@pytest.fixture
+def acme(make_account, make_connection, make_store):
+    store = make_store("acme42", name="Acme Outdoor Co.")
+    return store, make_connection(store, make_account(name="acme", business_name="Acme (US)"))
+
+
+def test_runs_chart_gives_failed_records_a_scale_of_their_own(support_client, acme):
+    store, connection = acme
+    make_run(store, connection, ago=20, people=140)
+    make_run(store, connection, status=SyncRun.Status.PARTIAL, ago=10, people=0, failed=3)
+    make_run(store, connection, status=SyncRun.Status.PARTIAL, ago=5, people=70, failed=1)
+    html = support_client.get(change(store)).content.decode()
+    start = html.index('<svg class="sync-runs-chart"')
+    chart = html[start:html.index("</svg>", start)]
+    people, failed = _chart_bars(chart, "people"), _chart_bars(chart, "failed")
+    assert set(people) == {140, 70} and set(failed) == {3, 1}
+    # Each measure on its own scale: 3 failures are the top of theirs, and shorter than 140 people.
+    assert people[70] == pytest.approx(people[140] / 2, abs=0.2)
+    assert failed[1] == pytest.approx(failed[3] / 3, abs=0.2)
+    assert failed[3] < people[140]
+    # Each panel says what it counts and its top value.
+    assert "People synced per run" in chart and "Failed records per run" in chart
+    assert re.findall(r'class="axis-peak"[^>]*>(\d+)<', chart) == ["140", "3"]
+
+
+def test_lists_name_their_useful_columns_in_few_words(support_client, shop):
+    def headers(model):
+        html = support_client.get(changelist(model)).content.decode()
+        return [re.sub(r"<[^>]+>", "", h).strip() for h in re.findall(r'<th scope="col"[^>]*>(.*?)</th>', html, re.S)]
+
+    runs = headers(SyncRun)
+    assert [h for h in runs if h] == ["Run", "Store", "Account", "Status", "Created", "Duration", "People", "Failed",
+                                      "Requested by"]
+    stores = headers(Store)
+    assert [h for h in stores if h] == ["Store", "Owner email", "Installed", "Ortto account", "Connection",
+                                        "Last sync"]
+    events = headers(SyncEvent)
+    assert "Store" in events and "Resolved" in events and len([h for h in events if h]) <= 9
+
+
+def test_rows_name_the_store_by_name_with_the_hash_under_it(support_client, acme):
+    store, connection = acme
+    run = make_run(store, connection, status=SyncRun.Status.PARTIAL, failed=1)
+    SyncEvent.objects.create(run=run, resource="customers", bc_id=5, email="x@shopper.example", message="refused")
+    WebhookEvent.objects.create(store=store, dedup_key="e" * 64, scope="store/customer/updated", resource="customers",
+                                resource_id=5, payload={}, bc_created_at=timezone.now())
+    CartLedger.objects.create(connection=connection, cart_id="c1", email="x@shopper.example",
+                              outcome=CartLedger.Outcome.SENT, abandoned_at=timezone.now())
+    named = 'Acme Outdoor Co.</a> <span class="store-hash">acme42</span>'
+    for model in (SyncRun, SyncEvent, Connection, WebhookEvent, CartLedger):
+        html = support_client.get(changelist(model)).content.decode()
+        assert named in html, model.__name__
+    store_list = support_client.get(changelist(Store)).content.decode()
+    assert 'Acme Outdoor Co. <span class="store-hash">acme42</span></a>' in store_list
+
+
+def test_resolved_mark_and_words_agree(support_client, shop):
+    run = SyncRun.objects.filter(store=shop, status=SyncRun.Status.PARTIAL).get()
+    unresolved = SyncEvent.objects.get(run=run, bc_id=77)
+    resolved = SyncEvent.objects.create(run=run, resource="customers", bc_id=78, message="refused", resolved=True)
+    warning = SyncEvent.objects.get(run=run, level=SyncEvent.Level.WARNING)
+    page = support_client.get(change(unresolved)).content.decode()
+    assert "Not yet: no later run has re-sent it successfully" in page
+    assert "Re-sent successfully by a later run" not in page and "icon-no.svg" not in page
+    assert "Yes: a later run re-sent it successfully" in support_client.get(change(resolved)).content.decode()
+    assert "Not yet" not in support_client.get(change(warning)).content.decode()  # nothing to resolve
+    listing = support_client.get(changelist(SyncEvent), {"rows": "all"}).content.decode()
+    assert "Yes, re-sent" in listing and "Not yet" in listing and "icon-no.svg" not in listing
+
+
+def test_failed_records_show_one_row_per_record_unless_asked_for_every_run(support_client, acme, shop):
+    store, connection = acme
+    runs = [make_run(store, connection, status=SyncRun.Status.PARTIAL, ago=30 - 10 * n, failed=2) for n in range(3)]
+    for run in runs:
+        SyncEvent.objects.create(run=run, resource="customers", bc_id=77, email="p77@shopper.example",
+                                 message=f"refused in run {run.pk}")
+        SyncEvent.objects.create(run=run, resource="carts", email="cart@shopper.example",
+                                 message=f"Abandoned cart not sent in run {run.pk}")
+    SyncEvent.objects.create(run=runs[0], resource="orders", message="An order without an id or email")
+
+    def rows(**params):
+        response = support_client.get(changelist(SyncEvent), {"store": store.pk, **params})
+        return [(e.resource, e.bc_id, e.email, e.run_id) for e in response.context["cl"].result_list]
+
+    latest = rows()
+    assert sorted(latest) == sorted([("customers", 77, "p77@shopper.example", runs[2].pk),
+                                     ("carts", None, "cart@shopper.example", runs[2].pk),
+                                     ("orders", None, "", runs[0].pk)])
+    assert len(rows(rows="all")) == 7
+    assert len(rows(run__id__exact=runs[0].pk)) == 3  # a run's own events, all of them
+    # The same BigCommerce id in another store is another record.
+    assert any(e.bc_id == 77 for e in support_client.get(changelist(SyncEvent)).context["cl"].result_list
+               if e.run.store_id == shop.pk)
+    html = support_client.get(changelist(SyncEvent)).content.decode()
+    assert "Latest per record" in html and "Every run&#x27;s rows" in html
+
+
+def test_runs_and_records_are_described_in_support_staff_s_words(support_client, acme):
+    store, connection = acme
+    run = make_run(store, connection, kind=SyncRun.Kind.INITIAL, requested_by="connect:ann@acme.example")
+    SyncRun.objects.filter(pk=run.pk).update(counters={"orders": {"fetched": 60, "created": 50, "summarized": 10}})
+    make_run(store, connection, ago=5, requested_by="schedule")
+    event = SyncEvent.objects.create(run=run, resource="customers", bc_id=3, email="c3@shopper.example",
+                                     message="Ortto refused the email")
+    pages = {
+        "runs": support_client.get(changelist(SyncRun)).content.decode(),
+        "store": support_client.get(change(store)).content.decode(),
+    }
+    for name, html in pages.items():
+        assert "connect:ann" not in html and "ann@acme.example, on connecting" in html, name
+        assert ">schedule<" not in html and "Scheduled sweep" in html, name
+    run_page = support_client.get(change(run)).content.decode()
+    assert "summarized" not in run_page and "Totals only" in run_page
+    event_page = support_client.get(change(event)).content.decode()
+    assert "customers 3:" not in event_page and "Customer #3 (c3@shopper.example): Ortto refused" in event_page
+    assert str(event) == "Customer #3 (c3@shopper.example): Ortto refused the email"
+
+
+def test_abandoned_carts_have_a_read_only_page(support_client, shop, django_assert_max_num_queries):
+    cart = CartLedger.objects.get()
+    CartLedger.objects.filter(pk=cart.pk).update(order_id=9001, recovered_at=timezone.now())
+    html = support_client.get(changelist(CartLedger)).content.decode()
+    for text in ("Abandoned", "Shopper", "Value", "What the bridge did", "Recovered", "cart@shopper.example",
+                 "237.00 USD", "Abandoned cart sent", "order #9001"):
+        assert text in html, text
+    recovered = support_client.get(changelist(CartLedger), {"recovered": "no"})
+    assert list(recovered.context["cl"].result_list) == []
+    detail = support_client.get(change(cart)).content.decode()
+    assert "0b8f4c52-6c1e-4d53-9a55-1c2f3e4d5a6b" in detail and "t" * 32 not in detail  # the token stays out
+
+
+def test_the_failed_records_list_counts_no_further_than_its_cap(support_client, acme, monkeypatch):
+    # One row per record checks each row for a later one: numbering the pages stops at the cap.
+    monkeypatch.setattr("stores.admin_toolkit.CappedCountPaginator.cap", 2)
+    store, connection = acme
+    run = make_run(store, connection, status=SyncRun.Status.PARTIAL, failed=4)
+    SyncEvent.objects.bulk_create([SyncEvent(run=run, resource="customers", bc_id=n, message="refused")
+                                   for n in range(4)])
+    response = support_client.get(changelist(SyncEvent))
+    assert len(response.context["cl"].result_list) == 4
+    assert "2+ sync events" in re.sub(r"\s+", " ", response.content.decode())

@@ -1,6 +1,7 @@
 from django import forms
 
 from .models import Order
+from .serializers import CATALOG
 
 
 class CustomerForm(forms.Form):
@@ -11,6 +12,8 @@ class CustomerForm(forms.Form):
 
 
 class CheckoutForm(forms.Form):
+    """The store's checkout: how many of each catalog product, at its listed price, and who buys."""
+
     customer_email = forms.EmailField(
         required=False, label="Existing customer's email",
         help_text="Leave empty to check out as a guest with the details below.",
@@ -18,15 +21,42 @@ class CheckoutForm(forms.Form):
     email = forms.EmailField(required=False, label="Guest email")
     first_name = forms.CharField(max_length=100, required=False)
     last_name = forms.CharField(max_length=100, required=False)
-    items = forms.IntegerField(min_value=1, max_value=50, initial=1)
-    subtotal = forms.DecimalField(min_value=0, max_digits=10, decimal_places=2, initial="49.00")
     subscribe = forms.BooleanField(required=False, label="Subscribe to our newsletter")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for index, product in enumerate(CATALOG):
+            self.fields[self.quantity_field(product)] = forms.IntegerField(
+                min_value=0, max_value=20, required=False, initial=1 if index == 0 else 0, label=product["name"])
+
+    @staticmethod
+    def quantity_field(product: dict) -> str:
+        return f"quantity_{product['product_id']}"
+
+    def products(self):
+        """(product, its quantity field) for the page's table of products."""
+        return [(product, self[self.quantity_field(product)]) for product in CATALOG]
+
+    def customer_fields(self):
+        return [self[name] for name in ("customer_email", "email", "first_name", "last_name", "subscribe")]
 
     def clean(self):
         data = super().clean()
         if not data.get("customer_email") and not data.get("email"):
             raise forms.ValidationError("Enter a customer's email or a guest email.")
+        if not self.line_items():
+            raise forms.ValidationError("Choose at least one product.")
         return data
+
+    def line_items(self) -> list[dict]:
+        """The order's lines: each chosen product at its listed price."""
+        lines = []
+        for product in CATALOG:
+            quantity = self.cleaned_data.get(self.quantity_field(product)) or 0
+            if quantity:
+                lines.append({**{k: product[k] for k in ("product_id", "variant_id", "sku", "name", "options")},
+                              "quantity": quantity, "price": str(product["price"])})
+        return lines
 
 
 class OrderStatusForm(forms.Form):

@@ -15,7 +15,7 @@ from stores.security_headers import support_page_policy
 from . import limits, services
 from .forms import AddToCartForm, ApiLimitsForm, CheckoutForm, CustomerForm, OrderStatusForm, RefundForm, UserAddForm
 from .models import Cart, Customer, Hook, Order, SandboxStore, SandboxUser, Script, Subscriber, WebhookDelivery
-from .serializers import CATALOG
+from .serializers import CATALOG, TAX_PERCENT, basket_totals
 
 PAGE_SIZE = 50
 
@@ -285,12 +285,14 @@ def storefront(request, store_hash):
     scripts = list(Script.objects.filter(store=store, enabled=True,
                                          visibility__in=["storefront", "all_pages"]))
     # Scripts are the store's own content: BigCommerce puts them into the page verbatim.
+    cart = _session_cart(request, store)
     tags = {"head": [], "footer": []}
     for script in scripts:
         tags[script.location].append(mark_safe(_script_tag(script, nonce=request.csp_nonce)))
     response = render(request, "sandbox/bigcommerce/storefront.html",
                       {"store": store, "scripts": scripts, "head_tags": tags["head"], "footer_tags": tags["footer"],
-                       "catalog": CATALOG, "cart": _session_cart(request, store), "form": AddToCartForm()})
+                       "catalog": CATALOG, "cart": cart,
+                       "basket": basket_totals(cart.items) if cart and cart.items else None, "form": AddToCartForm()})
     response["Content-Security-Policy"] = support_page_policy(nonce=request.csp_nonce, third_party_scripts=True)
     return response
 
@@ -326,7 +328,7 @@ def storefront_cart(request, store_hash):
         elif action == "checkout" and cart is not None:
             order = services.cart_checkout(cart=cart)
             request.session.pop(_cart_key(store), None)
-            messages.success(request, f"Thank you! Order #{order.bc_id} placed.")
+            messages.success(request, f"Thank you! Order #{order.bc_id} placed: ${order.total_inc_tax} charged.")
     except ValueError as exc:
         messages.error(request, str(exc))
     return redirect(reverse("sandbox_bigcommerce:storefront", args=[store.store_hash]))
@@ -371,7 +373,11 @@ def checkout(request, store_hash):
             order = services.checkout_order_place(
                 store=store, customer=customer, email=data["email"] or data["customer_email"],
                 first_name=data["first_name"] or "Guest", last_name=data["last_name"] or "Shopper",
-                items=data["items"], subtotal=data["subtotal"], subscribe=data["subscribe"],
+                line_items=form.line_items(), subscribe=data["subscribe"],
             )
             form = CheckoutForm()
-    return render(request, "sandbox/bigcommerce/checkout.html", {"store": store, "form": form, "order": order})
+    receipt = None
+    if order is not None:
+        receipt = {**basket_totals(order.line_items), "charged": order.total_inc_tax}
+    return render(request, "sandbox/bigcommerce/checkout.html",
+                  {"store": store, "form": form, "order": order, "receipt": receipt, "tax_percent": TAX_PERCENT})

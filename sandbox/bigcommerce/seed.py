@@ -10,12 +10,12 @@ import random
 import re
 import unicodedata
 from datetime import datetime, timedelta
-from decimal import Decimal
 
 from django.db import connections, models, router, transaction
 from django.utils import timezone
 
 from .models import Customer, Order, SandboxStore, SandboxUser, Subscriber, WebhookDelivery
+from .serializers import CATALOG, order_tax
 
 BATCH_SIZE = 2000
 NEWSLETTER = "marketing_newsletter"
@@ -229,8 +229,7 @@ def seed_bigcommerce(*, store_hash: str, name: str, customers: int = 2000, order
             first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
             email = f"{_ascii(first)}.{_ascii(last)}.guest{guest_number}@example.net"
             city, state, country, iso2, postal = rng.choice(PLACES)
-        subtotal = Decimal(rng.randint(1500, 40000)) / 100
-        tax = (subtotal * Decimal("0.08")).quantize(Decimal("0.01"))
+        rng.randint(1500, 40000)  # unused; drawn so that the draws after it, and the seeded data, stay as they are
         order = dict(
             bc_id=index + 1, customer_id=customer["bc_id"] if customer else 0,
             status_id=rng.choices(statuses, weights=weights)[0],
@@ -241,13 +240,17 @@ def seed_bigcommerce(*, store_hash: str, name: str, customers: int = 2000, order
                 "state": state, "zip": postal, "country": country, "country_iso2": iso2, "phone": "",
                 "email": email,
             },
-            subtotal_ex_tax=subtotal, total_tax=tax, total_inc_tax=subtotal + tax, currency_code=store.currency_code,
+            currency_code=store.currency_code,
             items_total=rng.randint(1, 6), payment_method=rng.choice(["Credit Card", "PayPal", "Cash"]),
             ip_address=f"198.51.100.{index % 250 + 1}", date_created=created,
             date_modified=order_modified_clock.distinct(
                 created + timedelta(seconds=rng.randint(0, int(min(30 * 86400, (now - created).total_seconds()))))
             ),
         )
+        # The order's one line (serializers.order_lines) is a catalog product at its listed price.
+        subtotal = CATALOG[order["bc_id"] % len(CATALOG)]["price"] * order["items_total"]
+        tax = order_tax(subtotal)
+        order.update(subtotal_ex_tax=subtotal, total_tax=tax, total_inc_tax=subtotal + tax)
         order_rows.append(order)
         if customer is not None:
             orders_by_customer.setdefault(customer["bc_id"], []).append(order)

@@ -106,6 +106,32 @@ CATALOG = (
 )
 
 
+# The sandbox store charges a flat sales tax on the subtotal and ships for free ("Free Shipping" in each
+# order's consignment): the checkout, the cart, seeded orders and the API's amounts all follow these.
+TAX_RATE = Decimal("0.08")
+TAX_PERCENT = f"{(TAX_RATE * 100).normalize():f}"
+CENTS = Decimal("0.01")
+
+
+def catalog_product(product_id: int) -> dict | None:
+    return next((p for p in CATALOG if p["product_id"] == int(product_id)), None)
+
+
+def order_tax(subtotal: Decimal) -> Decimal:
+    return (Decimal(subtotal) * TAX_RATE).quantize(CENTS)
+
+
+def basket_totals(lines: list[dict]) -> dict:
+    """What a shopper pays for some lines (each with a price and a quantity): each line's total, the
+    subtotal, shipping (free), the tax and the total, as the checkout and the cart show them."""
+    priced = [{**line, "line_total": (Decimal(str(line["price"])) * int(line["quantity"])).quantize(CENTS)}
+              for line in lines]
+    subtotal = sum((line["line_total"] for line in priced), Decimal("0.00"))
+    tax = order_tax(subtotal)
+    return {"lines": priced, "items": sum(int(line["quantity"]) for line in lines), "subtotal": subtotal,
+            "shipping": Decimal("0.00"), "tax": tax, "tax_percent": TAX_PERCENT, "total": subtotal + tax}
+
+
 def order_lines(order: Order) -> list[dict]:
     """The order's lines as stored, or (seeded orders) one line of a catalog product for the order's items
     and subtotal, so every order has products to report."""
@@ -122,7 +148,7 @@ def order_products(order: Order) -> list[dict]:
     rows = []
     for index, line in enumerate(order_lines(order), start=1):
         price, quantity = Decimal(str(line["price"])), int(line["quantity"])
-        tax = (price * Decimal("0.08")).quantize(Decimal("0.01"))
+        tax = order_tax(price)
         rows.append({
             "id": order.bc_id * 100 + index,
             "order_id": order.bc_id,

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from .errors import ApiError
 from .models import AppInstall, Cart, Customer, Hook, Order, SandboxStore, SandboxUser, Script, Subscriber
-from .serializers import CATALOG, order_refunded_amount
+from .serializers import basket_totals, catalog_product, order_refunded_amount, order_tax
 from .webhooks import webhook_fire
 
 APP_NAME = "Ortto Bridge"
@@ -299,12 +299,18 @@ def checkout_order_place(
     line_items: list | None = None, cart_id: str = "",
 ) -> Order:
     """A shopper checks out (as a guest when `customer` is None). The "Subscribe to our newsletter"
-    box sets is_email_opt_in and, ticked, subscribes the email with source "order"."""
+    box sets is_email_opt_in and, ticked, subscribes the email with source "order".
+
+    With `line_items` (the checkout page, a cart) the order charges what they add up to at their prices
+    (serializers.basket_totals); `items` and `subtotal` describe an order without lines (tests, bulk)."""
     now = timezone.now()
     if customer is not None:
         email, first_name, last_name = customer.email, customer.first_name, customer.last_name
+    if line_items:
+        totals = basket_totals(line_items)
+        items, subtotal = totals["items"], totals["subtotal"]
     subtotal = Decimal(subtotal).quantize(Decimal("0.01"))
-    tax = (subtotal * Decimal("0.08")).quantize(Decimal("0.01"))
+    tax = order_tax(subtotal)
     order = Order.objects.create(
         store=store, bc_id=next_bc_id(Order, store), customer_id=customer.bc_id if customer else 0,
         status_id=11, is_email_opt_in=subscribe, items_total=items,
@@ -378,7 +384,7 @@ def next_refund_id(order: Order) -> int:
 def cart_add(*, store: SandboxStore, product_id: int, quantity: int = 1, email: str = "",
              customer: Customer | None = None, cart: Cart | None = None) -> Cart:
     """Add a catalog product to the shopper's cart (a new one when there is none or it is gone)."""
-    product = next((p for p in CATALOG if p["product_id"] == int(product_id)), None)
+    product = catalog_product(product_id)
     if product is None:
         raise ValueError(f"No product {product_id} in the catalog.")
     if cart is None or cart.status not in (Cart.Status.ACTIVE, Cart.Status.ABANDONED):
@@ -431,11 +437,9 @@ def cart_checkout(*, cart: Cart, first_name: str = "Cart", last_name: str = "Sho
     if not cart.email:
         raise ValueError("An email address is needed to check out.")
     customer = Customer.objects.filter(store=cart.store, bc_id=cart.customer_id).first() if cart.customer_id else None
-    subtotal = sum(Decimal(i["price"]) * int(i["quantity"]) for i in cart.items)
     order = checkout_order_place(
         store=cart.store, email=cart.email, first_name=first_name, last_name=last_name, subscribe=subscribe,
-        customer=customer, items=sum(int(i["quantity"]) for i in cart.items), subtotal=subtotal,
-        line_items=[{k: i[k] for k in ("product_id", "variant_id", "sku", "name", "options", "quantity", "price")}
+        customer=customer, line_items=[{k: i[k] for k in ("product_id", "variant_id", "sku", "name", "options", "quantity", "price")}
                     for i in cart.items], cart_id=cart.cart_id,
     )
     cart.status, cart.order_id = Cart.Status.CONVERTED, order.bc_id

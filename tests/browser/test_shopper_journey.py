@@ -42,7 +42,10 @@ def test_a_shopper_from_abandoned_cart_to_refund(page, sandbox, thread_worker, s
     mug = store.locator("form.product", has_text="Titanium Mug")
     mug.locator("input[name=quantity]").fill("2")
     mug.get_by_role("button", name="Add to cart").click()
-    assert store.locator("#cart li").count() == 2
+    assert store.locator("#cart table.basket tbody tr").count() == 2
+    # The cart adds up at the listed prices: 189.00 + 2 × 24.50 = 238.00, 8 % tax, free shipping.
+    assert store.locator("#cart [data-total=subtotal]").inner_text() == "$238.00"
+    assert store.locator("#cart [data-total=total]").inner_text() == "$257.04"
     shoot(store, "10-storefront-cart")
     store.get_by_role("button", name=re.compile("Abandon cart now")).click()
     store.get_by_text("Your cart is empty.").wait_for()
@@ -52,6 +55,7 @@ def test_a_shopper_from_abandoned_cart_to_refund(page, sandbox, thread_worker, s
               "Abandoned cart in Ortto")
     person = Person.objects.get(email=SHOPPER)
     assert person.email_permission is False
+    assert person.fields["str::u-ctx"] == "Left a cart at Acme Outdoor Co.; did not opt in to the newsletter"
     ortto = context.new_page()
     ortto.goto(f"{sandbox}/sandbox/ortto/app/acme-us/people/{person.person_id}/")
     ortto.get_by_text("Abandoned cart").first.wait_for()
@@ -61,10 +65,10 @@ def test_a_shopper_from_abandoned_cart_to_refund(page, sandbox, thread_worker, s
     # The link in the activity brings the cart back in the shopper's browser.
     ortto.locator("a.attr-link").first.click()
     ortto.get_by_text("your cart is as you left it").wait_for()
-    assert ortto.locator("#cart li").count() == 2
+    assert ortto.locator("#cart table.basket tbody tr").count() == 2
     shoot(ortto, "12-cart-restored")
     ortto.get_by_role("button", name="Check out").click()
-    ortto.get_by_text(re.compile(r"Order #\d+ placed")).wait_for()
+    ortto.get_by_text(re.compile(r"Order #\d+ placed: \$257\.04 charged")).wait_for()
     order_id = re.search(r"Order #(\d+) placed", ortto.content()).group(1)
     _wait_for(ortto, lambda: PersonActivity.objects.filter(activity_id="act:cm:cart-recovered").exists(),
               "Cart recovered in Ortto")

@@ -5,6 +5,7 @@ import hashlib
 import json
 import re
 import time
+from decimal import Decimal
 from html import unescape
 from urllib.parse import parse_qs, urlparse
 
@@ -24,6 +25,7 @@ from sandbox.bigcommerce.models import (
     WebhookDelivery,
 )
 from sandbox.bigcommerce.seed import seed_bigcommerce, seed_users
+from sandbox.bigcommerce.serializers import CATALOG, order_lines
 from sandbox.bigcommerce.webhooks import webhook_deliveries_run, webhook_delivery_run
 
 pytestmark = pytest.mark.django_db
@@ -222,8 +224,8 @@ def test_failed_delivery_is_retried_and_logged(store, settings):
 def test_guest_checkout_with_newsletter_tick(client, store, settings):
     settings.SANDBOX_BIGCOMMERCE_WEBHOOKS_ASYNC = False
     response = client.post("/sandbox/bigcommerce/store-demo1234/checkout/", {
-        "email": "new.shopper@example.org", "first_name": "Zoë", "last_name": "Ng", "items": 2,
-        "subtotal": "20.00", "subscribe": "on",
+        "email": "new.shopper@example.org", "first_name": "Zoë", "last_name": "Ng", "quantity_114": 2,
+        "subscribe": "on",
     })
     assert "Thank you" in response.content.decode()
     order = Order.objects.filter(store=store).order_by("-bc_id").first()
@@ -237,11 +239,72 @@ def test_guest_checkout_with_newsletter_tick(client, store, settings):
 def test_customer_checkout_without_tick_creates_no_subscriber(client, store):
     customer = Customer.objects.filter(store=store).exclude(
         email__in=Subscriber.objects.filter(store=store).values("email")).first()
-    client.post("/sandbox/bigcommerce/store-demo1234/checkout/", {"customer_email": customer.email, "items": 1,
-                                                                  "subtotal": "10.00"})
+    client.post("/sandbox/bigcommerce/store-demo1234/checkout/", {"customer_email": customer.email,
+                                                                  "quantity_111": 1})
     order = Order.objects.filter(store=store).order_by("-bc_id").first()
     assert order.customer_id == customer.bc_id and not order.is_email_opt_in
     assert not Subscriber.objects.filter(store=store, email=customer.email).exists()
+
+
+def _text(html: str) -> str:
+    return re.sub(r"\s+", " ", unescape(re.sub(r"<[^>]+>", " ", html)))
+
+
+def test_guest_checkout_charges_the_listed_prices_and_shows_the_totals(client, store, settings):
+    """Issue 25: a 2-item guest checkout charged 64.80 for a mug listed at 24.50."""
+    settings.SANDBOX_BIGCOMMERCE_WEBHOOKS_ASYNC = False
+    page = _text(client.get("/sandbox/bigcommerce/store-demo1234/checkout/").content.decode())
+    assert "Titanium Mug $24.50" in page and "Trail Tent 2P $189.00" in page
+    response = client.post("/sandbox/bigcommerce/store-demo1234/checkout/", {
+        "email": "mug.buyer@example.org", "quantity_111": 0, "quantity_113": 2, "quantity_114": 1})
+    order = Order.objects.filter(store=store).order_by("-bc_id").first()
+    assert order.billing_address["email"] == "mug.buyer@example.org"
+    # 2 × 24.50 + 1 × 18.00 = 67.00; 8 % tax 5.36; free shipping.
+    assert (order.subtotal_ex_tax, order.total_tax, order.total_inc_tax) == (67, Decimal("5.36"), Decimal("72.36"))
+    assert order.items_total == 3
+    receipt = _text(response.content.decode())
+    for text in ("2 × Titanium Mug $24.50 each $49.00", "1 × Wool Hiking Socks $18.00 each $18.00",
+                 "Subtotal $67.00", "Shipping Free", "Tax (8%) $5.36", "Charged $72.36"):
+        assert text in receipt, text
+    # The API reports the same lines at the same prices.
+    body = client.get(f"/sandbox/bigcommerce/api/stores/demo1234/v2/orders/{order.bc_id}",
+                      {"include": "consignments.line_items", "consignment_structure": "object"},
+                      HTTP_X_AUTH_TOKEN=services.app_install_complete(store=store).access_token,
+                      HTTP_ACCEPT="application/json").json()
+    assert body["subtotal_ex_tax"] == "67.0000" and body["total_inc_tax"] == "72.3600"
+    products = body["consignments"]["shipping"][0]["line_items"]
+    assert [(p["name"], p["price_ex_tax"], p["quantity"]) for p in products] == [
+        ("Titanium Mug", "24.5000", 2), ("Wool Hiking Socks", "18.0000", 1)]
+
+
+def test_checkout_without_a_product_places_nothing(client, store):
+    before = Order.objects.filter(store=store).count()
+    response = client.post("/sandbox/bigcommerce/store-demo1234/checkout/", {
+        "email": "nothing@example.org", "quantity_111": 0})
+    assert "Choose at least one product." in unescape(response.content.decode())
+    assert Order.objects.filter(store=store).count() == before
+
+
+def test_the_cart_shows_its_totals_and_checks_out_for_them(client, store, settings):
+    settings.SANDBOX_BIGCOMMERCE_WEBHOOKS_ASYNC = False
+    url = "/sandbox/bigcommerce/store-demo1234/storefront/"
+    client.post(url + "cart/", {"action": "add", "product_id": 111, "quantity": 1, "email": "c@example.org"})
+    client.post(url + "cart/", {"action": "add", "product_id": 113, "quantity": 2})
+    page = _text(client.get(url).content.decode())
+    for text in ("1 × Trail Tent 2P $189.00 each $189.00", "2 × Titanium Mug $24.50 each $49.00",
+                 "Subtotal $238.00", "Tax (8%) $19.04", "Total $257.04"):
+        assert text in page, text
+    placed = client.post(url + "cart/", {"action": "checkout"}, follow=True)
+    order = Order.objects.filter(store=store).order_by("-bc_id").first()
+    assert order.total_inc_tax == Decimal("257.04") and "$257.04 charged" in unescape(placed.content.decode())
+
+
+def test_seeded_orders_sell_catalog_products_at_their_listed_prices(store):
+    listed = {p["name"]: p["price"] for p in CATALOG}
+    for order in Order.objects.filter(store=store)[:40]:
+        (line,) = order_lines(order)
+        assert Decimal(line["price"]) == listed[line["name"]], order.bc_id
+        assert order.subtotal_ex_tax == listed[line["name"]] * line["quantity"]
 
 
 def test_storefront_renders_enabled_scripts(client, store):

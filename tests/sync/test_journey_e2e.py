@@ -116,10 +116,9 @@ def _deliver(sandbox_store, *, again=False):
     return delivered
 
 
-def _fresh_order(sandbox_store, email, subtotal="100.00"):
+def _fresh_order(sandbox_store, email):
     order = bc.checkout_order_place(store=sandbox_store, email=email, first_name="Jo", last_name="Buyer",
-                                    subscribe=False, subtotal=Decimal(subtotal),
-                                    line_items=[{"product_id": 112, "variant_id": 1121, "sku": "BAG-30L",
+                                    subscribe=False, line_items=[{"product_id": 112, "variant_id": 1121, "sku": "BAG-30L",
                                                  "name": "Day Pack 30L", "options": [["Size", "M"]], "quantity": 2,
                                                  "price": "50.00"}])
     return order
@@ -131,6 +130,7 @@ def test_status_changes_arrive_once_by_webhook_even_redelivered_and_swept_again(
     _deliver(sandbox_store)
     person = Person.objects.get(email="jo.buyer@example.com")
     assert person.email_permission is False  # R2: no opt-in at checkout
+    assert person.fields["str::u-ctx"] == f"Did not opt in to the newsletter at checkout in {store.name}"
     assert _count(PLACED, person=person) == 1 and _count(PRODUCT, person=person) == 1
     line = PersonActivity.objects.get(person=person, activity_id=PRODUCT).attributes
     assert line["str:cm:sku"] == "BAG-30L" and line["int:cm:quantity"] == 2 and line["str:cm:variant"] == "Size: M"
@@ -229,6 +229,8 @@ def test_abandoned_and_recovered_carts(store_synced):
 
     shopper = Person.objects.get(email="cart.shopper@example.com")
     assert shopper.email_permission is False
+    # They never reached a checkout: the reason on their profile says what they did.
+    assert shopper.fields["str::u-ctx"] == f"Left a cart at {store.name}; did not opt in to the newsletter"
     abandoned = PersonActivity.objects.filter(activity_id=ABANDONED)
     assert abandoned.count() == 1 and abandoned[0].person == shopper
     attributes = abandoned[0].attributes

@@ -35,6 +35,20 @@ def test_unticked_shopper_is_created_unsubscribed_with_reason(choice):
     assert decision == Permission(False, "Did not opt in to the newsletter at checkout in Acme")
 
 
+def test_a_shopper_known_only_from_a_cart_is_created_unsubscribed_with_a_true_reason():
+    decision = permission_decision(store_opt_in=None, signal_at=None, known=None, store_name="Acme", source="cart")
+    assert decision == Permission(False, "Left a cart at Acme; did not opt in to the newsletter")
+    # Only the words differ: the same R2 decision, and a known person is left alone as before (R3).
+    assert permission_decision(store_opt_in=None, signal_at=None, known=None, store_name="Acme").subscribed is False
+    assert permission_decision(store_opt_in=None, signal_at=T0, known=LedgerState(None, T0), source="cart") is None
+
+
+@pytest.mark.parametrize("source", ["subscriber", "customer", "order", ""])
+def test_other_first_records_keep_the_checkout_reason(source):
+    decision = permission_decision(store_opt_in=False, signal_at=T0, known=None, store_name="Acme", source=source)
+    assert decision == Permission(False, "Did not opt in to the newsletter at checkout in Acme")
+
+
 @pytest.mark.parametrize("known_choice", CHOICES)
 def test_no_signal_never_touches_a_known_person(known_choice):
     for at in SIGNAL_TIMES:
