@@ -16,6 +16,7 @@ from stores.app_context import StoreContext, app_context_token, connect_token
 from stores.services import store_user_label
 from stores.views import app_context_required
 
+from . import throttle
 from .connections import connection_disconnect, connection_sync_now, connection_tracking_set
 from .selectors import app_state
 
@@ -26,6 +27,7 @@ def _panel_context(request, store, ctx) -> dict:
     return {
         "store": store,
         "state": state,
+        "sync_now_wait": throttle.sync_now_wait_seconds(open_at=state["sync_now_available_at"]),
         "connect_url": request.build_absolute_uri(reverse("connect:start")) + "?token=" + connect_token(ctx),
     }
 

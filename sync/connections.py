@@ -12,8 +12,10 @@ from django.utils import timezone
 
 from stores.models import Store
 
+from . import throttle
 from .hooks import webhooks_register, webhooks_unregister
 from .models import Connection, MergeStrategy, OrttoAccount, SyncRun
+from .pauses import paused_connection_probe
 from .runs import sync_run_request, sync_runs_cancel
 from .schema import ortto_schema_ensure
 from .selectors import live_connection_get
@@ -131,23 +133,39 @@ def connection_store_uninstalled(*, store: Store) -> None:
 
 
 def connection_sync_now(*, store: Store, requested_by: str) -> str:
-    """Queue a manual sync. Returns a refusal message, or "" when queued."""
+    """Queue a manual sync. Returns a refusal message, or "" when queued.
+
+    At most one manual run a minute per store (throttle.SYNC_NOW_STORE), counted before anything else
+    costs a call; a paused connection asks Ortto first (pauses.paused_connection_probe)."""
     connection = live_connection_get(store=store)
     if connection is None:
         return "Connect an Ortto account first."
     if connection.state == Connection.State.NEEDS_RECONNECT:
         return "Ortto no longer accepts this connection's API key. Reconnect first."
-    if connection.state == Connection.State.PAUSED:
-        return "Ortto is refusing access to this account for now; syncing resumes by itself when it accepts again."
+    active = SyncRun.objects.filter(store=store, status__in=SyncRun.ACTIVE_STATUSES).first()
+    if active is not None:
+        return sync_run_active_answer(run=active)
+    wait = throttle.sync_now_attempt(store_hash=store.store_hash)
+    if wait:
+        return f"A sync was requested less than a minute ago. Sync now is available again in {throttle.wait_words(wait)}."
+    refused = paused_connection_probe(connection=connection)
+    if refused:
+        return refused
     run, created = sync_run_request(store=store, kind=SyncRun.Kind.MANUAL, requested_by=requested_by)
     return "" if created else sync_run_active_answer(run=run)
 
 
 def connection_tracking_set(*, store: Store, enabled: bool, by: str) -> str:
-    """Install or remove the storefront tracking script. Returns a refusal message, or "" when done."""
+    """Install or remove the storefront tracking script. Returns a refusal message, or "" when done.
+
+    A few toggles per store in five minutes (throttle.TRACKING_STORE): each costs Scripts API calls."""
     connection = live_connection_get(store=store)
     if connection is None:
         return "Connect an Ortto account before enabling tracking."
+    wait = throttle.tracking_attempt(store_hash=store.store_hash)
+    if wait:
+        return (f"Tracking was switched on and off too often; nothing was changed. Try again in "
+                f"{throttle.wait_words(wait)}.")
     if enabled:
         return tracking_enable(connection=connection, by=by)
     return tracking_disable(connection=connection, by=by)

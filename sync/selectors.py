@@ -6,6 +6,7 @@ from django.conf import settings
 from stores.models import Store
 
 from .models import Connection, OrttoAccount, SyncEvent, SyncRun
+from .throttle import sync_now_open_at
 
 
 def live_connection_get(*, store: Store) -> Connection | None:
@@ -61,7 +62,13 @@ def app_state(*, store: Store) -> dict:
         "connection": None,
         "active_run": _run_summary(active),
         "last_run": _run_summary(last),
+        # When Sync now opens again after the last manual request (None: it is open). A moment, not a
+        # countdown, so the panel's version changes only when the button does.
+        "sync_now_available_at": None,
     }
+    open_at = sync_now_open_at(store_hash=store.store_hash)
+    if open_at is not None:
+        state["sync_now_available_at"] = open_at.isoformat()
     if connection is not None:
         account = connection.account
         state["connection"] = {
