@@ -186,6 +186,9 @@ def account_add(request):
         if outcome.account:
             return redirect("connect:accounts")
         error = outcome.error
+        if outcome.accepted_region:
+            # The key is right, only the region was wrong: keep it in the field for the second try.
+            form.fields["api_key"].widget.render_value = True
     return _flow_page(request, "sync/account_add.html", {"form": form, "error": error}, status=400 if error else 200)
 
 
