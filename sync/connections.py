@@ -57,6 +57,12 @@ def connection_connect(*, store: Store, account: OrttoAccount, merge_strategy: i
     with transaction.atomic():
         Store.objects.select_for_update().get(pk=store.pk)  # serialise connects of one store
         current = live_connection_get(store=store)
+        if current and current.account_id == account.pk and current.merge_strategy != merge_strategy:
+            running = SyncRun.objects.filter(store=store, status__in=SyncRun.ACTIVE_STATUSES).first()
+            if running is not None:
+                # A run reads the strategy page by page: changing it now would split one import in two.
+                return ConnectOutcome("refused", connection=current, run=running, reason=strategy_locked_reason(
+                    connection=current, run=running))
         if current and current.account_id == account.pk:
             current.merge_strategy = merge_strategy
             current.state = Connection.State.ACTIVE
@@ -89,6 +95,11 @@ def connection_connect(*, store: Store, account: OrttoAccount, merge_strategy: i
         tracking_move(old=moved_tracking_from, new=connection, by=user.get_username())
     logger.info("store %s %s connection to account %s (strategy %s)", store.store_hash, result, account.pk, merge_strategy)
     return ConnectOutcome(result, connection=connection, run=run)
+
+
+def strategy_locked_reason(*, connection: Connection, run: SyncRun) -> str:
+    return (f"The {run.get_kind_display().lower()} running now uses \"{connection.get_merge_strategy_display()}\", "
+            "the merge strategy it started with, to the end. You can choose another strategy once it has finished.")
 
 
 def connection_prepare(connection: Connection) -> None:

@@ -2,6 +2,7 @@
 sync history for the Store page."""
 
 from django.conf import settings
+from django.db.models import Prefetch
 
 from stores.models import Store
 
@@ -19,9 +20,23 @@ def live_connection_get(*, store: Store) -> Connection | None:
     )
 
 
+def active_run_get(*, store: Store) -> SyncRun | None:
+    """The store's queued or running run, if any (at most one: `one_active_run_per_store`)."""
+    return SyncRun.objects.filter(store=store, status__in=SyncRun.ACTIVE_STATUSES).first()
+
+
 def ortto_accounts_for_user(*, user):
     """The Ortto accounts this person may connect a store to."""
     return OrttoAccount.objects.filter(members=user).order_by("business_name")
+
+
+def ortto_accounts_to_pick(*, user, store: Store):
+    """The Accounts page's list: the person's accounts, each with `elsewhere`, the live connections of
+    other stores to it (so a store owner sees that an account already receives another store's data)."""
+    others = (Connection.objects.exclude(state=Connection.State.DISCONNECTED).exclude(store=store)
+              .select_related("store").order_by("store__name"))
+    return ortto_accounts_for_user(user=user).prefetch_related(Prefetch("connections", queryset=others,
+                                                                         to_attr="elsewhere"))
 
 
 def _label(moment) -> str:

@@ -153,7 +153,7 @@ def accounts(request):
     store = _flow_store(request)
     if store is None:
         return _no_flow(request)
-    available = selectors.ortto_accounts_for_user(user=request.user)
+    available = selectors.ortto_accounts_to_pick(user=request.user, store=store)
     if request.method == "POST":
         account_id = request.POST.get("account", "")
         numeric = account_id.isascii() and account_id.isdigit() and len(account_id) < 19  # "²" is a digit too
@@ -202,10 +202,17 @@ def merge(request):
     if account is None:
         return redirect("connect:accounts")
     current = selectors.live_connection_get(store=store)
-    initial = {"merge_strategy": current.merge_strategy} if current and current.account_id == account.pk else None
+    same_account = current is not None and current.account_id == account.pk
+    initial = {"merge_strategy": current.merge_strategy} if same_account else None
+    # The import running into this account keeps the strategy it started with (connection_connect).
+    running = selectors.active_run_get(store=store) if same_account else None
     form = MergeForm(request.POST or None, initial=initial)
     error = ""
-    if request.method == "POST" and form.is_valid():
+    switching = current is not None and not same_account
+    if request.method == "POST" and form.is_valid() and switching and request.POST.get("confirm_switch") != "1":
+        # Another account: the old connection ends and a full import starts. Only on an explicit yes.
+        error = f"Confirm that {store} should switch to {account.business_name} and run a full import into it."
+    elif request.method == "POST" and form.is_valid():
         outcome = connections.connection_connect(
             store=store, account=account, merge_strategy=form.cleaned_data["merge_strategy"], user=request.user,
             bc_user_id=request.session[SESSION_KEY]["bc_user_id"],
@@ -214,7 +221,9 @@ def merge(request):
             return redirect("connect:syncing", run_id=outcome.run.pk)
         error = outcome.reason
     return _flow_page(
-        request, "sync/merge.html", {"form": form, "account": account, "error": error, "current": current},
+        request, "sync/merge.html",
+        {"form": form, "account": account, "error": error, "current": current, "running": running,
+         "switching": switching},
         status=400 if error else 200,
     )
 
