@@ -43,6 +43,52 @@ def _label(moment) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else ""
 
 
+# What each counter means to a store owner, per kind of record (sync/engine.py counts them): the
+# words the app page puts after each number. Every record read lands in exactly one of them, so a
+# line adds up to the number read; on an initial import the subscribers a customer took along (one
+# person in Ortto, written once with their customer record) are the rest of the subscribers' line.
+RECORD_NOUNS = {
+    "subscribers": ("subscriber", "subscribers"),
+    "customers": ("customer", "customers"),
+    "orders": ("order", "orders"),
+    "organizations": ("company", "companies"),
+    "carts": ("abandoned cart", "abandoned carts"),
+}
+COUNTER_WORDS = {
+    "subscribers": [("created", "added to Ortto"), ("merged", "merged with their customer record"),
+                    ("updated", "updated in Ortto"), ("unchanged", "already up to date"),
+                    ("failed", "not sent (see the errors)")],
+    "customers": [("created", "added to Ortto"), ("updated", "updated in Ortto"),
+                  ("unchanged", "already up to date"), ("failed", "not sent (see the errors)")],
+    "orders": [("created", "sent as Placed order activities"),
+               ("summarized", "counted in their buyer's totals only"),
+               ("incomplete", "incomplete checkouts (never placed, not sent)"),
+               ("unchanged", "already in Ortto"), ("failed", "not sent (see the errors)")],
+    "organizations": [("created", "added to Ortto as organizations"), ("updated", "updated in Ortto"),
+                      ("unchanged", "already up to date"), ("failed", "not sent (see the errors)")],
+}
+DEFAULT_WORDS = [("created", "sent to Ortto"), ("updated", "updated in Ortto"), ("unchanged", "already up to date"),
+                 ("skipped", "not sent (nothing to send)"), ("failed", "not sent (see the errors)")]
+
+
+def counter_lines(run: SyncRun) -> list[dict]:
+    """The run's counters as sentences that add up: "1,341 subscribers: 563 added to Ortto, 778 merged
+    with their customer record". Each line has `total`, `parts` [(count, words)] and `text`."""
+    lines = []
+    for resource, counts in run.counter_rows:
+        words = COUNTER_WORDS.get(resource, DEFAULT_WORDS)
+        counts = dict(counts)
+        if resource == "subscribers":
+            counts["merged"] = max(0, counts["fetched"] - sum(counts[k] for k, _ in words if k != "merged"))
+        total = counts["fetched"]
+        parts = [(counts[key], text) for key, text in words if counts.get(key)]
+        singular, plural = RECORD_NOUNS.get(resource, (resource, resource))
+        noun = singular if total == 1 else plural
+        text = f"{total:,} {noun}" + (": " + ", ".join(f"{n:,} {t}" for n, t in parts) if parts else "")
+        lines.append({"resource": resource, "total": total, "parts": parts, "text": text})
+    return lines
+
+
 def _run_summary(run: SyncRun | None) -> dict | None:
     if run is None:
         return None
@@ -61,6 +107,7 @@ def _run_summary(run: SyncRun | None) -> dict | None:
         "people_synced": run.people_synced,
         "percent": run.progress_percent,
         "counters": [{"resource": resource, **counts} for resource, counts in run.counter_rows],
+        "counter_lines": counter_lines(run),
         "error_summary": run.error_summary,
     }
 
