@@ -5,6 +5,7 @@ first (one cheap call), over real HTTP against the sandbox's fault injection."""
 import pytest
 import requests
 from django.core.management import CommandError, call_command
+from django.urls import reverse
 
 from sandbox.bigcommerce.seed import seed_bigcommerce, seed_users
 from sandbox.bigcommerce.services import app_install_complete
@@ -79,3 +80,17 @@ def test_sync_now_while_ortto_still_refuses_says_so(sandbox_live, paused):
     assert answer.status_code == 409
     assert "Ortto still refuses access" in answer.json()["error"] and "UTC" in answer.json()["error"]
     assert not SyncRun.objects.filter(store=paused.store, kind=SyncRun.Kind.MANUAL).exists()
+
+
+def test_the_admins_run_probes_first(sandbox_live, paused, admin_client, monkeypatch):
+    queued = []
+    monkeypatch.setattr("django_q.tasks.async_task", lambda func, *args, **kwargs: queued.append(args))
+    url = reverse("admin:stores_store_run_sync", args=[paused.store.pk])
+    refused = admin_client.post(url, {"kind": SyncRun.Kind.MANUAL}, follow=True).content.decode()
+    assert "Ortto still refuses access" in refused and not queued
+    _ortto_expired(sandbox_live, False)
+    admin_client.post(url, {"kind": SyncRun.Kind.MANUAL}, follow=True)
+    paused.refresh_from_db()
+    assert paused.state == Connection.State.ACTIVE
+    assert [run.pk for run in SyncRun.objects.filter(kind=SyncRun.Kind.MANUAL)] == [args[0] for args in queued]
+    assert len(queued) == 1
