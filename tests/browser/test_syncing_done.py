@@ -49,6 +49,16 @@ def test_done_waits_for_the_run_and_returns_to_the_app_page(page, sandbox, gated
     frame.locator("#business-name", has_text="Acme Outdoor (EU)").wait_for()
     frame.get_by_text("Succeeded").wait_for()
 
+    # Sync now: one manual run, then the button counts down to when it opens again.
+    frame.get_by_role("button", name="Sync now").click()
+    button = frame.locator("#sync-now", has_text="available in")
+    button.wait_for(timeout=60_000)
+    assert button.is_disabled() and "One manual sync a minute per store." in frame.locator("#sync-now-reason").inner_text()
+    first = int(button.locator("[data-countdown]").inner_text())
+    page.wait_for_timeout(2100)
+    assert 0 < int(button.locator("[data-countdown]").inner_text()) < first <= 60
+    assert SyncRun.objects.filter(kind=SyncRun.Kind.MANUAL).count() == 1
+
     # Opened some other way (typed in, from a bookmark): the browser keeps the tab, Done leads to the app.
     direct = page.context.new_page()
     direct.goto(sandbox + "/sandbox/bigcommerce/")
