@@ -6,19 +6,28 @@ hand over to app_page; the endpoints authenticate with stores' app_context_requi
 
 import hashlib
 import json
+import math
+from datetime import datetime
 
 from django.http import JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from stores.app_context import StoreContext, app_context_token, connect_token
 from stores.services import store_user_label
 from stores.views import app_context_required
 
-from . import throttle
 from .connections import connection_disconnect, connection_sync_now, connection_tracking_set
 from .selectors import app_state
+
+
+def _seconds_until(moment: str | None) -> int:
+    """Whole seconds until an ISO moment of app_state (0: it has passed): "Sync now (available in 40 s)"."""
+    if not moment:
+        return 0
+    return max(0, math.ceil((datetime.fromisoformat(moment) - timezone.now()).total_seconds()))
 
 
 def _panel_context(request, store, ctx) -> dict:
@@ -27,7 +36,7 @@ def _panel_context(request, store, ctx) -> dict:
     return {
         "store": store,
         "state": state,
-        "sync_now_wait": throttle.sync_now_wait_seconds(open_at=state["sync_now_available_at"]),
+        "sync_now_wait": _seconds_until(state["sync_now_available_at"]),
         "connect_url": request.build_absolute_uri(reverse("connect:start")) + "?token=" + connect_token(ctx),
     }
 

@@ -5,6 +5,7 @@ Services return explicit outcomes; views only show them (django-allauth's social
 """
 
 import logging
+import math
 from dataclasses import dataclass
 
 from django.db import transaction
@@ -18,7 +19,7 @@ from .models import Connection, MergeStrategy, OrttoAccount, SyncRun
 from .pauses import paused_connection_probe
 from .runs import sync_run_request, sync_runs_cancel
 from .schema import ortto_schema_ensure
-from .selectors import live_connection_get
+from .selectors import active_run_get, live_connection_get
 from .stalls import sync_run_active_answer
 from .tracking import tracking_disable, tracking_enable, tracking_move
 
@@ -58,7 +59,7 @@ def connection_connect(*, store: Store, account: OrttoAccount, merge_strategy: i
         Store.objects.select_for_update().get(pk=store.pk)  # serialise connects of one store
         current = live_connection_get(store=store)
         if current and current.account_id == account.pk and current.merge_strategy != merge_strategy:
-            running = SyncRun.objects.filter(store=store, status__in=SyncRun.ACTIVE_STATUSES).first()
+            running = active_run_get(store=store)
             if running is not None:
                 # A run reads the strategy page by page: changing it now would split one import in two.
                 return ConnectOutcome("refused", connection=current, run=running, reason=strategy_locked_reason(
@@ -143,6 +144,11 @@ def connection_store_uninstalled(*, store: Store) -> None:
     )
 
 
+def _wait_words(seconds: int) -> str:
+    """"40 s", "3 min": how long a store owner waits, as the app page says it."""
+    return f"{seconds} s" if seconds < 90 else f"{math.ceil(seconds / 60)} min"
+
+
 def connection_sync_now(*, store: Store, requested_by: str) -> str:
     """Queue a manual sync. Returns a refusal message, or "" when queued.
 
@@ -153,12 +159,12 @@ def connection_sync_now(*, store: Store, requested_by: str) -> str:
         return "Connect an Ortto account first."
     if connection.state == Connection.State.NEEDS_RECONNECT:
         return "Ortto no longer accepts this connection's API key. Reconnect first."
-    active = SyncRun.objects.filter(store=store, status__in=SyncRun.ACTIVE_STATUSES).first()
+    active = active_run_get(store=store)
     if active is not None:
         return sync_run_active_answer(run=active)
     wait = throttle.sync_now_attempt(store_hash=store.store_hash)
     if wait:
-        return f"A sync was requested less than a minute ago. Sync now is available again in {throttle.wait_words(wait)}."
+        return f"A sync was requested less than a minute ago. Sync now is available again in {_wait_words(wait)}."
     refused = paused_connection_probe(connection=connection)
     if refused:
         return refused
@@ -176,7 +182,7 @@ def connection_tracking_set(*, store: Store, enabled: bool, by: str) -> str:
     wait = throttle.tracking_attempt(store_hash=store.store_hash)
     if wait:
         return (f"Tracking was switched on and off too often; nothing was changed. Try again in "
-                f"{throttle.wait_words(wait)}.")
+                f"{_wait_words(wait)}.")
     if enabled:
         return tracking_enable(connection=connection, by=by)
     return tracking_disable(connection=connection, by=by)

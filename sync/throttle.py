@@ -147,23 +147,11 @@ def sync_now_open_at(*, store_hash: str) -> datetime | None:
     return throttle_open_at(rule=SYNC_NOW_STORE, subject=store_hash)
 
 
-def sync_now_wait_seconds(*, open_at: str | None) -> int:
-    """Whole seconds until the moment app_state's `sync_now_available_at` names (0: open now)."""
-    if not open_at:
-        return 0
-    return max(0, math.ceil((datetime.fromisoformat(open_at) - timezone.now()).total_seconds()))
-
-
 def tracking_attempt(*, store_hash: str) -> int:
     """Count one tracking toggle for the store; 0 when allowed, else the seconds until it may toggle again."""
     if throttle_allows(rule=TRACKING_STORE, subject=store_hash):
         return 0
     return throttle_wait_seconds(rule=TRACKING_STORE, subject=store_hash) or 1
-
-
-def wait_words(seconds: int) -> str:
-    """"40 s", "3 min": how long a store owner waits, in the words the app page uses."""
-    return f"{seconds} s" if seconds < 90 else f"{math.ceil(seconds / 60)} min"
 
 
 def single_use(*, purpose: str, token: str, ttl_seconds: int) -> bool:
