@@ -19,7 +19,7 @@ from .models import Connection, MergeStrategy, OrttoAccount, SyncRun
 from .pauses import paused_connection_probe
 from .runs import sync_run_request, sync_runs_cancel
 from .schema import ortto_schema_ensure
-from .selectors import active_run_get, live_connection_get
+from .selectors import active_import_get, active_run_get, live_connection_get
 from .stalls import sync_run_active_answer
 from .tracking import tracking_disable, tracking_enable, tracking_move
 
@@ -59,9 +59,9 @@ def connection_connect(*, store: Store, account: OrttoAccount, merge_strategy: i
         Store.objects.select_for_update().get(pk=store.pk)  # serialise connects of one store
         current = live_connection_get(store=store)
         if current and current.account_id == account.pk and current.merge_strategy != merge_strategy:
-            running = active_run_get(store=store)
+            running = active_import_get(store=store)
             if running is not None:
-                # A run reads the strategy page by page: changing it now would split one import in two.
+                # An import reads the strategy page by page: changing it now would split it in two.
                 return ConnectOutcome("refused", connection=current, run=running, reason=strategy_locked_reason(
                     connection=current, run=running))
         if current and current.account_id == account.pk:

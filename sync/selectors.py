@@ -25,6 +25,14 @@ def active_run_get(*, store: Store) -> SyncRun | None:
     return SyncRun.objects.filter(store=store, status__in=SyncRun.ACTIVE_STATUSES).first()
 
 
+def active_import_get(*, store: Store) -> SyncRun | None:
+    """The store's queued or running import (initial or full): the one whose merge strategy stays put
+    until it finishes. Short runs (webhook, incremental, manual) end in moments; the next run uses a
+    new strategy."""
+    run = active_run_get(store=store)
+    return run if run is not None and run.kind in (SyncRun.Kind.INITIAL, SyncRun.Kind.FULL) else None
+
+
 def ortto_accounts_for_user(*, user):
     """The Ortto accounts this person may connect a store to."""
     return OrttoAccount.objects.filter(members=user).order_by("business_name")

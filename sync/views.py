@@ -205,7 +205,7 @@ def merge(request):
     same_account = current is not None and current.account_id == account.pk
     initial = {"merge_strategy": current.merge_strategy} if same_account else None
     # The import running into this account keeps the strategy it started with (connection_connect).
-    running = selectors.active_run_get(store=store) if same_account else None
+    running = selectors.active_import_get(store=store) if same_account else None
     form = MergeForm(request.POST or None, initial=initial)
     error = ""
     switching = current is not None and not same_account

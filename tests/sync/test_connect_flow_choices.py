@@ -92,3 +92,14 @@ def test_accounts_connected_to_another_store_are_marked(client, signed_in, make_
     used_row = page[page.index("Acme (US)"):page.index("Acme (EU)")] if page.index("Acme (US)") < page.index("Acme (EU)") \
         else page[page.index("Acme (US)"):]
     assert "Connected to Beta Bikes" in used_row and "Connected now" in used_row
+
+
+def test_a_short_run_does_not_hold_the_strategy(client, signed_in, make_account, make_connection, queued):
+    store, user = signed_in
+    account = make_account(members=[user])
+    connection = make_connection(store, account, merge_strategy=1)
+    SyncRun.objects.create(store=store, connection=connection, kind=SyncRun.Kind.WEBHOOK, status=SyncRun.Status.RUNNING)
+    client.post("/connect/accounts/", {"account": account.pk})
+    assert "the merge strategy it started with" not in client.get("/connect/merge/").content.decode()
+    assert client.post("/connect/merge/", {"merge_strategy": 2}).status_code == 302
+    assert Connection.objects.get(store=store).merge_strategy == 2
