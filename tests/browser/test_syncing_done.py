@@ -38,7 +38,7 @@ def test_done_waits_for_the_run_and_returns_to_the_app_page(page, sandbox, gated
     assert run.status == SyncRun.Status.QUEUED
     tab.wait_for_timeout(1500)  # a few polls of a queued run
     assert tab.get_by_role("link", name="Done").is_hidden(), "Done offered while the run is queued"
-    assert "Done appears when the initial import has finished" in tab.locator("#done-wait").inner_text()
+    assert "Done appears when the sync has finished" in tab.locator("#done-wait").inner_text()
 
     gated_worker.set()
     tab.get_by_role("link", name="Done").wait_for(state="visible", timeout=60_000)
