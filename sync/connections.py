@@ -13,7 +13,6 @@ from django.utils import timezone
 
 from stores.models import Store
 
-from . import throttle
 from .hooks import webhooks_register, webhooks_unregister
 from .models import Connection, MergeStrategy, OrttoAccount, SyncRun
 from .pauses import paused_connection_probe
@@ -21,6 +20,7 @@ from .runs import sync_run_request, sync_runs_cancel
 from .schema import ortto_schema_ensure
 from .selectors import active_import_get, active_run_get, live_connection_get
 from .stalls import sync_run_active_answer
+from .throttle import sync_now_attempt, tracking_attempt
 from .tracking import tracking_disable, tracking_enable, tracking_move
 
 logger = logging.getLogger(__name__)
@@ -162,7 +162,7 @@ def connection_sync_now(*, store: Store, requested_by: str) -> str:
     active = active_run_get(store=store)
     if active is not None:
         return sync_run_active_answer(run=active)
-    wait = throttle.sync_now_attempt(store_hash=store.store_hash)
+    wait = sync_now_attempt(store_hash=store.store_hash)
     if wait:
         return f"A sync was requested less than a minute ago. Sync now is available again in {_wait_words(wait)}."
     refused = paused_connection_probe(connection=connection)
@@ -179,7 +179,7 @@ def connection_tracking_set(*, store: Store, enabled: bool, by: str) -> str:
     connection = live_connection_get(store=store)
     if connection is None:
         return "Connect an Ortto account before enabling tracking."
-    wait = throttle.tracking_attempt(store_hash=store.store_hash)
+    wait = tracking_attempt(store_hash=store.store_hash)
     if wait:
         return (f"Tracking was switched on and off too often; nothing was changed. Try again in "
                 f"{_wait_words(wait)}.")

@@ -38,13 +38,12 @@ def ortto_accounts_for_user(*, user):
     return OrttoAccount.objects.filter(members=user).order_by("business_name")
 
 
-def ortto_accounts_to_pick(*, user, store: Store):
-    """The Accounts page's list: the person's accounts, each with `elsewhere`, the live connections of
-    other stores to it (so a store owner sees that an account already receives another store's data)."""
+def ortto_accounts_with_other_stores(*, accounts, store: Store):
+    """The Accounts page's list: each account with `elsewhere`, the live connections of other stores to
+    it (so a store owner sees that an account already receives another store's data)."""
     others = (Connection.objects.exclude(state=Connection.State.DISCONNECTED).exclude(store=store)
               .select_related("store").order_by("store__name"))
-    return ortto_accounts_for_user(user=user).prefetch_related(Prefetch("connections", queryset=others,
-                                                                         to_attr="elsewhere"))
+    return accounts.prefetch_related(Prefetch("connections", queryset=others, to_attr="elsewhere"))
 
 
 def _label(moment) -> str:

@@ -153,7 +153,8 @@ def accounts(request):
     store = _flow_store(request)
     if store is None:
         return _no_flow(request)
-    available = selectors.ortto_accounts_to_pick(user=request.user, store=store)
+    available = selectors.ortto_accounts_for_user(user=request.user)
+    available = selectors.ortto_accounts_with_other_stores(accounts=available, store=store)
     if request.method == "POST":
         account_id = request.POST.get("account", "")
         numeric = account_id.isascii() and account_id.isdigit() and len(account_id) < 19  # "²" is a digit too
