@@ -16,6 +16,8 @@ logger = logging.getLogger(__name__)
 class AccountOutcome:
     account: OrttoAccount | None
     error: str = ""
+    # The other region whose Ortto accepts the key, when the chosen one refused it.
+    accepted_region: str = ""
 
 
 def ortto_account_add(*, user, business_name: str, name: str, region: str, api_key: str, tracking_key: str = "") -> AccountOutcome:
@@ -35,6 +37,16 @@ def ortto_account_add(*, user, business_name: str, name: str, region: str, api_k
             "suspended or reached a plan limit. Check the account in Ortto, then try again.",
         )
     except ortto.OrttoAuthError:
+        elsewhere = ortto_key_region_find(
+            except_region=region, client_for=lambda other: ortto.OrttoClient(api_key=api_key, region=other))
+        if elsewhere:
+            elsewhere_label = OrttoAccount.Region(elsewhere).label
+            return AccountOutcome(
+                None,
+                f"This key belongs to an Ortto account in the {elsewhere_label} region, not {region_label}. "
+                f"Choose {elsewhere_label} as the region and add the account again.",
+                accepted_region=elsewhere,
+            )
         return AccountOutcome(
             None,
             f"Ortto did not accept this API key in the {region_label} region. Check that you copied the whole "
@@ -55,6 +67,21 @@ def ortto_account_add(*, user, business_name: str, name: str, region: str, api_k
         )
         account.members.add(user)
     return AccountOutcome(account)
+
+
+def ortto_key_region_find(*, except_region: str, client_for) -> str | None:
+    """The other region whose host accepts the key, if any (at most two more requests, both of which
+    may be bad-credential answers: well under Ortto's ban of 15 in 15 s). client_for(region) gives a
+    client with the key for that region. `manage.py ortto_check` and "Add an Ortto account" share it."""
+    for region in OrttoAccount.Region.values:
+        if region == except_region:
+            continue
+        try:
+            client_for(region).verify()
+        except ortto.OrttoError:
+            continue
+        return region
+    return None
 
 
 def ortto_account_url(*, name: str) -> str:

@@ -21,6 +21,7 @@ from stores.models import Store, WebhookEvent
 from .admin_charts import legend_html, runs_chart_svg
 from .admin_display import STATE_COLOURS, counters_table, requested_by_label, run_duration, run_status_badge
 from .models import Connection, MergeStrategy, SyncEvent, SyncRun
+from .pauses import paused_connection_probe
 from .runs import RunNotPossible, sync_run_request
 from .selectors import live_connection_get, store_sync_overview
 
@@ -43,8 +44,9 @@ def request_runs(request, stores, kind: str) -> None:
             # Same refusal as the app page's Sync now: the run could only fail on Ortto's 401.
             refused.append(f"{store.store_hash} (Ortto refused the API key: the owner must reconnect)")
             continue
-        if connection is not None and connection.state == Connection.State.PAUSED:
-            refused.append(f"{store.store_hash} (paused: Ortto refuses the account for now; it resumes by itself)")
+        paused_answer = paused_connection_probe(connection=connection) if connection is not None else ""
+        if paused_answer:  # paused, and Ortto still refuses when asked now
+            refused.append(f"{store.store_hash} ({paused_answer})")
             continue
         try:
             run, created = sync_run_request(store=store, kind=kind, requested_by=requested_by)

@@ -6,10 +6,13 @@ hand over to app_page; the endpoints authenticate with stores' app_context_requi
 
 import hashlib
 import json
+import math
+from datetime import datetime
 
 from django.http import JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from stores.app_context import StoreContext, app_context_token, connect_token
@@ -47,6 +50,7 @@ def app_page(request, *, store, bc_user_id: int, status=200):
     ctx = StoreContext(store_hash=store.store_hash, bc_user_id=bc_user_id)
     context = _panel_context(request, store, ctx)
     context["app_context"] = app_context_token(ctx)
+    context["sync_now_wait"] = _seconds_until(context["state"]["sync_now_available_at"])
     response = render(request, "sync/app.html", context, status=status)
     response.xframe_options_exempt = True
     return response
@@ -58,6 +62,13 @@ def _state_json(request, store, ctx, *, error: str = "", status: int = 200):
     if error:
         state["error"] = error
     return JsonResponse(state, status=status)
+
+
+def _seconds_until(moment: str | None) -> int:
+    """Whole seconds until an ISO moment of app_state (0: it has passed): "Sync now (available in 40 s)"."""
+    if not moment:
+        return 0
+    return max(0, math.ceil((datetime.fromisoformat(moment) - timezone.now()).total_seconds()))
 
 
 @require_GET
@@ -72,6 +83,7 @@ def app_panel(request, store, ctx):
     """The app page's panel, re-rendered for the poller (it swaps it in when the version changes)."""
     context = _panel_context(request, store, ctx)
     context["error"] = request.GET.get("error", "")[:300]
+    context["sync_now_wait"] = _seconds_until(context["state"]["sync_now_available_at"])
     response = render(request, "sync/_panel.html", context)
     response["X-Panel-Version"] = context["state"]["version"]
     response["Cache-Control"] = "no-store"

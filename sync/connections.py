@@ -5,6 +5,7 @@ Services return explicit outcomes; views only show them (django-allauth's social
 """
 
 import logging
+import math
 from dataclasses import dataclass
 
 from django.db import transaction
@@ -16,10 +17,12 @@ from stores.services import store_user_label
 from .authority import NOT_ALLOWED, connection_change_record, connection_manager_may
 from .hooks import webhooks_register, webhooks_unregister
 from .models import Connection, ConnectionChange, ConnectionManager, MergeStrategy, OrttoAccount, SyncRun
+from .pauses import paused_connection_probe
 from .runs import sync_run_request, sync_runs_cancel
 from .schema import ortto_schema_ensure
-from .selectors import live_connection_get
+from .selectors import active_import_get, active_run_get, live_connection_get
 from .stalls import sync_run_active_answer
+from .throttle import sync_now_attempt, tracking_attempt
 from .tracking import tracking_disable, tracking_enable, tracking_move
 
 logger = logging.getLogger(__name__)
@@ -61,6 +64,12 @@ def connection_connect(*, store: Store, account: OrttoAccount, merge_strategy: i
     with transaction.atomic():
         Store.objects.select_for_update().get(pk=store.pk)  # serialise connects of one store
         current = live_connection_get(store=store)
+        if current and current.account_id == account.pk and current.merge_strategy != merge_strategy:
+            running = active_import_get(store=store)
+            if running is not None:
+                # An import reads the strategy page by page: changing it now would split it in two.
+                return ConnectOutcome("refused", connection=current, run=running, reason=strategy_locked_reason(
+                    connection=current, run=running))
         if current and current.account_id == account.pk:
             change = (ConnectionChange.Kind.RECONNECTED if current.merge_strategy == merge_strategy
                       else ConnectionChange.Kind.STRATEGY_CHANGED)
@@ -100,6 +109,11 @@ def connection_connect(*, store: Store, account: OrttoAccount, merge_strategy: i
         tracking_move(old=moved_tracking_from, new=connection, by=user.get_username())
     logger.info("store %s %s connection to account %s (strategy %s)", store.store_hash, result, account.pk, merge_strategy)
     return ConnectOutcome(result, connection=connection, run=run)
+
+
+def strategy_locked_reason(*, connection: Connection, run: SyncRun) -> str:
+    return (f"The {run.get_kind_display().lower()} running now uses \"{connection.get_merge_strategy_display()}\", "
+            "the merge strategy it started with, to the end. You can choose another strategy once it has finished.")
 
 
 def connection_prepare(connection: Connection) -> None:
@@ -151,24 +165,45 @@ def connection_store_uninstalled(*, store: Store) -> None:
     )
 
 
+def _wait_words(seconds: int) -> str:
+    """"40 s", "3 min": how long a store owner waits, as the app page says it."""
+    return f"{seconds} s" if seconds < 90 else f"{math.ceil(seconds / 60)} min"
+
+
 def connection_sync_now(*, store: Store, requested_by: str) -> str:
-    """Queue a manual sync. Returns a refusal message, or "" when queued."""
+    """Queue a manual sync. Returns a refusal message, or "" when queued.
+
+    At most one manual run a minute per store (throttle.SYNC_NOW_STORE), counted before anything else
+    costs a call; a paused connection asks Ortto first (pauses.paused_connection_probe)."""
     connection = live_connection_get(store=store)
     if connection is None:
         return "Connect an Ortto account first."
     if connection.state == Connection.State.NEEDS_RECONNECT:
         return "Ortto no longer accepts this connection's API key. Reconnect first."
-    if connection.state == Connection.State.PAUSED:
-        return "Ortto is refusing access to this account for now; syncing resumes by itself when it accepts again."
+    active = active_run_get(store=store)
+    if active is not None:
+        return sync_run_active_answer(run=active)
+    wait = sync_now_attempt(store_hash=store.store_hash)
+    if wait:
+        return f"A sync was requested less than a minute ago. Sync now is available again in {_wait_words(wait)}."
+    refused = paused_connection_probe(connection=connection)
+    if refused:
+        return refused
     run, created = sync_run_request(store=store, kind=SyncRun.Kind.MANUAL, requested_by=requested_by)
     return "" if created else sync_run_active_answer(run=run)
 
 
 def connection_tracking_set(*, store: Store, enabled: bool, by: str) -> str:
-    """Install or remove the storefront tracking script. Returns a refusal message, or "" when done."""
+    """Install or remove the storefront tracking script. Returns a refusal message, or "" when done.
+
+    A few toggles per store in five minutes (throttle.TRACKING_STORE): each costs Scripts API calls."""
     connection = live_connection_get(store=store)
     if connection is None:
         return "Connect an Ortto account before enabling tracking."
+    wait = tracking_attempt(store_hash=store.store_hash)
+    if wait:
+        return (f"Tracking was switched on and off too often; nothing was changed. Try again in "
+                f"{_wait_words(wait)}.")
     if enabled:
         return tracking_enable(connection=connection, by=by)
     return tracking_disable(connection=connection, by=by)

@@ -241,6 +241,8 @@ class Counters:
     summarized: int = 0
     # Records deliberately not sent (carts: no email, or gone before they were read; sync/carts.py).
     skipped: int = 0
+    # Incomplete orders (abandoned checkouts, status 0): read, never placed, so never sent.
+    incomplete: int = 0
 
     def as_dict(self):
         counts = dict(fetched=self.fetched, created=self.created, updated=self.updated,
@@ -249,6 +251,8 @@ class Counters:
             counts["summarized"] = self.summarized
         if self.skipped:
             counts["skipped"] = self.skipped
+        if self.incomplete:
+            counts["incomplete"] = self.incomplete
         return counts
 
 
@@ -719,7 +723,7 @@ def orders_process(ctx: SyncContext, orders: list[dict], *, carry: bool = False,
     work.counters.fetched = len(orders)
     connection = ctx.connection
     placed = [o for o in orders if mapping.order_is_placed(o)]
-    work.counters.unchanged += len(orders) - len(placed)
+    work.counters.incomplete += len(orders) - len(placed)
     sent_ids = set(OrderLedger.objects.filter(connection=connection, order_id__in=[o["id"] for o in placed])
                    .values_list("order_id", flat=True))
     todo = [o for o in placed if o["id"] not in sent_ids]

@@ -187,7 +187,7 @@ class SyncRun(models.Model):
         return self.status in self.ACTIVE_STATUSES
 
     RESOURCE_ORDER = ("subscribers", "customers", "orders", "organizations")
-    COUNTER_ORDER = ("fetched", "created", "updated", "unchanged", "failed", "summarized")
+    COUNTER_ORDER = ("fetched", "created", "updated", "unchanged", "failed", "summarized", "skipped", "incomplete")
 
     @property
     def counter_rows(self) -> list[tuple[str, dict]]:

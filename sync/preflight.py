@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from . import activities, mapping, organizations
+from .accounts import ortto_key_region_find
 from .models import OrttoAccount
 from .ortto import (
     MAX_CUSTOM_FIELDS,
@@ -57,7 +58,7 @@ def ortto_account_check(*, account: OrttoAccount, apply: bool = False, client_fo
         return _verdict(report, False, f"Ortto refused access to the account ({exc.status}): it may have expired, "
                                        "been suspended or reached a plan limit. The key itself is fine.")
     except OrttoAuthError as exc:
-        elsewhere = _region_of_key(account, client_for)
+        elsewhere = ortto_key_region_find(except_region=account.region, client_for=client_for)
         if elsewhere:
             return _verdict(report, False, f"the key is rejected in region {account.region} ({exc.status}) but "
                                            f"accepted in region {elsewhere}: fix the account's region.")
@@ -110,20 +111,6 @@ def ortto_account_check(*, account: OrttoAccount, apply: bool = False, client_fo
     except OrttoError as exc:
         return _verdict(report, False, f"Ortto refused to create the schema: {exc}")
     return _verdict(report, True, "fields, activity definitions and organization fields are in place.")
-
-
-def _region_of_key(account: OrttoAccount, client_for) -> str | None:
-    """The other region whose host accepts the key, if any (at most two more requests, both of which
-    may be bad-credential answers: well under Ortto's ban of 15 in 15 s)."""
-    for region in OrttoAccount.Region.values:
-        if region == account.region:
-            continue
-        try:
-            client_for(region).verify()
-        except OrttoError:
-            continue
-        return region
-    return None
 
 
 def _verdict(report: PreflightReport, ready: bool, text: str) -> PreflightReport:

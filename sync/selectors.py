@@ -2,10 +2,12 @@
 sync history for the Store page."""
 
 from django.conf import settings
+from django.db.models import Prefetch
 
 from stores.models import Store
 
 from .models import Connection, OrttoAccount, SyncEvent, SyncRun
+from .throttle import sync_now_open_at
 
 
 def live_connection_get(*, store: Store) -> Connection | None:
@@ -18,13 +20,80 @@ def live_connection_get(*, store: Store) -> Connection | None:
     )
 
 
+def active_run_get(*, store: Store) -> SyncRun | None:
+    """The store's queued or running run, if any (at most one: `one_active_run_per_store`)."""
+    return SyncRun.objects.filter(store=store, status__in=SyncRun.ACTIVE_STATUSES).first()
+
+
+def active_import_get(*, store: Store) -> SyncRun | None:
+    """The store's queued or running import (initial or full): the one whose merge strategy stays put
+    until it finishes. Short runs (webhook, incremental, manual) end in moments; the next run uses a
+    new strategy."""
+    run = active_run_get(store=store)
+    return run if run is not None and run.kind in (SyncRun.Kind.INITIAL, SyncRun.Kind.FULL) else None
+
+
 def ortto_accounts_for_user(*, user):
     """The Ortto accounts this person may connect a store to."""
     return OrttoAccount.objects.filter(members=user).order_by("business_name")
 
 
+def ortto_accounts_with_other_stores(*, accounts, store: Store):
+    """The Accounts page's list: each account with `elsewhere`, the live connections of other stores to
+    it (so a store owner sees that an account already receives another store's data)."""
+    others = (Connection.objects.exclude(state=Connection.State.DISCONNECTED).exclude(store=store)
+              .select_related("store").order_by("store__name"))
+    return accounts.prefetch_related(Prefetch("connections", queryset=others, to_attr="elsewhere"))
+
+
 def _label(moment) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else ""
+
+
+# What each counter means to a store owner, per kind of record (sync/engine.py counts them): the
+# words the app page puts after each number. Every record read lands in exactly one of them, so a
+# line adds up to the number read; on an initial import the subscribers a customer took along (one
+# person in Ortto, written once with their customer record) are the rest of the subscribers' line.
+RECORD_NOUNS = {
+    "subscribers": ("subscriber", "subscribers"),
+    "customers": ("customer", "customers"),
+    "orders": ("order", "orders"),
+    "organizations": ("company", "companies"),
+    "carts": ("abandoned cart", "abandoned carts"),
+}
+COUNTER_WORDS = {
+    "subscribers": [("created", "added to Ortto"), ("merged", "merged with their customer record"),
+                    ("updated", "updated in Ortto"), ("unchanged", "already up to date"),
+                    ("failed", "not sent (see the errors)")],
+    "customers": [("created", "added to Ortto"), ("updated", "updated in Ortto"),
+                  ("unchanged", "already up to date"), ("failed", "not sent (see the errors)")],
+    "orders": [("created", "sent as Placed order activities"),
+               ("summarized", "counted in their buyer's totals only"),
+               ("incomplete", "incomplete checkouts (never placed, not sent)"),
+               ("unchanged", "already in Ortto"), ("failed", "not sent (see the errors)")],
+    "organizations": [("created", "added to Ortto as organizations"), ("updated", "updated in Ortto"),
+                      ("unchanged", "already up to date"), ("failed", "not sent (see the errors)")],
+}
+DEFAULT_WORDS = [("created", "sent to Ortto"), ("updated", "updated in Ortto"), ("unchanged", "already up to date"),
+                 ("skipped", "not sent (nothing to send)"), ("failed", "not sent (see the errors)")]
+
+
+def counter_lines(run: SyncRun) -> list[dict]:
+    """The run's counters as sentences that add up: "1,341 subscribers: 563 added to Ortto, 778 merged
+    with their customer record". Each line has `total`, `parts` [(count, words)] and `text`."""
+    lines = []
+    for resource, counts in run.counter_rows:
+        words = COUNTER_WORDS.get(resource, DEFAULT_WORDS)
+        counts = dict(counts)
+        if resource == "subscribers":
+            counts["merged"] = max(0, counts["fetched"] - sum(counts[k] for k, _ in words if k != "merged"))
+        total = counts["fetched"]
+        parts = [(counts[key], text) for key, text in words if counts.get(key)]
+        singular, plural = RECORD_NOUNS.get(resource, (resource, resource))
+        noun = singular if total == 1 else plural
+        text = f"{total:,} {noun}" + (": " + ", ".join(f"{n:,} {t}" for n, t in parts) if parts else "")
+        lines.append({"resource": resource, "total": total, "parts": parts, "text": text})
+    return lines
 
 
 def _run_summary(run: SyncRun | None) -> dict | None:
@@ -45,6 +114,7 @@ def _run_summary(run: SyncRun | None) -> dict | None:
         "people_synced": run.people_synced,
         "percent": run.progress_percent,
         "counters": [{"resource": resource, **counts} for resource, counts in run.counter_rows],
+        "counter_lines": counter_lines(run),
         "error_summary": run.error_summary,
     }
 
@@ -61,7 +131,13 @@ def app_state(*, store: Store) -> dict:
         "connection": None,
         "active_run": _run_summary(active),
         "last_run": _run_summary(last),
+        # When Sync now opens again after the last manual request (None: it is open). A moment, not a
+        # countdown, so the panel's version changes only when the button does.
+        "sync_now_available_at": None,
     }
+    open_at = sync_now_open_at(store_hash=store.store_hash)
+    if open_at is not None:
+        state["sync_now_available_at"] = open_at.isoformat()
     if connection is not None:
         account = connection.account
         state["connection"] = {

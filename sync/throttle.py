@@ -17,8 +17,9 @@ user_login_failed signal, which lets parallel guesses past the limit; see docs/d
 """
 
 import hashlib
+import math
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -50,6 +51,11 @@ SIGNUP_IP = Rule("signup-ip", limit=10, window_seconds=60 * 60)
 INSTALL_IP = Rule("install-ip", limit=10, window_seconds=10 * 60)
 ACCOUNT_ADD_USER = Rule("account-add-user", limit=10, window_seconds=60 * 60)
 ACCOUNT_ADD_IP = Rule("account-add-ip", limit=30, window_seconds=60 * 60)
+# Per store, for the app page's buttons: every manual run reads the store's BigCommerce quota (shared
+# with the store's other apps), every tracking toggle costs Scripts API calls. Whoever clicks, and
+# however many tabs or scripts post at once, the store gets one manual run a minute and a few toggles.
+SYNC_NOW_STORE = Rule("sync-now-store", limit=1, window_seconds=60)
+TRACKING_STORE = Rule("tracking-store", limit=4, window_seconds=5 * 60)
 
 LOCKED_MESSAGE = "Too many attempts. Wait {wait} and try again."
 
@@ -94,6 +100,19 @@ def throttle_hit(*, rule: Rule, subject: str) -> int:
 def throttle_allows(*, rule: Rule, subject: str) -> bool:
     """Count the attempt, then say whether it is within the limit."""
     return throttle_hit(rule=rule, subject=subject) <= rule.limit
+
+
+def throttle_open_at(*, rule: Rule, subject: str) -> datetime | None:
+    """When `subject` may try again under `rule` (None: it may now). Reads only; counts nothing."""
+    return ThrottleCounter.objects.filter(
+        key=_key(rule, subject), window_ends_at__gt=timezone.now(), count__gte=rule.limit,
+    ).values_list("window_ends_at", flat=True).first()
+
+
+def throttle_wait_seconds(*, rule: Rule, subject: str) -> int:
+    """Seconds until `subject` may try again under `rule` (0: it may now)."""
+    open_at = throttle_open_at(rule=rule, subject=subject)
+    return max(1, math.ceil((open_at - timezone.now()).total_seconds())) if open_at else 0
 
 
 def throttle_forget(*, rule: Rule, subject: str) -> None:
@@ -150,6 +169,24 @@ def account_add_attempt(*, user_id: int, ip: str) -> bool:
     user_ok = throttle_allows(rule=ACCOUNT_ADD_USER, subject=str(user_id))
     ip_ok = throttle_allows(rule=ACCOUNT_ADD_IP, subject=ip)
     return user_ok and ip_ok
+
+
+def sync_now_attempt(*, store_hash: str) -> int:
+    """Count one manual run for the store; 0 when allowed, else the seconds until Sync now is open again."""
+    if throttle_allows(rule=SYNC_NOW_STORE, subject=store_hash):
+        return 0
+    return throttle_wait_seconds(rule=SYNC_NOW_STORE, subject=store_hash) or 1
+
+
+def sync_now_open_at(*, store_hash: str) -> datetime | None:
+    return throttle_open_at(rule=SYNC_NOW_STORE, subject=store_hash)
+
+
+def tracking_attempt(*, store_hash: str) -> int:
+    """Count one tracking toggle for the store; 0 when allowed, else the seconds until it may toggle again."""
+    if throttle_allows(rule=TRACKING_STORE, subject=store_hash):
+        return 0
+    return throttle_wait_seconds(rule=TRACKING_STORE, subject=store_hash) or 1
 
 
 def single_use(*, purpose: str, token: str, ttl_seconds: int) -> bool:

@@ -250,6 +250,7 @@ def accounts(request):
     if not connection_manager_may(store=store, bc_user_id=request.session[SESSION_KEY]["bc_user_id"]):
         return _not_allowed(request, store)
     available = selectors.ortto_accounts_for_user(user=request.user)
+    available = selectors.ortto_accounts_with_other_stores(accounts=available, store=store)
     if request.method == "POST":
         account_id = request.POST.get("account", "")
         numeric = account_id.isascii() and account_id.isdigit() and len(account_id) < 19  # "²" is a digit too
@@ -282,6 +283,9 @@ def account_add(request):
         if outcome.account:
             return redirect("connect:accounts")
         error = outcome.error
+        if outcome.accepted_region:
+            # The key is right, only the region was wrong: keep it in the field for the second try.
+            form.fields["api_key"].widget.render_value = True
     return _flow_page(request, "sync/account_add.html", {"form": form, "error": error}, status=400 if error else 200)
 
 
@@ -297,10 +301,17 @@ def merge(request):
     if account is None:
         return redirect("connect:accounts")
     current = selectors.live_connection_get(store=store)
-    initial = {"merge_strategy": current.merge_strategy} if current and current.account_id == account.pk else None
+    same_account = current is not None and current.account_id == account.pk
+    initial = {"merge_strategy": current.merge_strategy} if same_account else None
+    # The import running into this account keeps the strategy it started with (connection_connect).
+    running = selectors.active_import_get(store=store) if same_account else None
     form = MergeForm(request.POST or None, initial=initial)
     error = ""
-    if request.method == "POST" and form.is_valid():
+    switching = current is not None and not same_account
+    if request.method == "POST" and form.is_valid() and switching and request.POST.get("confirm_switch") != "1":
+        # Another account: the old connection ends and a full import starts. Only on an explicit yes.
+        error = f"Confirm that {store} should switch to {account.business_name} and run a full import into it."
+    elif request.method == "POST" and form.is_valid():
         outcome = connections.connection_connect(
             store=store, account=account, merge_strategy=form.cleaned_data["merge_strategy"], user=request.user,
             bc_user_id=request.session[SESSION_KEY]["bc_user_id"],
@@ -309,7 +320,9 @@ def merge(request):
             return redirect("connect:syncing", run_id=outcome.run.pk)
         error = outcome.reason
     return _flow_page(
-        request, "sync/merge.html", {"form": form, "account": account, "error": error, "current": current},
+        request, "sync/merge.html",
+        {"form": form, "account": account, "error": error, "current": current, "running": running,
+         "switching": switching},
         status=400 if error else 200,
     )
 

@@ -58,6 +58,16 @@
   function widths() {
     root.querySelectorAll("[data-percent]").forEach(function (el) { el.style.width = el.dataset.percent + "%"; });
   }
+  // "Sync now (available in 40 s)": the server names the moment; the page counts down to it, and the
+  // poller swaps in the enabled button once the server says it is open.
+  function countdown() {
+    root.querySelectorAll("[data-available-at]").forEach(function (button) {
+      const left = Math.max(0, Math.ceil((Date.parse(button.dataset.availableAt) - Date.now()) / 1000));
+      const el = button.querySelector("[data-countdown]");
+      if (el) el.textContent = String(left);
+    });
+  }
+  setInterval(countdown, 1000);
   widths();
   last = root.querySelector("#panel-body") ? root.querySelector("#panel-body").dataset.version : "";
   setInterval(function () { if (!document.hidden) refresh(); }, 2000);

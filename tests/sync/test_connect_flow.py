@@ -87,7 +87,7 @@ def test_reconnect_to_another_account_keeps_history_and_queues_a_full_import(mak
     start(client, store)
     signin(client)
     client.post("/connect/accounts/", {"account": other.pk})
-    client.post("/connect/merge/", {"merge_strategy": 3})
+    client.post("/connect/merge/", {"merge_strategy": 3, "confirm_switch": "1"})
     old.refresh_from_db()
     assert old.state == "disconnected" and old.disconnected_at
     live = Connection.objects.exclude(state="disconnected").get(store=store)

@@ -71,7 +71,9 @@ def test_initial_sync_sends_exactly_the_calls_the_rules_allow(env):
     run.refresh_from_db()
     assert run.totals == {"subscribers": 2, "customers": 2, "orders": 4}
     assert run.processed == run.total == 8 and run.progress_percent == 100
-    assert run.counters["orders"] == {"fetched": 4, "created": 3, "updated": 0, "unchanged": 1, "failed": 0}
+    # The incomplete order (an abandoned checkout) is counted as such, not as "unchanged".
+    assert run.counters["orders"] == {"fetched": 4, "created": 3, "updated": 0, "unchanged": 0, "failed": 0,
+                                      "incomplete": 1}
     assert run.counters["subscribers"] == {"fetched": 2, "created": 1, "updated": 0, "unchanged": 0, "failed": 0}
     assert run.counters["customers"]["created"] == 1  # ann, with her subscriber record; cat existed
     assert not run.staged_subscribers.exists()
@@ -85,7 +87,8 @@ def test_rerun_with_nothing_changed_makes_no_ortto_call(env):
     full = run_once(env.store, kind=SyncRun.Kind.FULL)
     assert incremental.status == full.status == SyncRun.Status.SUCCEEDED
     assert len(env.ortto.calls) == calls and len(env.ortto.activities) == activities
-    assert full.counters["customers"]["unchanged"] == 2 and full.counters["orders"]["unchanged"] == 4
+    assert full.counters["customers"]["unchanged"] == 2 and full.counters["orders"]["unchanged"] == 3
+    assert full.counters["orders"]["incomplete"] == 1
 
 
 def test_incremental_run_reads_from_the_cursor_with_overlap_and_applies_a_new_opt_out(env):

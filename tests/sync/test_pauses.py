@@ -4,7 +4,7 @@ import pytest
 
 from sync.models import Connection
 from sync.ortto import OrttoAccountBlocked, OrttoAuthError, OrttoUnavailable
-from sync.pauses import account_pause, paused_accounts_probe
+from sync.pauses import account_pause, paused_accounts_probe, paused_connection_probe
 
 pytestmark = pytest.mark.django_db
 
@@ -58,4 +58,17 @@ def test_the_app_page_says_paused_without_asking_to_reconnect(paused):
     html = render_to_string("sync/_panel.html", {"state": app_state(store=paused[0].store), "connect_url": "/c"})
     assert "Syncing is paused by Ortto." in html and "account expired" in html
     assert "Ortto stopped accepting this connection" not in html
-    assert 'data-action="sync-now" disabled' in html
+    # Sync now stays open: it asks Ortto first (sync.pauses.paused_connection_probe).
+    assert "Sync now asks Ortto first" in html
+
+
+def test_the_sweep_and_an_explicit_sync_share_one_probe(paused):
+    connection = Connection.objects.select_related("account").get(pk=paused[0].pk)
+    probe = Probe(OrttoAccountBlocked("x", status=403))
+    answer = paused_connection_probe(connection=connection, client_for=probe)
+    assert probe.calls == 1 and "still refuses access" in answer and "next automatic check is at about" in answer
+    assert Connection.objects.get(pk=paused[0].pk).state == Connection.State.PAUSED
+    probe = Probe()
+    assert paused_connection_probe(connection=connection, client_for=probe) == ""
+    assert probe.calls == 1
+    assert {c.state for c in Connection.objects.filter(pk__in=[c.pk for c in paused])} == {Connection.State.ACTIVE}

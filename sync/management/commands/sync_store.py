@@ -3,7 +3,9 @@ from tqdm import tqdm
 
 from stores.models import Store
 from sync.models import SyncRun
+from sync.pauses import paused_connection_probe
 from sync.runs import RunNotPossible, sync_run_execute, sync_run_request
+from sync.selectors import live_connection_get
 
 
 class Command(BaseCommand):
@@ -18,6 +20,11 @@ class Command(BaseCommand):
         if store is None:
             raise CommandError(f"No store with hash {store_hash!r}.")
         kind = SyncRun.Kind.FULL if full else SyncRun.Kind.MANUAL
+        connection = live_connection_get(store=store)
+        # A paused connection: ask Ortto now rather than fail on the pause the sweep would lift later.
+        refused = paused_connection_probe(connection=connection) if connection is not None else ""
+        if refused:
+            raise CommandError(refused)
         try:
             run, created = sync_run_request(store=store, kind=kind, requested_by="manage.py sync_store",
                                            enqueue_run=False)
