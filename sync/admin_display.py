@@ -39,6 +39,8 @@ COUNTER_HEADINGS = {
     "failed": ("Failed", "Refused by Ortto or not sent"),
     "summarized": ("Totals only", "Orders counted in the buyer's totals without a Placed order activity: "
                                   "Ortto keeps at most 50 of one activity per person a day"),
+    "skipped": ("Skipped", "Nothing to send (e.g. an anonymous or vanished cart)"),
+    "incomplete": ("Incomplete", "Checkouts never placed (status 0): not orders, not sent"),
 }
 
 

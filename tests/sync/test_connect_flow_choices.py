@@ -22,8 +22,9 @@ def signed_in(client, make_store, make_user):
     store = make_store()
     user = make_user()
     token = connect_token(StoreContext(store_hash=store.store_hash, bc_user_id=1001))
-    client.get("/connect/", {"token": token})
-    assert client.post("/connect/signin/", {"email": "owner@example.com", "password": "a-good-password"}).status_code == 302
+    client.get("/connect/", {"token": token})  # the link leads to the sign-in, whose POST binds the flow
+    assert client.post("/connect/signin/", {"email": "owner@example.com", "password": "a-good-password",
+                                            "token": token}).status_code == 302
     return store, user
 
 
