@@ -40,8 +40,9 @@ def app_call(base: str, page: requests.Response, path: str, data: dict | None = 
 
 
 def connect_through_the_flow(person, link: str, *, email: str, account_pk: int, strategy: int,
-                             signed_in: bool = False) -> requests.Response:
-    """Accounts → Merge → Next, after following the link (sign-in, or Continue when signed in already)."""
+                             signed_in: bool = False, switching: bool = False) -> requests.Response:
+    """Accounts → Merge → Next, after following the link (sign-in, or Continue when signed in already);
+    `switching` ticks the box that confirms a full import into another account."""
     if signed_in:
         person.get(link.removeprefix(person.base_url))
         token = link.split("token=", 1)[1]
@@ -51,7 +52,7 @@ def connect_through_the_flow(person, link: str, *, email: str, account_pk: int, 
     person.get("/connect/accounts/")
     assert person.post("/connect/accounts/", {"account": account_pk}).status_code == 302
     person.get("/connect/merge/")
-    return person.post("/connect/merge/", {"merge_strategy": strategy})
+    return person.post("/connect/merge/", {"merge_strategy": strategy, **({"confirm_switch": "1"} if switching else {})})
 
 
 def test_a_store_user_the_owner_has_not_allowed_cannot_connect_reconnect_or_disconnect(
@@ -140,7 +141,7 @@ def test_a_store_user_the_owner_allowed_can_and_the_owner_is_told_of_each_change
     # Reconnect to another account (a new link, the browser signed in already: Continue).
     staff_page = load_page(sandbox_live, signed_payload_jwt(store=sandbox_store, user=staff))
     assert connect_through_the_flow(person, connect_link(staff_page), email="staff@example.com",
-                                    account_pk=eu.pk, strategy=2, signed_in=True).status_code == 302
+                                    account_pk=eu.pk, strategy=2, signed_in=True, switching=True).status_code == 302
     assert len(mailoutbox) == 2 and "Ortto account: Acme Outdoor (EU)" in mailoutbox[1].body
     assert Connection.objects.get(store__store_hash="sec1", state="active").account == eu
     # Disconnect.
