@@ -30,7 +30,7 @@ from stores.models import WebhookEvent
 from . import activities, engine, mapping
 from .models import CartLedger, PersonLedger, SyncEvent
 from .rules import NO_SIGNAL
-from .schema import schema_journey_id
+from .schema import schema_journey_target
 
 ABANDONED = "store/cart/abandoned"
 CONVERTED = "store/cart/converted"
@@ -97,7 +97,7 @@ def carts_process(ctx: engine.SyncContext, events: list[CartEvent]) -> engine.Pa
             row.currency = activities.cart_currency(cart)[:3]
             sends.append((row, activities.abandoned_cart_activity(
                 cart=cart, email=email, store_hash=ctx.store.store_hash, store_name=ctx.store.name,
-                activity_id=schema_journey_id(ctx.connection, activities.ABANDONED_CART),
+                **schema_journey_target(ctx.connection, activities.ABANDONED_CART),
                 recovery_url=recovery_url(store=ctx.store, token=event.token, cart_id=event.cart_id)), "abandoned"))
         elif event.scope == CONVERTED:
             row = known.get(event.cart_id) or new_rows.get(event.cart_id)
@@ -108,7 +108,7 @@ def carts_process(ctx: engine.SyncContext, events: list[CartEvent]) -> engine.Pa
             sends.append((row, activities.cart_recovered_activity(
                 cart_id=row.cart_id, order_id=event.order_id or "", email=row.email,
                 store_hash=ctx.store.store_hash, store_name=ctx.store.name,
-                activity_id=schema_journey_id(ctx.connection, activities.CART_RECOVERED),
+                **schema_journey_target(ctx.connection, activities.CART_RECOVERED),
                 value=Decimal(row.value) if row.value is not None else None, currency=row.currency), "recovered"))
 
     ok_emails = _people_ensure(ctx, [row.email for row, _, _ in sends], work)

@@ -28,7 +28,7 @@ from django.utils import timezone
 from . import activities, engine, mapping
 from .activities import CANCELLED_STATUS, FULFILLED_STATUSES, REFUNDED_STATUS
 from .models import OrderLedger, PersonLedger, SyncEvent, SyncRun
-from .schema import schema_journey_id
+from .schema import schema_journey_id, schema_journey_target
 
 FULL_KINDS = (SyncRun.Kind.INITIAL, SyncRun.Kind.FULL)
 # A ledger row the bridge wrote before the order's status was sent: any later status is news.
@@ -145,7 +145,7 @@ def journey_apply(ctx: engine.SyncContext, orders: list[dict], known: dict[int, 
         if not row.summarized:
             item.products = activities.ordered_product_activities(
                 order=order, email=row.email, store_hash=store_hash, store_name=store_name,
-                activity_id=schema_journey_id(ctx.connection, activities.ORDERED_PRODUCT))
+                **schema_journey_target(ctx.connection, activities.ORDERED_PRODUCT))
         pending.append(item)
     for order_id, row in known.items():
         order = by_id.get(order_id)
@@ -282,12 +282,12 @@ def _status_activity(ctx: engine.SyncContext, item: _Pending, event: str) -> dic
                   store_name=ctx.store.name)
     if event == "fulfilled":
         return activities.fulfilled_activity(
-            **common, activity_id=schema_journey_id(ctx.connection, activities.FULFILLED_ORDER))
+            **common, **schema_journey_target(ctx.connection, activities.FULFILLED_ORDER))
     if event == "cancelled":
         return activities.cancelled_activity(
-            **common, activity_id=schema_journey_id(ctx.connection, activities.CANCELLED_ORDER))
+            **common, **schema_journey_target(ctx.connection, activities.CANCELLED_ORDER))
     return activities.refunded_activity(
-        **common, activity_id=schema_journey_id(ctx.connection, activities.REFUNDED_ORDER),
+        **common, **schema_journey_target(ctx.connection, activities.REFUNDED_ORDER),
         amount=item.change.refund_amount, refunded_total=item.change.refunded)
 
 

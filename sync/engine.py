@@ -47,6 +47,10 @@ DEFAULT_ORTTO_CONCURRENCY = 4  # Ortto calls of one planning round in flight at 
 # (activities, which are not merges) — docs/ortto-contract.md, "Concurrency".
 DEFAULT_ORTTO_MERGE_CONCURRENCY = 2
 OK_PERSON_STATUSES = {"created", "merged", "updated"}
+# What a merge under Ignore (3) answers for a person who exists is not in Ortto's public record: "merged" as
+# under the other strategies, or "ignored", "unchanged", or only the person id without a status. Each means
+# "exists" (docs/ortto-contract.md); none is a refusal, and none is "created".
+EXISTING_PERSON_STATUSES = {"merged", "updated", "ignored", "unchanged"}
 OK_ACTIVITY_STATUSES = {"ingested", "queued", "created", "merged", "updated"}
 
 
@@ -169,7 +173,7 @@ def plan_overwrite_existing(call: MergeCall, results: list[dict], fields_by_emai
     rows = [
         (email, _without_permission(fields_by_email[email]))
         for email, result in zip(call.emails, results)
-        if result.get("status") == "merged"
+        if person_exists(result)
     ]
     return _calls("overwrite", MergeStrategy.OVERWRITE, rows)
 
@@ -307,9 +311,22 @@ def _event(ctx: SyncContext, *, resource, message, email="", bc_id=None, level=S
                      message=str(message)[:2000], level=level)
 
 
-def _person_error(result: dict) -> str | None:
+def person_accepted(result: dict) -> bool:
+    """Whether a merge's answer for one person says Ortto has them (created, or existing in any wording)."""
+    if result.get("error"):
+        return False
     status = result.get("status")
-    if result.get("error") or status not in OK_PERSON_STATUSES:
+    return status in OK_PERSON_STATUSES or status in EXISTING_PERSON_STATUSES or (not status and bool(result.get("person_id")))
+
+
+def person_exists(result: dict) -> bool:
+    """An accepted answer for a person Ortto already had (not created by this merge)."""
+    return person_accepted(result) and result.get("status") != "created"
+
+
+def _person_error(result: dict) -> str | None:
+    if not person_accepted(result):
+        status = result.get("status")
         return f"Ortto refused the person ({status or 'error'}): {result.get('error') or 'no detail'}"
     return None
 
@@ -339,7 +356,7 @@ def _merge_resolving(ctx: SyncContext, call: MergeCall) -> list[dict]:
 
 def _resend_without_phone(ctx: SyncContext, call: MergeCall, results: list[dict]) -> list[dict]:
     refused = [i for i, (person, result) in enumerate(zip(call.people, results))
-               if PHONE_FIELD in person.get("fields", {}) and result.get("status") not in OK_PERSON_STATUSES
+               if PHONE_FIELD in person.get("fields", {}) and not person_accepted(result)
                and PHONE_FIELD in str(result.get("error") or "")]
     if not refused:
         return results
@@ -350,7 +367,7 @@ def _resend_without_phone(ctx: SyncContext, call: MergeCall, results: list[dict]
                       [call.emails[i] for i in refused])
     results = list(results)
     for index, result in zip(refused, _merge_resolving(ctx, retry)):
-        if result.get("status") in OK_PERSON_STATUSES:
+        if person_accepted(result):
             result = {**result, "warning": f"phone refused by Ortto, sent without it: {results[index].get('error')}"}
         results[index] = result
     return results

@@ -32,6 +32,10 @@ class OrttoAccount(models.Model):
     tracking_key = models.CharField(max_length=255, blank=True)
     account_url = models.URLField(blank=True, help_text="Opens the account in Ortto.")
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="ortto_accounts", blank=True)
+    # The attribute ids Ortto answered when the bridge created the journey's activity definitions here
+    # ({spec key: {attribute name: field id}}): Ortto cannot list definitions, and a create that meets an
+    # existing one answers no ids, so this is the only record once the connection that created them is gone.
+    activity_attributes = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -380,6 +384,10 @@ class OrganizationMember(models.Model):
                                      related_name="members")
     linked_organization = models.ForeignKey(OrganizationLedger, null=True, blank=True, on_delete=models.SET_NULL,
                                             related_name="linked_members")
+    # Where the company came from: "customer" (the customer's own company field), "address" (the fallback:
+    # an address's company) or "order" (a guest order's billing company). Once the customer's own field
+    # has named the company, a blank field means the company was cleared: the address does not stand in.
+    source = models.CharField(max_length=8, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["connection", "email"], name="organization_member_unique")]

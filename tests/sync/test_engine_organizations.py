@@ -121,7 +121,47 @@ def test_renamed_moved_and_emptied_companies_move_people_in_ortto(b2b_store, san
     assert not any(emptied.email.lower() in people for people in members.values())
     assert members == {key: people for key, people in _expected_members(sandbox_store).items()} | {
         key: set() for key in members if key not in _expected_members(sandbox_store)}
-    assert not OrganizationMember.objects.filter(connection=connection, email=emptied.email.lower()).exists()
+    # Gone, or kept unlinked as the memory of a customer's own cleared company field.
+    cleared = OrganizationMember.objects.filter(connection=connection, email=emptied.email.lower()).first()
+    assert cleared is None or (cleared.organization is None and cleared.linked_organization is None)
+
+
+@pytest.mark.parametrize(("remove_absent", "removed_by_hand"), [("ok", False), ("ok", True), ("refuse", True)])
+def test_a_cleared_company_unlinks_the_customer_though_an_address_still_names_it(b2b_store, sandbox_live,
+                                                                                 remove_absent, removed_by_hand):
+    """BigCommerce keeps the company an address was entered with. A customer whose own company field is
+    cleared leaves the organization in Ortto (one `contacts/remove`), and stays out on later runs; a removal
+    Ortto answers "not a member" (someone unlinked them by hand first) is done, not an error."""
+    sandbox_store, store, connection = b2b_store(f"org8{remove_absent[0]}{int(removed_by_hand)}", b2b_share=0,
+                                                 orders=0)
+    buyer, colleague = Customer.objects.filter(store=sandbox_store).order_by("bc_id")[:2]
+    for customer in (buyer, colleague):
+        addresses = [{**address, "company": "Summit Ltd"} for address in customer.addresses]
+        Customer.objects.filter(pk=customer.pk).update(company="Summit Ltd", addresses=addresses)
+    assert buyer.addresses, "the seed gives customers an address"
+    assert _run(store).status == SyncRun.Status.SUCCEEDED
+    assert _ortto_members() == {"summit ltd": {buyer.email.lower(), colleague.email.lower()}}
+    instance = Instance.objects.get(api_key=KEY)
+    from sandbox.ortto.services import instance_set_contract
+    instance_set_contract(instance, remove_absent=remove_absent)
+    if removed_by_hand:
+        account = Account.objects.get(name="Summit Ltd")
+        account.people.remove(Person.objects.get(email=buyer.email.lower()))
+
+    Customer.objects.filter(pk=buyer.pk).update(company="", date_modified=timezone.now())
+    run = _run(store, SyncRun.Kind.INCREMENTAL)
+    assert run.status == SyncRun.Status.SUCCEEDED, run.error_summary
+    assert not SyncEvent.objects.filter(run=run, level=SyncEvent.Level.ERROR).exists()
+    assert _ortto_members() == {"summit ltd": {colleague.email.lower()}}
+    assert _calls("accounts/contacts/remove") == (0 if remove_absent == "refuse" else 1)
+    member = OrganizationMember.objects.get(connection=connection, email=buyer.email.lower())
+    assert member.organization is None and member.linked_organization is None
+
+    # Read again (a full run), the address's company does not bring them back.
+    removes = RequestLog.objects.filter(path="accounts/contacts/remove").count()
+    assert _run(store, SyncRun.Kind.FULL).status == SyncRun.Status.SUCCEEDED
+    assert _ortto_members() == {"summit ltd": {colleague.email.lower()}}
+    assert RequestLog.objects.filter(path="accounts/contacts/remove").count() == removes
 
 
 @pytest.mark.parametrize(("strategy", "website", "industry", "counter"), [
