@@ -26,6 +26,7 @@ import hashlib
 import html
 import json
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 
 from django.db import transaction
@@ -479,8 +480,25 @@ def organizations_push(ctx, *, send_all=_one_by_one) -> FlushResult:
             result.events.append(_event(ctx, error))
         else:
             done_removing.update(m.pk for m in group)
-    jobs = [(organizations[org_id], ready) for org_id, group in additions.items()
-            if (ready := [m for m in group if m.linked_organization_id is None or m.pk in done_removing])]
+    # Ortto holds at most MAX_PEOPLE_PER_ACCOUNT people per account: count who is linked after the removals,
+    # and leave the people beyond the cap unlinked (no call Ortto would refuse), with a warning.
+    linked = Counter(m.linked_organization_id for m in members if m.linked_organization_id is not None)
+    for group in removals.values():
+        linked.subtract(m.linked_organization_id for m in group if m.pk in done_removing)
+    jobs = []
+    for org_id, group in additions.items():
+        ready = [m for m in group if m.linked_organization_id is None or m.pk in done_removing]
+        room = max(MAX_PEOPLE_PER_ACCOUNT - linked[org_id], 0)
+        if len(ready) > room:
+            org, left = organizations[org_id], len(ready) - room
+            result.counters["not_linked"] = result.counters.get("not_linked", 0) + left
+            result.events.append(SyncEvent(
+                run=ctx.run, resource="organizations", level=SyncEvent.Level.WARNING, message=(
+                    f"{org.name!r} has {linked[org_id] + room:,} people linked in Ortto, Ortto's limit of "
+                    f"{MAX_PEOPLE_PER_ACCOUNT:,} per organization: {left:,} more not linked.")[:2000]))
+            ready = ready[:room]
+        if ready:
+            jobs.append((organizations[org_id], ready))
     for (org, ready), error in zip(jobs, send_all(
             lambda ctx, job: _link(ctx, job[0], job[1], person_ids, add=True), ctx, jobs)):
         if error:

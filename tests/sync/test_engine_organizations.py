@@ -288,3 +288,32 @@ def test_bad_company_names_change_nothing_else(b2b_store, sandbox_live):
     assert {p.email for p in by_key["acme ltd"].people.all()} == {customers[3].email.lower(),
                                                                  customers[4].email.lower()}
     assert customers[5].email.lower() not in {p.email for a in Account.objects.all() for p in a.people.all()}
+
+
+def test_people_beyond_ortto_s_cap_per_organization_are_counted_not_sent(b2b_store, sandbox_live, monkeypatch):
+    """Ortto holds 3,000 people per organization (here 3, on both sides): the bridge links up to the cap, sends
+    no link Ortto would refuse, says how many wait in a warning, and counts them in the run."""
+    from sandbox.ortto import accounts as emulated
+
+    monkeypatch.setattr(emulated, "MAX_PEOPLE_PER_ACCOUNT", 3)
+    monkeypatch.setattr("sync.organizations.MAX_PEOPLE_PER_ACCOUNT", 3)
+    sandbox_store, store, connection = b2b_store("org9", b2b_share=0, orders=0)
+    staff = list(Customer.objects.filter(store=sandbox_store).order_by("bc_id")[:5])
+    Customer.objects.filter(pk__in=[c.pk for c in staff]).update(company="Big Corp")
+    run = _run(store)
+    assert run.status == SyncRun.Status.SUCCEEDED, run.error_summary
+    assert not SyncEvent.objects.filter(run=run, level=SyncEvent.Level.ERROR).exists()
+    assert len(_ortto_members()["big corp"]) == 3
+    assert not RequestLog.objects.filter(path="accounts/contacts/add").exclude(status=200).exists()
+    warning = SyncEvent.objects.get(run=run, level=SyncEvent.Level.WARNING, resource="organizations")
+    assert "'Big Corp' has 3 people linked in Ortto" in warning.message and "2 more not linked" in warning.message
+    assert run.counters["organizations"]["not_linked"] == 2
+    big = OrganizationLedger.objects.get(connection=connection, key="big corp")
+    assert big.linked_members.count() == 3 and big.members.count() == 5
+
+    # One of them leaves the company: a place frees up and one who waited is linked.
+    Customer.objects.filter(pk=staff[0].pk).update(company="", addresses=[], date_modified=timezone.now())
+    again = _run(store, SyncRun.Kind.INCREMENTAL)
+    assert again.status == SyncRun.Status.SUCCEEDED, again.error_summary
+    assert len(_ortto_members()["big corp"]) == 3 and staff[0].email.lower() not in _ortto_members()["big corp"]
+    assert again.counters["organizations"]["not_linked"] == 1
