@@ -294,6 +294,9 @@ class SyncContext:
     # Initial runs write the order aggregates once per buyer after the last order page
     # (runs._aggregates_flush) instead of once per buyer per committed unit.
     defer_aggregates: bool = False
+    # Initial runs record each order's Placed order activity "to send" and send them after the last order
+    # page (commerce.placed_flush), so Ortto's 50 a day per buyer keeps each buyer's newest orders.
+    defer_placed: bool = False
     # resource -> (items, total, resource state): first pages read ahead by runs._prepare.
     first_pages: dict = field(default_factory=dict)
     # Initial runs: subscribers are staged, then written with their customer (one merge per person).
@@ -482,6 +485,13 @@ class DeferredSends:
         """Wait for every call in flight, ignoring their outcome (the run is failing anyway)."""
         pending, self._pending = self._pending, []
         wait([future for future, _, _ in pending])
+
+
+def harvest_into(deferred: DeferredSends, work: PageWork, *, wait: bool = False) -> None:
+    """The deferred calls' outcomes into a unit's work: events, and commits (callables, e.g. the ledger
+    recording what Ortto confirmed) run in the unit's transaction."""
+    for item in deferred.harvest(wait=wait):
+        (work.commits if callable(item) else work.events).append(item)
 
 
 def _known(row: PersonLedger | None) -> KnownPerson | None:
@@ -781,8 +791,8 @@ def orders_process(ctx: SyncContext, orders: list[dict], *, carry: bool = False,
     presence_ensure(ctx, list(dict.fromkeys(email_by_order[o["id"]] for o in todo)), outcomes, ledger, work)
 
     now = timezone.now()
-    allowance = activity_allowance(ctx, set(email_by_order.values()), now=now)
-    activities, sendable, summarized = [], [], []
+    allowance = {} if ctx.defer_placed else activity_allowance(ctx, set(email_by_order.values()), now=now)
+    activities, sendable, summarized, deferred = [], [], [], []
     for order in todo:
         email = email_by_order.get(order["id"])
         if email is None:
@@ -792,12 +802,16 @@ def orders_process(ctx: SyncContext, orders: list[dict], *, carry: bool = False,
             work.events.append(_event(ctx, resource="orders", bc_id=order["id"], email=email,
                                       message="Order not sent: its person could not be created in Ortto."))
             continue
+        activity = mapping.order_activity(order=order, email=email, store_hash=ctx.store.store_hash,
+                                          store_name=ctx.store.name, activity_id=ctx.activity_id)
+        if ctx.defer_placed:
+            deferred.append((order, activity))
+            continue
         if allowance[email] <= 0:
             summarized.append(order)
             continue
         allowance[email] -= 1
-        activities.append(mapping.order_activity(order=order, email=email, store_hash=ctx.store.store_hash,
-                                                 store_name=ctx.store.name, activity_id=ctx.activity_id))
+        activities.append(activity)
         sendable.append(order)
 
     changed_emails = []
@@ -822,6 +836,13 @@ def orders_process(ctx: SyncContext, orders: list[dict], *, carry: bool = False,
             work.counters.created += 1
             work.order_rows.append(OrderLedger(connection=connection, order_id=order["id"], email=email, sent_at=now))
             count_in_totals(order, email)
+    for order, activity in deferred:
+        # Counted in the totals now; which of a buyer's orders get their activity is decided once every
+        # order is read (the newest 50), and the run's counters say so then.
+        email = email_by_order[order["id"]]
+        work.order_rows.append(OrderLedger(connection=connection, order_id=order["id"], email=email, sent_at=now,
+                                           placed_state=OrderLedger.Placed.TO_SEND, placed_activity=activity))
+        count_in_totals(order, email)
     for order in summarized:
         # Beyond Ortto's 50 events per activity per contact per 24 h the activity would be dropped
         # silently: the order counts in the person's totals (order count, total spent, last order)
@@ -835,11 +856,10 @@ def orders_process(ctx: SyncContext, orders: list[dict], *, carry: bool = False,
     for order in summarized:
         summarized_by_email[email_by_order[order["id"]]] = summarized_by_email.get(email_by_order[order["id"]], 0) + 1
     for email, count in summarized_by_email.items():
-        work.events.append(_event(ctx, resource="orders", email=email, level=SyncEvent.Level.INFO, message=(
-            f"{count} order(s) counted in the person's order totals without a Placed order activity: Ortto keeps "
-            f"at most {ACTIVITY_DAILY_LIMIT} of one activity per person per 24 hours.")))
+        work.events.append(summarized_event(ctx, email, count))
 
-    work.organization_members = organizations.guest_order_members(sendable + summarized, work.ledger_rows)
+    work.organization_members = organizations.guest_order_members(
+        sendable + summarized + [order for order, _ in deferred], work.ledger_rows)
     if not ctx.defer_aggregates:
         # Aggregates are bridge-owned fields: overwrite them (strategy 2), once per unit per person, except
         # for new buyers whose creating merge already carried exactly these totals (totals_fold).
@@ -904,12 +924,19 @@ def totals_fold(ctx: SyncContext, todo: list[dict], email_by_order: dict, ledger
 ACTIVITY_DAILY_LIMIT = 50
 
 
+def summarized_event(ctx: SyncContext, email: str, count: int) -> SyncEvent:
+    """The note on a buyer whose orders went into their totals without a Placed order activity."""
+    return _event(ctx, resource="orders", email=email, level=SyncEvent.Level.INFO, message=(
+        f"{count} order(s) counted in the person's order totals without a Placed order activity: Ortto keeps "
+        f"at most {ACTIVITY_DAILY_LIMIT} of one activity per person per 24 hours."))
+
+
 def activity_allowance(ctx: SyncContext, emails: set[str], *, now: datetime) -> dict[str, int]:
     """Per email, how many more Placed order activities Ortto keeps in the 24 h before `now` (counted
     from what this connection sent; the pure rule is ACTIVITY_DAILY_LIMIT minus that)."""
     sent = dict(
         OrderLedger.objects.filter(connection=ctx.connection, email__in=list(emails), summarized=False,
-                                   sent_at__gte=now - timedelta(hours=24))
+                                   placed_state=OrderLedger.Placed.SENT, sent_at__gte=now - timedelta(hours=24))
         .values("email").annotate(n=Count("id")).values_list("email", "n")
     )
     return {email: max(ACTIVITY_DAILY_LIMIT - sent.get(email, 0), 0) for email in emails}

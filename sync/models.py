@@ -299,6 +299,15 @@ class OrderLedger(models.Model):
     # Counted in the buyer's totals without an activity: Ortto keeps at most 50 events per activity
     # per contact per 24 h (docs/ortto-contract.md, "Limits").
     summarized = models.BooleanField(default=False)
+
+    class Placed(models.TextChoices):
+        SENT = "", "Sent (or summarized)"
+        TO_SEND = "to_send", "To send"  # an initial import's: sent after its last order page, newest first
+        REFUSED = "refused", "Refused"  # the next run sends it again (sync/commerce.py, journey_redo)
+
+    # Where its Placed order activity stands, and the activity itself while it is not sent.
+    placed_state = models.CharField(max_length=8, choices=Placed.choices, blank=True, default="")
+    placed_activity = models.JSONField(null=True, blank=True)
     # The order as last seen (sync/commerce.py): a change of status or refunded amount since is what sends
     # Fulfilled / Cancelled / Refunded order, once, whichever of a webhook run or the sweep sees it first.
     # Null status: a row from before status tracking; its first sighting only records the status.
@@ -310,6 +319,18 @@ class OrderLedger(models.Model):
     counted_total = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
     # Ordered product activities sent for it: Ortto keeps at most 50 of one activity per person per 24 h.
     products_sent = models.PositiveSmallIntegerField(default=0)
+
+    class Products(models.TextChoices):
+        NONE = "", "Nothing to send"
+        TO_SEND = "to_send", "To send"  # recorded before the call: not confirmed until Ortto answers
+        SENT = "sent", "Sent"
+        REFUSED = "refused", "Refused"  # the next run sends them again
+        REFUSED_AGAIN = "refused2", "Refused again"  # only "Resync failed records" sends them again
+
+    # Where its Ordered product activities stand: the next run sends again, once, what an earlier run left
+    # "to send" (its call was cut off by a crash) or "refused", with the same keys (sync/commerce.py,
+    # journey_redo); refused a second time, they wait for "Resync failed records".
+    products_state = models.CharField(max_length=8, choices=Products.choices, blank=True, default="")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["connection", "order_id"], name="order_ledger_unique")]
@@ -326,7 +347,8 @@ class CartLedger(models.Model):
         SENT = "sent", "Abandoned cart sent"
         ANONYMOUS = "anonymous", "No email: skipped"
         EXPIRED = "expired", "Gone before it was read"
-        FAILED = "failed", "Not sent"
+        FAILED = "failed", "Not sent"  # the next run sends it again (sync/carts.py, carts_redo)
+        FAILED_AGAIN = "failed2", "Not sent twice"  # only "Resync failed records" sends it again
 
     connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="carts")
     # BigCommerce cart ids are UUIDs (36 characters); the abandoned-cart token is 32 hex characters.
