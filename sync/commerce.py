@@ -311,31 +311,36 @@ def _products_record(ctx: engine.SyncContext, *, sent: set[int], refused: set[in
 PLACED_CHUNK_BUYERS = 200
 
 
-def placed_waiting_emails(ctx: engine.SyncContext, *, after: str, limit: int = PLACED_CHUNK_BUYERS,
-                          earlier_runs: bool = False) -> list[str]:
+def placed_waiting_emails(ctx: engine.SyncContext, *, after: str, earlier_runs: bool = False) -> list[str]:
     """The next buyers (by email, after `after`) whose Placed order activities wait in the ledger."""
     rows = OrderLedger.objects.filter(connection=ctx.connection, email__gt=after,
                                       placed_state__in=(OrderLedger.Placed.TO_SEND, OrderLedger.Placed.REFUSED))
     if earlier_runs:
         rows = rows.filter(sent_at__lt=ctx.run.started_at)
-    return list(rows.order_by("email").values_list("email", flat=True).distinct()[:limit])
+    return list(rows.order_by("email").values_list("email", flat=True).distinct()[:PLACED_CHUNK_BUYERS])
 
 
-def placed_send(ctx: engine.SyncContext, emails: list[str], *, earlier_runs: bool = False) -> engine.PageWork:
+def placed_send(ctx: engine.SyncContext, emails: list[str], *, earlier_runs: bool = False, carried: list[int] = (),
+                last: bool = True) -> tuple[engine.PageWork, list[int]]:
     """Send the waiting Placed order activities of these buyers: per buyer the newest orders (by id) that
     Ortto's 50 a day still allows, in batches of 100; the older ones are summarized (counted in the totals
     already, with the run's note). An initial import records every order "to send" and calls this after its
     last order page, so a buyer with 120 orders keeps the newest 50 as activities, not the oldest. A refused
     activity stays in the ledger with its body ("refused") for the next run (`earlier_runs`: only what
-    earlier runs left)."""
+    earlier runs left).
+
+    Batches stay full: unless this is the `last` step, the chosen activities that would make a part-full
+    batch are not sent; their ledger ids are returned, for the next step to send first (`carried`), so
+    the import costs ceil(activities / 100) calls. Returns (work, ids carried)."""
     work = engine.PageWork()
+    carried_rows = list(OrderLedger.objects.filter(pk__in=list(carried)).order_by("email", "-order_id"))
     rows = OrderLedger.objects.filter(connection=ctx.connection, email__in=emails,
                                       placed_state__in=(OrderLedger.Placed.TO_SEND, OrderLedger.Placed.REFUSED))
     if earlier_runs:
         rows = rows.filter(sent_at__lt=ctx.run.started_at)
-    rows = list(rows.order_by("email", "-order_id"))
-    if not rows:
-        return work
+    rows = list(rows.exclude(pk__in=list(carried)).order_by("email", "-order_id"))
+    if not rows and not carried_rows:
+        return work, []
     now = timezone.now()
     if earlier_runs:  # a later run: the buyer may have been deleted in Ortto since; never re-create them subscribed
         ledger = engine.ledger_load(ctx, emails)
@@ -355,6 +360,9 @@ def placed_send(ctx: engine.SyncContext, emails: list[str], *, earlier_runs: boo
             changed.append(row)
     for email, count in summarized.items():
         work.events.append(engine.summarized_event(ctx, email, count))
+    chosen = carried_rows + chosen
+    tail = [] if last else chosen[len(chosen) - len(chosen) % engine.BATCH_SIZE:]
+    chosen = chosen[:len(chosen) - len(tail)]
     batches = list(engine.chunks(chosen))
     answers = engine.send_all(engine.create_activities_safely, ctx,
                               [[row.placed_activity for row in batch] for batch in batches])
@@ -382,7 +390,7 @@ def placed_send(ctx: engine.SyncContext, emails: list[str], *, earlier_runs: boo
                                      ).update(resolved=True)
 
     work.commits.append(commit)
-    return work
+    return work, [row.pk for row in tail]
 
 
 # Orders whose Ordered product activities a run sends again at most (the rest wait for the next run).

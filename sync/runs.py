@@ -270,7 +270,7 @@ def _resources_sync(ctx: engine.SyncContext, *, log, sliced: bool, started: floa
         works = [commerce.journey_redo(ctx), carts.carts_redo(ctx)]
         emails = commerce.placed_waiting_emails(ctx, after="", earlier_runs=True)
         if emails:
-            works.append(commerce.placed_send(ctx, emails, earlier_runs=True))
+            works.append(commerce.placed_send(ctx, emails, earlier_runs=True)[0])
         work = engine.PageWork()
         for part in works:
             _work_add(work, part)
@@ -336,8 +336,8 @@ def _work_add(work: engine.PageWork, part: engine.PageWork) -> None:
 def _placed_flush(ctx: engine.SyncContext, *, log, sliced: bool, started: float, on_page) -> bool:
     """Initial runs, after the last order page: send the Placed order activities recorded "to send", the
     newest 50 of each buyer (commerce.placed_send), in steps of PLACED_CHUNK_BUYERS buyers by email, each
-    committed with its position (a resumed run goes on from there; a step cut short is sent again with the
-    same keys). True when done."""
+    committed with its position and the chosen activities its part-full last batch leaves for the next step
+    (a resumed run goes on from there; a step cut short is sent again with the same keys). True when done."""
     run = ctx.run
     while not run.checkpoint.get("placed", {}).get("done"):
         stop = _stop_reason(run)
@@ -347,12 +347,13 @@ def _placed_flush(ctx: engine.SyncContext, *, log, sliced: bool, started: float,
         if sliced and time.monotonic() - started > settings.SYNC_TASK_SLICE_SECONDS:
             _yield_slice(run, log=log)
             return False
-        after = run.checkpoint.get("placed", {}).get("after", "")
+        state = run.checkpoint.get("placed", {})
+        after, carried = state.get("after", ""), state.get("carry") or []
         emails = commerce.placed_waiting_emails(ctx, after=after)
-        work = commerce.placed_send(ctx, emails) if emails else engine.PageWork()
+        last = len(emails) < commerce.PLACED_CHUNK_BUYERS
+        work, carry = commerce.placed_send(ctx, emails, carried=carried, last=last)
         checkpoint = copy.deepcopy(run.checkpoint)
-        checkpoint["placed"] = {"after": emails[-1] if emails else after,
-                                "done": len(emails) < commerce.PLACED_CHUNK_BUYERS}
+        checkpoint["placed"] = {"after": emails[-1] if emails else after, "carry": carry, "done": last}
         _commit_page(run, "orders", work, checkpoint, None)
         log.info("placed orders: %s", work.counters.as_dict())
         if on_page:

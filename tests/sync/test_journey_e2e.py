@@ -389,13 +389,25 @@ def test_a_refused_abandoned_cart_is_sent_again_once_by_the_next_sweep(store_syn
 
 
 def test_the_initial_import_keeps_a_buyer_s_newest_fifty_orders_as_activities(
-        make_account, make_connection, make_store, sandbox_live, settings):
+        make_account, make_connection, make_store, sandbox_live, settings, monkeypatch):
     """Ortto keeps 50 Placed order activities per buyer a day; an import reads orders oldest first, yet the
-    50 that become activities are the buyer's newest, and the 10 oldest are counted in the totals only."""
+    50 that become activities are the buyer's newest, and the 10 oldest are counted in the totals only. Sent
+    after the last order page in steps of a few buyers, they still cost ceil(activities / 100) calls."""
     from sync.models import SyncEvent
+    from sync.ortto import OrttoClient
 
     settings.SANDBOX_BIGCOMMERCE_WEBHOOKS_ASYNC = False
-    sandbox_store = seed_bigcommerce(store_hash="jrn11", name="Journey Eleven", customers=5, orders=5, seed=3)
+    monkeypatch.setattr("sync.commerce.PLACED_CHUNK_BUYERS", 4)
+    placed_calls = []
+    create = OrttoClient.create_activities
+
+    def counting(self, activities, **kwargs):
+        if activities and activities[0]["activity_id"] == PLACED:
+            placed_calls.append(len(activities))
+        return create(self, activities, **kwargs)
+
+    monkeypatch.setattr(OrttoClient, "create_activities", counting)
+    sandbox_store = seed_bigcommerce(store_hash="jrn11", name="Journey Eleven", customers=20, orders=150, seed=3)
     seed_users(store_hash="jrn11")
     install = app_install_complete(store=sandbox_store)
     seed_ortto_instances()
@@ -421,6 +433,7 @@ def test_the_initial_import_keeps_a_buyer_s_newest_fifty_orders_as_activities(
                                     message__startswith="10 order(s) counted").exists()
     placed = Order.objects.filter(store=sandbox_store).exclude(status_id=0).count()
     assert _count(PLACED) == placed - 10 and max(_keys(PLACED).values()) == 1
+    assert sum(placed_calls) == placed - 10 and len(placed_calls) == -(-(placed - 10) // 100), placed_calls
 
 
 def test_ordered_products_refused_twice_wait_for_resync_failed_records(store_synced, monkeypatch):
