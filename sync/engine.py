@@ -443,10 +443,11 @@ def send_all(send, ctx: SyncContext, payloads: list, emails_of=lambda payload: (
 
 class DeferredSends:
     """Ortto calls whose answers no commit waits for (a unit's Ordered product activities: the order
-    ledger records the lines as sent before the call, and a refusal is only reported), left in flight
-    while the run commits the unit and goes on with the next, so that Ortto is not idle meanwhile.
+    ledger records the lines "to send" before the call), left in flight while the run commits the unit and
+    goes on with the next, so that Ortto is not idle meanwhile.
 
-    `harvest()` turns the answers that have come back into events for the next commit (an exception in a
+    `harvest()` turns the answers that have come back into what the next commit writes: events, and
+    commits (callables, e.g. the ledger's "sent" / "refused"; `harvest_into` sorts them) (an exception in a
     call, e.g. a revoked key, is raised there, after every other call has finished); the run waits for all
     of them (`harvest(wait=True)`) before it ends, stops or yields, and `drain()` on an error, so no call
     outlives its run. At most `limit` calls are in flight: the oldest is waited for before one more."""
@@ -457,7 +458,8 @@ class DeferredSends:
         self._events: list = []
 
     def submit(self, ctx: SyncContext, send, payloads: list, handle) -> None:
-        """send(ctx, payload) for each payload on the Ortto pool; handle(payload, results) -> events."""
+        """send(ctx, payload) for each payload on the Ortto pool; handle(payload, results) -> events and
+        commits."""
         pool = _pool(ortto_concurrency())
         for payload in payloads:
             while len(self._pending) >= self.limit:
