@@ -1,9 +1,11 @@
 """The shopper's journey as Ortto activities: their definitions and the activity bodies. Pure: plain dicts
 in, plain dicts out (sync/commerce.py and sync/carts.py decide when to send them).
 
-Definitions follow docs/ortto-contract.md ("POST /v1/definitions/activity/create"): icon ids from Ortto's
-`-illustration-icon` list, attributes named in kebab case, whose ids Ortto derives as the display type's
-prefix + ":cm:" + the name (as Placed order's `str:cm:order-id`). Money is sent x1000 in `int` attributes,
+Definitions follow docs/ortto-contract.md ("POST /v1/definitions/activity/create"): only icon ids that a
+recorded Ortto answer shows (`RECORDED_ICONS`), attributes named in kebab case. The id of each attribute is
+the one Ortto answered when the definition was created (connection.ortto_schema["attributes"]); the
+display type's prefix + ":cm:" + the name (as Placed order's `str:cm:order-id`) stands in only where Ortto
+said nothing (a definition that existed before the bridge remembered it). Money is sent x1000 in `int` attributes,
 like every other amount the bridge sends (sync/mapping.py). Every activity carries a key that names the
 event itself (`bc:<store_hash>:order:<id>:fulfilled`, ...), so a retried or redelivered event is the same
 activity to Ortto, which de-duplicates by key (docs/ortto-contract.md, `key`).
@@ -20,8 +22,13 @@ from decimal import Decimal
 
 from .mapping import ACTIVITY_ATTRIBUTE_LIMIT, money_to_int, parse_bc_datetime, to_decimal, truncate
 
-# Ortto's display types and the id prefix each gives an attribute (docs/ortto-contract.md, field types).
+# The id prefix of a custom field of each display type (docs/ortto-contract.md, field types): recorded for text
+# and integer; for price and link a guess, used only when Ortto's answer gave no attribute ids.
 _PREFIX = {"text": "str", "integer": "int", "price": "int", "link": "str"}
+# Icon ids a recorded Ortto answer or recorded request shows (docs/ortto-contract.md, "definitions/activity/create":
+# phpdevkits/ortto-sdk's fixtures). The SDK's enum lists more (tag, caution, reload, time, ...) that no
+# recorded answer confirms. A refused icon falls back to these, in this order.
+RECORDED_ICONS = ("moneys-illustration-icon", "flag-activities-illustration-icon", "happy-illustration-icon")
 
 
 @dataclass(frozen=True)
@@ -38,8 +45,12 @@ class ActivitySpec:
         return "act:cm:" + self.name.lower().replace(" ", "-")
 
     def attribute_id(self, name: str) -> str:
+        """The id by the custom-field rule: what the bridge sends only when Ortto's answer named none."""
         display = dict(self.attributes)[name]
         return f"{_PREFIX[display]}:cm:{name}"
+
+    def fallback_icons(self) -> tuple[str, ...]:
+        return tuple(icon for icon in RECORDED_ICONS if icon != self.icon_id)
 
     def definition(self) -> dict:
         """The body of Ortto's activity-definition create call."""
@@ -61,7 +72,7 @@ class ActivitySpec:
 
 
 ORDERED_PRODUCT = ActivitySpec(
-    key="ordered_product", name="Ordered product", icon_id="tag-illustration-icon", title_attribute="product-name",
+    key="ordered_product", name="Ordered product", icon_id="moneys-illustration-icon", title_attribute="product-name",
     attributes=(("product-name", "text"), ("product-id", "integer"), ("sku", "text"), ("variant", "text"),
                 ("quantity", "integer"), ("price", "price"), ("order-id", "text"), ("currency", "text"),
                 ("store", "text")),
@@ -73,17 +84,17 @@ FULFILLED_ORDER = ActivitySpec(
                 ("currency", "text"), ("store", "text")),
 )
 CANCELLED_ORDER = ActivitySpec(
-    key="cancelled_order", name="Cancelled order", icon_id="caution-illustration-icon", title_attribute="order-id",
+    key="cancelled_order", name="Cancelled order", icon_id="flag-activities-illustration-icon", title_attribute="order-id",
     attributes=(("order-id", "text"), ("status", "text"), ("order-total", "price"), ("currency", "text"),
                 ("store", "text")),
 )
 REFUNDED_ORDER = ActivitySpec(
-    key="refunded_order", name="Refunded order", icon_id="reload-illustration-icon", title_attribute="order-id",
+    key="refunded_order", name="Refunded order", icon_id="moneys-illustration-icon", title_attribute="order-id",
     attributes=(("order-id", "text"), ("refund-amount", "price"), ("refunded-total", "price"),
                 ("refund-type", "text"), ("order-total", "price"), ("currency", "text"), ("store", "text")),
 )
 ABANDONED_CART = ActivitySpec(
-    key="abandoned_cart", name="Abandoned cart", icon_id="time-illustration-icon", title_attribute="cart-value",
+    key="abandoned_cart", name="Abandoned cart", icon_id="moneys-illustration-icon", title_attribute="cart-value",
     attributes=(("cart-id", "text"), ("items", "text"), ("item-count", "integer"), ("cart-value", "price"),
                 ("currency", "text"), ("recovery-url", "link"), ("store", "text")),
 )
@@ -94,6 +105,7 @@ CART_RECOVERED = ActivitySpec(
 )
 JOURNEY = (ORDERED_PRODUCT, FULFILLED_ORDER, CANCELLED_ORDER, REFUNDED_ORDER, ABANDONED_CART, CART_RECOVERED)
 assert all(len(spec.attributes) <= ACTIVITY_ATTRIBUTE_LIMIT for spec in JOURNEY)
+assert all(spec.icon_id in RECORDED_ICONS for spec in JOURNEY)
 
 # BigCommerce order statuses (orders.v2.oas2.yml, "Order Status"): 2 Shipped and 10 Completed are
 # fulfilled (Completed is how digital and pickup orders end); 5 Cancelled; 4 Refunded, 14 Partially Refunded.
@@ -108,8 +120,9 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def _activity(spec: ActivitySpec, activity_id: str, *, email: str, key: str, values: dict,
-              created: datetime | None = None) -> dict:
-    attributes = {spec.attribute_id(name): value for name, value in values.items() if value is not None}
+              created: datetime | None = None, attribute_ids: dict | None = None) -> dict:
+    ids = attribute_ids or {}
+    attributes = {ids.get(name) or spec.attribute_id(name): value for name, value in values.items() if value is not None}
     activity = {"activity_id": activity_id, "attributes": attributes,
                 # Only the email: the person exists already (merged by this run with the right permission).
                 "fields": {"str::email": email}, "key": key}
@@ -158,12 +171,12 @@ def _variant(item: dict) -> str:
 
 
 def ordered_product_activities(*, order: dict, email: str, store_hash: str, store_name: str,
-                               activity_id: str) -> list[dict]:
+                               activity_id: str, attribute_ids: dict | None = None) -> list[dict]:
     created = parse_bc_datetime(order.get("date_created"))
     activities = []
     for item in order_line_items(order) or []:
         activities.append(_activity(
-            ORDERED_PRODUCT, activity_id, email=email, created=created,
+            ORDERED_PRODUCT, activity_id, email=email, created=created, attribute_ids=attribute_ids,
             key=f"bc:{store_hash}:order:{order.get('id')}:item:{item.get('id')}",
             values={
                 "product-name": truncate(item.get("name") or item.get("name_customer") or ""),
@@ -181,9 +194,11 @@ def ordered_product_activities(*, order: dict, email: str, store_hash: str, stor
     return activities
 
 
-def fulfilled_activity(*, order: dict, email: str, store_hash: str, store_name: str, activity_id: str) -> dict:
+def fulfilled_activity(*, order: dict, email: str, store_hash: str, store_name: str, activity_id: str,
+                       attribute_ids: dict | None = None) -> dict:
     return _activity(
-        FULFILLED_ORDER, activity_id, email=email, key=f"bc:{store_hash}:order:{order.get('id')}:fulfilled",
+        FULFILLED_ORDER, activity_id, email=email, attribute_ids=attribute_ids,
+        key=f"bc:{store_hash}:order:{order.get('id')}:fulfilled",
         created=parse_bc_datetime(order.get("date_shipped")) or parse_bc_datetime(order.get("date_modified")),
         values={"order-id": truncate(order.get("id")), "status": truncate(order.get("status") or ""),
                 "item-count": int(order.get("items_total") or 0),
@@ -192,9 +207,11 @@ def fulfilled_activity(*, order: dict, email: str, store_hash: str, store_name: 
     )
 
 
-def cancelled_activity(*, order: dict, email: str, store_hash: str, store_name: str, activity_id: str) -> dict:
+def cancelled_activity(*, order: dict, email: str, store_hash: str, store_name: str, activity_id: str,
+                       attribute_ids: dict | None = None) -> dict:
     return _activity(
-        CANCELLED_ORDER, activity_id, email=email, key=f"bc:{store_hash}:order:{order.get('id')}:cancelled",
+        CANCELLED_ORDER, activity_id, email=email, attribute_ids=attribute_ids,
+        key=f"bc:{store_hash}:order:{order.get('id')}:cancelled",
         created=parse_bc_datetime(order.get("date_modified")),
         values={"order-id": truncate(order.get("id")), "status": truncate(order.get("status") or ""),
                 "order-total": money_to_int(order.get("total_inc_tax")), "currency": order_currency(order),
@@ -203,13 +220,13 @@ def cancelled_activity(*, order: dict, email: str, store_hash: str, store_name: 
 
 
 def refunded_activity(*, order: dict, email: str, store_hash: str, store_name: str, activity_id: str,
-                      amount: Decimal, refunded_total: Decimal) -> dict:
+                      amount: Decimal, refunded_total: Decimal, attribute_ids: dict | None = None) -> dict:
     """One per new refunded total of the order: the key names the total, so two refunds of one order are two
     activities and a redelivered one is the same activity."""
     full = refunded_total >= to_decimal(order.get("total_inc_tax")) > 0
     cents = int((refunded_total * 100).to_integral_value())
     return _activity(
-        REFUNDED_ORDER, activity_id, email=email, key=f"bc:{store_hash}:order:{order.get('id')}:refunded:{cents}",
+        REFUNDED_ORDER, activity_id, email=email, attribute_ids=attribute_ids, key=f"bc:{store_hash}:order:{order.get('id')}:refunded:{cents}",
         created=parse_bc_datetime(order.get("date_modified")),
         values={"order-id": truncate(order.get("id")), "refund-amount": money_to_int(amount),
                 "refunded-total": money_to_int(refunded_total), "refund-type": "full" if full else "partial",
@@ -239,12 +256,12 @@ def cart_currency(cart: dict) -> str:
 
 
 def abandoned_cart_activity(*, cart: dict, email: str, store_hash: str, store_name: str, activity_id: str,
-                            recovery_url: str) -> dict:
+                            recovery_url: str, attribute_ids: dict | None = None) -> dict:
     items = cart_line_items(cart)
     names = ", ".join(f"{int(i.get('quantity') or 0)} x {i.get('name') or i.get('sku') or i.get('product_id')}"
                       for i in items)
     return _activity(
-        ABANDONED_CART, activity_id, email=email, key=f"bc:{store_hash}:cart:{cart.get('id')}:abandoned",
+        ABANDONED_CART, activity_id, email=email, attribute_ids=attribute_ids, key=f"bc:{store_hash}:cart:{cart.get('id')}:abandoned",
         created=parse_bc_datetime(cart.get("updated_time")),
         values={"cart-id": truncate(cart.get("id")), "items": truncate(names),
                 "item-count": sum(int(i.get("quantity") or 0) for i in items),
@@ -254,9 +271,10 @@ def abandoned_cart_activity(*, cart: dict, email: str, store_hash: str, store_na
 
 
 def cart_recovered_activity(*, cart_id: str, order_id, email: str, store_hash: str, store_name: str,
-                            activity_id: str, value: Decimal | None, currency: str) -> dict:
+                            activity_id: str, value: Decimal | None, currency: str,
+                            attribute_ids: dict | None = None) -> dict:
     return _activity(
-        CART_RECOVERED, activity_id, email=email, key=f"bc:{store_hash}:cart:{cart_id}:recovered",
+        CART_RECOVERED, activity_id, email=email, attribute_ids=attribute_ids, key=f"bc:{store_hash}:cart:{cart_id}:recovered",
         values={"cart-id": truncate(cart_id), "order-id": truncate(order_id),
                 "cart-value": money_to_int(value) if value is not None else None, "currency": currency or None,
                 "store": truncate(store_name or store_hash)},

@@ -41,6 +41,8 @@ COUNTER_HEADINGS = {
                                   "Ortto keeps at most 50 of one activity per person a day"),
     "skipped": ("Skipped", "Nothing to send (e.g. an anonymous or vanished cart)"),
     "incomplete": ("Incomplete", "Checkouts never placed (status 0): not orders, not sent"),
+    "not_linked": ("Not linked", "People left unlinked from their organization: Ortto links at most 3,000 "
+                                 "people to one organization"),
 }
 
 

@@ -5,20 +5,22 @@ from django.db.models import Count
 
 from .admin import LogAdmin, admin_link, store_ids_matching
 from .models import OrganizationLedger
+from .organizations import MAX_PEOPLE_PER_ACCOUNT
 
 
 @admin.register(OrganizationLedger)
 class OrganizationLedgerAdmin(LogAdmin):
-    list_display = ("name", "store_link", "people", "ortto_account_id", "created_in_ortto", "synced_at")
+    list_display = ("name", "store_link", "people", "linked", "ortto_account_id", "created_in_ortto", "synced_at")
     list_filter = ("created_in_ortto", "connection__state")
     search_fields = ("name", "key", "ortto_account_id")
     list_select_related = ("connection__store",)
-    readonly_fields = ("name", "key", "store_link", "people", "source_fields", "ortto_account_id", "fingerprint",
+    readonly_fields = ("name", "key", "store_link", "people", "linked", "source_fields", "ortto_account_id", "fingerprint",
                        "created_in_ortto", "synced_at")
     fields = readonly_fields
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(people_count=Count("members"))
+        return super().get_queryset(request).annotate(people_count=Count("members", distinct=True),
+                                                      linked_count=Count("linked_members", distinct=True))
 
     def get_search_results(self, request, queryset, search_term):
         """A company name, an Ortto account id, or a store (hash, name, domain)."""
@@ -35,3 +37,9 @@ class OrganizationLedgerAdmin(LogAdmin):
     @admin.display(description="People", ordering="people_count")
     def people(self, organization):
         return organization.people_count
+
+    @admin.display(description="Linked in Ortto", ordering="linked_count")
+    def linked(self, organization):
+        """People linked to the account in Ortto, against Ortto's cap per organization (beyond it the bridge
+        links nobody more, and each run's events say how many wait)."""
+        return f"{organization.linked_count:,} of {MAX_PEOPLE_PER_ACCOUNT:,}"

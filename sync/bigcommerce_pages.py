@@ -278,7 +278,7 @@ def page_fetch(ctx: engine.SyncContext, resource: str, checkpoint: dict) -> tupl
         elif resource == "customers":
             items = bc.customers_page(ids=chunk, limit=PAGE_LIMIT).items
         else:
-            items = _orders_by_id(bc, chunk)
+            items = orders_by_id(bc, chunk)
         return items, None
 
     since = _since(checkpoint, resource)
@@ -313,7 +313,7 @@ def page_fetch(ctx: engine.SyncContext, resource: str, checkpoint: dict) -> tupl
     return page.items, page.total
 
 
-def _orders_by_id(bc, ids: list[int]) -> list[dict]:
+def orders_by_id(bc, ids: list[int]) -> list[dict]:
     """Orders by id, in as few requests as v2 allows (it has no id:in): ids less than a page apart
     share one min_id/max_id range request (such a range holds at most a page of orders); a lone id
     is one GET of that order. A burst of new orders has consecutive ids: one request for the lot."""
@@ -346,5 +346,5 @@ def carried_refetch(ctx: engine.SyncContext, resource: str, ids: list[int]) -> l
     elif resource == "customers":
         items = bc.customers_page(ids=ids, limit=PAGE_LIMIT).items
     else:
-        items = _orders_by_id(bc, ids)  # the last placed orders of one unit: mostly one range request
+        items = orders_by_id(bc, ids)  # the last placed orders of one unit: mostly one range request
     return sorted(items, key=lambda record: int(record["id"]))

@@ -28,9 +28,9 @@ from django.utils import timezone
 from stores.models import WebhookEvent
 
 from . import activities, engine, mapping
-from .models import CartLedger, PersonLedger, SyncEvent
+from .models import CartLedger, PersonLedger, SyncEvent, SyncRun
 from .rules import NO_SIGNAL
-from .schema import schema_journey_id
+from .schema import schema_journey_target
 
 ABANDONED = "store/cart/abandoned"
 CONVERTED = "store/cart/converted"
@@ -97,7 +97,7 @@ def carts_process(ctx: engine.SyncContext, events: list[CartEvent]) -> engine.Pa
             row.currency = activities.cart_currency(cart)[:3]
             sends.append((row, activities.abandoned_cart_activity(
                 cart=cart, email=email, store_hash=ctx.store.store_hash, store_name=ctx.store.name,
-                activity_id=schema_journey_id(ctx.connection, activities.ABANDONED_CART),
+                **schema_journey_target(ctx.connection, activities.ABANDONED_CART),
                 recovery_url=recovery_url(store=ctx.store, token=event.token, cart_id=event.cart_id)), "abandoned"))
         elif event.scope == CONVERTED:
             row = known.get(event.cart_id) or new_rows.get(event.cart_id)
@@ -108,7 +108,7 @@ def carts_process(ctx: engine.SyncContext, events: list[CartEvent]) -> engine.Pa
             sends.append((row, activities.cart_recovered_activity(
                 cart_id=row.cart_id, order_id=event.order_id or "", email=row.email,
                 store_hash=ctx.store.store_hash, store_name=ctx.store.name,
-                activity_id=schema_journey_id(ctx.connection, activities.CART_RECOVERED),
+                **schema_journey_target(ctx.connection, activities.CART_RECOVERED),
                 value=Decimal(row.value) if row.value is not None else None, currency=row.currency), "recovered"))
 
     ok_emails = _people_ensure(ctx, [row.email for row, _, _ in sends], work)
@@ -179,3 +179,64 @@ def _failed(ctx, work: engine.PageWork, row: CartLedger, what: str, reason: str)
         row.outcome = CartLedger.Outcome.FAILED
     work.events.append(engine._event(ctx, resource="carts", email=row.email,
                                      message=f"{name} for cart {row.cart_id} not sent: {reason}."))
+
+
+# Carts whose Abandoned cart a run sends again at most (the rest wait for the next run).
+REDO_LIMIT = 200
+
+
+def carts_redo(ctx: engine.SyncContext, *, limit: int = REDO_LIMIT) -> engine.PageWork:
+    """Send again, once, the Abandoned cart activities an earlier run left not sent (Ortto refused them, or
+    their shopper could not be merged first; a "Resync failed records" run also those that failed twice,
+    which otherwise wait). The cart is read again (one request per such cart, none when
+    nothing waits): gone by now, it is counted as expired; sent, the row says so and the earlier failure is
+    marked resolved. The key is the one of the first attempt, so Ortto sees one activity
+    (docs/ortto-contract.md, `key`). A cart still in flight when a worker died needs none of this: its run
+    resumes before the cart step's commit and sends it again."""
+    work = engine.PageWork()
+    outcomes = [CartLedger.Outcome.FAILED]
+    if ctx.run.kind == SyncRun.Kind.RETRY_FAILED:
+        outcomes.append(CartLedger.Outcome.FAILED_AGAIN)
+    # Only what earlier runs left: this run's own failures are the next run's to send.
+    rows = list(CartLedger.objects.filter(connection=ctx.connection, outcome__in=outcomes,
+                                          abandoned_at__lt=ctx.run.started_at).exclude(email="")
+                .order_by("pk")[:limit])
+    if not rows:
+        return work
+    sends, gone = [], []
+    for row in rows:
+        cart = ctx.bigcommerce.cart(row.cart_id)
+        if cart is None:
+            gone.append(row)
+            continue
+        sends.append((row, activities.abandoned_cart_activity(
+            cart=cart, email=row.email, store_hash=ctx.store.store_hash, store_name=ctx.store.name,
+            **schema_journey_target(ctx.connection, activities.ABANDONED_CART),
+            recovery_url=recovery_url(store=ctx.store, token=row.token, cart_id=row.cart_id))))
+    ok_emails = _people_ensure(ctx, [row.email for row, _ in sends], work)
+    sendable = [(row, activity) for row, activity in sends if row.email in ok_emails]
+    results = [r for batch in engine.send_all(engine.create_activities_safely, ctx,
+                                              list(engine.chunks([a for _, a in sendable]))) for r in batch]
+    sent, refused = [], []
+    for (row, _), result in zip(sendable, results):
+        if result.get("error") or result.get("status") not in engine.OK_ACTIVITY_STATUSES:
+            refused.append(row)
+            work.events.append(engine._event(ctx, resource="carts", email=row.email, message=(
+                f"Abandoned cart for cart {row.cart_id} not sent again: Ortto refused it: "
+                f"{result.get('error') or result.get('status')}.")))
+            continue
+        sent.append(row)
+    connection = ctx.connection
+
+    def commit():
+        CartLedger.objects.filter(pk__in=[row.pk for row in sent]).update(outcome=CartLedger.Outcome.SENT)
+        CartLedger.objects.filter(pk__in=[row.pk for row in gone]).update(outcome=CartLedger.Outcome.EXPIRED)
+        CartLedger.objects.filter(pk__in=[row.pk for row in refused]).update(outcome=CartLedger.Outcome.FAILED_AGAIN)
+        for row in sent:
+            SyncEvent.objects.filter(run__connection=connection, resource="carts", level=SyncEvent.Level.ERROR,
+                                     resolved=False, message__contains=f"cart {row.cart_id} not sent"
+                                     ).update(resolved=True)
+
+    work.commits.append(commit)
+    ctx.log.info("Abandoned cart sent again for %d cart(s); %d gone", len(sent), len(gone))
+    return work

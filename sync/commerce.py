@@ -27,8 +27,10 @@ from django.utils import timezone
 
 from . import activities, engine, mapping
 from .activities import CANCELLED_STATUS, FULFILLED_STATUSES, REFUNDED_STATUS
+from .bigcommerce_pages import orders_by_id
+from .db import rows_update
 from .models import OrderLedger, PersonLedger, SyncEvent, SyncRun
-from .schema import schema_journey_id
+from .schema import schema_journey_id, schema_journey_target
 
 FULL_KINDS = (SyncRun.Kind.INITIAL, SyncRun.Kind.FULL)
 # A ledger row the bridge wrote before the order's status was sent: any later status is news.
@@ -131,7 +133,6 @@ class _Pending:
 def journey_apply(ctx: engine.SyncContext, orders: list[dict], known: dict[int, OrderLedger],
                   work: engine.PageWork) -> None:
     by_id = {int(o["id"]): o for o in orders}
-    store_hash, store_name = ctx.store.store_hash, ctx.store.name
     import_run = ctx.run.kind in FULL_KINDS
     pending: list[_Pending] = []
     for row in work.order_rows:  # placed by this unit (the engine sent Placed order, counted it in full)
@@ -143,9 +144,7 @@ def journey_apply(ctx: engine.SyncContext, orders: list[dict], known: dict[int, 
                               previous_counted=mapping.order_total(order), send=not import_run)
         item = _Pending(row=row, order=order, change=change, new=True)
         if not row.summarized:
-            item.products = activities.ordered_product_activities(
-                order=order, email=row.email, store_hash=store_hash, store_name=store_name,
-                activity_id=schema_journey_id(ctx.connection, activities.ORDERED_PRODUCT))
+            item.products = _products_of(ctx, order, row.email)
         pending.append(item)
     for order_id, row in known.items():
         order = by_id.get(order_id)
@@ -194,28 +193,37 @@ def journey_apply(ctx: engine.SyncContext, orders: list[dict], known: dict[int, 
     if sendable:  # one stream of batches, as few calls as the unit's activities allow
         sendable, owners = sendable + products, owners + product_owners
     elif products:
-        # Only Ordered product activities: their answers change nothing the commit writes (the lines are
-        # recorded as sent, a refusal is reported), so they stay in flight while the run commits this unit
-        # and plans the next (engine.DeferredSends); refusals become events of a later commit.
+        # Only Ordered product activities: the commit records their lines "to send" whatever Ortto answers,
+        # so they stay in flight while the run commits this unit and plans the next (engine.DeferredSends);
+        # the answers become a later commit: the rows "sent" or "refused", and the refusals' events. A row
+        # left "to send" (the worker died meanwhile) is sent again by a later run (journey_redo).
         rows = [pending[index].row for index, _ in product_owners]
         batches = list(engine.chunks(list(zip(products, rows))))
 
         def send(ctx, batch):
             return engine.create_activities_safely(ctx, [activity for activity, _ in batch])
 
-        def refused(batch, results):
-            return [_refusal_event(ctx, row, activity, result)
-                    for (activity, row), result in zip(batch, results) if _refused(result)]
+        def answered(batch, results):
+            refused = {row.order_id for (_, row), result in zip(batch, results) if _refused(result)}
+            orders = {row.order_id for _, row in batch}
+            return [*(_refusal_event(ctx, row, activity, result)
+                      for (activity, row), result in zip(batch, results) if _refused(result)),
+                    _products_record(ctx, sent=orders - refused, refused=refused)]
 
-        ctx.deferred.submit(ctx, send, batches, refused)
+        ctx.deferred.submit(ctx, send, batches, answered)
     results = [r for batch in engine.send_all(engine.create_activities_safely, ctx, list(engine.chunks(sendable)))
                for r in batch]
     status_failed: set[int] = set()
+    products_refused: set[int] = set()
     for activity, (index, is_status), result in zip(sendable, owners, results):
         if _refused(result):
             work.events.append(_refusal_event(ctx, pending[index].row, activity, result))
-            if is_status:
-                status_failed.add(index)
+            (status_failed if is_status else products_refused).add(index)
+    if sendable:
+        for index, item in enumerate(pending):
+            if item.products:
+                item.row.products_state = (OrderLedger.Products.REFUSED if index in products_refused
+                                           else OrderLedger.Products.SENT)
 
     changed_people: dict[str, PersonLedger] = {}
     for index, item in enumerate(pending):
@@ -271,10 +279,186 @@ def _products_limit(ctx: engine.SyncContext, placed: list[_Pending], work: engin
             item.products = item.products[:allowance.get(email, 0)]
         allowance[email] = allowance.get(email, 0) - len(item.products)
         item.row.products_sent = len(item.products)
+        item.row.products_state = OrderLedger.Products.TO_SEND if item.products else OrderLedger.Products.NONE
     for email, count in left_out.items():
         work.events.append(engine._event(ctx, resource="orders", email=email, level=SyncEvent.Level.INFO, message=(
             f"{count} ordered product(s) not sent as Ordered product activities: Ortto keeps at most "
             f"{engine.ACTIVITY_DAILY_LIMIT} of one activity per person per 24 hours.")))
+
+
+def _products_of(ctx: engine.SyncContext, order: dict, email: str) -> list[dict]:
+    return activities.ordered_product_activities(
+        order=order, email=email, store_hash=ctx.store.store_hash, store_name=ctx.store.name,
+        **schema_journey_target(ctx.connection, activities.ORDERED_PRODUCT))
+
+
+def _products_record(ctx: engine.SyncContext, *, sent: set[int], refused: set[int]):
+    """A commit: what Ortto answered for these orders' Ordered product activities."""
+    connection = ctx.connection
+
+    def commit():
+        OrderLedger.objects.filter(connection=connection, order_id__in=sent).update(
+            products_state=OrderLedger.Products.SENT)
+        OrderLedger.objects.filter(connection=connection, order_id__in=refused).update(
+            products_state=OrderLedger.Products.REFUSED)
+
+    return commit
+
+
+# --- Placed order, newest first ----------------------------------------------------------------------
+
+# Buyers whose waiting Placed order activities one step of placed_flush sends.
+PLACED_CHUNK_BUYERS = 200
+
+
+def placed_waiting_emails(ctx: engine.SyncContext, *, after: str, earlier_runs: bool = False) -> list[str]:
+    """The next buyers (by email, after `after`) whose Placed order activities wait in the ledger."""
+    rows = OrderLedger.objects.filter(connection=ctx.connection, email__gt=after,
+                                      placed_state__in=(OrderLedger.Placed.TO_SEND, OrderLedger.Placed.REFUSED))
+    if earlier_runs:
+        rows = rows.filter(sent_at__lt=ctx.run.started_at)
+    return list(rows.order_by("email").values_list("email", flat=True).distinct()[:PLACED_CHUNK_BUYERS])
+
+
+def placed_send(ctx: engine.SyncContext, emails: list[str], *, earlier_runs: bool = False, carried: list[int] = (),
+                last: bool = True) -> tuple[engine.PageWork, list[int]]:
+    """Send the waiting Placed order activities of these buyers: per buyer the newest orders (by id) that
+    Ortto's 50 a day still allows, in batches of 100; the older ones are summarized (counted in the totals
+    already, with the run's note). An initial import records every order "to send" and calls this after its
+    last order page, so a buyer with 120 orders keeps the newest 50 as activities, not the oldest. A refused
+    activity stays in the ledger with its body ("refused") for the next run (`earlier_runs`: only what
+    earlier runs left).
+
+    Batches stay full: unless this is the `last` step, the chosen activities that would make a part-full
+    batch are not sent; their ledger ids are returned, for the next step to send first (`carried`), so
+    the import costs ceil(activities / 100) calls. Returns (work, ids carried)."""
+    work = engine.PageWork()
+    carried_rows = list(OrderLedger.objects.filter(pk__in=list(carried)).order_by("email", "-order_id"))
+    rows = OrderLedger.objects.filter(connection=ctx.connection, email__in=emails,
+                                      placed_state__in=(OrderLedger.Placed.TO_SEND, OrderLedger.Placed.REFUSED))
+    if earlier_runs:
+        rows = rows.filter(sent_at__lt=ctx.run.started_at)
+    rows = list(rows.exclude(pk__in=list(carried)).order_by("email", "-order_id"))
+    if not rows and not carried_rows:
+        return work, []
+    now = timezone.now()
+    if earlier_runs:  # a later run: the buyer may have been deleted in Ortto since; never re-create them subscribed
+        ledger = engine.ledger_load(ctx, emails)
+        outcomes = {email: engine._Outcome() for email in emails}
+        engine.presence_ensure(ctx, emails, outcomes, ledger, work)
+        rows = [row for row in rows if outcomes[row.email].ok]
+    allowance = engine.activity_allowance(ctx, set(emails), now=now)
+    chosen, summarized, changed = [], {}, []
+    for row in rows:
+        if allowance[row.email] > 0 and row.placed_activity:
+            allowance[row.email] -= 1
+            chosen.append(row)
+        else:
+            summarized[row.email] = summarized.get(row.email, 0) + 1
+            row.summarized, row.placed_state, row.placed_activity = True, OrderLedger.Placed.SENT, None
+            work.counters.summarized += 1
+            changed.append(row)
+    for email, count in summarized.items():
+        work.events.append(engine.summarized_event(ctx, email, count))
+    chosen = carried_rows + chosen
+    tail = [] if last else chosen[len(chosen) - len(chosen) % engine.BATCH_SIZE:]
+    chosen = chosen[:len(chosen) - len(tail)]
+    batches = list(engine.chunks(chosen))
+    answers = engine.send_all(engine.create_activities_safely, ctx,
+                              [[row.placed_activity for row in batch] for batch in batches])
+    resolved = []
+    for batch, results in zip(batches, answers):
+        for row, result in zip(batch, results):
+            if _refused(result):
+                work.counters.failed += 1
+                row.placed_state = OrderLedger.Placed.REFUSED
+                work.events.append(engine._event(ctx, resource="orders", bc_id=row.order_id, email=row.email, message=(
+                    f"Ortto refused the Placed order activity: {result.get('error') or result.get('status')}")))
+            else:
+                work.counters.created += 1
+                row.placed_state, row.placed_activity, row.sent_at = OrderLedger.Placed.SENT, None, now
+                resolved.append(row.order_id)
+            changed.append(row)
+    connection = ctx.connection
+
+    def commit():
+        rows_update(OrderLedger, changed, ["summarized", "placed_state", "placed_activity", "sent_at"])
+        if earlier_runs and resolved:
+            SyncEvent.objects.filter(run__connection=connection, resource="orders", bc_id__in=resolved,
+                                     level=SyncEvent.Level.ERROR, resolved=False,
+                                     message__startswith="Ortto refused the Placed order activity"
+                                     ).update(resolved=True)
+
+    work.commits.append(commit)
+    return work, [row.pk for row in tail]
+
+
+# Orders whose Ordered product activities a run sends again at most (the rest wait for the next run).
+REDO_LIMIT = 500
+
+
+def journey_redo(ctx: engine.SyncContext, *, limit: int = REDO_LIMIT) -> engine.PageWork:
+    """Send again, once, the Ordered product activities an earlier run left refused, or "to send" (it did not
+    live to hear Ortto's answer); a "Resync failed records" run also those refused twice.
+
+    The lines are rebuilt from the order read again by id (a few range requests; none when nothing waits),
+    the same lines as before (the first `products_sent`, Ortto's daily 50 having been applied then), with
+    the same keys: a line Ortto took before a crash is the same activity to it (docs/ortto-contract.md,
+    `key`). Each order's lines then stand "sent" or "refused again"; an order gone from BigCommerce is
+    dropped with a note. Earlier refusals of an order that goes through are marked resolved."""
+    work = engine.PageWork()
+    states = [OrderLedger.Products.TO_SEND, OrderLedger.Products.REFUSED]
+    if ctx.run.kind == SyncRun.Kind.RETRY_FAILED:
+        states.append(OrderLedger.Products.REFUSED_AGAIN)
+    # Only what earlier runs left: this run's own refusals are the next run's to send.
+    rows = list(OrderLedger.objects.filter(connection=ctx.connection, products_state__in=states,
+                                           sent_at__lt=ctx.run.started_at).order_by("order_id")[:limit])
+    if not rows:
+        return work
+    orders = {int(o["id"]): o for o in orders_by_id(ctx.bigcommerce, [row.order_id for row in rows])}
+    emails = list(dict.fromkeys(row.email for row in rows if row.order_id in orders))
+    ledger = engine.ledger_load(ctx, emails)
+    outcomes = {email: engine._Outcome() for email in emails}
+    engine.presence_ensure(ctx, emails, outcomes, ledger, work)
+    sendable, owners, changed = [], [], []
+    for row in rows:
+        order = orders.get(row.order_id)
+        if order is None:
+            row.products_state = OrderLedger.Products.NONE
+            changed.append(row)
+            work.events.append(engine._event(ctx, resource="orders", bc_id=row.order_id, email=row.email,
+                                             level=SyncEvent.Level.INFO, message=(
+                "Ordered product activities not sent again: the order is no longer in BigCommerce.")))
+            continue
+        if not outcomes[row.email].ok:
+            continue  # its person could not be merged first: still waiting, the next run tries again
+        for activity in _products_of(ctx, order, row.email)[:row.products_sent]:
+            sendable.append(activity)
+            owners.append(row)
+    results = [r for batch in engine.send_all(engine.create_activities_safely, ctx, list(engine.chunks(sendable)))
+               for r in batch]
+    refused: set[int] = set()
+    for activity, row, result in zip(sendable, owners, results):
+        if _refused(result):
+            refused.add(row.order_id)
+            work.events.append(_refusal_event(ctx, row, activity, result))
+    done = {row.order_id: row for row in owners}
+    for order_id, row in done.items():
+        row.products_state = OrderLedger.Products.REFUSED_AGAIN if order_id in refused else OrderLedger.Products.SENT
+        changed.append(row)
+    resolved = [order_id for order_id in done if order_id not in refused]
+    connection = ctx.connection
+
+    def resolve():
+        rows_update(OrderLedger, changed, ["products_state"])
+        SyncEvent.objects.filter(run__connection=connection, resource="orders", bc_id__in=resolved,
+                                 level=SyncEvent.Level.ERROR, resolved=False,
+                                 message__startswith=f"Ortto refused the {activities.ORDERED_PRODUCT.name} activity"
+                                 ).update(resolved=True)
+
+    work.commits.append(resolve)
+    ctx.log.info("Ordered product sent again for %d order(s), %d refused", len(done) - len(refused), len(refused))
+    return work
 
 
 def _status_activity(ctx: engine.SyncContext, item: _Pending, event: str) -> dict:
@@ -282,12 +466,12 @@ def _status_activity(ctx: engine.SyncContext, item: _Pending, event: str) -> dic
                   store_name=ctx.store.name)
     if event == "fulfilled":
         return activities.fulfilled_activity(
-            **common, activity_id=schema_journey_id(ctx.connection, activities.FULFILLED_ORDER))
+            **common, **schema_journey_target(ctx.connection, activities.FULFILLED_ORDER))
     if event == "cancelled":
         return activities.cancelled_activity(
-            **common, activity_id=schema_journey_id(ctx.connection, activities.CANCELLED_ORDER))
+            **common, **schema_journey_target(ctx.connection, activities.CANCELLED_ORDER))
     return activities.refunded_activity(
-        **common, activity_id=schema_journey_id(ctx.connection, activities.REFUNDED_ORDER),
+        **common, **schema_journey_target(ctx.connection, activities.REFUNDED_ORDER),
         amount=item.change.refund_amount, refunded_total=item.change.refunded)
 
 

@@ -47,6 +47,10 @@ DEFAULT_ORTTO_CONCURRENCY = 4  # Ortto calls of one planning round in flight at 
 # (activities, which are not merges) — docs/ortto-contract.md, "Concurrency".
 DEFAULT_ORTTO_MERGE_CONCURRENCY = 2
 OK_PERSON_STATUSES = {"created", "merged", "updated"}
+# What a merge under Ignore (3) answers for a person who exists is not in Ortto's public record: "merged" as
+# under the other strategies, or "ignored", "unchanged", or only the person id without a status. Each means
+# "exists" (docs/ortto-contract.md); none is a refusal, and none is "created".
+EXISTING_PERSON_STATUSES = {"merged", "updated", "ignored", "unchanged"}
 OK_ACTIVITY_STATUSES = {"ingested", "queued", "created", "merged", "updated"}
 
 
@@ -170,7 +174,7 @@ def plan_overwrite_existing(call: MergeCall, results: list[dict], fields_by_emai
     rows = [
         (email, _without_permission(fields_by_email[email]))
         for email, result in zip(call.emails, results)
-        if result.get("status") == "merged"
+        if person_exists(result)
     ]
     return _calls("overwrite", MergeStrategy.OVERWRITE, rows)
 
@@ -295,6 +299,9 @@ class SyncContext:
     # Initial runs write the order aggregates once per buyer after the last order page
     # (runs._aggregates_flush) instead of once per buyer per committed unit.
     defer_aggregates: bool = False
+    # Initial runs record each order's Placed order activity "to send" and send them after the last order
+    # page (commerce.placed_flush), so Ortto's 50 a day per buyer keeps each buyer's newest orders.
+    defer_placed: bool = False
     # resource -> (items, total, resource state): first pages read ahead by runs._prepare.
     first_pages: dict = field(default_factory=dict)
     # Initial runs: subscribers are staged, then written with their customer (one merge per person).
@@ -312,9 +319,22 @@ def _event(ctx: SyncContext, *, resource, message, email="", bc_id=None, level=S
                      message=str(message)[:2000], level=level)
 
 
-def _person_error(result: dict) -> str | None:
+def person_accepted(result: dict) -> bool:
+    """Whether a merge's answer for one person says Ortto has them (created, or existing in any wording)."""
+    if result.get("error"):
+        return False
     status = result.get("status")
-    if result.get("error") or status not in OK_PERSON_STATUSES:
+    return status in OK_PERSON_STATUSES or status in EXISTING_PERSON_STATUSES or (not status and bool(result.get("person_id")))
+
+
+def person_exists(result: dict) -> bool:
+    """An accepted answer for a person Ortto already had (not created by this merge)."""
+    return person_accepted(result) and result.get("status") != "created"
+
+
+def _person_error(result: dict) -> str | None:
+    if not person_accepted(result):
+        status = result.get("status")
         return f"Ortto refused the person ({status or 'error'}): {result.get('error') or 'no detail'}"
     return None
 
@@ -344,7 +364,7 @@ def _merge_resolving(ctx: SyncContext, call: MergeCall) -> list[dict]:
 
 def _resend_without_phone(ctx: SyncContext, call: MergeCall, results: list[dict]) -> list[dict]:
     refused = [i for i, (person, result) in enumerate(zip(call.people, results))
-               if PHONE_FIELD in person.get("fields", {}) and result.get("status") not in OK_PERSON_STATUSES
+               if PHONE_FIELD in person.get("fields", {}) and not person_accepted(result)
                and PHONE_FIELD in str(result.get("error") or "")]
     if not refused:
         return results
@@ -355,7 +375,7 @@ def _resend_without_phone(ctx: SyncContext, call: MergeCall, results: list[dict]
                       [call.emails[i] for i in refused])
     results = list(results)
     for index, result in zip(refused, _merge_resolving(ctx, retry)):
-        if result.get("status") in OK_PERSON_STATUSES:
+        if person_accepted(result):
             result = {**result, "warning": f"phone refused by Ortto, sent without it: {results[index].get('error')}"}
         results[index] = result
     return results
@@ -428,10 +448,11 @@ def send_all(send, ctx: SyncContext, payloads: list, emails_of=lambda payload: (
 
 class DeferredSends:
     """Ortto calls whose answers no commit waits for (a unit's Ordered product activities: the order
-    ledger records the lines as sent before the call, and a refusal is only reported), left in flight
-    while the run commits the unit and goes on with the next, so that Ortto is not idle meanwhile.
+    ledger records the lines "to send" before the call), left in flight while the run commits the unit and
+    goes on with the next, so that Ortto is not idle meanwhile.
 
-    `harvest()` turns the answers that have come back into events for the next commit (an exception in a
+    `harvest()` turns the answers that have come back into what the next commit writes: events, and
+    commits (callables, e.g. the ledger's "sent" / "refused"; `harvest_into` sorts them) (an exception in a
     call, e.g. a revoked key, is raised there, after every other call has finished); the run waits for all
     of them (`harvest(wait=True)`) before it ends, stops or yields, and `drain()` on an error, so no call
     outlives its run. At most `limit` calls are in flight: the oldest is waited for before one more."""
@@ -442,7 +463,8 @@ class DeferredSends:
         self._events: list = []
 
     def submit(self, ctx: SyncContext, send, payloads: list, handle) -> None:
-        """send(ctx, payload) for each payload on the Ortto pool; handle(payload, results) -> events."""
+        """send(ctx, payload) for each payload on the Ortto pool; handle(payload, results) -> events and
+        commits."""
         pool = _pool(ortto_concurrency())
         for payload in payloads:
             while len(self._pending) >= self.limit:
@@ -470,6 +492,13 @@ class DeferredSends:
         """Wait for every call in flight, ignoring their outcome (the run is failing anyway)."""
         pending, self._pending = self._pending, []
         wait([future for future, _, _ in pending])
+
+
+def harvest_into(deferred: DeferredSends, work: PageWork, *, wait: bool = False) -> None:
+    """The deferred calls' outcomes into a unit's work: events, and commits (callables, e.g. the ledger
+    recording what Ortto confirmed) run in the unit's transaction."""
+    for item in deferred.harvest(wait=wait):
+        (work.commits if callable(item) else work.events).append(item)
 
 
 def _known(row: PersonLedger | None) -> KnownPerson | None:
@@ -769,8 +798,8 @@ def orders_process(ctx: SyncContext, orders: list[dict], *, carry: bool = False,
     presence_ensure(ctx, list(dict.fromkeys(email_by_order[o["id"]] for o in todo)), outcomes, ledger, work)
 
     now = timezone.now()
-    allowance = activity_allowance(ctx, set(email_by_order.values()), now=now)
-    activities, sendable, summarized = [], [], []
+    allowance = {} if ctx.defer_placed else activity_allowance(ctx, set(email_by_order.values()), now=now)
+    activities, sendable, summarized, deferred = [], [], [], []
     for order in todo:
         email = email_by_order.get(order["id"])
         if email is None:
@@ -780,12 +809,16 @@ def orders_process(ctx: SyncContext, orders: list[dict], *, carry: bool = False,
             work.events.append(_event(ctx, resource="orders", bc_id=order["id"], email=email,
                                       message="Order not sent: its person could not be created in Ortto."))
             continue
+        activity = mapping.order_activity(order=order, email=email, store_hash=ctx.store.store_hash,
+                                          store_name=ctx.store.name, activity_id=ctx.activity_id)
+        if ctx.defer_placed:
+            deferred.append((order, activity))
+            continue
         if allowance[email] <= 0:
             summarized.append(order)
             continue
         allowance[email] -= 1
-        activities.append(mapping.order_activity(order=order, email=email, store_hash=ctx.store.store_hash,
-                                                 store_name=ctx.store.name, activity_id=ctx.activity_id))
+        activities.append(activity)
         sendable.append(order)
 
     changed_emails = []
@@ -810,6 +843,13 @@ def orders_process(ctx: SyncContext, orders: list[dict], *, carry: bool = False,
             work.counters.created += 1
             work.order_rows.append(OrderLedger(connection=connection, order_id=order["id"], email=email, sent_at=now))
             count_in_totals(order, email)
+    for order, activity in deferred:
+        # Counted in the totals now; which of a buyer's orders get their activity is decided once every
+        # order is read (the newest 50), and the run's counters say so then.
+        email = email_by_order[order["id"]]
+        work.order_rows.append(OrderLedger(connection=connection, order_id=order["id"], email=email, sent_at=now,
+                                           placed_state=OrderLedger.Placed.TO_SEND, placed_activity=activity))
+        count_in_totals(order, email)
     for order in summarized:
         # Beyond Ortto's 50 events per activity per contact per 24 h the activity would be dropped
         # silently: the order counts in the person's totals (order count, total spent, last order)
@@ -823,11 +863,10 @@ def orders_process(ctx: SyncContext, orders: list[dict], *, carry: bool = False,
     for order in summarized:
         summarized_by_email[email_by_order[order["id"]]] = summarized_by_email.get(email_by_order[order["id"]], 0) + 1
     for email, count in summarized_by_email.items():
-        work.events.append(_event(ctx, resource="orders", email=email, level=SyncEvent.Level.INFO, message=(
-            f"{count} order(s) counted in the person's order totals without a Placed order activity: Ortto keeps "
-            f"at most {ACTIVITY_DAILY_LIMIT} of one activity per person per 24 hours.")))
+        work.events.append(summarized_event(ctx, email, count))
 
-    work.organization_members = organizations.guest_order_members(sendable + summarized, work.ledger_rows)
+    work.organization_members = organizations.guest_order_members(
+        sendable + summarized + [order for order, _ in deferred], work.ledger_rows)
     if not ctx.defer_aggregates:
         # Aggregates are bridge-owned fields: overwrite them (strategy 2), once per unit per person, except
         # for new buyers whose creating merge already carried exactly these totals (totals_fold).
@@ -892,12 +931,19 @@ def totals_fold(ctx: SyncContext, todo: list[dict], email_by_order: dict, ledger
 ACTIVITY_DAILY_LIMIT = 50
 
 
+def summarized_event(ctx: SyncContext, email: str, count: int) -> SyncEvent:
+    """The note on a buyer whose orders went into their totals without a Placed order activity."""
+    return _event(ctx, resource="orders", email=email, level=SyncEvent.Level.INFO, message=(
+        f"{count} order(s) counted in the person's order totals without a Placed order activity: Ortto keeps "
+        f"at most {ACTIVITY_DAILY_LIMIT} of one activity per person per 24 hours."))
+
+
 def activity_allowance(ctx: SyncContext, emails: set[str], *, now: datetime) -> dict[str, int]:
     """Per email, how many more Placed order activities Ortto keeps in the 24 h before `now` (counted
     from what this connection sent; the pure rule is ACTIVITY_DAILY_LIMIT minus that)."""
     sent = dict(
         OrderLedger.objects.filter(connection=ctx.connection, email__in=list(emails), summarized=False,
-                                   sent_at__gte=now - timedelta(hours=24))
+                                   placed_state=OrderLedger.Placed.SENT, sent_at__gte=now - timedelta(hours=24))
         .values("email").annotate(n=Count("id")).values_list("email", "n")
     )
     return {email: max(ACTIVITY_DAILY_LIMIT - sent.get(email, 0), 0) for email in emails}

@@ -32,6 +32,10 @@ class OrttoAccount(models.Model):
     tracking_key = models.CharField(max_length=255, blank=True)
     account_url = models.URLField(blank=True, help_text="Opens the account in Ortto.")
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="ortto_accounts", blank=True)
+    # The attribute ids Ortto answered when the bridge created the journey's activity definitions here
+    # ({spec key: {attribute name: field id}}): Ortto cannot list definitions, and a create that meets an
+    # existing one answers no ids, so this is the only record once the connection that created them is gone.
+    activity_attributes = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -187,7 +191,8 @@ class SyncRun(models.Model):
         return self.status in self.ACTIVE_STATUSES
 
     RESOURCE_ORDER = ("subscribers", "customers", "orders", "organizations")
-    COUNTER_ORDER = ("fetched", "created", "updated", "unchanged", "failed", "summarized", "skipped", "incomplete")
+    COUNTER_ORDER = ("fetched", "created", "updated", "unchanged", "failed", "summarized", "skipped", "incomplete",
+                     "not_linked")
 
     @property
     def counter_rows(self) -> list[tuple[str, dict]]:
@@ -306,6 +311,15 @@ class OrderLedger(models.Model):
     # Counted in the buyer's totals without an activity: Ortto keeps at most 50 events per activity
     # per contact per 24 h (docs/ortto-contract.md, "Limits").
     summarized = models.BooleanField(default=False)
+
+    class Placed(models.TextChoices):
+        SENT = "", "Sent (or summarized)"
+        TO_SEND = "to_send", "To send"  # an initial import's: sent after its last order page, newest first
+        REFUSED = "refused", "Refused"  # the next run sends it again (sync/commerce.py, journey_redo)
+
+    # Where its Placed order activity stands, and the activity itself while it is not sent.
+    placed_state = models.CharField(max_length=8, choices=Placed.choices, blank=True, default="")
+    placed_activity = models.JSONField(null=True, blank=True)
     # The order as last seen (sync/commerce.py): a change of status or refunded amount since is what sends
     # Fulfilled / Cancelled / Refunded order, once, whichever of a webhook run or the sweep sees it first.
     # Null status: a row from before status tracking; its first sighting only records the status.
@@ -317,6 +331,18 @@ class OrderLedger(models.Model):
     counted_total = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
     # Ordered product activities sent for it: Ortto keeps at most 50 of one activity per person per 24 h.
     products_sent = models.PositiveSmallIntegerField(default=0)
+
+    class Products(models.TextChoices):
+        NONE = "", "Nothing to send"
+        TO_SEND = "to_send", "To send"  # recorded before the call: not confirmed until Ortto answers
+        SENT = "sent", "Sent"
+        REFUSED = "refused", "Refused"  # the next run sends them again
+        REFUSED_AGAIN = "refused2", "Refused again"  # only "Resync failed records" sends them again
+
+    # Where its Ordered product activities stand: the next run sends again, once, what an earlier run left
+    # "to send" (its call was cut off by a crash) or "refused", with the same keys (sync/commerce.py,
+    # journey_redo); refused a second time, they wait for "Resync failed records".
+    products_state = models.CharField(max_length=8, choices=Products.choices, blank=True, default="")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["connection", "order_id"], name="order_ledger_unique")]
@@ -333,7 +359,8 @@ class CartLedger(models.Model):
         SENT = "sent", "Abandoned cart sent"
         ANONYMOUS = "anonymous", "No email: skipped"
         EXPIRED = "expired", "Gone before it was read"
-        FAILED = "failed", "Not sent"
+        FAILED = "failed", "Not sent"  # the next run sends it again (sync/carts.py, carts_redo)
+        FAILED_AGAIN = "failed2", "Not sent twice"  # only "Resync failed records" sends it again
 
     connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="carts")
     # BigCommerce cart ids are UUIDs (36 characters); the abandoned-cart token is 32 hex characters.
@@ -392,6 +419,10 @@ class OrganizationMember(models.Model):
                                      related_name="members")
     linked_organization = models.ForeignKey(OrganizationLedger, null=True, blank=True, on_delete=models.SET_NULL,
                                             related_name="linked_members")
+    # Where the company came from: "customer" (the customer's own company field), "address" (the fallback:
+    # an address's company) or "order" (a guest order's billing company). Once the customer's own field
+    # has named the company, a blank field means the company was cleared: the address does not stand in.
+    source = models.CharField(max_length=8, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["connection", "email"], name="organization_member_unique")]

@@ -3,8 +3,9 @@
 Where a company comes from (pure, see `customer_company` / `guest_order_company`): the customer's
 `company`, else the company on the customer's first address that has one (v3 customers carry no default
 flag; the bridge reads them with `include=addresses`), else, for a guest order (customer_id 0), the
-billing address's company. Names are normalized (`clean_company_name`, `company_key`) so "ACME Ltd" and
-"Acme  Ltd " are one organization per store.
+billing address's company; once the customer's own field has named the company, a blank one means cleared
+(`cleared_companies`: addresses keep the company they were entered with). Names are normalized
+(`clean_company_name`, `company_key`) so "ACME Ltd" and "Acme  Ltd " are one organization per store.
 
 How it reaches Ortto (docs/ortto-contract.md ("Organizations") has every source):
 - pages only record who belongs where (`members_commit`, in the page's transaction; no HTTP);
@@ -25,6 +26,7 @@ import hashlib
 import html
 import json
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 
 from django.db import transaction
@@ -90,11 +92,15 @@ def email_domain(email: str) -> str:
     return "" if not domain or domain in WEBMAIL_DOMAINS else domain[:NAME_LIMIT]
 
 
+CUSTOMER, ADDRESS, ORDER = "customer", "address", "order"  # where a company came from (OrganizationMember.source)
+
+
 @dataclass(frozen=True)
 class Company:
     key: str
     name: str
     fields: dict = field(default_factory=dict)  # what the record says of the company (no name, no aggregates)
+    source: str = ""  # CUSTOMER, ADDRESS or ORDER
 
 
 def _address_fields(*, address1="", address2="", city="", region="", country="", postal="") -> dict:
@@ -110,7 +116,7 @@ def _address_fields(*, address1="", address2="", city="", region="", country="",
     return fields
 
 
-def _company(name: str, email: str, address: dict) -> Company | None:
+def _company(name: str, email: str, address: dict, *, source: str) -> Company | None:
     clean = clean_company_name(name)
     if not clean:
         return None
@@ -118,17 +124,17 @@ def _company(name: str, email: str, address: dict) -> Company | None:
     domain = email_domain(email)
     if domain:
         fields["str:o:website"] = domain
-    return Company(key=_key(clean), name=clean, fields=fields)
+    return Company(key=_key(clean), name=clean, fields=fields, source=source)
 
 
 def customer_company(customer: dict) -> Company | None:
     """The customer's company, else the first address's that has one; None when the store names none."""
     addresses = [a for a in customer.get("addresses") or [] if isinstance(a, dict)]
-    name, address = customer.get("company"), addresses[0] if addresses else {}
+    name, address, source = customer.get("company"), addresses[0] if addresses else {}, CUSTOMER
     if not clean_company_name(name):
         address = next((a for a in addresses if clean_company_name(a.get("company"))), {})
-        name = address.get("company")
-    return _company(name, customer.get("email") or "", _address_fields(
+        name, source = address.get("company"), ADDRESS
+    return _company(name, customer.get("email") or "", source=source, address=_address_fields(
         address1=address.get("address1"), address2=address.get("address2"), city=address.get("city"),
         region=address.get("state_or_province"), country=address.get("country"), postal=address.get("postal_code")))
 
@@ -138,7 +144,7 @@ def guest_order_company(order: dict) -> Company | None:
     if order.get("customer_id"):
         return None
     billing = order.get("billing_address") or {}
-    return _company(billing.get("company"), billing.get("email") or "", _address_fields(
+    return _company(billing.get("company"), billing.get("email") or "", source=ORDER, address=_address_fields(
         address1=billing.get("street_1"), address2=billing.get("street_2"), city=billing.get("city"),
         region=billing.get("state"), country=billing.get("country"), postal=billing.get("zip")))
 
@@ -273,16 +279,26 @@ def guest_order_members(orders: list[dict], sent_emails) -> dict:
     return members
 
 
+def cleared_companies(members: dict, sources: dict) -> dict:
+    """`members` with the companies a customer cleared taken out (pure): a customer whose own company field
+    named their company (`sources[email]` is CUSTOMER) and is now blank has no company, even where an
+    address still names one (addresses keep the company they were entered with)."""
+    return {email: None if company is not None and company.source == ADDRESS and sources.get(email) == CUSTOMER
+            else company for email, company in members.items()}
+
+
 def members_commit(*, connection, members: dict) -> None:
     """Record a page's companies and memberships (inside the page's transaction)."""
     if not members:
         return
+    existing = {m.email: m for m in OrganizationMember.objects.filter(connection=connection, email__in=members)}
+    members = cleared_companies(members, {email: row.source for email, row in existing.items()})
     companies: dict[str, Company] = {}
     for company in members.values():
         if company is not None:
             known = companies.get(company.key)
             companies[company.key] = company if known is None else Company(
-                company.key, known.name, merged_source_fields(known.fields, company.fields))
+                company.key, known.name, merged_source_fields(known.fields, company.fields), company.source)
     organizations = {o.key: o for o in OrganizationLedger.objects.filter(connection=connection, key__in=companies)}
     changed = []
     for key, company in companies.items():
@@ -297,19 +313,22 @@ def members_commit(*, connection, members: dict) -> None:
             changed.append(row)
     rows_update(OrganizationLedger, changed, ["source_fields"])
 
-    existing = {m.email: m for m in OrganizationMember.objects.filter(connection=connection, email__in=members)}
     new_rows, moved = [], []
     for email, company in members.items():
         organization = organizations[company.key] if company else None
         row = existing.get(email)
         if row is None:
             if organization is not None:
-                new_rows.append(OrganizationMember(connection=connection, email=email, organization=organization))
-        elif row.organization_id != (organization.pk if organization else None):
-            row.organization = organization
+                new_rows.append(OrganizationMember(connection=connection, email=email, organization=organization,
+                                                   source=company.source))
+            continue
+        # A cleared company keeps its source: the customer's own field stays the one that counts.
+        source = company.source if company else row.source
+        if row.organization_id != (organization.pk if organization else None) or row.source != source:
+            row.organization, row.source = organization, source
             moved.append(row)
     OrganizationMember.objects.bulk_create(new_rows)
-    rows_update(OrganizationMember, moved, ["organization"])
+    rows_update(OrganizationMember, moved, ["organization", "source"])
 
 
 # --- End of run: organizations and links to Ortto --------------------------------------------------
@@ -461,8 +480,25 @@ def organizations_push(ctx, *, send_all=_one_by_one) -> FlushResult:
             result.events.append(_event(ctx, error))
         else:
             done_removing.update(m.pk for m in group)
-    jobs = [(organizations[org_id], ready) for org_id, group in additions.items()
-            if (ready := [m for m in group if m.linked_organization_id is None or m.pk in done_removing])]
+    # Ortto holds at most MAX_PEOPLE_PER_ACCOUNT people per account: count who is linked after the removals,
+    # and leave the people beyond the cap unlinked (no call Ortto would refuse), with a warning.
+    linked = Counter(m.linked_organization_id for m in members if m.linked_organization_id is not None)
+    for group in removals.values():
+        linked.subtract(m.linked_organization_id for m in group if m.pk in done_removing)
+    jobs = []
+    for org_id, group in additions.items():
+        ready = [m for m in group if m.linked_organization_id is None or m.pk in done_removing]
+        room = max(MAX_PEOPLE_PER_ACCOUNT - linked[org_id], 0)
+        if len(ready) > room:
+            org, left = organizations[org_id], len(ready) - room
+            result.counters["not_linked"] = result.counters.get("not_linked", 0) + left
+            result.events.append(SyncEvent(
+                run=ctx.run, resource="organizations", level=SyncEvent.Level.WARNING, message=(
+                    f"{org.name!r} has {linked[org_id] + room:,} people linked in Ortto, Ortto's limit of "
+                    f"{MAX_PEOPLE_PER_ACCOUNT:,} per organization: {left:,} more not linked.")[:2000]))
+            ready = ready[:room]
+        if ready:
+            jobs.append((organizations[org_id], ready))
     for (org, ready), error in zip(jobs, send_all(
             lambda ctx, job: _link(ctx, job[0], job[1], person_ids, add=True), ctx, jobs)):
         if error:
@@ -487,6 +523,18 @@ def _merge_safely(ctx, accounts: list[dict], strategy: int) -> list[dict]:
                           missing={"status": "error", "error": "missing from Ortto's answer"})
 
 
+# How a removal may say that the link it undoes is not there (the person, the account or the membership):
+# Ortto documents the call's success only (https://help.ortto.com/a-231-adding-and-removing-people-from-organizations),
+# so each plausible wording of "nothing to remove" counts as removed.
+_ABSENT_WORDS = ("not found", "not a member", "not in account", "not in the account", "not linked",
+                 "not associated", "no such", "does not exist", "unknown", "known person", "not known")
+
+
+def removal_found_nothing(exc: OrttoRequestError) -> bool:
+    """A 400/404 to a removal that says there was nothing to remove: the person is unlinked either way."""
+    return exc.status in (400, 404) and any(word in (exc.message or "").lower() for word in _ABSENT_WORDS)
+
+
 def _link(ctx, org: OrganizationLedger, group: list, person_ids: dict, *, add: bool) -> str | None:
     """Add (or remove) these members to (from) one account; the refusal's message, or None."""
     call = ctx.ortto.add_account_people if add else ctx.ortto.remove_account_people
@@ -494,6 +542,10 @@ def _link(ctx, org: OrganizationLedger, group: list, person_ids: dict, *, add: b
         try:
             call(account_id=org.ortto_account_id, person_ids=[person_ids[m.email] for m in batch])
         except OrttoRequestError as exc:
+            if not add and removal_found_nothing(exc):
+                ctx.log.info("unlinking %d person(s) from %r: Ortto has no such link (%s)", len(batch), org.name,
+                             exc.message)
+                continue
             verb = "link people to" if add else "unlink people from"
             return f"Ortto refused to {verb} the organization {org.name!r}: {exc.message}"
     return None
@@ -517,6 +569,7 @@ def organizations_flush(ctx, *, check_lease, send_all=_one_by_one) -> None:
             run.counters = {**(run.counters or {}), "organizations": result.counters}
             run.failed += result.counters["failed"]
             run.save(update_fields=["counters", "failed"])
-    # Memberships that point nowhere and are linked nowhere are history.
+    # Memberships that point nowhere and are linked nowhere are history, except a customer's cleared company
+    # field: it keeps an address's company from standing in for the one the customer removed.
     OrganizationMember.objects.filter(connection=ctx.connection, organization__isnull=True,
-                                      linked_organization__isnull=True).delete()
+                                      linked_organization__isnull=True).exclude(source=CUSTOMER).delete()

@@ -13,6 +13,7 @@ log lines or exception messages.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 import re
 import socket
@@ -59,6 +60,16 @@ FIELD_TYPE_PREFIXES = {
     "link": "str",
     "object": "obj",
 }
+
+
+@dataclasses.dataclass(frozen=True)
+class DefinitionAnswer:
+    """What an activity-definition create told the bridge."""
+
+    activity_id: str
+    attribute_ids: dict  # attribute name -> the field id Ortto gave it; {} when the definition existed already
+    icon_id: str
+    existed: bool = False
 
 
 # --- Errors -------------------------------------------------------------------------------------
@@ -535,22 +546,41 @@ class OrttoClient:
         return field_id or computed_field_id(name=name, field_type=field_type)
 
     def create_activity_definition(self, payload: dict) -> str:
-        """Create a custom activity definition; return its id ("act:cm:<kebab name>"), new or existing. Ortto
-        has no public endpoint that lists definitions, so "already exists" is read from the answer:
-        any 409, or a 400 whose message says it exists (docs/ortto-contract.md)."""
+        """Create a custom activity definition; return its id ("act:cm:<kebab name>"), new or existing."""
+        return self.activity_definition_create(payload).activity_id
+
+    def activity_definition_create(self, payload: dict, *, fallback_icons: Iterable[str] = ()) -> DefinitionAnswer:
+        """Create a custom activity definition and return what Ortto answered: its id and the id Ortto gave each
+        attribute (`custom_activity.attributes[].field_id`, recorded; nothing public says which prefix a `price`
+        or `link` attribute gets, so the bridge uses the ids Ortto answers rather than build them).
+
+        Ortto has no public endpoint that lists definitions, so "already exists" is read from the answer: any
+        409, or a 400 whose message says it exists (docs/ortto-contract.md); the attribute ids are then unknown
+        ({}). Another 400 may be a refused icon: the create is tried again with each of `fallback_icons` (ids a
+        recorded answer shows) before the refusal stands."""
         computed = f"act:cm:{kebab(payload['name'])}"
-        try:
-            answer = self._post("/v1/definitions/activity/create", payload)
-        except OrttoRequestError as exc:
-            if exc.status == 409 or (exc.status == 400 and says_already_exists(exc.message)):
-                return computed
-            raise
-        definition = answer.get("custom_activity") or answer.get("definition") or answer
-        for key in ("activity_field_id", "activity_id", "id"):
-            value = definition.get(key) if isinstance(definition, dict) else None
-            if isinstance(value, str) and value.startswith("act:"):
-                return value
-        return computed
+        icons = list(dict.fromkeys([payload.get("icon_id"), *fallback_icons]))
+        for attempt, icon in enumerate(icons):
+            try:
+                answer = self._post("/v1/definitions/activity/create", {**payload, "icon_id": icon})
+            except OrttoRequestError as exc:
+                if exc.status == 409 or (exc.status == 400 and says_already_exists(exc.message)):
+                    return DefinitionAnswer(activity_id=computed, attribute_ids={}, icon_id=icon, existed=True)
+                if exc.status == 400 and attempt + 1 < len(icons):
+                    logger.warning("Ortto refused the definition %r with icon %s (%s); trying icon %s",
+                                   payload["name"], icon, exc.message, icons[attempt + 1])
+                    continue
+                raise
+            definition = answer.get("custom_activity") or answer.get("definition") or answer
+            definition = definition if isinstance(definition, dict) else {}
+            activity_id = next((value for key in ("activity_field_id", "activity_id", "id")
+                                if isinstance(value := definition.get(key), str) and value.startswith("act:")),
+                               computed)
+            attribute_ids = {attribute["name"]: attribute["field_id"] for attribute in definition.get("attributes") or []
+                             if isinstance(attribute, dict) and isinstance(attribute.get("name"), str)
+                             and isinstance(attribute.get("field_id"), str) and attribute["field_id"]}
+            return DefinitionAnswer(activity_id=activity_id, attribute_ids=attribute_ids, icon_id=icon)
+        raise AssertionError("unreachable: the last icon's refusal is raised")
 
     # -- accounts (formerly "organizations"): docs/ortto-contract.md ("Organizations")
 

@@ -102,9 +102,11 @@ def ortto_account_check(*, account: OrttoAccount, apply: bool = False, client_fo
         for name, field_type in missing:
             field_id = client.create_custom_field(name=name, field_type=field_type, existing=fields)
             say(f"  created field {name!r}: {field_id}")
-        for definition in definitions:
-            activity_id = client.create_activity_definition(definition)
-            say(f"  activity definition {definition['name']!r} ready: {activity_id}")
+        say(f"  activity definition 'Placed order' ready: "
+            f"{client.create_activity_definition(mapping.placed_order_definition())}")
+        for spec in activities.JOURNEY:
+            answer = client.activity_definition_create(spec.definition(), fallback_icons=spec.fallback_icons())
+            say(f"  activity definition {spec.name!r} ready: {answer.activity_id} (icon {answer.icon_id})")
         for name, field_type in organizations.AGGREGATE_FIELDS.values():
             field_id = client.create_account_field(name=name, field_type=field_type)
             say(f"  organization field {name!r} ready: {field_id}")

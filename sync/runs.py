@@ -206,6 +206,7 @@ def _execute(run: SyncRun, *, log, sliced: bool, on_page) -> None:
         bigcommerce=store_client(run.store),
         log=log, field_ids=schema_field_ids(connection), activity_id=schema_activity_id(connection),
         defer_aggregates=run.kind == SyncRun.Kind.INITIAL,
+        defer_placed=run.kind == SyncRun.Kind.INITIAL,
         stage_subscribers=run.kind == SyncRun.Kind.INITIAL,
     )
     if not run.checkpoint.get("resources"):
@@ -254,13 +255,28 @@ def _resources_sync(ctx: engine.SyncContext, *, log, sliced: bool, started: floa
                 work.counters.fetched = len(items)
                 carried = work.carry
                 state["carry"] = [int(record["id"]) for record in carried]
-                work.events += ctx.deferred.harvest()  # earlier units' calls that have answered
+                engine.harvest_into(ctx.deferred, work)  # earlier units' calls that have answered
                 _commit_page(run, resource, work, checkpoint, page_total)
                 log.info("%s page: %s", resource, work.counters.as_dict())
                 if on_page:
                     on_page(run)
 
     _deferred_settle(ctx)
+    if ctx.defer_placed and not _placed_flush(ctx, log=log, sliced=sliced, started=started, on_page=on_page):
+        return
+    if not run.checkpoint.get("redo_done"):
+        # Activities an earlier run could not confirm (refused, or in flight when its worker died): the
+        # ledger says which, and they are sent again once. Nothing to do costs one query per ledger.
+        works = [commerce.journey_redo(ctx), carts.carts_redo(ctx)]
+        emails = commerce.placed_waiting_emails(ctx, after="", earlier_runs=True)
+        if emails:
+            works.append(commerce.placed_send(ctx, emails, earlier_runs=True)[0])
+        work = engine.PageWork()
+        for part in works:
+            _work_add(work, part)
+        checkpoint = copy.deepcopy(run.checkpoint)
+        checkpoint["redo_done"] = True
+        _commit_page(run, "orders", work, checkpoint, None)
     if "webhook" in run.checkpoint and not run.checkpoint.get("carts_done"):
         # Abandoned and converted carts arrive by webhook only (BigCommerce lists no abandoned carts).
         work = carts.carts_process(ctx, carts.cart_events(run.checkpoint["webhook"]["event_ids"]))
@@ -276,8 +292,8 @@ def _resources_sync(ctx: engine.SyncContext, *, log, sliced: bool, started: floa
 def _deferred_settle(ctx: engine.SyncContext) -> None:
     """Wait for the Ortto calls still in flight (engine.DeferredSends) and commit what they reported."""
     work = engine.PageWork()
-    work.events = ctx.deferred.harvest(wait=True)
-    if work.events:
+    engine.harvest_into(ctx.deferred, work, wait=True)
+    if work.events or work.commits:
         _commit_page(ctx.run, "orders", work, copy.deepcopy(ctx.run.checkpoint), None)
 
 
@@ -304,6 +320,42 @@ def _staged_flush(ctx: engine.SyncContext, *, log, sliced: bool, started: float,
         checkpoint["staged"] = {"after": rows[-1][0] if rows else after, "done": len(rows) < STAGED_CHUNK}
         _commit_page(run, "subscribers", work, checkpoint, None)
         log.info("subscribers without a customer: %s", work.counters.as_dict())
+        if on_page:
+            on_page(run)
+    return True
+
+
+def _work_add(work: engine.PageWork, part: engine.PageWork) -> None:
+    work.events += part.events
+    work.commits += part.commits
+    work.ledger_rows.update(part.ledger_rows)
+    for key, value in part.counters.as_dict().items():
+        setattr(work.counters, key, getattr(work.counters, key) + value)
+
+
+def _placed_flush(ctx: engine.SyncContext, *, log, sliced: bool, started: float, on_page) -> bool:
+    """Initial runs, after the last order page: send the Placed order activities recorded "to send", the
+    newest 50 of each buyer (commerce.placed_send), in steps of PLACED_CHUNK_BUYERS buyers by email, each
+    committed with its position and the chosen activities its part-full last batch leaves for the next step
+    (a resumed run goes on from there; a step cut short is sent again with the same keys). True when done."""
+    run = ctx.run
+    while not run.checkpoint.get("placed", {}).get("done"):
+        stop = _stop_reason(run)
+        if stop:
+            _finish(run, *stop, log=log)
+            return False
+        if sliced and time.monotonic() - started > settings.SYNC_TASK_SLICE_SECONDS:
+            _yield_slice(run, log=log)
+            return False
+        state = run.checkpoint.get("placed", {})
+        after, carried = state.get("after", ""), state.get("carry") or []
+        emails = commerce.placed_waiting_emails(ctx, after=after)
+        last = len(emails) < commerce.PLACED_CHUNK_BUYERS
+        work, carry = commerce.placed_send(ctx, emails, carried=carried, last=last)
+        checkpoint = copy.deepcopy(run.checkpoint)
+        checkpoint["placed"] = {"after": emails[-1] if emails else after, "carry": carry, "done": last}
+        _commit_page(run, "orders", work, checkpoint, None)
+        log.info("placed orders: %s", work.counters.as_dict())
         if on_page:
             on_page(run)
     return True

@@ -27,7 +27,7 @@ def ortto_client(connection: Connection) -> OrttoClient:
 # holder by its timeout; a waiter that gives up goes ahead, and "already exists" is still fine.
 SCHEMA_LOCK_SECONDS = 120
 SCHEMA_LOCK_WAIT_SECONDS = 30.0
-SCHEMA_KEYS = ("fields", "activity_id", "activities")
+SCHEMA_KEYS = ("fields", "activity_id", "activities", "attributes")
 
 
 def ortto_schema_ensure(connection: Connection, *, client=None) -> dict:
@@ -43,7 +43,8 @@ def ortto_schema_ensure(connection: Connection, *, client=None) -> dict:
             schema = account_schema(connection)
             if schema is None:
                 schema, created = _schema_create(connection, client=client or ortto_client(connection)), True
-    connection.ortto_schema = {**(connection.ortto_schema or {}), **{key: schema[key] for key in SCHEMA_KEYS}}
+    connection.ortto_schema = {**(connection.ortto_schema or {}),
+                               **{key: schema[key] for key in SCHEMA_KEYS if key in schema}}
     connection.schema_ready = True
     connection.save(update_fields=["ortto_schema", "schema_ready"])
     logger.info("store %s: Ortto schema ready (%d fields, %s)%s", connection.store.store_hash,
@@ -70,9 +71,32 @@ def _schema_create(connection: Connection, *, client) -> dict:
     for key, (name, field_type, _default) in mapping.CUSTOM_FIELDS.items():
         field_ids[key] = client.create_custom_field(name=name, field_type=field_type, existing=existing)
     activity_id = client.create_activity_definition(mapping.placed_order_definition())
-    journey = {spec.key: client.create_activity_definition(spec.definition()) or spec.default_id
-               for spec in activities.JOURNEY}
-    return {"fields": field_ids, "activity_id": activity_id or mapping.PLACED_ORDER_ACTIVITY_ID, "activities": journey}
+    remembered = remembered_attribute_ids(connection)
+    journey, attributes = {}, {}
+    for spec in activities.JOURNEY:
+        answer = client.activity_definition_create(spec.definition(), fallback_icons=spec.fallback_icons())
+        journey[spec.key] = answer.activity_id or spec.default_id
+        # The ids Ortto gave the attributes; a definition that existed already answers none, so the ids this
+        # account's connections were given when they created it stand in (else the custom-field rule).
+        attributes[spec.key] = answer.attribute_ids or remembered.get(spec.key) or {}
+        if answer.existed and not attributes[spec.key]:
+            logger.warning("store %s: %s existed in Ortto and its attribute ids are unknown; sending the "
+                           "custom-field rule's ids", connection.store.store_hash, spec.name)
+    answered = {key: ids for key, ids in attributes.items() if ids}
+    if answered:
+        account = connection.account
+        account.activity_attributes = {**(account.activity_attributes or {}), **answered}
+        type(account).objects.filter(pk=account.pk).update(activity_attributes=account.activity_attributes)
+    return {"fields": field_ids, "activity_id": activity_id or mapping.PLACED_ORDER_ACTIVITY_ID, "activities": journey,
+            "attributes": attributes}
+
+
+def remembered_attribute_ids(connection: Connection) -> dict:
+    """spec key -> {attribute name: id} that Ortto answered when the bridge created the definitions on this
+    Ortto account (OrttoAccount.activity_attributes): Ortto cannot list definitions, so its answers are the
+    only record."""
+    return dict(type(connection.account).objects.filter(pk=connection.account_id)
+                .values_list("activity_attributes", flat=True).first() or {})
 
 
 @contextmanager
@@ -112,3 +136,10 @@ def schema_journey_ready(connection: Connection) -> bool:
 
 def schema_journey_id(connection: Connection, spec: activities.ActivitySpec) -> str:
     return ((connection.ortto_schema or {}).get("activities") or {}).get(spec.key) or spec.default_id
+
+
+def schema_journey_target(connection: Connection, spec: activities.ActivitySpec) -> dict:
+    """The activity id and the attribute ids Ortto gave this journey activity, as the builders in
+    sync/activities.py take them (`activity_id=`, `attribute_ids=`)."""
+    return {"activity_id": schema_journey_id(connection, spec),
+            "attribute_ids": ((connection.ortto_schema or {}).get("attributes") or {}).get(spec.key) or {}}

@@ -151,6 +151,11 @@ def accounts_contacts_remove(instance, body: dict):
     account, people, problem = _membership_request(instance, body)
     if problem:
         return problem
+    members = set(account.people.values_list("pk", flat=True))
+    absent = [p for p in people if p.pk not in members]
+    if absent and instance.remove_absent == "refuse":
+        # Whether Ortto refuses to remove someone who is not in the account is not public: the emulator can.
+        return bad_request(f"person {absent[0].person_id} is not a member of account {account.account_id}")
     account.people.remove(*people)
     return 200, {}
 

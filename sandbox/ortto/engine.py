@@ -359,20 +359,26 @@ def person_merge(instance, body: dict):
         batch.update(person, fields, strategy=strategy, tags=tags, unset_tags=unset_tags, clear_fields=clear_fields)
         if strategy != 3:
             batch.remember(person)
-        # Ortto answers "merged" for every existing person, whatever the strategy did to it.
-        results.append({"person_id": person.person_id, "status": "merged"})
+            results.append({"person_id": person.person_id, "status": "merged"})
+            continue
+        # What Ortto answers for an existing person under Ignore is not public: "merged" by default, or the
+        # instance's `ignore_status` ("ignored", "unchanged", or no status at all).
+        ignored = {"person_id": person.person_id}
+        if instance.ignore_status != "none":
+            ignored["status"] = instance.ignore_status
+        results.append(ignored)
 
-    if not any("person_id" in r or r["status"] == "ignored" for r in results):
+    if not any("person_id" in r or r.get("status") == "ignored" for r in results):
         details = [{"status": r["status"], "error": r.get("error", "")} for r in results]
         first = details[0]["error"] if details else ""
         return bad_request(f"No valid contacts provided ({first})", details)
-    refused = [r for r in results if r["status"] in BAD_ITEM_STATUSES]
+    refused = [r for r in results if r.get("status") in BAD_ITEM_STATUSES]
     if refused and instance.batch_errors != "per_item":
         # Whether Ortto refuses a whole batch for some bad people is not public: the emulator can.
         message = f"Invalid contacts provided ({refused[0].get('error', '')})"
         if instance.batch_errors == "refuse_with_details":
             return bad_request(message, [
-                {"status": r["status"], "error": r.get("error", "")} if r["status"] in BAD_ITEM_STATUSES
+                {"status": r["status"], "error": r.get("error", "")} if r.get("status") in BAD_ITEM_STATUSES
                 else {"status": "valid"} for r in results])
         return bad_request(message)
     batch.flush()
@@ -515,6 +521,12 @@ def _activity_problem(item, definitions, custom_ids) -> str | None:
         return "attributes must be an object"
     if len(attributes) > MAX_ATTRIBUTES:
         return f"too many attributes: {len(attributes)} (the maximum is {MAX_ATTRIBUTES})"
+    declared = {a.get("field_id") for a in definitions[activity_id].attributes or [] if isinstance(a, dict)}
+    for attribute_id in attributes:
+        # A custom attribute must be one its definition declares, by the id Ortto gave it (the wording of
+        # Ortto's recorded 400 for an unknown field); built-ins such as int::v need no declaration.
+        if ":cm:" in str(attribute_id) and attribute_id not in declared:
+            return schema.unknown_field_error(attribute_id)
     if len(json.dumps(item)) > MAX_ACTIVITY_BYTES:
         return "activity larger than 16 kB"
     if item.get("person_id") is not None and not isinstance(item.get("person_id"), str):
@@ -588,8 +600,9 @@ def activity_definition_create(instance, body: dict):
         return bad_request("name is required")
     activity_id = f"act:cm:{schema.kebab(name)}"
     icon_id = body.get("icon_id")
-    if icon_id not in schema.ACTIVITY_ICONS:
-        return bad_request(f"invalid icon_id {icon_id!r}: one of {', '.join(schema.ACTIVITY_ICONS)}")
+    icons = instance.accepted_icons or schema.ACTIVITY_ICONS
+    if icon_id not in icons:
+        return bad_request(f"invalid icon_id {icon_id!r}: one of {', '.join(icons)}")
     attributes_in = body.get("attributes") or []
     if not isinstance(attributes_in, list):
         return bad_request("attributes must be a list")
@@ -599,7 +612,7 @@ def activity_definition_create(instance, body: dict):
         if not isinstance(attribute, dict) or not isinstance(attribute.get("name"), str):
             return bad_request("each attribute needs a name and a display_type")
         display_type = attribute.get("display_type", "text")
-        prefix = schema.CUSTOM_FIELD_PREFIXES.get(display_type)
+        prefix = (instance.attribute_prefixes or {}).get(display_type) or schema.CUSTOM_FIELD_PREFIXES.get(display_type)
         if prefix is None:
             return bad_request(f"unknown display_type {display_type!r}")
         attr_slug = schema.kebab(attribute["name"])

@@ -53,6 +53,17 @@ class Instance(models.Model):
     # Synchronous merges by a merge key in flight at once before Ortto's concurrency limit answers 429
     # (Ortto warns of the limit without a number); 0 switches it off.
     merge_concurrency_limit = models.PositiveSmallIntegerField(default=8)
+    # ... the icon ids a definition may use: empty means the SDK's list (sandbox/ortto/schema.py); a
+    # shorter list makes the emulator refuse an icon no recorded answer shows ...
+    accepted_icons = models.JSONField(default=list, blank=True)
+    # ... the id prefix Ortto gives an activity attribute of a display type ({"price": "dec"}): no public
+    # answer shows the prefix of `price` or `link` attributes; unset types follow the custom-field rule ...
+    attribute_prefixes = models.JSONField(default=dict, blank=True)
+    # ... and what a merge under strategy 3 (Ignore) answers for a person who exists: "merged" (as for the
+    # other strategies), "ignored", "unchanged", or "none" (no status, only the person id).
+    ignore_status = models.CharField(max_length=16, default="merged")
+    # ... and what removing someone who is not in the account answers: "ok" (200 {}) or "refuse" (400).
+    remove_absent = models.CharField(max_length=8, default="ok")
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -1,8 +1,11 @@
 """Control of the emulated Ortto for tests, benchmarks and the demo: faults, throttling, revoking a key,
 resetting an instance and reading its stats. The JSON control endpoints call these same functions."""
 
+import re
+
 from django.db.models import Count, Q, Sum
 
+from . import schema
 from .models import (
     Account,
     AccountCustomField,
@@ -42,6 +45,10 @@ def instance_faults(instance: Instance) -> dict:
         "duplicate_status": instance.duplicate_status,
         "batch_errors": instance.batch_errors,
         "merge_concurrency_limit": instance.merge_concurrency_limit,
+        "accepted_icons": list(instance.accepted_icons or []),
+        "attribute_prefixes": dict(instance.attribute_prefixes or {}),
+        "ignore_status": instance.ignore_status,
+        "remove_absent": instance.remove_absent,
     }
 
 
@@ -96,6 +103,7 @@ def instance_set_revoked(instance: Instance, *, revoked: bool | None = None) -> 
 
 
 BATCH_ERROR_MODES = ("per_item", "refuse_with_details", "refuse")
+IGNORE_STATUSES = ("merged", "ignored", "unchanged", "none")
 
 
 def instance_set_contract(
@@ -105,6 +113,10 @@ def instance_set_contract(
     batch_errors: str | None = None,
     merge_concurrency_limit: int | None = None,
     expired: bool | None = None,
+    accepted_icons: list | None = None,
+    attribute_prefixes: dict | None = None,
+    ignore_status: str | None = None,
+    remove_absent: str | None = None,
 ) -> dict:
     """How this instance answers where Ortto's public record is silent, and its account state (expired:
     every call 403). Only what is given changes."""
@@ -120,7 +132,26 @@ def instance_set_contract(
         instance.merge_concurrency_limit = max(0, int(merge_concurrency_limit))
     if expired is not None:
         instance.expired = bool(expired)
-    instance.save(update_fields=["duplicate_status", "batch_errors", "merge_concurrency_limit", "expired"])
+    if accepted_icons is not None:
+        if not isinstance(accepted_icons, list) or not all(icon in schema.ACTIVITY_ICONS for icon in accepted_icons):
+            raise ValueError(f"accepted_icons is a list of {', '.join(schema.ACTIVITY_ICONS)}")
+        instance.accepted_icons = accepted_icons
+    if attribute_prefixes is not None:
+        if not isinstance(attribute_prefixes, dict) or not all(
+                display in schema.CUSTOM_FIELD_PREFIXES and isinstance(prefix, str) and re.fullmatch(r"[a-z]{3}", prefix)
+                for display, prefix in attribute_prefixes.items()):
+            raise ValueError("attribute_prefixes maps a display type to a three-letter prefix")
+        instance.attribute_prefixes = attribute_prefixes
+    if ignore_status is not None:
+        if ignore_status not in IGNORE_STATUSES:
+            raise ValueError(f"ignore_status is one of {IGNORE_STATUSES}")
+        instance.ignore_status = ignore_status
+    if remove_absent is not None:
+        if remove_absent not in ("ok", "refuse"):
+            raise ValueError("remove_absent is ok or refuse")
+        instance.remove_absent = remove_absent
+    instance.save(update_fields=["duplicate_status", "batch_errors", "merge_concurrency_limit", "expired",
+                                 "accepted_icons", "attribute_prefixes", "ignore_status", "remove_absent"])
     return instance_faults(instance)
 
 

@@ -136,6 +136,9 @@ class FakeOrtto:
         self.people = copy.deepcopy(people or {})
         self.calls = []
         self.activities = []
+        # What a strategy-3 merge answers for an existing person (not public): "merged", "ignored",
+        # "unchanged" or "none" (the person id only).
+        self.ignore_status = "merged"
 
     def merge_people(self, people, *, merge_strategy, merge_by=("str::email",), async_=False):
         assert 0 < len(people) <= 100
@@ -157,6 +160,10 @@ class FakeOrtto:
                 record.update(fields)
                 for key in [k for k, v in fields.items() if v is None]:
                     del record[key]
+            if merge_strategy == 3 and self.ignore_status != "merged":
+                results.append({"person_id": f"id-{email}"} if self.ignore_status == "none"
+                               else {"status": self.ignore_status, "person_id": f"id-{email}"})
+                continue
             results.append({"status": "merged", "person_id": f"id-{email}"})
         return results
 

@@ -3,6 +3,7 @@
 import math
 
 import pytest
+from django.template.loader import render_to_string
 from django.utils import timezone
 
 from sandbox.bigcommerce.models import Customer, Order
@@ -14,6 +15,7 @@ from sandbox.ortto.services import instance_fail_next
 from sync.models import OrganizationLedger, OrganizationMember, SyncEvent, SyncRun
 from sync.organizations import company_key
 from sync.runs import sync_run_execute, sync_run_request
+from sync.selectors import app_state
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
 
@@ -121,7 +123,47 @@ def test_renamed_moved_and_emptied_companies_move_people_in_ortto(b2b_store, san
     assert not any(emptied.email.lower() in people for people in members.values())
     assert members == {key: people for key, people in _expected_members(sandbox_store).items()} | {
         key: set() for key in members if key not in _expected_members(sandbox_store)}
-    assert not OrganizationMember.objects.filter(connection=connection, email=emptied.email.lower()).exists()
+    # Gone, or kept unlinked as the memory of a customer's own cleared company field.
+    cleared = OrganizationMember.objects.filter(connection=connection, email=emptied.email.lower()).first()
+    assert cleared is None or (cleared.organization is None and cleared.linked_organization is None)
+
+
+@pytest.mark.parametrize(("remove_absent", "removed_by_hand"), [("ok", False), ("ok", True), ("refuse", True)])
+def test_a_cleared_company_unlinks_the_customer_though_an_address_still_names_it(b2b_store, sandbox_live,
+                                                                                 remove_absent, removed_by_hand):
+    """BigCommerce keeps the company an address was entered with. A customer whose own company field is
+    cleared leaves the organization in Ortto (one `contacts/remove`), and stays out on later runs; a removal
+    Ortto answers "not a member" (someone unlinked them by hand first) is done, not an error."""
+    sandbox_store, store, connection = b2b_store(f"org8{remove_absent[0]}{int(removed_by_hand)}", b2b_share=0,
+                                                 orders=0)
+    buyer, colleague = Customer.objects.filter(store=sandbox_store).order_by("bc_id")[:2]
+    for customer in (buyer, colleague):
+        addresses = [{**address, "company": "Summit Ltd"} for address in customer.addresses]
+        Customer.objects.filter(pk=customer.pk).update(company="Summit Ltd", addresses=addresses)
+    assert buyer.addresses, "the seed gives customers an address"
+    assert _run(store).status == SyncRun.Status.SUCCEEDED
+    assert _ortto_members() == {"summit ltd": {buyer.email.lower(), colleague.email.lower()}}
+    instance = Instance.objects.get(api_key=KEY)
+    from sandbox.ortto.services import instance_set_contract
+    instance_set_contract(instance, remove_absent=remove_absent)
+    if removed_by_hand:
+        account = Account.objects.get(name="Summit Ltd")
+        account.people.remove(Person.objects.get(email=buyer.email.lower()))
+
+    Customer.objects.filter(pk=buyer.pk).update(company="", date_modified=timezone.now())
+    run = _run(store, SyncRun.Kind.INCREMENTAL)
+    assert run.status == SyncRun.Status.SUCCEEDED, run.error_summary
+    assert not SyncEvent.objects.filter(run=run, level=SyncEvent.Level.ERROR).exists()
+    assert _ortto_members() == {"summit ltd": {colleague.email.lower()}}
+    assert _calls("accounts/contacts/remove") == (0 if remove_absent == "refuse" else 1)
+    member = OrganizationMember.objects.get(connection=connection, email=buyer.email.lower())
+    assert member.organization is None and member.linked_organization is None
+
+    # Read again (a full run), the address's company does not bring them back.
+    removes = RequestLog.objects.filter(path="accounts/contacts/remove").count()
+    assert _run(store, SyncRun.Kind.FULL).status == SyncRun.Status.SUCCEEDED
+    assert _ortto_members() == {"summit ltd": {colleague.email.lower()}}
+    assert RequestLog.objects.filter(path="accounts/contacts/remove").count() == removes
 
 
 @pytest.mark.parametrize(("strategy", "website", "industry", "counter"), [
@@ -248,3 +290,35 @@ def test_bad_company_names_change_nothing_else(b2b_store, sandbox_live):
     assert {p.email for p in by_key["acme ltd"].people.all()} == {customers[3].email.lower(),
                                                                  customers[4].email.lower()}
     assert customers[5].email.lower() not in {p.email for a in Account.objects.all() for p in a.people.all()}
+
+
+def test_people_beyond_ortto_s_cap_per_organization_are_counted_not_sent(b2b_store, sandbox_live, monkeypatch):
+    """Ortto holds 3,000 people per organization (here 3, on both sides): the bridge links up to the cap, sends
+    no link Ortto would refuse, says how many wait in a warning, and counts them in the run."""
+    from sandbox.ortto import accounts as emulated
+
+    monkeypatch.setattr(emulated, "MAX_PEOPLE_PER_ACCOUNT", 3)
+    monkeypatch.setattr("sync.organizations.MAX_PEOPLE_PER_ACCOUNT", 3)
+    sandbox_store, store, connection = b2b_store("org9", b2b_share=0, orders=0)
+    staff = list(Customer.objects.filter(store=sandbox_store).order_by("bc_id")[:5])
+    Customer.objects.filter(pk__in=[c.pk for c in staff]).update(company="Big Corp")
+    run = _run(store)
+    assert run.status == SyncRun.Status.SUCCEEDED, run.error_summary
+    assert not SyncEvent.objects.filter(run=run, level=SyncEvent.Level.ERROR).exists()
+    assert len(_ortto_members()["big corp"]) == 3
+    assert not RequestLog.objects.filter(path="accounts/contacts/add").exclude(status=200).exists()
+    warning = SyncEvent.objects.get(run=run, level=SyncEvent.Level.WARNING, resource="organizations")
+    assert "'Big Corp' has 3 people linked in Ortto" in warning.message and "2 more not linked" in warning.message
+    assert run.counters["organizations"]["not_linked"] == 2
+    # The store owner reads it on the app page too.
+    panel = render_to_string("sync/_panel.html", {"state": app_state(store=store), "authority": {}})
+    assert "2 people were not linked to their company in Ortto: Ortto links at most 3,000 people" in panel
+    big = OrganizationLedger.objects.get(connection=connection, key="big corp")
+    assert big.linked_members.count() == 3 and big.members.count() == 5
+
+    # One of them leaves the company: a place frees up and one who waited is linked.
+    Customer.objects.filter(pk=staff[0].pk).update(company="", addresses=[], date_modified=timezone.now())
+    again = _run(store, SyncRun.Kind.INCREMENTAL)
+    assert again.status == SyncRun.Status.SUCCEEDED, again.error_summary
+    assert len(_ortto_members()["big corp"]) == 3 and staff[0].email.lower() not in _ortto_members()["big corp"]
+    assert again.counters["organizations"]["not_linked"] == 1

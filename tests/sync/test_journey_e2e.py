@@ -294,3 +294,188 @@ def test_a_refused_ordered_product_is_reported_before_the_import_ends(store_sync
     assert event.created_at <= run.finished_at
     placed = Order.objects.filter(store__store_hash="jrn7").exclude(status_id=0).count()
     assert _count(PRODUCT) == placed - 1 and _count(PLACED) == placed
+
+
+def test_a_refused_ordered_product_is_sent_again_once_by_the_next_sweep(store_synced, monkeypatch):
+    """The ledger records the refused lines; the next run (the scheduled sweep) sends them again, once, and
+    marks the refusal resolved; the run after sends nothing more."""
+    from sandbox.ortto import engine as emulated
+    from sync.models import SyncEvent
+
+    original = emulated._activity_problem
+    refusing = {"on": True}
+
+    def last_placed() -> int:
+        return Order.objects.filter(store__store_hash="jrn8").exclude(status_id=0).order_by("-bc_id")[0].bc_id
+
+    def problem(item, definitions, custom_ids):
+        if (refusing["on"] and item.get("activity_id") == PRODUCT
+                and item.get("key", "").startswith(f"bc:jrn8:order:{last_placed()}:")):
+            return "refused for the test"
+        return original(item, definitions, custom_ids)
+
+    monkeypatch.setattr(emulated, "_activity_problem", problem)
+    _, store, connection = store_synced("jrn8", orders=20, customers=10)
+    row = OrderLedger.objects.get(connection=connection, order_id=last_placed())
+    assert row.products_state == "refused"
+    refusal = SyncEvent.objects.get(bc_id=last_placed(), level="error")
+
+    refusing["on"] = False  # Ortto takes it now
+    sweep = sync_run_execute(run_id=sync_run_request(store=store, kind=SyncRun.Kind.INCREMENTAL,
+                                                     enqueue_run=False)[0].pk, sliced=False)
+    assert sweep.status == SyncRun.Status.SUCCEEDED, sweep.error_summary
+    placed = Order.objects.filter(store__store_hash="jrn8").exclude(status_id=0).count()
+    assert _count(PRODUCT) == placed and max(_keys(PRODUCT).values()) == 1
+    row.refresh_from_db()
+    assert row.products_state == "sent"
+    refusal.refresh_from_db()
+    assert refusal.resolved
+
+    again = sync_run_execute(run_id=sync_run_request(store=store, kind=SyncRun.Kind.INCREMENTAL,
+                                                     enqueue_run=False)[0].pk, sliced=False)
+    assert again.status == SyncRun.Status.SUCCEEDED
+    assert _count(PRODUCT) == placed and max(_keys(PRODUCT).values()) == 1
+
+
+@pytest.mark.parametrize("reached_ortto", [False, True])
+def test_ordered_products_in_flight_when_a_worker_died_are_sent_again_exactly_once(store_synced, reached_ortto):
+    """A worker killed while a unit's Ordered product call was in flight leaves its lines "to send" in the
+    ledger: whether or not the call reached Ortto, the next run sends them once more with the same keys,
+    and Ortto holds each line once."""
+    _, store, connection = store_synced("jrn9", orders=20, customers=10)
+    row = OrderLedger.objects.filter(connection=connection, products_sent__gt=0).order_by("order_id").first()
+    prefix = f"bc:jrn9:order:{row.order_id}:"
+    if not reached_ortto:
+        PersonActivity.objects.filter(activity_id=PRODUCT, key__startswith=prefix).delete()
+    OrderLedger.objects.filter(pk=row.pk).update(products_state="to_send")  # as the killed worker left it
+
+    sweep = sync_run_execute(run_id=sync_run_request(store=store, kind=SyncRun.Kind.INCREMENTAL,
+                                                     enqueue_run=False)[0].pk, sliced=False)
+    assert sweep.status == SyncRun.Status.SUCCEEDED, sweep.error_summary
+    assert PersonActivity.objects.filter(activity_id=PRODUCT, key__startswith=prefix).count() == row.products_sent
+    assert max(_keys(PRODUCT).values()) == 1
+    row.refresh_from_db()
+    assert row.products_state == "sent"
+
+
+def test_a_refused_abandoned_cart_is_sent_again_once_by_the_next_sweep(store_synced, monkeypatch):
+    from sandbox.ortto import engine as emulated
+    from sync.models import SyncEvent
+
+    sandbox_store, store, connection = store_synced("jrn10", orders=5)
+    original = emulated._activity_problem
+    refusing = {"on": True}
+
+    def problem(item, definitions, custom_ids):
+        if refusing["on"] and item.get("activity_id") == ABANDONED:
+            return "refused for the test"
+        return original(item, definitions, custom_ids)
+
+    monkeypatch.setattr(emulated, "_activity_problem", problem)
+    cart = bc.cart_add(store=sandbox_store, product_id=111, quantity=1, email="again.shopper@example.com")
+    bc.cart_abandon(cart=cart)
+    _deliver(sandbox_store)
+    assert CartLedger.objects.get(cart_id=cart.cart_id).outcome == "failed"
+    assert _count(ABANDONED) == 0
+    refusal = SyncEvent.objects.get(resource="carts", level="error")
+
+    refusing["on"] = False
+    for _ in range(2):  # the sweep sends it once; the next one has nothing left to send
+        sweep = sync_run_execute(run_id=sync_run_request(store=store, kind=SyncRun.Kind.INCREMENTAL,
+                                                         enqueue_run=False)[0].pk, sliced=False)
+        assert sweep.status == SyncRun.Status.SUCCEEDED, sweep.error_summary
+        assert _count(ABANDONED) == 1
+    assert CartLedger.objects.get(cart_id=cart.cart_id).outcome == "sent"
+    refusal.refresh_from_db()
+    assert refusal.resolved
+
+
+def test_the_initial_import_keeps_a_buyer_s_newest_fifty_orders_as_activities(
+        make_account, make_connection, make_store, sandbox_live, settings, monkeypatch):
+    """Ortto keeps 50 Placed order activities per buyer a day; an import reads orders oldest first, yet the
+    50 that become activities are the buyer's newest, and the 10 oldest are counted in the totals only. Sent
+    after the last order page in steps of a few buyers, they still cost ceil(activities / 100) calls."""
+    from sync.models import SyncEvent
+    from sync.ortto import OrttoClient
+
+    settings.SANDBOX_BIGCOMMERCE_WEBHOOKS_ASYNC = False
+    monkeypatch.setattr("sync.commerce.PLACED_CHUNK_BUYERS", 4)
+    placed_calls = []
+    create = OrttoClient.create_activities
+
+    def counting(self, activities, **kwargs):
+        if activities and activities[0]["activity_id"] == PLACED:
+            placed_calls.append(len(activities))
+        return create(self, activities, **kwargs)
+
+    monkeypatch.setattr(OrttoClient, "create_activities", counting)
+    sandbox_store = seed_bigcommerce(store_hash="jrn11", name="Journey Eleven", customers=20, orders=150, seed=3)
+    seed_users(store_hash="jrn11")
+    install = app_install_complete(store=sandbox_store)
+    seed_ortto_instances()
+    heavy = [bc.checkout_order_place(store=sandbox_store, email="heavy.buyer@example.com", first_name="Hea",
+                                     last_name="Vy", subscribe=False, subtotal=Decimal("10.00")).bc_id
+             for _ in range(60)]
+    store = make_store("jrn11", name="Journey Eleven", access_token=install.access_token)
+    connection = make_connection(store, make_account(api_key="sbx-default-acmeus-0001"))
+    run, _ = sync_run_request(store=store, kind=SyncRun.Kind.INITIAL, enqueue_run=False)
+    run = sync_run_execute(run_id=run.pk, sliced=False)
+    assert run.status == SyncRun.Status.SUCCEEDED, run.error_summary
+
+    keys = set(PersonActivity.objects.filter(activity_id=PLACED, person__email="heavy.buyer@example.com")
+               .values_list("key", flat=True))
+    assert keys == {f"bc:jrn11:order:{order_id}" for order_id in heavy[-50:]}, "the newest 50"
+    summarized = set(OrderLedger.objects.filter(connection=connection, email="heavy.buyer@example.com",
+                                                summarized=True).values_list("order_id", flat=True))
+    assert summarized == set(heavy[:10])
+    assert PersonLedger.objects.get(connection=connection, email="heavy.buyer@example.com").order_count == 60
+    assert run.counters["orders"]["summarized"] == 10
+    assert not OrderLedger.objects.filter(connection=connection).exclude(placed_state="").exists()
+    assert SyncEvent.objects.filter(run=run, email="heavy.buyer@example.com",
+                                    message__startswith="10 order(s) counted").exists()
+    placed = Order.objects.filter(store=sandbox_store).exclude(status_id=0).count()
+    assert _count(PLACED) == placed - 10 and max(_keys(PLACED).values()) == 1
+    assert sum(placed_calls) == placed - 10 and len(placed_calls) == -(-(placed - 10) // 100), placed_calls
+
+
+def test_ordered_products_refused_twice_wait_for_resync_failed_records(store_synced, monkeypatch):
+    """Refused by the import and again by the next sweep, the lines are not tried on every sweep (each try is a
+    refused request counting towards Ortto's IP ban): "Resync failed records" sends them, once."""
+    from sandbox.ortto import engine as emulated
+    from sandbox.ortto.models import RequestLog
+
+    original = emulated._activity_problem
+    refusing = {"on": True}
+
+    def last_placed() -> int:
+        return Order.objects.filter(store__store_hash="jrn12").exclude(status_id=0).order_by("-bc_id")[0].bc_id
+
+    def problem(item, definitions, custom_ids):
+        if (refusing["on"] and item.get("activity_id") == PRODUCT
+                and item.get("key", "").startswith(f"bc:jrn12:order:{last_placed()}:")):
+            return "refused for the test"
+        return original(item, definitions, custom_ids)
+
+    monkeypatch.setattr(emulated, "_activity_problem", problem)
+    _, store, connection = store_synced("jrn12", orders=20, customers=10)
+
+    def run_of(kind):
+        run = sync_run_execute(run_id=sync_run_request(store=store, kind=kind, enqueue_run=False)[0].pk,
+                               sliced=False)
+        assert run.status in (SyncRun.Status.SUCCEEDED, SyncRun.Status.PARTIAL), run.error_summary
+        return run
+
+    run_of(SyncRun.Kind.INCREMENTAL)  # tries once more: refused again
+    row = OrderLedger.objects.get(connection=connection, order_id=last_placed())
+    assert row.products_state == "refused2"
+    calls = RequestLog.objects.filter(path="activities/create").count()
+    run_of(SyncRun.Kind.INCREMENTAL)
+    assert RequestLog.objects.filter(path="activities/create").count() == calls, "not tried on every sweep"
+
+    refusing["on"] = False
+    retry = run_of(SyncRun.Kind.RETRY_FAILED)
+    assert retry.status == SyncRun.Status.SUCCEEDED
+    row.refresh_from_db()
+    assert row.products_state == "sent"
+    placed = Order.objects.filter(store__store_hash="jrn12").exclude(status_id=0).count()
+    assert _count(PRODUCT) == placed and max(_keys(PRODUCT).values()) == 1

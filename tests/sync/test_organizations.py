@@ -4,7 +4,9 @@ import pytest
 
 from sync.models import MergeStrategy
 from sync.organizations import (
+    CUSTOMER,
     clean_company_name,
+    cleared_companies,
     company_key,
     customer_company,
     email_domain,
@@ -12,7 +14,9 @@ from sync.organizations import (
     merge_strategy_for,
     merged_source_fields,
     organization_fields,
+    removal_found_nothing,
 )
+from sync.ortto import OrttoRequestError
 
 
 @pytest.mark.parametrize(
@@ -176,3 +180,28 @@ def test_append_only_overwrites_the_counts_of_an_organization_ortto_already_had(
     assert plan_counts_overwrite(merge, {"status": "created"}, state, connection_strategy=1) is None
     ignore = OrganizationMerge(3, 7, merge.fields, merge.parts)
     assert plan_counts_overwrite(ignore, {"status": "merged"}, state, connection_strategy=3) is None
+
+
+def test_a_customer_who_clears_their_own_company_is_not_kept_in_it_by_an_address():
+    address = {"company": "Summit Ltd", "address1": "1 Main St"}
+    before = customer_company({"email": "jo@summit.test", "company": "Summit Ltd", "addresses": [address]})
+    after = customer_company({"email": "jo@summit.test", "company": "", "addresses": [address]})
+    assert before.source == CUSTOMER and after.source == "address" and after.key == before.key
+    # The customer's own field named the company before: blank now means cleared.
+    assert cleared_companies({"jo@summit.test": after}, {"jo@summit.test": CUSTOMER}) == {"jo@summit.test": None}
+    # A customer who only ever gave the company on an address keeps the fallback.
+    assert cleared_companies({"jo@summit.test": after}, {"jo@summit.test": "address"}) == {"jo@summit.test": after}
+    assert cleared_companies({"jo@summit.test": after}, {}) == {"jo@summit.test": after}
+    assert cleared_companies({"jo@summit.test": before}, {"jo@summit.test": CUSTOMER}) == {"jo@summit.test": before}
+
+
+@pytest.mark.parametrize(("status", "message", "nothing"), [
+    (400, "person 0069 is not a member of account 1060", True),
+    (404, "Account not found", True),
+    (400, "none of inclusion_ids is a known person", True),
+    (400, "unknown person id", True),
+    (400, "inclusion_ids must be a non-empty list of person ids", False),
+    (500, "not found", False),
+])
+def test_a_removal_that_finds_nothing_to_remove_counts_as_removed(status, message, nothing):
+    assert removal_found_nothing(OrttoRequestError(message, status=status)) is nothing

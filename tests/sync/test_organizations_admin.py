@@ -71,3 +71,8 @@ def test_run_counters_list_organizations_after_the_people(organization):
     assert rows == ["customers", "organizations"]
     counts = state["last_run"]["counters"][1]
     assert (counts["created"], counts["updated"], counts["unchanged"], counts["failed"]) == (1, 1, 1, 0)
+
+
+def test_the_organization_page_counts_people_linked_in_ortto_against_the_cap(admin_client, organization):
+    html = admin_client.get(_url("change", organization.pk)).content.decode()
+    assert "Linked in Ortto" in html and "2 of 3,000" in html

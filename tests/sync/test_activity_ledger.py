@@ -1,0 +1,50 @@
+"""The order ledger decides which activities go out (issue 25): Placed order activities of an initial import
+are sent after its last order page, the newest 50 per buyer, and a refused one is sent again, once, by the
+next run. Ortto and BigCommerce mocked at the HTTP level (tests/sync/doubles.py)."""
+
+import pytest
+
+from sync.models import OrderLedger, SyncEvent, SyncRun
+from sync.runs import sync_run_execute, sync_run_request
+from tests.sync.doubles import order
+
+pytestmark = pytest.mark.django_db
+
+
+def run_once(store, kind=SyncRun.Kind.INITIAL):
+    run, _ = sync_run_request(store=store, kind=kind)
+    return sync_run_execute(run_id=run.pk)
+
+
+def _placed_keys(ortto) -> list[str]:
+    return [a["key"] for a in ortto.activities if a["activity_id"] == "act:cm:placed-order"]
+
+
+def test_a_refused_placed_order_of_the_import_is_sent_again_once_by_the_next_run(env):
+    env.ortto.refuse_keys = {"bc:abc123:order:102"}
+    first = run_once(env.store)
+    assert first.status == SyncRun.Status.PARTIAL and first.failed == 1
+    row = OrderLedger.objects.get(connection=env.connection, order_id=102)
+    assert row.placed_state == "refused" and row.placed_activity["key"] == "bc:abc123:order:102"
+    assert "bc:abc123:order:102" not in _placed_keys(env.ortto)
+
+    env.ortto.refuse_keys = set()
+    sweep = run_once(env.store, SyncRun.Kind.INCREMENTAL)
+    assert sweep.status == SyncRun.Status.SUCCEEDED, sweep.error_summary
+    assert _placed_keys(env.ortto).count("bc:abc123:order:102") == 1
+    row.refresh_from_db()
+    assert row.placed_state == "" and row.placed_activity is None
+    assert SyncEvent.objects.get(run=first, bc_id=102).resolved
+
+    run_once(env.store, SyncRun.Kind.INCREMENTAL)
+    assert _placed_keys(env.ortto).count("bc:abc123:order:102") == 1
+
+
+def test_an_import_keeps_the_newest_fifty_orders_of_a_buyer(env):
+    env.bc.orders = [order(1000 + n, "busy@x.io", total="1.00") for n in range(55)]
+    run = run_once(env.store)
+    assert run.status == SyncRun.Status.SUCCEEDED, run.error_summary
+    assert set(_placed_keys(env.ortto)) == {f"bc:abc123:order:{1000 + n}" for n in range(5, 55)}
+    assert set(OrderLedger.objects.filter(summarized=True).values_list("order_id", flat=True)) == \
+        {1000 + n for n in range(5)}
+    assert run.counters["orders"]["summarized"] == 5 and run.counters["orders"]["created"] == 50
