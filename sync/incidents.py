@@ -146,6 +146,8 @@ def incidents_evaluate(*, store: Store, now=None) -> dict:
     now = now or timezone.now()
     conditions = incident_conditions(store=store, now=now)
     open_now = {i.kind: i for i in Incident.objects.filter(store=store, cleared_at__isnull=True)}
+    # Uninstalled or disconnected: the trouble is moot, not fixed; no "good news" e-mail for it.
+    watched = store.is_installed and live_connection_get(store=store) is not None
     opened, cleared = [], []
     for kind, found in conditions.items():
         if kind not in open_now and incident_open(store=store, kind=kind, summary=found["summary"],
@@ -153,7 +155,7 @@ def incidents_evaluate(*, store: Store, now=None) -> dict:
             opened.append(kind)
     for kind, incident in open_now.items():
         if kind not in conditions:
-            incident_clear(incident=incident, now=now)
+            incident_clear(incident=incident, now=now, notify=watched)
             cleared.append(kind)
     return {"opened": opened, "cleared": cleared}
 
@@ -173,15 +175,20 @@ def incident_open(*, store: Store, kind: str, summary: str, facts: dict, now=Non
     return incident
 
 
-def incident_clear(*, incident: Incident, now=None) -> bool:
-    """Clear an open incident and send the recovery e-mail; False when it was cleared meanwhile."""
+def incident_clear(*, incident: Incident, now=None, notify: bool = True) -> bool:
+    """Clear an open incident and send the recovery e-mail (notify=False: the store stopped syncing, so
+    no e-mail); False when it was cleared meanwhile."""
     now = now or timezone.now()
     with transaction.atomic():
         if not Incident.objects.filter(pk=incident.pk, cleared_at__isnull=True).update(cleared_at=now):
             return False
         incident.cleared_at = now
-        incident.details.setdefault("timeline", []).append({"at": now.isoformat(), "event": "cleared"})
-        _mail(incident, opening=False, now=now)
+        incident.details.setdefault("timeline", []).append(
+            {"at": now.isoformat(), "event": "cleared" if notify else "closed: the store no longer syncs"})
+        if notify:
+            _mail(incident, opening=False, now=now)
+        else:
+            Incident.objects.filter(pk=incident.pk).update(details=incident.details)
     logger.info("store %s: incident cleared: %s", incident.store.store_hash, incident.kind)
     return True
 
@@ -208,7 +215,7 @@ def _mail(incident: Incident, *, opening: bool, now) -> None:
 def alert_text(incident: Incident, *, opening: bool) -> tuple[str, str]:
     """The alert's subject and plain-text body: our own words and counts only, never a key or a token."""
     store = incident.store
-    name = store.name or store.store_hash
+    name = " ".join((store.name or store.store_hash).split())  # a header never carries a line break
     title = incident.get_kind_display()
     link = control_panel_url(store=store)
     if opening:

@@ -204,3 +204,19 @@ def test_support_sees_incidents_read_only_with_their_timeline(admin_client, conn
     detail = admin_client.get(reverse("admin:sync_incident_change", args=[incident.pk])).content.decode()
     assert "opened" in detail and "e-mail queued" in detail
     assert admin_client.get(reverse("admin:sync_incident_add")).status_code == 403
+
+
+def test_an_uninstall_closes_open_incidents_without_a_good_news_e_mail(connection):
+    store = connection.store
+    store.name = "Acme\nBcc: victim@example.com"
+    store.save(update_fields=["name"])
+    Connection.objects.filter(pk=connection.pk).update(state=Connection.State.NEEDS_RECONNECT)
+    incidents_evaluate(store=store)
+    assert len(mail.outbox) == 1 and "\n" not in mail.outbox[0].subject and mail.outbox[0].bcc == [SUPPORT]
+
+    type(store).objects.filter(pk=store.pk).update(is_installed=False)
+    store.refresh_from_db()
+    maintenance_tick()
+    incident = Incident.objects.get()
+    assert not incident.is_open and len(mail.outbox) == 1
+    assert incident.details["timeline"][-1]["event"] == "closed: the store no longer syncs"
