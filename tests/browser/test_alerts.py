@@ -2,9 +2,6 @@
 Ortto refuses the key (the sandbox's fault injection) an incident opens, the app page says so and the
 sandbox's mailbox shows the alert e-mail."""
 
-import shutil
-from pathlib import Path
-
 import pytest
 import requests
 from django.utils import timezone
@@ -18,9 +15,6 @@ from .conftest import ARTIFACTS
 from .test_journey import install_and_open
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
-
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-
 
 def test_an_incident_shows_on_the_app_page_and_in_the_mailbox(page, sandbox, settings, queued_work_runs_inline,
                                                               sandbox_account, make_connection, shoot):
@@ -60,6 +54,3 @@ def test_an_incident_shows_on_the_app_page_and_in_the_mailbox(page, sandbox, set
     assert "owner@acme.example" in mail.inner_text() and "Reconnect" in mail.inner_text()
     assert page.locator("article.mail").count() == 1  # one e-mail, not one per failed sync
     mail.screenshot(path=str(ARTIFACTS / "18-alert-email.png"))
-    if DOCS.is_dir():
-        for name in ("17-failed-records.png", "18-alert-email.png", "19-app-page-alert.png"):
-            shutil.copyfile(ARTIFACTS / name, DOCS / name)
