@@ -16,6 +16,7 @@ from .test_journey import install_and_open
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
 
+
 def test_an_incident_shows_on_the_app_page_and_in_the_mailbox(page, sandbox, settings, queued_work_runs_inline,
                                                               sandbox_account, make_connection, shoot):
     settings.EMAIL_BACKEND = "sandbox.mailbox.backend.EmailBackend"  # what `make run` uses
