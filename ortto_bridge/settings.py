@@ -46,6 +46,7 @@ if SANDBOX:
         "sandbox",
         "sandbox.bigcommerce",
         "sandbox.ortto",
+        "sandbox.mailbox",
     ]
 
 MIDDLEWARE = [
@@ -146,8 +147,21 @@ SYNC_STALL_SECONDS = env.int("SYNC_STALL_SECONDS", default=120)
 # production Django's own default, an SMTP server on localhost, unless EMAIL_URL says otherwise.
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://" if DEBUG or SANDBOX else "smtp://localhost:25")
 vars().update(EMAIL_CONFIG)
+if SANDBOX and "EMAIL_URL" not in os.environ:
+    # `make run`: messages land in the sandbox's mailbox page (/sandbox/mailbox/), named by dotted path so
+    # that no product module imports the sandbox.
+    EMAIL_BACKEND = "sandbox.mailbox.backend.EmailBackend"
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Ortto Bridge <bridge@localhost>")
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=20)
+
+# --- Incidents and alerts (sync/incidents.py) -------------------------------------------------------
+# Every alert to an owner also goes, as a blind copy, to support staff here (empty: no copy).
+SUPPORT_ALERT_EMAIL = env.str("SUPPORT_ALERT_EMAIL", default="")
+# "Many records failed": the last run of at least SYNC_ALERT_MIN_RECORDS records failed more than this share.
+SYNC_ALERT_FAILED_SHARE = env.float("SYNC_ALERT_FAILED_SHARE", default=0.05)
+SYNC_ALERT_MIN_RECORDS = env.int("SYNC_ALERT_MIN_RECORDS", default=20)
+# "Store changes stopped arriving": the sweep sent changes while no webhook arrived for this long.
+WEBHOOK_SILENCE_SECONDS = env.int("WEBHOOK_SILENCE_SECONDS", default=2 * 60 * SYNC_INTERVAL_MINUTES)
 
 # --- Secrets at rest --------------------------------------------------------------------------
 # Tokens and API keys are encrypted with Fernet. Production sets FIELD_ENCRYPTION_KEY (a Fernet key,

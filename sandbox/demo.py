@@ -71,5 +71,6 @@ def demo_urls() -> dict:
     return {
         "control_panel": f"{base}/sandbox/bigcommerce/",
         "ortto": f"{base}/sandbox/ortto/",
+        "mailbox": f"{base}/sandbox/mailbox/",
         "admin": f"{base}/admin/",
     }

@@ -86,15 +86,16 @@ def store_sync_panel(*, store: Store) -> dict:
         "last_finished": last_finished,
         "last_finished_badge": run_status_badge(last_finished, stalled=False) if last_finished else None,
         "last_finished_counters": counters_table(last_finished) if last_finished else None,
-        "last_errors": overview["last_errors"],
+        "failing_records": overview["failing_records"],
+        "failing_count": overview["failing_count"],
         "chart": runs_chart_svg(overview["chart_runs"],
                                 run_url=lambda run: reverse("admin:sync_syncrun_change", args=[run.pk])),
         "chart_legend": legend_html(),
         "runs_url": changelist_url(SyncRun, store=store.pk),
         "connections_url": changelist_url(Connection, store=store.pk),
         "events_url": changelist_url(SyncEvent, store=store.pk, level__exact=SyncEvent.Level.ERROR),
-        "last_errors_url": (changelist_url(SyncEvent, run__id__exact=last_finished.pk, level__exact="error")
-                            if last_finished else ""),
+        "failing_url": changelist_url(SyncEvent, store=store.pk, level__exact=SyncEvent.Level.ERROR,
+                                      resolved__exact=0),
     }
 
 

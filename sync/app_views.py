@@ -20,7 +20,9 @@ from stores.services import store_user_label
 from stores.views import app_context_required
 
 from .authority import connection_authority, connection_manager_may, connection_manager_set
-from .connections import connection_disconnect, connection_sync_now, connection_tracking_set
+from .connections import connection_disconnect, connection_sync_now, connection_tracking_set, failed_records_retry
+from .failures import failed_records_page
+from .incidents import alerts_panel, alerts_set
 from .selectors import app_state
 
 
@@ -31,15 +33,24 @@ def _connect_url(request, store, ctx) -> str:
     return request.build_absolute_uri(reverse("connect:start")) + "?token=" + connect_token(ctx)
 
 
+def _failed_page(request) -> int:
+    page = request.GET.get("failed_page", "1")
+    return int(page) if page.isascii() and page.isdigit() and len(page) < 7 else 1
+
+
 def _panel_context(request, store, ctx) -> dict:
     state = app_state(store=store)
     authority = connection_authority(store=store, bc_user_id=ctx.bc_user_id)
+    failed = failed_records_page(store=store, page=_failed_page(request))
+    alerts = alerts_panel(store=store)
     state["version"] = hashlib.sha256(
-        json.dumps([state, authority], sort_keys=True, default=str).encode()).hexdigest()[:16]
+        json.dumps([state, authority, failed, alerts], sort_keys=True, default=str).encode()).hexdigest()[:16]
     return {
         "store": store,
         "state": state,
         "authority": authority,
+        "failed": failed,
+        "alerts": alerts,
         "connect_url": _connect_url(request, store, ctx),
     }
 
@@ -122,3 +133,23 @@ def app_managers(request, store, ctx):
     refused = connection_manager_set(store=store, by_bc_user_id=ctx.bc_user_id, bc_user_id=int(user_id),
                                      allowed=request.POST.get("allowed") == "1")
     return _state_json(request, store, ctx, error=refused, status=403 if refused else 200)
+
+
+@require_POST
+@app_context_required
+def app_retry_failed(request, store, ctx):
+    """The failed-records list's "Retry these": the same rules as Sync now (connections.connection_sync_now)."""
+    refused = failed_records_retry(store=store, requested_by=store_user_label(store=store, bc_user_id=ctx.bc_user_id))
+    return _state_json(request, store, ctx, error=refused, status=409 if refused else 200)
+
+
+@require_POST
+@app_context_required
+def app_alerts(request, store, ctx):
+    """E-mail me when syncing needs attention (enabled=1) or not (enabled=0): the owner and users they allow."""
+    if not connection_manager_may(store=store, bc_user_id=ctx.bc_user_id):
+        return _state_json(request, store, ctx, error="Only the store owner and users they allow can change alerts.",
+                           status=403)
+    alerts_set(store=store, enabled=request.POST.get("enabled") == "1",
+               by=store_user_label(store=store, bc_user_id=ctx.bc_user_id))
+    return _state_json(request, store, ctx)

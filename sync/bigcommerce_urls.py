@@ -14,6 +14,8 @@ urlpatterns = [
     path("app/panel", app_views.app_panel, name="app-panel"),
     path("app/tracking", app_views.app_tracking, name="app-tracking"),
     path("app/sync-now", app_views.app_sync_now, name="app-sync-now"),
+    path("app/retry-failed", app_views.app_retry_failed, name="app-retry-failed"),
+    path("app/alerts", app_views.app_alerts, name="app-alerts"),
     path("app/disconnect", app_views.app_disconnect, name="app-disconnect"),
     path("app/managers", app_views.app_managers, name="app-managers"),
 ]

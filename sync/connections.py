@@ -15,6 +15,7 @@ from stores.models import Store
 from stores.services import store_user_label
 
 from .authority import NOT_ALLOWED, connection_change_record, connection_manager_may
+from .failures import failing_records
 from .hooks import webhooks_register, webhooks_unregister
 from .models import Connection, ConnectionChange, ConnectionManager, MergeStrategy, OrttoAccount, SyncRun
 from .pauses import paused_connection_probe
@@ -170,8 +171,9 @@ def _wait_words(seconds: int) -> str:
     return f"{seconds} s" if seconds < 90 else f"{math.ceil(seconds / 60)} min"
 
 
-def connection_sync_now(*, store: Store, requested_by: str) -> str:
-    """Queue a manual sync. Returns a refusal message, or "" when queued.
+def connection_sync_now(*, store: Store, requested_by: str, kind: str = SyncRun.Kind.MANUAL) -> str:
+    """Queue a manual sync (or, kind=RETRY_FAILED, the app page's "Retry these"): the owner's explicit
+    runs share these rules. Returns a refusal message, or "" when queued.
 
     At most one manual run a minute per store (throttle.SYNC_NOW_STORE), counted before anything else
     costs a call; a paused connection asks Ortto first (pauses.paused_connection_probe)."""
@@ -189,8 +191,15 @@ def connection_sync_now(*, store: Store, requested_by: str) -> str:
     refused = paused_connection_probe(connection=connection)
     if refused:
         return refused
-    run, created = sync_run_request(store=store, kind=SyncRun.Kind.MANUAL, requested_by=requested_by)
+    run, created = sync_run_request(store=store, kind=kind, requested_by=requested_by)
     return "" if created else sync_run_active_answer(run=run)
+
+
+def failed_records_retry(*, store: Store, requested_by: str) -> str:
+    """The app page's "Retry these": the admin's "Resync failed records" run, under Sync now's rules."""
+    if not failing_records(store=store).filter(bc_id__isnull=False).exists():
+        return "No failed records to retry."
+    return connection_sync_now(store=store, requested_by=requested_by, kind=SyncRun.Kind.RETRY_FAILED)
 
 
 def connection_tracking_set(*, store: Store, enabled: bool, by: str) -> str:

@@ -1,5 +1,5 @@
-"""Mail to a store's owner: the one path every notice takes (connection changes today; health alerts can
-grow on it).
+"""Mail to a store's owner: the one path every notice takes (connection changes, and the incident alerts
+of sync/incidents.py, which may also go to support staff at SUPPORT_ALERT_EMAIL).
 
 A message is handed to a django-q2 task after the surrounding transaction commits, so a mail server that
 is down never fails the request that caused it; the task sends through Django's mail API (EMAIL_URL) and,
@@ -11,7 +11,7 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.mail import send_mail
+from django.core.mail import EmailMessage
 from django.utils import timezone
 from django_q.models import Schedule
 
@@ -34,20 +34,33 @@ def store_owner_email(*, store: Store) -> str:
         "email", flat=True).first() or ""
 
 
-def owner_mail_send(*, store: Store, subject: str, body: str) -> None:
-    """Queue `subject` / `body` for the store's owner, sent by a worker once the transaction commits."""
-    enqueue(DELIVER_TASK, store.pk, subject, body)
+def owner_mail_send(*, store: Store, subject: str, body: str, to_owner: bool = True,
+                    support_copy: bool = False) -> None:
+    """Queue `subject` / `body` for the store's owner, sent by a worker once the transaction commits.
+
+    support_copy: a blind copy to SUPPORT_ALERT_EMAIL when that is set; to_owner=False sends only that copy
+    (the owner turned alerts off)."""
+    enqueue(DELIVER_TASK, store.pk, subject, body, 1, to_owner, support_copy)
 
 
-def owner_mail_deliver(*, store_id: int, subject: str, body: str, attempt: int = 1) -> bool:
+def _recipients(store: Store | None, *, to_owner: bool, support_copy: bool) -> tuple[list[str], list[str]]:
+    owner = store_owner_email(store=store) if store and to_owner else ""
+    support = settings.SUPPORT_ALERT_EMAIL if support_copy else ""
+    return ([owner] if owner else []), ([support] if support and support != owner else [])
+
+
+def owner_mail_deliver(*, store_id: int, subject: str, body: str, attempt: int = 1, to_owner: bool = True,
+                       support_copy: bool = False) -> bool:
     """Send one queued message now; on a mail-server failure schedule the next attempt. True when sent."""
     store = Store.objects.filter(pk=store_id).first()
-    recipient = store_owner_email(store=store) if store else ""
-    if not recipient:
-        logger.warning("store %s has no owner address: a notice was not sent", store.store_hash if store else store_id)
+    to, bcc = _recipients(store, to_owner=to_owner, support_copy=support_copy)
+    if to_owner and not to:
+        logger.warning("store %s has no owner address: a notice was not sent to the owner",
+                       store.store_hash if store else store_id)
+    if not to and not bcc:
         return False
     try:
-        send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [recipient])
+        EmailMessage(subject, body, settings.DEFAULT_FROM_EMAIL, to or bcc, bcc=bcc if to else []).send()
     except OSError as exc:  # smtplib's errors are OSErrors, as are a refused or timed-out connection
         if attempt > len(RETRY_DELAYS):
             logger.error("store %s: mail to the owner given up after %d attempts (%s)", store.store_hash, attempt,
@@ -57,7 +70,7 @@ def owner_mail_deliver(*, store_id: int, subject: str, body: str, attempt: int =
         logger.warning("store %s: mail to the owner failed (%s); attempt %d in %ds", store.store_hash,
                        type(exc).__name__, attempt + 1, delay)
         Schedule.objects.create(
-            func=DELIVER_TASK, args=repr((store_id, subject, body, attempt + 1)), schedule_type=Schedule.ONCE,
+            func=DELIVER_TASK, args=repr((store_id, subject, body, attempt + 1, to_owner, support_copy)), schedule_type=Schedule.ONCE,
             repeats=-1, next_run=timezone.now() + timedelta(seconds=delay),
             name=f"owner-mail-{store_id}-{timezone.now().timestamp():.0f}-{attempt + 1}",
         )

@@ -234,6 +234,9 @@ class SyncEvent(models.Model):
             models.Index(fields=["-created_at"], name="syncevent_created_idx"),
             # A record's later events, for the failed records list's one row per record.
             models.Index(fields=["bc_id", "resource"], name="syncevent_record_idx"),
+            # The failing records: a commit resolves them by resource + id (sync/failures.py).
+            models.Index(fields=["resource", "bc_id"], condition=Q(level="error", resolved=False),
+                         name="syncevent_failing_idx"),
         ]
         ordering = ["-created_at"]
 
@@ -513,3 +516,55 @@ class ConnectionChange(models.Model):
 
     def __str__(self):
         return f"{self.store.store_hash}: {self.get_kind_display()} by {self.by_email}"
+
+
+class Incident(models.Model):
+    """Something about a store's sync that needs attention, from when it was noticed until it cleared.
+
+    sync/incidents.py opens and clears them from the facts (connection state, runs, webhook arrivals);
+    each one mails the owner (and support) once when it opens and once when it clears. At most one is open
+    per store and kind (`one_open_incident_per_kind`), so a flood of the same trouble is one incident.
+    """
+
+    class Kind(models.TextChoices):
+        KEY_REJECTED = "key_rejected", "Ortto rejected the API key"
+        PAUSED = "paused", "Ortto paused the account"
+        RUN_FAILED = "run_failed", "A sync failed"
+        RUN_STALLED = "run_stalled", "A sync stalled"
+        WEBHOOKS_SILENT = "webhooks_silent", "Store changes stopped arriving"
+        FAILED_SHARE = "failed_share", "Many records failed"
+
+    store = models.ForeignKey(Store, on_delete=models.CASCADE, related_name="incidents")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    opened_at = models.DateTimeField(default=timezone.now)
+    cleared_at = models.DateTimeField(null=True, blank=True)
+    summary = models.TextField(help_text="What the owner was told when it opened (no secrets).")
+    details = models.JSONField(default=dict, blank=True, help_text="The facts behind it and its timeline.")
+    emails_sent = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["store", "kind"], condition=Q(cleared_at__isnull=True),
+                                    name="one_open_incident_per_kind"),
+        ]
+        indexes = [models.Index(fields=["store", "-opened_at"], name="incident_store_idx")]
+        ordering = ["-opened_at", "-id"]
+
+    def __str__(self):
+        return f"{self.store.store_hash}: {self.get_kind_display()} ({'open' if self.is_open else 'cleared'})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.cleared_at is None
+
+
+class AlertPreference(models.Model):
+    """The owner's choice on the app page: e-mail me when syncing needs attention (on when no row exists)."""
+
+    store = models.OneToOneField(Store, on_delete=models.CASCADE, related_name="alert_preference")
+    enabled = models.BooleanField(default=True)
+    changed_by = models.CharField(max_length=255, blank=True)
+    changed_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self):
+        return f"{self.store.store_hash}: alerts {'on' if self.enabled else 'off'}"

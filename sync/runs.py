@@ -35,6 +35,7 @@ from stores.models import Store, WebhookEvent
 from . import carts, commerce, engine, organizations
 from .bigcommerce_pages import CUSTOMERS_SORT, PagePrefetch, carried_refetch, page_fetch, pages_per_unit
 from .db import rows_update
+from .failures import failing_records, failures_resolve
 from .hooks import webhooks_register
 from .models import Connection, OrderLedger, PersonLedger, StagedSubscriber, SyncCursor, SyncEvent, SyncRun
 from .ortto import OrttoAccountBlocked, OrttoAuthError, OrttoRateLimited, OrttoUnavailable
@@ -256,7 +257,11 @@ def _resources_sync(ctx: engine.SyncContext, *, log, sliced: bool, started: floa
                 carried = work.carry
                 state["carry"] = [int(record["id"]) for record in carried]
                 engine.harvest_into(ctx.deferred, work)  # earlier units' calls that have answered
-                _commit_page(run, resource, work, checkpoint, page_total)
+                # Staged subscribers go to Ortto later (_staged_flush): this unit sent none of them.
+                staged = resource == "subscribers" and ctx.stage_subscribers
+                waiting = {int(record["id"]) for record in carried}
+                sent = [] if staged else [rid for rid in (int(record["id"]) for record in batch) if rid not in waiting]
+                _commit_page(run, resource, work, checkpoint, page_total, sent_ids=sent)
                 log.info("%s page: %s", resource, work.counters.as_dict())
                 if on_page:
                     on_page(run)
@@ -318,7 +323,8 @@ def _staged_flush(ctx: engine.SyncContext, *, log, sliced: bool, started: float,
         work.unstaged_ids = [pk for pk, _ in rows]
         checkpoint = copy.deepcopy(run.checkpoint)
         checkpoint["staged"] = {"after": rows[-1][0] if rows else after, "done": len(rows) < STAGED_CHUNK}
-        _commit_page(run, "subscribers", work, checkpoint, None)
+        _commit_page(run, "subscribers", work, checkpoint, None,
+                     sent_ids=[int(record["id"]) for _, record in rows])
         log.info("subscribers without a customer: %s", work.counters.as_dict())
         if on_page:
             on_page(run)
@@ -440,18 +446,15 @@ def _prepare(ctx: engine.SyncContext) -> None:
         for resource in RESOURCES:
             resources[resource]["done"] = not ids[resource]
     elif run.kind == SyncRun.Kind.RETRY_FAILED:
-        # Re-send only the records that failed on this connection and were not re-sent since; they go
-        # through the same by-id path as webhook events.
-        failed = list(
-            SyncEvent.objects.filter(run__connection=run.connection, level=SyncEvent.Level.ERROR, resolved=False,
-                                     bc_id__isnull=False)
-            .order_by("id").values_list("id", "resource", "bc_id")[:RETRY_FAILED_LIMIT]
-        )
+        # Re-send only the store's records that are failing now (sync/failures.py); they go through the
+        # same by-id path as webhook events, and each one that goes through is resolved at its commit.
+        failed = list(failing_records(store=ctx.store).filter(bc_id__isnull=False)
+                      .values_list("resource", "bc_id")[:RETRY_FAILED_LIMIT])
         ids = {r: [] for r in RESOURCES}
-        for _, resource, bc_id in failed:
+        for resource, bc_id in failed:
             if resource in ids and bc_id not in ids[resource]:
                 ids[resource].append(bc_id)
-        checkpoint["webhook"] = {"event_ids": [], "ids": ids, "sync_event_ids": [e[0] for e in failed]}
+        checkpoint["webhook"] = {"event_ids": [], "ids": ids}
         totals = {r: len(v) for r, v in ids.items()}
         for resource in RESOURCES:
             resources[resource]["done"] = not ids[resource]
@@ -492,10 +495,13 @@ def _check_lease(run: SyncRun, now) -> None:
     run.heartbeat_at = now
 
 
-def _commit_page(run: SyncRun, resource: str, work: engine.PageWork, checkpoint: dict, page_total) -> None:
+def _commit_page(run: SyncRun, resource: str, work: engine.PageWork, checkpoint: dict, page_total,
+                 *, sent_ids=()) -> None:
+    """sent_ids: the records of `resource` this unit handed to Ortto (not carried to the next unit)."""
     now = timezone.now()
     with transaction.atomic():
         _check_lease(run, now)
+        failures_resolve(store_id=run.store_id, resource=resource, sent_ids=sent_ids, work=work)
         new_rows = [row for row in work.ledger_rows.values() if row.pk is None]
         old_rows = [row for row in work.ledger_rows.values() if row.pk is not None]
         PersonLedger.objects.bulk_create(new_rows)
@@ -574,7 +580,6 @@ def _complete(ctx: engine.SyncContext, *, log) -> None:
             WebhookEvent.objects.filter(pk__in=run.checkpoint["webhook"]["event_ids"]).update(
                 status=WebhookEvent.Status.PROCESSED, processed_at=now
             )
-            _failed_events_resolve(run)
         else:
             _cursors_advance(run)
         StagedSubscriber.objects.filter(run=run).delete()
@@ -593,21 +598,6 @@ def records_short(run: SyncRun) -> list[tuple[str, int, int]]:
         if total is not None and read < total:
             short.append((resource, read, total))
     return short
-
-
-def _failed_events_resolve(run: SyncRun) -> None:
-    """After a retry, the earlier errors whose record went through this time are marked resolved."""
-    retried = run.checkpoint["webhook"].get("sync_event_ids") or []
-    if not retried:
-        return
-    failed_again = set(
-        SyncEvent.objects.filter(run=run, level=SyncEvent.Level.ERROR, bc_id__isnull=False).values_list("resource", "bc_id")
-    )
-    resolved = [
-        pk for pk, resource, bc_id in SyncEvent.objects.filter(pk__in=retried).values_list("id", "resource", "bc_id")
-        if (resource, bc_id) not in failed_again
-    ]
-    SyncEvent.objects.filter(pk__in=resolved).update(resolved=True)
 
 
 def _cursors_advance(run: SyncRun) -> None:
@@ -640,6 +630,8 @@ def _finish(run: SyncRun, status: str, summary: str = "", *, log) -> None:
     log.info("run finished: %s %s", status, summary)
     if status != SyncRun.Status.CANCELLED:
         transaction.on_commit(lambda: _webhooks_followup(run.store_id))
+    # The run's end is where a 401, a 403, a failure or a flood of failed records shows: sync/incidents.py.
+    enqueue("sync.tasks.incidents_check", run.store_id)
 
 
 def _webhooks_followup(store_id: int) -> None:

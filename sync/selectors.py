@@ -6,7 +6,8 @@ from django.db.models import Prefetch
 
 from stores.models import Store
 
-from .models import Connection, OrttoAccount, SyncEvent, SyncRun
+from .failures import failing_records
+from .models import Connection, OrttoAccount, SyncRun
 from .throttle import sync_now_open_at
 
 
@@ -174,7 +175,7 @@ RECENT_RUNS = 10
 def store_sync_overview(*, store: Store) -> dict:
     """A store's sync history for the Store page, in a fixed number of small queries: its latest
     connections and the live one, the runs for the chart and the recent ones (with `is_stalled`), the
-    active run, the last finished one and that run's errors."""
+    active run, the last finished one, and the records failing now (sync/failures.py) with their count."""
     connections = list(
         Connection.objects.filter(store=store).select_related("account", "connected_by")
         .defer("account__api_key").order_by("-connected_at")[:5]
@@ -189,11 +190,7 @@ def store_sync_overview(*, store: Store) -> dict:
     )
     active = next((run for run in recent if run.is_active), None)
     last_finished = next((run for run in recent if run.finished_at), None)
-    last_errors = []
-    if last_finished is not None and last_finished.failed:
-        last_errors = list(
-            SyncEvent.objects.filter(run=last_finished, level=SyncEvent.Level.ERROR).order_by("-created_at")[:10]
-        )
+    failing = failing_records(store=store)
     chart_runs.reverse()
     return {
         "connection": live,
@@ -202,5 +199,6 @@ def store_sync_overview(*, store: Store) -> dict:
         "recent_runs": recent,
         "active_run": active,
         "last_finished": last_finished,
-        "last_errors": last_errors,
+        "failing_records": list(failing[:10]),
+        "failing_count": failing.count(),
     }

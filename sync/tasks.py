@@ -5,6 +5,7 @@ import logging
 from stores.models import Store, WebhookEvent
 from stores.services import signed_payloads_purge, store_uninstall_checks_run
 
+from .incidents import incidents_evaluate, incidents_evaluate_all
 from .mail import owner_mail_deliver as owner_mail_deliver_service
 from .models import Connection, SyncRun
 from .pauses import paused_accounts_probe
@@ -19,8 +20,16 @@ def run_sync(run_id: int) -> None:
     sync_run_execute(run_id=run_id)
 
 
-def owner_mail_deliver(store_id: int, subject: str, body: str, attempt: int = 1) -> bool:
-    return owner_mail_deliver_service(store_id=store_id, subject=subject, body=body, attempt=attempt)
+def owner_mail_deliver(store_id: int, subject: str, body: str, attempt: int = 1, to_owner: bool = True,
+                       support_copy: bool = False) -> bool:
+    return owner_mail_deliver_service(store_id=store_id, subject=subject, body=body, attempt=attempt,
+                                      to_owner=to_owner, support_copy=support_copy)
+
+
+def incidents_check(store_id: int) -> None:
+    store = Store.objects.filter(pk=store_id).first()
+    if store is not None:
+        incidents_evaluate(store=store)
 
 
 def incremental_tick() -> int:
@@ -39,6 +48,9 @@ def incremental_tick() -> int:
 
 def maintenance_tick() -> dict:
     """Resume runs whose worker went quiet, and drain webhook events that no run picked up."""
+    # Stalls, the paused-account probe's outcome and recoveries show here (the rest also at each run's
+    # end); first, before the stalled runs below are handed out again.
+    incidents = incidents_evaluate_all()
     quiet = SyncRun.objects.stalled()
     resumed = 0
     for run_id in quiet.values_list("pk", flat=True):
@@ -59,4 +71,4 @@ def maintenance_tick() -> dict:
     store_uninstall_checks_run()  # uninstall callbacks that BigCommerce has not confirmed yet
     if resumed or drained:
         logger.info("maintenance: %d stalled run(s) resumed, %d webhook run(s) requested", resumed, drained)
-    return {"resumed": resumed, "webhook_runs": drained}
+    return {"resumed": resumed, "webhook_runs": drained, "incidents": incidents}

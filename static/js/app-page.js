@@ -6,6 +6,7 @@
   if (!root) return;
   const ctx = root.dataset.appContext;
   let last = "";
+  let failedPage = 1;  // the failed-records list's page, kept across the poller's refreshes
 
   async function call(url, method, body) {
     const headers = { "X-App-Context": ctx };
@@ -16,7 +17,10 @@
 
   async function refresh(extra) {
     try {
-      const url = root.dataset.panelUrl + (extra ? "?error=" + encodeURIComponent(extra) : "");
+      const query = [];
+      if (extra) query.push("error=" + encodeURIComponent(extra));
+      if (failedPage > 1) query.push("failed_page=" + failedPage);
+      const url = root.dataset.panelUrl + (query.length ? "?" + query.join("&") : "");
       const response = await call(url, "GET");
       if (!response.ok) return;
       const html = await response.text();
@@ -44,6 +48,8 @@
     const action = target.dataset.action;
     if (action === "sync-now") act(root.dataset.syncUrl);
     if (action === "manager") act(root.dataset.managersUrl, "bc_user_id=" + encodeURIComponent(target.dataset.user) + "&allowed=" + target.dataset.allowed);
+    if (action === "post") act(target.dataset.url);
+    if (action === "failed-page") { failedPage = parseInt(target.dataset.page, 10) || 1; refresh(); }
     if (action === "disconnect" && confirm("Disconnect this store from Ortto? Syncing stops; nothing is deleted in Ortto.")) act(root.dataset.disconnectUrl);
   });
   root.addEventListener("change", function (event) {
@@ -51,6 +57,10 @@
     if (target.dataset && target.dataset.action === "tracking") {
       target.disabled = true;
       act(root.dataset.trackingUrl, "enabled=" + (target.checked ? "1" : "0"));
+    }
+    if (target.dataset && target.dataset.action === "toggle") {
+      target.disabled = true;
+      act(target.dataset.url, "enabled=" + (target.checked ? "1" : "0"));
     }
   });
 

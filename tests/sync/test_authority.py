@@ -153,13 +153,13 @@ def test_a_mail_server_that_is_down_never_fails_the_connect_and_is_tried_again(s
     def refused(*args, **kwargs):
         raise smtplib.SMTPConnectError(421, "try later")
 
-    monkeypatch.setattr("sync.mail.send_mail", refused)
+    monkeypatch.setattr("sync.mail.EmailMessage.send", refused)
     user = make_user()
     outcome = connections.connection_connect(store=store, account=make_account(members=[user]), merge_strategy=1,
                                              user=user, bc_user_id=OWNER)
     assert outcome.ok and Connection.objects.filter(store=store, state="active").exists()
     retry = Schedule.objects.get(func="sync.tasks.owner_mail_deliver")
-    assert retry.schedule_type == Schedule.ONCE and retry.args.endswith(", 2)")
+    assert retry.schedule_type == Schedule.ONCE and retry.args.endswith(", 2, True, False)")
 
     # The last attempt gives up (logged) instead of scheduling forever.
     Schedule.objects.all().delete()

@@ -70,9 +70,9 @@ def test_maintenance_resumes_quiet_runs_and_drains_webhooks(make_account, make_c
     WebhookEvent.objects.create(store=waiting_store, dedup_key="k", scope="store/order/created", resource="orders",
                                 resource_id=1, payload={}, bc_created_at=timezone.now())
     with django_capture_on_commit_callbacks() as callbacks:
-        assert maintenance_tick() == {"resumed": 1, "webhook_runs": 1}
+        assert maintenance_tick() == {"resumed": 1, "webhook_runs": 1, "incidents": {"opened": 1, "cleared": 0}}
     assert SyncRun.objects.get(store=waiting_store).kind == SyncRun.Kind.WEBHOOK
-    assert len(callbacks) == 2
+    assert len(callbacks) == 3  # the two runs, and the stalled store's alert e-mail (sync/incidents.py)
 
 
 def test_cancel_and_status_for_the_app_page(make_account, make_connection, make_store):

@@ -42,6 +42,7 @@ class Command(BaseCommand):
         self.stdout.write(f"  BigCommerce control panel (emulated):  {urls['control_panel']}")
         self.stdout.write("     → pick 'Acme Outdoor Co.', then Apps › Marketplace › Install, or My Apps › Launch")
         self.stdout.write(f"  Ortto (emulated) people pages:         {urls['ortto']}")
+        self.stdout.write(f"  Mailbox (e-mails the bridge sent):     {urls['mailbox']}")
         self.stdout.write(f"  Support admin:                         {urls['admin']}")
         self.stdout.write("Logins:")
         self.stdout.write(f"  Ortto Bridge sign-in (Connect): {demo.DEMO_EMAIL} / {demo.DEMO_PASSWORD}")
