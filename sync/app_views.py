@@ -18,6 +18,7 @@ from stores.views import app_context_required
 
 from .authority import connection_authority, connection_manager_may, connection_manager_set
 from .connections import connection_disconnect, connection_sync_now, connection_tracking_set
+from .health_card import store_health
 from .selectors import app_state
 
 
@@ -31,12 +32,15 @@ def _connect_url(request, store, ctx) -> str:
 def _panel_context(request, store, ctx) -> dict:
     state = app_state(store=store)
     authority = connection_authority(store=store, bc_user_id=ctx.bc_user_id)
-    state["version"] = hashlib.sha256(
-        json.dumps([state, authority], sort_keys=True, default=str).encode()).hexdigest()[:16]
+    health = store_health(store=store)
+    state["version"] = hashlib.sha256(json.dumps(
+        [state, authority, {k: v for k, v in health.items() if k != "now"}], sort_keys=True, default=str,
+    ).encode()).hexdigest()[:16]
     return {
         "store": store,
         "state": state,
         "authority": authority,
+        "health": health,
         "connect_url": _connect_url(request, store, ctx),
     }
 
