@@ -505,6 +505,11 @@ class BigCommerceClient:
                 return hooks
             page += 1
 
+    def update_hook(self, hook_id: int, *, is_active: bool) -> dict:
+        """Turn a hook on or off (webhooks.v3.yml, updateWebhook: PUT /v3/hooks/{id} with webhook_Put).
+        BigCommerce deactivates a hook whose deliveries keep failing; `is_active: true` re-activates it."""
+        return self._unwrap(self._json("PUT", f"/v3/hooks/{int(hook_id)}", json_body={"is_active": is_active}))
+
     def delete_hook(self, hook_id: int) -> None:
         try:
             self._request("DELETE", f"/v3/hooks/{int(hook_id)}")

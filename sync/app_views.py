@@ -22,6 +22,7 @@ from stores.views import app_context_required
 from .authority import connection_authority, connection_manager_may, connection_manager_set
 from .connections import connection_disconnect, connection_sync_now, connection_tracking_set, failed_records_retry
 from .failures import failed_records_page
+from .health_card import store_health
 from .incidents import alerts_panel, alerts_set
 from .selectors import app_state
 
@@ -43,14 +44,18 @@ def _panel_context(request, store, ctx) -> dict:
     authority = connection_authority(store=store, bc_user_id=ctx.bc_user_id)
     failed = failed_records_page(store=store, page=_failed_page(request))
     alerts = alerts_panel(store=store)
-    state["version"] = hashlib.sha256(
-        json.dumps([state, authority, failed, alerts], sort_keys=True, default=str).encode()).hexdigest()[:16]
+    health = store_health(store=store)
+    state["version"] = hashlib.sha256(json.dumps(
+        [state, authority, failed, alerts, {k: v for k, v in health.items() if k != "now"}],
+        sort_keys=True, default=str,
+    ).encode()).hexdigest()[:16]
     return {
         "store": store,
         "state": state,
         "authority": authority,
         "failed": failed,
         "alerts": alerts,
+        "health": health,
         "connect_url": _connect_url(request, store, ctx),
     }
 

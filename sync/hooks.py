@@ -1,15 +1,20 @@
-"""The store's BigCommerce webhooks: registering the bridge's hooks on connect, removing them on disconnect.
+"""The store's BigCommerce webhooks: registering the bridge's hooks on connect, removing them on disconnect,
+putting back the ones BigCommerce deactivated (each sweep), and counting the changes no hook announced.
 
 Each hook carries a per-store secret header that the intake (sync/webhooks.py) checks on every delivery.
 """
 
 import logging
 import secrets
+from datetime import datetime
 
 from django.conf import settings
+from django.utils import timezone
 
-from stores.bigcommerce import BigCommerceRequestError, store_client
+from stores.bigcommerce import BigCommerceClient, BigCommerceRequestError, store_client
+from stores.models import WebhookEvent
 
+from .mapping import parse_bc_datetime
 from .models import Connection
 
 logger = logging.getLogger(__name__)
@@ -18,6 +23,10 @@ logger = logging.getLogger(__name__)
 # (sync/bigcommerce_urls.py mounts the intake there; a test keeps the two in step).
 WEBHOOK_PATH = "/bigcommerce/webhooks/"
 SECRET_HEADER = "X-Bridge-Webhook-Secret"
+# The resources whose missed deliveries a sweep counts: the ones it reads whose hooks announce every change
+# (store/customer/*, store/order/*). A subscriber row also changes with its customer's newsletter choice,
+# and BigCommerce does not say which hook announces that, so subscribers are not counted.
+MISSED_RESOURCES = ("customers", "orders")
 # store/order/* also brings store/order/refund/created ("Fires for all store/order events", webhooks.v3.yml).
 # Of the carts' events only the two the journey needs: store/cart/* would deliver every cart edit.
 HOOK_SCOPES = ("store/customer/*", "store/subscriber/*", "store/order/*", "store/cart/abandoned",
@@ -70,3 +79,63 @@ def webhooks_unregister(connection: Connection, *, client=None) -> None:
             client.delete_hook(hook_id)
     connection.webhook_ids = []
     connection.save(update_fields=["webhook_ids"])
+
+
+def webhooks_check(connection: Connection, *, client: BigCommerceClient) -> int:
+    """Look at the store's hooks (one GET /v3/hooks) and put back what is wrong: a deactivated hook is
+    re-activated (PUT is_active true), a missing one re-created with the store's secret header (POST).
+    Returns how many were put back; the connection remembers when it looked and what it found.
+
+    BigCommerce deactivates a hook whose deliveries keep failing for about 48 h, and one that has not fired
+    for 90 days (docs/integrations/webhooks/overview.mdx; shared reference, bigcommerce-api.md §7).
+    `client` is the run's own, so these requests share its quota pacing.
+    """
+    store = connection.store
+    destination = webhook_destination()
+    ours = {hook.get("scope"): hook for hook in client.list_hooks() if hook.get("destination") == destination}
+    healed = 0
+    hook_ids = []
+    for scope in HOOK_SCOPES:
+        hook = ours.get(scope)
+        if hook is None:
+            hook = client.create_hook(scope=scope, destination=destination,
+                                      headers={SECRET_HEADER: store.webhook_secret})
+            healed += 1
+        elif hook.get("is_active") is False:
+            hook = {**hook, **client.update_hook(int(hook["id"]), is_active=True)}
+            healed += 1
+        if hook.get("id") is not None:
+            hook_ids.append(int(hook["id"]))
+    now = timezone.now()
+    connection.webhooks_checked_at = now
+    fields = ["webhooks_checked_at"]
+    if healed:
+        connection.webhooks_healed_at, connection.webhooks_healed = now, healed
+        fields += ["webhooks_healed_at", "webhooks_healed"]
+    if hook_ids != connection.webhook_ids:
+        connection.webhook_ids = hook_ids
+        fields.append("webhook_ids")
+    connection.save(update_fields=fields)
+    if healed:
+        logger.warning("store %s: %d webhook(s) deactivated or missing, put back", store.store_hash, healed)
+    return healed
+
+
+def deliveries_missed_count(*, store, resource: str, records: list[dict], changed_after: datetime,
+                            announced_since: datetime) -> int:
+    """Of the records a sweep read, those changed after the previous sweep's cursor (`changed_after`) for
+    which no webhook delivery arrived since `announced_since` (the cursor less the clock overlap): changes
+    the bridge learnt of only by sweeping. One query."""
+    if resource not in MISSED_RESOURCES:
+        return 0
+    changed = set()
+    for record in records:
+        modified = parse_bc_datetime(record.get("date_modified"))
+        if modified is not None and modified > changed_after and record.get("id") is not None:
+            changed.add(int(record["id"]))
+    if not changed:
+        return 0
+    announced = set(WebhookEvent.objects.filter(
+        store=store, resource=resource, resource_id__in=changed, received_at__gte=announced_since,
+    ).values_list("resource_id", flat=True))
+    return len(changed - announced)

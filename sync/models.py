@@ -76,6 +76,11 @@ class Connection(models.Model):
     tracking_changed_at = models.DateTimeField(null=True, blank=True)
     tracking_changed_by = models.CharField(max_length=255, blank=True)
     webhook_ids = models.JSONField(default=list, blank=True)
+    # The sweep's look at the store's hooks (sync/hooks.py webhooks_check): when it last looked, and when
+    # it last found hooks deactivated or missing and how many it put back.
+    webhooks_checked_at = models.DateTimeField(null=True, blank=True)
+    webhooks_healed_at = models.DateTimeField(null=True, blank=True)
+    webhooks_healed = models.PositiveSmallIntegerField(default=0)
     # {"fields": {"customer_id": "int:cm:bigcommerce-customer-id", ...}, "activity_id": "act:cm:placed-order"}
     ortto_schema = models.JSONField(default=dict, blank=True)
 
@@ -159,6 +164,8 @@ class SyncRun(models.Model):
     total = models.PositiveIntegerField(default=0)
     failed = models.PositiveIntegerField(default=0)
     people_synced = models.PositiveIntegerField(default=0)
+    # Changes this sweep read that no webhook had announced (sync/hooks.py deliveries_missed_count).
+    missed_deliveries = models.PositiveIntegerField(default=0)
     error_summary = models.TextField(blank=True)
     # Who holds the run right now: set when a worker claims it; every page commit checks it, so a
     # worker that lost the run to a stall takeover can never commit over the new owner.

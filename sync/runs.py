@@ -36,7 +36,7 @@ from . import carts, commerce, engine, organizations
 from .bigcommerce_pages import CUSTOMERS_SORT, PagePrefetch, carried_refetch, page_fetch, pages_per_unit
 from .db import rows_update
 from .failures import failing_records, failures_resolve
-from .hooks import webhooks_register
+from .hooks import deliveries_missed_count, webhooks_check, webhooks_register
 from .models import Connection, OrderLedger, PersonLedger, StagedSubscriber, SyncCursor, SyncEvent, SyncRun
 from .ortto import OrttoAccountBlocked, OrttoAuthError, OrttoRateLimited, OrttoUnavailable
 from .pauses import SUMMARY_ORTTO_PAUSED, account_pause
@@ -200,11 +200,14 @@ def _execute(run: SyncRun, *, log, sliced: bool, on_page) -> None:
     ortto = ortto_client(connection)
     if not connection.schema_ready or not schema_journey_ready(connection):
         ortto_schema_ensure(connection, client=ortto)
+    bigcommerce = store_client(run.store)
     if not connection.webhook_ids:
         _webhooks_ensure(connection, log=log)
+    elif run.kind == SyncRun.Kind.INCREMENTAL and not run.checkpoint.get("resources"):
+        _webhooks_check(connection, client=bigcommerce, log=log)  # once per sweep, in its first slice
     ctx = engine.SyncContext(
         run=run, connection=connection, store=run.store, ortto=ortto,
-        bigcommerce=store_client(run.store),
+        bigcommerce=bigcommerce,
         log=log, field_ids=schema_field_ids(connection), activity_id=schema_activity_id(connection),
         defer_aggregates=run.kind == SyncRun.Kind.INITIAL,
         defer_placed=run.kind == SyncRun.Kind.INITIAL,
@@ -261,7 +264,8 @@ def _resources_sync(ctx: engine.SyncContext, *, log, sliced: bool, started: floa
                 staged = resource == "subscribers" and ctx.stage_subscribers
                 waiting = {int(record["id"]) for record in carried}
                 sent = [] if staged else [rid for rid in (int(record["id"]) for record in batch) if rid not in waiting]
-                _commit_page(run, resource, work, checkpoint, page_total, sent_ids=sent)
+                missed = _missed_deliveries(ctx, resource, items, checkpoint)
+                _commit_page(run, resource, work, checkpoint, page_total, sent_ids=sent, missed=missed)
                 log.info("%s page: %s", resource, work.counters.as_dict())
                 if on_page:
                     on_page(run)
@@ -404,6 +408,25 @@ def _webhooks_ensure(connection: Connection, *, log) -> None:
         log.warning("webhook registration failed (%s); relying on the scheduled sweep", exc.status)
 
 
+def _webhooks_check(connection: Connection, *, client, log) -> None:
+    """The sweep's look at the store's hooks: deactivated ones re-activated, missing ones re-created. Not
+    fatal: this sweep reads every change anyway, and the next one looks again."""
+    try:
+        webhooks_check(connection, client=client)
+    except BigCommerceError as exc:
+        log.warning("webhook check failed (%s); the next sweep looks again", exc.status)
+
+
+def _missed_deliveries(ctx: engine.SyncContext, resource: str, items: list[dict], checkpoint: dict) -> int:
+    """A sweep's records changed since the previous sweep that no webhook announced (sync/hooks.py)."""
+    since = checkpoint.get("since", {}).get(resource)
+    if ctx.run.kind != SyncRun.Kind.INCREMENTAL or "webhook" in checkpoint or not since:
+        return 0
+    announced_since = datetime.fromisoformat(since)  # the previous cursor less CURSOR_OVERLAP
+    return deliveries_missed_count(store=ctx.store, resource=resource, records=items,
+                                   changed_after=announced_since + CURSOR_OVERLAP, announced_since=announced_since)
+
+
 def _stop_reason(run: SyncRun) -> tuple[str, str] | None:
     current = SyncRun.objects.filter(pk=run.pk).values_list("status", "lease").first()
     if current is None or current[0] != SyncRun.Status.RUNNING or current[1] != run.lease:
@@ -496,8 +519,9 @@ def _check_lease(run: SyncRun, now) -> None:
 
 
 def _commit_page(run: SyncRun, resource: str, work: engine.PageWork, checkpoint: dict, page_total,
-                 *, sent_ids=()) -> None:
-    """sent_ids: the records of `resource` this unit handed to Ortto (not carried to the next unit)."""
+                 *, sent_ids=(), missed: int = 0) -> None:
+    """sent_ids: the records of `resource` this unit handed to Ortto (not carried to the next unit); missed: the
+    sweep's changes no webhook announced (hooks.deliveries_missed_count)."""
     now = timezone.now()
     with transaction.atomic():
         _check_lease(run, now)
@@ -532,9 +556,11 @@ def _commit_page(run: SyncRun, resource: str, work: engine.PageWork, checkpoint:
         run.processed += work.counters.fetched
         run.failed += work.counters.failed
         run.people_synced += work.people_synced
+        run.missed_deliveries += missed
         run.total = max(sum(run.totals.values()), run.processed)
         run.checkpoint = checkpoint
-        run.save(update_fields=["counters", "totals", "total", "processed", "failed", "people_synced", "checkpoint"])
+        run.save(update_fields=["counters", "totals", "total", "processed", "failed", "people_synced",
+                                "missed_deliveries", "checkpoint"])
 
 
 def _yield_slice(run: SyncRun, *, log) -> None:

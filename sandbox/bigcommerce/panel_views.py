@@ -278,6 +278,14 @@ def webhooks(request, store_hash):
                    deliveries=WebhookDelivery.objects.filter(store=store)[:50])
 
 
+@require_POST
+def webhooks_deactivate(request, store_hash):
+    store, _ = _panel(request, store_hash)
+    count = services.hooks_deactivate(store=store)
+    messages.success(request, f"Deactivated {count} hook(s), as BigCommerce does after failed deliveries.")
+    return redirect("sandbox_bigcommerce:webhooks", store.store_hash)
+
+
 # --- storefront -----------------------------------------------------------------------------------
 
 def storefront(request, store_hash):

@@ -582,3 +582,10 @@ def hook_update(*, hook: Hook, values: dict) -> Hook:
         if field in values:
             setattr(hook, field, values[field])
     return _hook_save(hook)
+
+
+def hooks_deactivate(*, store: SandboxStore) -> int:
+    """Deactivate every hook of the store, as BigCommerce does to hooks whose deliveries kept failing for
+    about 48 h (docs/integrations/webhooks/overview.mdx): they stay registered, is_active false, and fire no
+    more until an app re-activates them with PUT is_active true."""
+    return Hook.objects.filter(store=store, is_active=True).update(is_active=False, updated_at=timezone.now())

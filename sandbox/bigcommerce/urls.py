@@ -46,6 +46,7 @@ urlpatterns = [
     path(f"{manage}orders/<int:order_id>/refund/", panel_views.order_refund, name="order_refund"),
     path(f"{manage}settings/api/", panel_views.api_settings, name="api_settings"),
     path(f"{manage}settings/webhooks/", panel_views.webhooks, name="webhooks"),
+    path(f"{manage}settings/webhooks/deactivate/", panel_views.webhooks_deactivate, name="webhooks_deactivate"),
     # Storefront
     path("store-<str:store_hash>/storefront/", panel_views.storefront, name="storefront"),
     path("store-<str:store_hash>/checkout/", panel_views.checkout, name="checkout"),

@@ -102,6 +102,10 @@ def webhook_delivery_run(*, delivery_id: int, retry_delays=(), session=None) -> 
             delivery.error = str(exc)[:500]
         delivery.status = WebhookDelivery.Status.FAILED
     delivery.save(update_fields=["attempts", "response_status", "error", "status", "delivered_at"])
+    if delivery.status == WebhookDelivery.Status.FAILED and retry_delays and delivery.hook_id:
+        # The retries stand for BigCommerce's schedule (60 s up to 24 h, about 48 h in all); when they are
+        # used up BigCommerce deactivates the hook (docs/integrations/webhooks/overview.mdx).
+        Hook.objects.filter(pk=delivery.hook_id).update(is_active=False, updated_at=timezone.now())
     return delivery
 
 

@@ -70,6 +70,7 @@ CANNED: list[tuple[str, str, int, Any]] = [  # method, path regex (after /stores
     ("POST", r"/v3/hooks", 200, {"data": {"id": 22561593, "scope": "store/order/created"}, "meta": {}}),
     ("GET", r"/v3/hooks", 200, {"data": [{"id": 22561593}], "meta": {
         "pagination": {"total": 1, "count": 1, "per_page": 250, "current_page": 1, "total_pages": 1}}}),
+    ("PUT", r"/v3/hooks/\d+", 200, {"data": {"id": 22561593, "is_active": True}, "meta": {}}),
     ("DELETE", r"/v3/hooks/\d+", 200, {"data": {"id": 22561593}, "meta": {}}),
 ]
 
@@ -121,6 +122,7 @@ ENDPOINTS = [
         scope="store/customer/updated", destination="https://bridge.example/bigcommerce/webhooks/",
         headers={"X-Bridge-Secret": "s3cr3t"})),
     Endpoint("list hooks", {"GET"}, lambda c: c.list_hooks()),
+    Endpoint("re-activate hook", {"PUT"}, lambda c: c.update_hook(22561593, is_active=True)),
     Endpoint("delete hook", {"DELETE"}, lambda c: c.delete_hook(22561593)),
 ]
 

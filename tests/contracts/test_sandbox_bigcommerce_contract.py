@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 
 import jsonschema
 import pytest
+import requests
 import yaml
 from django.utils import timezone
 from openapi_core import OpenAPI
@@ -284,6 +285,45 @@ def test_hooks_crud(call):
     assert duplicate.status_code == 422
     call("webhooks.v3.yml", "delete", path)
     assert call("webhooks.v3.yml", "get", path).status_code == 404
+
+
+def test_deactivated_hooks_are_listed_inactive_and_reactivated_by_put(call, client):
+    """The control panel's "Deactivate every hook" leaves the hooks registered with is_active false (what
+    BigCommerce does after failed deliveries); GET shows it as the spec says, PUT is_active true undoes it."""
+    created = call("webhooks.v3.yml", "post", "/v3/hooks", body=HOOK).json()["data"]
+    page = client.post(f"/sandbox/bigcommerce/store-{STORE}/manage/settings/webhooks/deactivate/", follow=True)
+    assert "Deactivated 1 hook(s)" in page.content.decode()
+    listed = call("webhooks.v3.yml", "get", "/v3/hooks", query={"is_active": "false"}).json()["data"]
+    assert [(h["id"], h["is_active"], h["headers"]) for h in listed] == [(created["id"], False, HOOK["headers"])]
+    put = call("webhooks.v3.yml", "put", f"/v3/hooks/{created['id']}", body={"is_active": True}).json()["data"]
+    assert put["is_active"] is True and put["headers"] == HOOK["headers"]
+    assert call("webhooks.v3.yml", "get", "/v3/hooks", query={"is_active": "true"}).json()["data"][0]["is_active"]
+
+
+def test_a_delivery_that_fails_all_its_retries_deactivates_its_hook(token, settings):
+    from sandbox.bigcommerce.models import Hook, SandboxStore, WebhookDelivery
+    from sandbox.bigcommerce.webhooks import webhook_delivery_run, webhook_fire
+
+    settings.SANDBOX_BIGCOMMERCE_WEBHOOKS_ASYNC = False
+    store = SandboxStore.objects.get(store_hash=STORE)
+    hook = Hook.objects.create(store=store, client_id="c", bc_id=9002, scope="store/order/*",
+                               destination="https://bridge.example/bigcommerce/webhooks/")
+
+    class Down:
+        @staticmethod
+        def post(*args, **kwargs):
+            raise requests.ConnectionError("refused")
+
+    [delivery] = webhook_fire(store=store, scope="store/order/updated", data={"type": "order", "id": 1})
+    # Without retries (a test's one-off delivery) the hook stays; once the retries are used up it goes.
+    webhook_delivery_run(delivery_id=delivery.pk, session=Down)
+    hook.refresh_from_db()
+    assert hook.is_active
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(status=WebhookDelivery.Status.PENDING)
+    webhook_delivery_run(delivery_id=delivery.pk, retry_delays=(0.0, 0.0), session=Down)
+    hook.refresh_from_db()
+    assert not hook.is_active
+    assert not webhook_fire(store=store, scope="store/order/updated", data={"type": "order", "id": 2})
 
 
 def test_bad_token_is_the_documented_401(call):
