@@ -375,6 +375,14 @@ class CartLedger(models.Model):
     order_id = models.BigIntegerField(null=True, blank=True)
     recovered_at = models.DateTimeField(null=True, blank=True)
 
+    class Recovery(models.TextChoices):
+        NONE = "", "Not refused"
+        FAILED = "failed", "Cart recovered not sent"  # the next run sends it again (sync/carts.py, carts_redo)
+        FAILED_AGAIN = "failed2", "Cart recovered not sent twice"  # only "Resync failed records" sends it again
+
+    # Where a refused Cart recovered stands (sent: recovered_at is set).
+    recovery = models.CharField(max_length=16, choices=Recovery.choices, blank=True, default="")
+
     class Meta:
         constraints = [models.UniqueConstraint(fields=["connection", "cart_id"], name="cart_ledger_unique")]
         verbose_name = "abandoned cart"

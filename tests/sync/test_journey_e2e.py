@@ -390,6 +390,48 @@ def test_a_refused_abandoned_cart_is_sent_again_once_by_the_next_sweep(store_syn
     assert refusal.resolved
 
 
+def test_a_refused_cart_recovered_is_sent_again_once_by_the_next_sweep(store_synced, monkeypatch):
+    """Ortto refuses Cart recovered: the cart ledger remembers it, the next sweep sends it once (built from
+    the ledger, the converted cart being gone), the refusal is resolved, and the sweep after sends nothing."""
+    from sandbox.ortto import engine as emulated
+    from sync.models import SyncEvent
+
+    sandbox_store, store, connection = store_synced("jrn13", orders=5)
+    original = emulated._activity_problem
+    refusing = {"on": True}
+
+    def problem(item, definitions, custom_ids):
+        if refusing["on"] and item.get("activity_id") == RECOVERED:
+            return "refused for the test"
+        return original(item, definitions, custom_ids)
+
+    monkeypatch.setattr(emulated, "_activity_problem", problem)
+    cart = bc.cart_add(store=sandbox_store, product_id=111, quantity=1, email="back.shopper@example.com")
+    bc.cart_abandon(cart=cart)
+    _deliver(sandbox_store)
+    assert bc.cart_recover(store=sandbox_store, token=cart.abandoned_token) == cart
+    order = bc.cart_checkout(cart=cart)
+    _deliver(sandbox_store)
+    assert _count(RECOVERED) == 0
+    assert CartLedger.objects.get(cart_id=cart.cart_id).recovered_at is None
+    refusal = SyncEvent.objects.get(resource="carts", level="error")
+    assert refusal.message.startswith(f"Cart recovered for cart {cart.cart_id} not sent")
+
+    refusing["on"] = False
+    for _ in range(2):  # the sweep sends it once; the next one has nothing left to send
+        sweep = sync_run_execute(run_id=sync_run_request(store=store, kind=SyncRun.Kind.INCREMENTAL,
+                                                         enqueue_run=False)[0].pk, sliced=False)
+        assert sweep.status == SyncRun.Status.SUCCEEDED, sweep.error_summary
+        assert _count(RECOVERED) == 1
+    recovered = PersonActivity.objects.get(activity_id=RECOVERED)
+    assert recovered.person.email == "back.shopper@example.com"
+    assert recovered.attributes["str:cm:order-id"] == str(order.bc_id)
+    row = CartLedger.objects.get(cart_id=cart.cart_id)
+    assert row.recovered_at is not None and row.recovery == ""
+    refusal.refresh_from_db()
+    assert refusal.resolved
+
+
 def test_the_initial_import_keeps_a_buyer_s_newest_fifty_orders_as_activities(
         make_account, make_connection, make_store, sandbox_live, settings, monkeypatch):
     """Ortto keeps 50 Placed order activities per buyer a day; an import reads orders oldest first, yet the
