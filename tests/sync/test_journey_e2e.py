@@ -480,6 +480,57 @@ def test_the_initial_import_keeps_a_buyer_s_newest_fifty_orders_as_activities(
     assert sum(placed_calls) == placed - 10 and len(placed_calls) == -(-(placed - 10) // 100), placed_calls
 
 
+def test_the_initial_import_keeps_the_ordered_products_of_a_buyer_s_newest_orders(
+        make_account, make_connection, make_store, sandbox_live, settings, monkeypatch):
+    """Ortto keeps 50 Ordered product activities per buyer a day, too: the import keeps the lines of the
+    buyer's newest orders (30 orders of 2 lines: the newest 25), not the oldest, sent with the Placed orders
+    after the last order page in steps of a few buyers, at ceil(lines / 100) calls; the rest is said."""
+    from sync.models import SyncEvent
+    from sync.ortto import OrttoClient
+
+    settings.SANDBOX_BIGCOMMERCE_WEBHOOKS_ASYNC = False
+    monkeypatch.setattr("sync.commerce.PLACED_CHUNK_BUYERS", 4)
+    product_calls = []
+    create = OrttoClient.create_activities
+
+    def counting(self, activities, **kwargs):
+        if activities and activities[0]["activity_id"] == PRODUCT:
+            product_calls.append(len(activities))
+        return create(self, activities, **kwargs)
+
+    monkeypatch.setattr(OrttoClient, "create_activities", counting)
+    sandbox_store = seed_bigcommerce(store_hash="jrn14", name="Journey Fourteen", customers=20, orders=150, seed=3)
+    seed_users(store_hash="jrn14")
+    install = app_install_complete(store=sandbox_store)
+    seed_ortto_instances()
+    lines = [{"product_id": 112, "variant_id": 1121, "sku": "BAG-30L", "name": "Day Pack 30L", "options": [],
+              "quantity": 1, "price": "50.00"},
+             {"product_id": 113, "variant_id": 0, "sku": "MUG", "name": "Camp Mug", "options": [], "quantity": 1,
+              "price": "24.50"}]
+    heavy = [bc.checkout_order_place(store=sandbox_store, email="heavy.buyer@example.com", first_name="Hea",
+                                     last_name="Vy", subscribe=False, line_items=lines).bc_id for _ in range(30)]
+    store = make_store("jrn14", name="Journey Fourteen", access_token=install.access_token)
+    connection = make_connection(store, make_account(api_key="sbx-default-acmeus-0001"))
+    run, _ = sync_run_request(store=store, kind=SyncRun.Kind.INITIAL, enqueue_run=False)
+    run = sync_run_execute(run_id=run.pk, sliced=False)
+    assert run.status == SyncRun.Status.SUCCEEDED, run.error_summary
+
+    orders_with_lines = {int(key.split(":")[3]) for key in PersonActivity.objects.filter(
+        activity_id=PRODUCT, person__email="heavy.buyer@example.com").values_list("key", flat=True)}
+    assert orders_with_lines == set(heavy[-25:]), "the newest 25 orders' lines"
+    assert _count(PRODUCT, person__email="heavy.buyer@example.com") == 50
+    assert _count(PLACED, person__email="heavy.buyer@example.com") == 30
+    assert SyncEvent.objects.filter(run=run, email="heavy.buyer@example.com",
+                                    message__startswith="10 ordered product(s) not sent").exists()
+    assert not OrderLedger.objects.filter(connection=connection, products_state="waiting").exists()
+    # Every other buyer keeps all their lines (seeded orders hold one line each).
+    others = Order.objects.filter(store=sandbox_store).exclude(status_id=0).exclude(
+        billing_address__email="heavy.buyer@example.com")
+    sent = _count(PRODUCT)
+    assert sent == others.count() + 50 and max(_keys(PRODUCT).values()) == 1
+    assert sum(product_calls) == sent and len(product_calls) == -(-sent // 100), product_calls
+
+
 def test_ordered_products_refused_twice_wait_for_resync_failed_records(store_synced, monkeypatch):
     """Refused by the import and again by the next sweep, the lines are not tried on every sweep (each try is a
     refused request counting towards Ortto's IP ban): "Resync failed records" sends them, once."""
