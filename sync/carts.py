@@ -113,15 +113,19 @@ def carts_process(ctx: engine.SyncContext, events: list[CartEvent]) -> engine.Pa
 
     ok_emails = _people_ensure(ctx, [row.email for row, _, _ in sends], work)
     sendable = [(row, activity, what) for row, activity, what in sends if row.email in ok_emails]
+    changed: dict[str, CartLedger] = {}
     for row, _, what in sends:
         if row.email not in ok_emails:
             _failed(ctx, work, row, what, "its person could not be merged in Ortto first")
+            if what == "recovered":
+                changed[row.cart_id] = row  # the ledger remembers it: the next run sends it again
     results = [r for batch in engine.send_all(engine.create_activities_safely, ctx,
                                               list(engine.chunks([a for _, a, _ in sendable]))) for r in batch]
-    changed: dict[str, CartLedger] = {}
     for (row, _, what), result in zip(sendable, results):
         if result.get("error") or result.get("status") not in engine.OK_ACTIVITY_STATUSES:
             _failed(ctx, work, row, what, f"Ortto refused it: {result.get('error') or result.get('status')}")
+            if what == "recovered":
+                changed[row.cart_id] = row  # the ledger remembers it: the next run sends it again
             continue
         work.counters.created += 1
         if what == "recovered":
@@ -132,7 +136,8 @@ def carts_process(ctx: engine.SyncContext, events: list[CartEvent]) -> engine.Pa
         CartLedger.objects.bulk_create([row for row in new_rows.values() if row.pk is None], ignore_conflicts=True)
         for row in changed.values():
             if row.pk is not None:
-                CartLedger.objects.filter(pk=row.pk).update(order_id=row.order_id, recovered_at=row.recovered_at)
+                CartLedger.objects.filter(pk=row.pk).update(order_id=row.order_id, recovered_at=row.recovered_at,
+                                                            recovery=row.recovery)
 
     work.commits.append(commit)
     return work
@@ -177,6 +182,8 @@ def _failed(ctx, work: engine.PageWork, row: CartLedger, what: str, reason: str)
     name = "Abandoned cart" if what == "abandoned" else "Cart recovered"
     if what == "abandoned":
         row.outcome = CartLedger.Outcome.FAILED
+    else:
+        row.recovery = CartLedger.Recovery.FAILED
     work.events.append(engine._event(ctx, resource="carts", email=row.email,
                                      message=f"{name} for cart {row.cart_id} not sent: {reason}."))
 
@@ -186,24 +193,33 @@ REDO_LIMIT = 200
 
 
 def carts_redo(ctx: engine.SyncContext, *, limit: int = REDO_LIMIT) -> engine.PageWork:
-    """Send again, once, the Abandoned cart activities an earlier run left not sent (Ortto refused them, or
-    their shopper could not be merged first; a "Resync failed records" run also those that failed twice,
-    which otherwise wait). The cart is read again (one request per such cart, none when
-    nothing waits): gone by now, it is counted as expired; sent, the row says so and the earlier failure is
-    marked resolved. The key is the one of the first attempt, so Ortto sees one activity
+    """Send again, once, the Abandoned cart and Cart recovered activities an earlier run left not sent
+    (Ortto refused them, or their shopper could not be merged first; a "Resync failed records" run also
+    those that failed twice, which otherwise wait). Cart recovered is rebuilt from the ledger (the converted
+    cart is gone from the API; its order id, value and currency were recorded); an abandoned cart is read
+    again (one request per such cart, none when nothing waits): gone by now, it is counted as expired. Sent,
+    the row says so and the earlier failure is marked resolved. The key is the one of the first attempt, so Ortto sees one activity
     (docs/ortto-contract.md, `key`). A cart still in flight when a worker died needs none of this: its run
     resumes before the cart step's commit and sends it again."""
     work = engine.PageWork()
     outcomes = [CartLedger.Outcome.FAILED]
+    recoveries = [CartLedger.Recovery.FAILED]
     if ctx.run.kind == SyncRun.Kind.RETRY_FAILED:
         outcomes.append(CartLedger.Outcome.FAILED_AGAIN)
+        recoveries.append(CartLedger.Recovery.FAILED_AGAIN)
     # Only what earlier runs left: this run's own failures are the next run's to send.
-    rows = list(CartLedger.objects.filter(connection=ctx.connection, outcome__in=outcomes,
-                                          abandoned_at__lt=ctx.run.started_at).exclude(email="")
-                .order_by("pk")[:limit])
-    if not rows:
+    earlier = CartLedger.objects.filter(connection=ctx.connection, abandoned_at__lt=ctx.run.started_at).exclude(email="")
+    rows = list(earlier.filter(outcome__in=outcomes).order_by("pk")[:limit])
+    recovered = list(earlier.filter(recovery__in=recoveries, recovered_at__isnull=True).order_by("pk")[:limit])
+    if not rows and not recovered:
         return work
     sends, gone = [], []
+    for row in recovered:
+        # Built from the ledger, as the first time (a converted cart is gone from the API): the same key.
+        sends.append((row, activities.cart_recovered_activity(
+            cart_id=row.cart_id, order_id=row.order_id or "", email=row.email, store_hash=ctx.store.store_hash,
+            store_name=ctx.store.name, **schema_journey_target(ctx.connection, activities.CART_RECOVERED),
+            value=Decimal(row.value) if row.value is not None else None, currency=row.currency), "recovered"))
     for row in rows:
         cart = ctx.bigcommerce.cart(row.cart_id)
         if cart is None:
@@ -212,31 +228,40 @@ def carts_redo(ctx: engine.SyncContext, *, limit: int = REDO_LIMIT) -> engine.Pa
         sends.append((row, activities.abandoned_cart_activity(
             cart=cart, email=row.email, store_hash=ctx.store.store_hash, store_name=ctx.store.name,
             **schema_journey_target(ctx.connection, activities.ABANDONED_CART),
-            recovery_url=recovery_url(store=ctx.store, token=row.token, cart_id=row.cart_id))))
-    ok_emails = _people_ensure(ctx, [row.email for row, _ in sends], work)
-    sendable = [(row, activity) for row, activity in sends if row.email in ok_emails]
+            recovery_url=recovery_url(store=ctx.store, token=row.token, cart_id=row.cart_id)), "abandoned"))
+    ok_emails = _people_ensure(ctx, [row.email for row, _, _ in sends], work)
+    sendable = [(row, activity, what) for row, activity, what in sends if row.email in ok_emails]
     results = [r for batch in engine.send_all(engine.create_activities_safely, ctx,
-                                              list(engine.chunks([a for _, a in sendable]))) for r in batch]
-    sent, refused = [], []
-    for (row, _), result in zip(sendable, results):
+                                              list(engine.chunks([a for _, a, _ in sendable]))) for r in batch]
+    sent, refused, recovered_sent, recovered_refused = [], [], [], []
+    now = timezone.now()
+    for (row, _, what), result in zip(sendable, results):
+        is_recovery = what == "recovered"
+        name = "Cart recovered" if is_recovery else "Abandoned cart"
         if result.get("error") or result.get("status") not in engine.OK_ACTIVITY_STATUSES:
-            refused.append(row)
+            (recovered_refused if is_recovery else refused).append(row)
             work.events.append(engine._event(ctx, resource="carts", email=row.email, message=(
-                f"Abandoned cart for cart {row.cart_id} not sent again: Ortto refused it: "
+                f"{name} for cart {row.cart_id} not sent again: Ortto refused it: "
                 f"{result.get('error') or result.get('status')}.")))
             continue
-        sent.append(row)
+        (recovered_sent if is_recovery else sent).append(row)
     connection = ctx.connection
 
     def commit():
         CartLedger.objects.filter(pk__in=[row.pk for row in sent]).update(outcome=CartLedger.Outcome.SENT)
         CartLedger.objects.filter(pk__in=[row.pk for row in gone]).update(outcome=CartLedger.Outcome.EXPIRED)
         CartLedger.objects.filter(pk__in=[row.pk for row in refused]).update(outcome=CartLedger.Outcome.FAILED_AGAIN)
-        for row in sent:
-            SyncEvent.objects.filter(run__connection=connection, resource="carts", level=SyncEvent.Level.ERROR,
-                                     resolved=False, message__contains=f"cart {row.cart_id} not sent"
-                                     ).update(resolved=True)
+        CartLedger.objects.filter(pk__in=[row.pk for row in recovered_sent]).update(
+            recovery=CartLedger.Recovery.NONE, recovered_at=now)
+        CartLedger.objects.filter(pk__in=[row.pk for row in recovered_refused]).update(
+            recovery=CartLedger.Recovery.FAILED_AGAIN)
+        for name, done in (("Abandoned cart", sent), ("Cart recovered", recovered_sent)):
+            for row in done:
+                SyncEvent.objects.filter(run__connection=connection, resource="carts", level=SyncEvent.Level.ERROR,
+                                         resolved=False, message__startswith=f"{name} for cart {row.cart_id} not sent"
+                                         ).update(resolved=True)
 
     work.commits.append(commit)
-    ctx.log.info("Abandoned cart sent again for %d cart(s); %d gone", len(sent), len(gone))
+    ctx.log.info("Abandoned cart sent again for %d cart(s); %d gone; Cart recovered sent again for %d",
+                 len(sent), len(gone), len(recovered_sent))
     return work

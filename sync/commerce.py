@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 
-from django.db.models import Sum
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from . import activities, engine, mapping
@@ -162,7 +162,10 @@ def journey_apply(ctx: engine.SyncContext, orders: list[dict], known: dict[int, 
             pending.append(_Pending(row=row, order=order, change=change, new=False))
     if not pending:
         return
-    _products_limit(ctx, [item for item in pending if item.new], work)
+    if ctx.defer_placed:
+        _products_wait([item for item in pending if item.new])
+    else:
+        _products_limit(ctx, [item for item in pending if item.new], work)
     for item in pending:
         item.activities = [_status_activity(ctx, item, event) for event in item.change.events]
 
@@ -261,16 +264,39 @@ def _refusal_event(ctx: engine.SyncContext, row: OrderLedger, activity: dict, re
         f"Ortto refused the {_activity_name(ctx, activity)} activity: {result.get('error') or result.get('status')}"))
 
 
+def products_allowance(ctx: engine.SyncContext, emails: set[str], *, now) -> dict[str, int]:
+    """Per email, how many more Ordered product lines Ortto keeps in the 24 h before `now` (the lines this
+    connection sent; waiting ones are not sent yet)."""
+    sent = dict(OrderLedger.objects.filter(connection=ctx.connection, email__in=list(emails),
+                                           sent_at__gte=now - timedelta(hours=24))
+                .exclude(products_state=OrderLedger.Products.WAITING)
+                .values("email").annotate(n=Sum("products_sent")).values_list("email", "n"))
+    return {email: max(engine.ACTIVITY_DAILY_LIMIT - (sent.get(email) or 0), 0) for email in emails}
+
+
+def _left_out_event(ctx: engine.SyncContext, email: str, count: int):
+    return engine._event(ctx, resource="orders", email=email, level=SyncEvent.Level.INFO, message=(
+        f"{count} ordered product(s) not sent as Ordered product activities: Ortto keeps at most "
+        f"{engine.ACTIVITY_DAILY_LIMIT} of one activity per person per 24 hours."))
+
+
+def _products_wait(placed: list[_Pending]) -> None:
+    """An initial import: each new order's lines wait in the ledger with their bodies; placed_send sends them
+    after the last order page, each buyer's newest orders first (Ortto's 50 a day keep the newest)."""
+    for item in placed:
+        if item.products:
+            item.row.products_state = OrderLedger.Products.WAITING
+            item.row.products_activities, item.row.products_sent = item.products, len(item.products)
+        item.products = []
+
+
 def _products_limit(ctx: engine.SyncContext, placed: list[_Pending], work: engine.PageWork) -> None:
     """Ortto keeps at most 50 events of one activity per person per 24 h and drops the rest silently
     (docs/ortto-contract.md, "Limits"): Ordered product lines beyond that are not sent, and the run says so."""
     emails = {item.row.email for item in placed if item.products}
     if not emails:
         return
-    since = timezone.now() - timedelta(hours=24)
-    sent = dict(OrderLedger.objects.filter(connection=ctx.connection, email__in=emails, sent_at__gte=since)
-                .values("email").annotate(n=Sum("products_sent")).values_list("email", "n"))
-    allowance = {email: max(engine.ACTIVITY_DAILY_LIMIT - (sent.get(email) or 0), 0) for email in emails}
+    allowance = products_allowance(ctx, emails, now=timezone.now())
     left_out: dict[str, int] = {}
     for item in placed:
         email = item.row.email
@@ -281,9 +307,7 @@ def _products_limit(ctx: engine.SyncContext, placed: list[_Pending], work: engin
         item.row.products_sent = len(item.products)
         item.row.products_state = OrderLedger.Products.TO_SEND if item.products else OrderLedger.Products.NONE
     for email, count in left_out.items():
-        work.events.append(engine._event(ctx, resource="orders", email=email, level=SyncEvent.Level.INFO, message=(
-            f"{count} ordered product(s) not sent as Ordered product activities: Ortto keeps at most "
-            f"{engine.ACTIVITY_DAILY_LIMIT} of one activity per person per 24 hours.")))
+        work.events.append(_left_out_event(ctx, email, count))
 
 
 def _products_of(ctx: engine.SyncContext, order: dict, email: str) -> list[dict]:
@@ -305,84 +329,142 @@ def _products_record(ctx: engine.SyncContext, *, sent: set[int], refused: set[in
     return commit
 
 
-# --- Placed order, newest first ----------------------------------------------------------------------
+# --- Placed order and Ordered product, newest first --------------------------------------------------
 
-# Buyers whose waiting Placed order activities one step of placed_flush sends.
+# Buyers whose waiting Placed order and Ordered product activities one step of placed_flush sends.
 PLACED_CHUNK_BUYERS = 200
+_PLACED_WAITING = (OrderLedger.Placed.TO_SEND, OrderLedger.Placed.REFUSED)
+# The bodies stay in the database until their activities are chosen: a step holds a batch's worth.
+_BODIES = ("placed_activity", "products_activities")
+
+
+def _waiting_rows(ctx: engine.SyncContext, *, earlier_runs: bool):
+    rows = OrderLedger.objects.filter(connection=ctx.connection).filter(
+        Q(placed_state__in=_PLACED_WAITING) | Q(products_state=OrderLedger.Products.WAITING))
+    return rows.filter(sent_at__lt=ctx.run.started_at) if earlier_runs else rows
 
 
 def placed_waiting_emails(ctx: engine.SyncContext, *, after: str, earlier_runs: bool = False) -> list[str]:
-    """The next buyers (by email, after `after`) whose Placed order activities wait in the ledger."""
-    rows = OrderLedger.objects.filter(connection=ctx.connection, email__gt=after,
-                                      placed_state__in=(OrderLedger.Placed.TO_SEND, OrderLedger.Placed.REFUSED))
-    if earlier_runs:
-        rows = rows.filter(sent_at__lt=ctx.run.started_at)
+    """The next buyers (by email, after `after`) whose Placed order or Ordered product activities wait in
+    the ledger."""
+    rows = _waiting_rows(ctx, earlier_runs=earlier_runs).filter(email__gt=after)
     return list(rows.order_by("email").values_list("email", flat=True).distinct()[:PLACED_CHUNK_BUYERS])
 
 
 def placed_send(ctx: engine.SyncContext, emails: list[str], *, earlier_runs: bool = False, carried: list[int] = (),
-                last: bool = True) -> tuple[engine.PageWork, list[int]]:
-    """Send the waiting Placed order activities of these buyers: per buyer the newest orders (by id) that
-    Ortto's 50 a day still allows, in batches of 100; the older ones are summarized (counted in the totals
-    already, with the run's note). An initial import records every order "to send" and calls this after its
-    last order page, so a buyer with 120 orders keeps the newest 50 as activities, not the oldest. A refused
-    activity stays in the ledger with its body ("refused") for the next run (`earlier_runs`: only what
-    earlier runs left).
+                carried_products: list = (), last: bool = True) -> tuple[engine.PageWork, list[int], list]:
+    """Send the waiting Placed order and Ordered product activities of these buyers by one rule: per buyer,
+    the newest orders (by id) first, as many of each activity as Ortto's 50 a day still allow, in batches of
+    100 per activity; the older orders are summarized (counted in the totals already, with the run's note),
+    their lines, and lines beyond the 50, left out (with a note). An initial import records every order and
+    its lines "waiting" and calls this after its last order page, so a buyer with 120 orders keeps the newest
+    50 orders and the newest 50 lines, not the oldest. Lines go only with an order that has its Placed order
+    (as in every other run). A refused Placed order stays in the ledger with its body ("refused") for the next
+    run (`earlier_runs`: only what earlier runs left); refused lines are the next run's (journey_redo).
 
     Batches stay full: unless this is the `last` step, the chosen activities that would make a part-full
-    batch are not sent; their ledger ids are returned, for the next step to send first (`carried`), so
-    the import costs ceil(activities / 100) calls. Returns (work, ids carried)."""
+    batch are not sent; their ledger ids (with the number of lines) are returned, for the next step to send
+    first (`carried`, `carried_products`), so the import costs ceil(activities / 100) calls per activity
+    (lines travel with their order: an order whose lines straddle the cut waits whole). Returns (work, ids
+    carried, [id, lines] carried)."""
     work = engine.PageWork()
-    carried_rows = list(OrderLedger.objects.filter(pk__in=list(carried)).order_by("email", "-order_id"))
-    rows = OrderLedger.objects.filter(connection=ctx.connection, email__in=emails,
-                                      placed_state__in=(OrderLedger.Placed.TO_SEND, OrderLedger.Placed.REFUSED))
-    if earlier_runs:
-        rows = rows.filter(sent_at__lt=ctx.run.started_at)
-    rows = list(rows.exclude(pk__in=list(carried)).order_by("email", "-order_id"))
-    if not rows and not carried_rows:
-        return work, []
+    lines_carried = {int(pk): int(n) for pk, n in carried_products}
+    carried_ids = {int(pk) for pk in carried} | set(lines_carried)
+    loaded = {row.pk: row for row in OrderLedger.objects.filter(pk__in=carried_ids).defer(*_BODIES)}
+    rows = list(_waiting_rows(ctx, earlier_runs=earlier_runs).filter(email__in=emails).exclude(pk__in=carried_ids)
+                .defer(*_BODIES).order_by("email", "-order_id"))
+    if not rows and not loaded:
+        return work, [], []
     now = timezone.now()
     if earlier_runs:  # a later run: the buyer may have been deleted in Ortto since; never re-create them subscribed
         ledger = engine.ledger_load(ctx, emails)
         outcomes = {email: engine._Outcome() for email in emails}
         engine.presence_ensure(ctx, emails, outcomes, ledger, work)
         rows = [row for row in rows if outcomes[row.email].ok]
-    allowance = engine.activity_allowance(ctx, set(emails), now=now)
-    chosen, summarized, changed = [], {}, []
-    for row in rows:
-        if allowance[row.email] > 0 and row.placed_activity:
-            allowance[row.email] -= 1
-            chosen.append(row)
-        else:
-            summarized[row.email] = summarized.get(row.email, 0) + 1
-            row.summarized, row.placed_state, row.placed_activity = True, OrderLedger.Placed.SENT, None
-            work.counters.summarized += 1
-            changed.append(row)
+    placed_left = engine.activity_allowance(ctx, set(emails), now=now)
+    lines_left = products_allowance(ctx, set(emails), now=now)
+    chosen = [loaded[int(pk)] for pk in carried if int(pk) in loaded]
+    lines = [(loaded[pk], n) for pk, n in lines_carried.items() if pk in loaded]
+    summarized: dict[str, int] = {}
+    left_out: dict[str, int] = {}
+    placed_done, lines_done = [], []  # rows whose Placed order (lines) stand decided
+    for row in rows:  # each buyer's newest order first
+        if row.placed_state in _PLACED_WAITING:
+            if placed_left[row.email] > 0:
+                placed_left[row.email] -= 1
+                chosen.append(row)
+            else:
+                summarized[row.email] = summarized.get(row.email, 0) + 1
+                row.summarized, row.placed_state, row.placed_activity = True, OrderLedger.Placed.SENT, None
+                work.counters.summarized += 1
+                placed_done.append(row)
+        if row.products_state == OrderLedger.Products.WAITING:
+            count = 0 if row.summarized else min(row.products_sent, lines_left[row.email])
+            lines_left[row.email] -= count
+            if count < row.products_sent and not row.summarized:
+                left_out[row.email] = left_out.get(row.email, 0) + row.products_sent - count
+            if count:
+                lines.append((row, count))
+            else:
+                row.products_state, row.products_activities, row.products_sent = OrderLedger.Products.NONE, None, 0
+                lines_done.append(row)
     for email, count in summarized.items():
         work.events.append(engine.summarized_event(ctx, email, count))
-    chosen = carried_rows + chosen
+    for email, count in left_out.items():
+        work.events.append(_left_out_event(ctx, email, count))
+
     tail = [] if last else chosen[len(chosen) - len(chosen) % engine.BATCH_SIZE:]
     chosen = chosen[:len(chosen) - len(tail)]
-    batches = list(engine.chunks(chosen))
+    keep = sum(count for _, count in lines)
+    keep -= 0 if last else keep % engine.BATCH_SIZE
+    lines_sent, lines_tail, total = [], [], 0
+    for row, count in lines:
+        if not lines_tail and total + count <= keep:
+            lines_sent.append((row, count))
+            total += count
+        else:
+            lines_tail.append((row, count))
+    bodies = dict(OrderLedger.objects.filter(pk__in=[row.pk for row in chosen])
+                  .values_list("pk", "placed_activity"))
+    line_bodies = dict(OrderLedger.objects.filter(pk__in=[row.pk for row, _ in lines_sent])
+                       .values_list("pk", "products_activities"))
+    placed_batches = list(engine.chunks(chosen))
+    line_batches = list(engine.chunks([(row, body) for row, count in lines_sent
+                                       for body in (line_bodies.get(row.pk) or [])[:count]]))
     answers = engine.send_all(engine.create_activities_safely, ctx,
-                              [[row.placed_activity for row in batch] for batch in batches])
-    resolved = []
-    for batch, results in zip(batches, answers):
+                              [[bodies[row.pk] for row in batch] for batch in placed_batches]
+                              + [[body for _, body in batch] for batch in line_batches])
+    resolved, placed_refused = [], []
+    for batch, results in zip(placed_batches, answers):
         for row, result in zip(batch, results):
             if _refused(result):
                 work.counters.failed += 1
                 row.placed_state = OrderLedger.Placed.REFUSED
+                placed_refused.append(row)
                 work.events.append(engine._event(ctx, resource="orders", bc_id=row.order_id, email=row.email, message=(
                     f"Ortto refused the Placed order activity: {result.get('error') or result.get('status')}")))
             else:
                 work.counters.created += 1
                 row.placed_state, row.placed_activity, row.sent_at = OrderLedger.Placed.SENT, None, now
                 resolved.append(row.order_id)
-            changed.append(row)
+                placed_done.append(row)
+    lines_refused = set()
+    for batch, results in zip(line_batches, answers[len(placed_batches):]):
+        for (row, body), result in zip(batch, results):
+            if _refused(result):
+                lines_refused.add(row.pk)
+                work.events.append(_refusal_event(ctx, row, body, result))
+    for row, count in lines_sent:
+        row.products_state = (OrderLedger.Products.REFUSED if row.pk in lines_refused
+                              else OrderLedger.Products.SENT)
+        row.products_sent, row.products_activities, row.sent_at = count, None, now
+        lines_done.append(row)
     connection = ctx.connection
 
     def commit():
-        rows_update(OrderLedger, changed, ["summarized", "placed_state", "placed_activity", "sent_at"])
+        rows_update(OrderLedger, placed_done, ["summarized", "placed_state", "placed_activity", "sent_at"])
+        rows_update(OrderLedger, placed_refused, ["placed_state"])
+        rows_update(OrderLedger, lines_done, ["products_state", "products_sent", "products_activities", "sent_at"])
         if earlier_runs and resolved:
             SyncEvent.objects.filter(run__connection=connection, resource="orders", bc_id__in=resolved,
                                      level=SyncEvent.Level.ERROR, resolved=False,
@@ -390,7 +472,7 @@ def placed_send(ctx: engine.SyncContext, emails: list[str], *, earlier_runs: boo
                                      ).update(resolved=True)
 
     work.commits.append(commit)
-    return work, [row.pk for row in tail]
+    return work, [row.pk for row in tail], [[row.pk, count] for row, count in lines_tail]
 
 
 # Orders whose Ordered product activities a run sends again at most (the rest wait for the next run).

@@ -348,11 +348,16 @@ class OrderLedger(models.Model):
         SENT = "sent", "Sent"
         REFUSED = "refused", "Refused"  # the next run sends them again
         REFUSED_AGAIN = "refused2", "Refused again"  # only "Resync failed records" sends them again
+        # An initial import's lines, with their bodies: sent after its last order page, each buyer's newest
+        # orders first, as Ortto's 50 a day allow (sync/commerce.py, placed_send); products_sent says how many.
+        WAITING = "waiting", "Waiting for the import's end"
 
     # Where its Ordered product activities stand: the next run sends again, once, what an earlier run left
     # "to send" (its call was cut off by a crash) or "refused", with the same keys (sync/commerce.py,
     # journey_redo); refused a second time, they wait for "Resync failed records".
     products_state = models.CharField(max_length=8, choices=Products.choices, blank=True, default="")
+    # The Ordered product activities while they wait ("waiting"); cleared once sent or left out.
+    products_activities = models.JSONField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["connection", "order_id"], name="order_ledger_unique")]
@@ -384,6 +389,14 @@ class CartLedger(models.Model):
     abandoned_at = models.DateTimeField()
     order_id = models.BigIntegerField(null=True, blank=True)
     recovered_at = models.DateTimeField(null=True, blank=True)
+
+    class Recovery(models.TextChoices):
+        NONE = "", "Not refused"
+        FAILED = "failed", "Cart recovered not sent"  # the next run sends it again (sync/carts.py, carts_redo)
+        FAILED_AGAIN = "failed2", "Cart recovered not sent twice"  # only "Resync failed records" sends it again
+
+    # Where a refused Cart recovered stands (sent: recovered_at is set).
+    recovery = models.CharField(max_length=16, choices=Recovery.choices, blank=True, default="")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["connection", "cart_id"], name="cart_ledger_unique")]

@@ -57,6 +57,21 @@ DEFAULT_AGGREGATE_IDS = {"buyers": "int:oc:buyers", "orders": "int:oc:orders", "
 SCHEMA_KEY = "organization_fields"
 # An organization's counter when it had several merges in one run: the highest of these wins.
 OUTCOME_RANK = ("unchanged", "updated", "created", "failed")
+# How an accounts merge answers one account. Recorded: "created" and "merged", each with the account id
+# (docs/ortto-contract.md, "Organizations"); what strategy 3 (Ignore) answers for an account Ortto already
+# has is not public. Any other status without an error ("ignored", "unchanged", ...), or the id alone, is an
+# account Ortto has; these statuses are refusals.
+REFUSED_ACCOUNT_STATUSES = {"invalid", "error", "failed", "rejected"}
+# A merge that only names the account (Append only, the name alone): it writes nothing to an account that
+# exists, and its answer carries the account id when the first merge's did not.
+LOOKUP = "lookup"
+
+
+def account_accepted(answer: dict) -> bool:
+    """Ortto has the account, whatever the wording of the answer."""
+    if answer.get("error") or answer.get("status") in REFUSED_ACCOUNT_STATUSES:
+        return False
+    return bool(answer.get("status") or answer.get("account_id"))
 
 _SPACES = re.compile(r"\s+")
 _WORD = re.compile(r"\w")
@@ -206,6 +221,13 @@ def plan_organization_merges(states: list[OrganizationState], *, connection_stra
     with Overwrite. Both parts under Overwrite share one merge. Unchanged organizations cost nothing."""
     merges = []
     for state in states:
+        if not state.known and state.store_fingerprint and (
+                fingerprint(state.store), fingerprint(state.aggregates)) == (
+                state.store_fingerprint, state.aggregates_fingerprint):
+            # Ortto took it (an earlier answer without the account id) and nothing changed since: only its
+            # id is still needed, for the links.
+            merges.append(lookup_merge(state))
+            continue
         if not state.known:
             merges.append(OrganizationMerge(connection_strategy, state.pk, {**state.store, **state.aggregates},
                                             ("store", "aggregates")))
@@ -227,11 +249,18 @@ def plan_organization_merges(states: list[OrganizationState], *, connection_stra
     return merges
 
 
+def lookup_merge(state: OrganizationState) -> OrganizationMerge:
+    """Ask for an account's id by merging its name alone under Append only: the name is the merge key, so an
+    existing account gets nothing written (a-278: Append only fills empty fields only)."""
+    return OrganizationMerge(MergeStrategy.APPEND_ONLY, state.pk, {"str:o:name": state.store["str:o:name"]},
+                             (LOOKUP,))
+
+
 def plan_counts_overwrite(merge: OrganizationMerge, answer: dict, state: OrganizationState, *,
                           connection_strategy: int) -> OrganizationMerge | None:
     """Append only: a new-to-the-bridge organization that Ortto already had kept its old counts; they are
     the bridge's, so overwrite them (a second round, as for people found in Ortto). Ignore leaves it alone."""
-    if (answer.get("status") == "merged" and "aggregates" in merge.parts and merge.strategy == MergeStrategy.APPEND_ONLY
+    if (account_accepted(answer) and answer.get("status") != "created" and "aggregates" in merge.parts and merge.strategy == MergeStrategy.APPEND_ONLY
             and not state.known and connection_strategy == MergeStrategy.APPEND_ONLY):
         return OrganizationMerge(MergeStrategy.OVERWRITE, state.pk, state.aggregates, ("aggregates",))
     return None
@@ -431,7 +460,7 @@ def organizations_push(ctx, *, send_all=_one_by_one) -> FlushResult:
         for (_, batch), answers in zip(batches, all_answers):
             for merge, answer in zip(batch, answers):
                 org, state = organizations[merge.pk], states[merge.pk]
-                if answer.get("error") or not answer.get("account_id"):
+                if not account_accepted(answer):
                     outcome[org.pk] = "failed"  # the highest rank: stays failed whatever else went through
                     result.events.append(_event(ctx, f"Ortto refused the organization {org.name!r}: "
                                                      f"{answer.get('error') or answer.get('status') or 'no detail'}"))
@@ -440,11 +469,21 @@ def organizations_push(ctx, *, send_all=_one_by_one) -> FlushResult:
                 if follow_up:
                     pending.append(follow_up)
                 created = answer.get("status") == "created" and not state.known
-                # Ignore (3) leaves an organization Ortto already had as it was.
-                kind = "created" if created else "unchanged" if merge.strategy == MergeStrategy.IGNORE else "updated"
+                # Ignore (3) leaves an organization Ortto already had as it was; a lookup writes nothing.
+                kind = ("created" if created else "unchanged"
+                        if merge.strategy == MergeStrategy.IGNORE or LOOKUP in merge.parts else "updated")
                 outcome[org.pk] = max(outcome.get(org.pk, "unchanged"), kind, key=OUTCOME_RANK.index)
                 org.created_in_ortto = org.created_in_ortto or created
-                org.ortto_account_id = answer["account_id"]
+                if answer.get("account_id"):
+                    org.ortto_account_id = answer["account_id"]
+                elif LOOKUP not in merge.parts and not org.ortto_account_id:
+                    pending.append(lookup_merge(state))  # Ortto took it without naming it: ask for the id
+                elif not org.ortto_account_id:
+                    result.events.append(SyncEvent(
+                        run=ctx.run, resource="organizations", level=SyncEvent.Level.INFO, message=(
+                            f"Ortto took the organization {org.name!r} without giving its account id "
+                            f"({answer.get('status') or 'no status'}): its people are linked by a later run "
+                            f"that gets the id.")[:2000]))
                 if "store" in merge.parts:
                     org.fingerprint = fingerprint(state.store)
                 if "aggregates" in merge.parts and not follow_up:

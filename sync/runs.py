@@ -344,9 +344,9 @@ def _work_add(work: engine.PageWork, part: engine.PageWork) -> None:
 
 
 def _placed_flush(ctx: engine.SyncContext, *, log, sliced: bool, started: float, on_page) -> bool:
-    """Initial runs, after the last order page: send the Placed order activities recorded "to send", the
-    newest 50 of each buyer (commerce.placed_send), in steps of PLACED_CHUNK_BUYERS buyers by email, each
-    committed with its position and the chosen activities its part-full last batch leaves for the next step
+    """Initial runs, after the last order page: send the Placed order and Ordered product activities recorded
+    waiting, each buyer's newest 50 of each (commerce.placed_send), in steps of PLACED_CHUNK_BUYERS buyers by
+    email, each committed with its position and the chosen activities its part-full last batch leaves for the next step
     (a resumed run goes on from there; a step cut short is sent again with the same keys). True when done."""
     run = ctx.run
     while not run.checkpoint.get("placed", {}).get("done"):
@@ -361,9 +361,11 @@ def _placed_flush(ctx: engine.SyncContext, *, log, sliced: bool, started: float,
         after, carried = state.get("after", ""), state.get("carry") or []
         emails = commerce.placed_waiting_emails(ctx, after=after)
         last = len(emails) < commerce.PLACED_CHUNK_BUYERS
-        work, carry = commerce.placed_send(ctx, emails, carried=carried, last=last)
+        work, carry, carry_products = commerce.placed_send(
+            ctx, emails, carried=carried, carried_products=state.get("carry_products") or [], last=last)
         checkpoint = copy.deepcopy(run.checkpoint)
-        checkpoint["placed"] = {"after": emails[-1] if emails else after, "carry": carry, "done": last}
+        checkpoint["placed"] = {"after": emails[-1] if emails else after, "carry": carry,
+                                "carry_products": carry_products, "done": last}
         _commit_page(run, "orders", work, checkpoint, None)
         log.info("placed orders: %s", work.counters.as_dict())
         if on_page:

@@ -3,7 +3,8 @@
 Contract (docs/ortto-contract.md ("Organizations") has the sources):
 - `POST /v1/accounts/merge` {"accounts": [{"fields"}] (1-100), "merge_by": ["str:o:name"], "merge_strategy",
   "find_strategy", "async"} → {"accounts": [{"account_id", "status": "created"|"merged"}]}, one per input,
-  in order; an unusable item is {"status": "invalid", "error"}; none usable → 400.
+  in order; an unusable item is {"status": "invalid", "error"}; none usable → 400. Under strategy 3 an
+  existing account is answered as the instance's `account_ignore_status` says (no public record).
   https://help.ortto.com/a-278-create-or-update-one-or-more-organizations-merge ; recorded responses
   phpdevkits/ortto-sdk tests/Fixtures/Saloon/accounts/merge_accounts_{create,merge}.json
 - `PUT /v1/accounts/contacts/add` and `/remove` {"inclusion_ids": [person ids], "account_id"} → `{}`;
@@ -113,8 +114,16 @@ def accounts_merge(instance, body: dict):
         if _apply(account, fields, strategy):
             account.updated_at = now
             account.save(update_fields=["fields", "updated_at"])
-        results.append({"account_id": account.account_id, "status": "merged"})
-    if not any(r.get("account_id") for r in results):
+        if strategy != 3 or instance.account_ignore_status == "merged":
+            results.append({"account_id": account.account_id, "status": "merged"})
+        elif instance.account_ignore_status == "ignored-no-id":
+            # What Ortto answers under Ignore for an account it has is not public: the instance says.
+            results.append({"status": "ignored"})
+        elif instance.account_ignore_status == "none":
+            results.append({"account_id": account.account_id})
+        else:
+            results.append({"account_id": account.account_id, "status": instance.account_ignore_status})
+    if not any(r.get("account_id") or r.get("status") == "ignored" for r in results):
         return 400, {**error_body(400, f"No valid accounts provided ({details[0]['error']})"), "details": details}
     return 200, {"accounts": results}
 

@@ -62,6 +62,9 @@ class Instance(models.Model):
     # ... and what a merge under strategy 3 (Ignore) answers for a person who exists: "merged" (as for the
     # other strategies), "ignored", "unchanged", or "none" (no status, only the person id).
     ignore_status = models.CharField(max_length=16, default="merged")
+    # ... the same for an account under strategy 3: "merged", "ignored", "unchanged", "none" (the account
+    # id only), or "ignored-no-id" ({"status": "ignored"} without the account id) ...
+    account_ignore_status = models.CharField(max_length=16, default="merged")
     # ... and what removing someone who is not in the account answers: "ok" (200 {}) or "refuse" (400).
     remove_absent = models.CharField(max_length=8, default="ok")
     created_at = models.DateTimeField(default=timezone.now)

@@ -48,6 +48,7 @@ def instance_faults(instance: Instance) -> dict:
         "accepted_icons": list(instance.accepted_icons or []),
         "attribute_prefixes": dict(instance.attribute_prefixes or {}),
         "ignore_status": instance.ignore_status,
+        "account_ignore_status": instance.account_ignore_status,
         "remove_absent": instance.remove_absent,
     }
 
@@ -104,6 +105,7 @@ def instance_set_revoked(instance: Instance, *, revoked: bool | None = None) -> 
 
 BATCH_ERROR_MODES = ("per_item", "refuse_with_details", "refuse")
 IGNORE_STATUSES = ("merged", "ignored", "unchanged", "none")
+ACCOUNT_IGNORE_STATUSES = (*IGNORE_STATUSES, "ignored-no-id")
 
 
 def instance_set_contract(
@@ -116,6 +118,7 @@ def instance_set_contract(
     accepted_icons: list | None = None,
     attribute_prefixes: dict | None = None,
     ignore_status: str | None = None,
+    account_ignore_status: str | None = None,
     remove_absent: str | None = None,
 ) -> dict:
     """How this instance answers where Ortto's public record is silent, and its account state (expired:
@@ -146,12 +149,17 @@ def instance_set_contract(
         if ignore_status not in IGNORE_STATUSES:
             raise ValueError(f"ignore_status is one of {IGNORE_STATUSES}")
         instance.ignore_status = ignore_status
+    if account_ignore_status is not None:
+        if account_ignore_status not in ACCOUNT_IGNORE_STATUSES:
+            raise ValueError(f"account_ignore_status is one of {ACCOUNT_IGNORE_STATUSES}")
+        instance.account_ignore_status = account_ignore_status
     if remove_absent is not None:
         if remove_absent not in ("ok", "refuse"):
             raise ValueError("remove_absent is ok or refuse")
         instance.remove_absent = remove_absent
     instance.save(update_fields=["duplicate_status", "batch_errors", "merge_concurrency_limit", "expired",
-                                 "accepted_icons", "attribute_prefixes", "ignore_status", "remove_absent"])
+                                 "accepted_icons", "attribute_prefixes", "ignore_status", "account_ignore_status",
+                                 "remove_absent"])
     return instance_faults(instance)
 
 

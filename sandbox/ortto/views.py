@@ -202,14 +202,15 @@ def control_contract(request, name: str):
     """{"duplicate_status": 400|409, "batch_errors": "per_item"|"refuse_with_details"|"refuse",
     "merge_concurrency_limit": n, "expired": bool, "accepted_icons": [icon id, ...],
     "attribute_prefixes": {display type: prefix}, "ignore_status": "merged"|"ignored"|"unchanged"|"none",
-    "remove_absent": "ok"|"refuse"}"""
+    "account_ignore_status": the same or "ignored-no-id", "remove_absent": "ok"|"refuse"}"""
     body = _body(request)
     try:
         state = services.instance_set_contract(
             _instance(name), duplicate_status=body.get("duplicate_status"), batch_errors=body.get("batch_errors"),
             merge_concurrency_limit=body.get("merge_concurrency_limit"), expired=body.get("expired"),
             accepted_icons=body.get("accepted_icons"), attribute_prefixes=body.get("attribute_prefixes"),
-            ignore_status=body.get("ignore_status"), remove_absent=body.get("remove_absent"))
+            ignore_status=body.get("ignore_status"),
+            account_ignore_status=body.get("account_ignore_status"), remove_absent=body.get("remove_absent"))
     except (TypeError, ValueError) as exc:
         return _json(400, {"error": str(exc)})
     return _json(200, state)

@@ -322,3 +322,35 @@ def test_people_beyond_ortto_s_cap_per_organization_are_counted_not_sent(b2b_sto
     assert again.status == SyncRun.Status.SUCCEEDED, again.error_summary
     assert len(_ortto_members()["big corp"]) == 3 and staff[0].email.lower() not in _ortto_members()["big corp"]
     assert again.counters["organizations"]["not_linked"] == 1
+
+
+@pytest.mark.parametrize("status", ["ignored", "unchanged", "none", "ignored-no-id"])
+def test_an_existing_organization_under_ignore_is_neither_failed_nor_merged_twice(b2b_store, sandbox_live, status):
+    """What Ortto answers under Ignore (3) for an account it already has is not public: whatever the answer,
+    even "ignored" without the account id, the organization is not counted failed, its account keeps its
+    fields, its people are linked (an id-less answer is followed by a merge of the name alone, Append only,
+    which writes nothing and names the account), and the next run sends no merge for it."""
+    sandbox_store, store, connection = b2b_store(f"org9{status[:3]}", b2b_share=0, strategy=3)
+    seed_ortto_instances()
+    customer = Customer.objects.filter(store=sandbox_store).order_by("bc_id").first()
+    Customer.objects.filter(pk=customer.pk).update(email="buyer@summit.test", company="Summit Ltd")
+    instance = Instance.objects.get(api_key=KEY)
+    instance.account_ignore_status = status
+    instance.save(update_fields=["account_ignore_status"])
+    before = {"str:o:name": "Summit Ltd", "str:o:website": "old.test", "str:o:industry": "Retail"}
+    Account.objects.create(instance=instance, name="Summit Ltd", fields=before)
+
+    run = _run(store)
+    assert run.status == SyncRun.Status.SUCCEEDED, run.error_summary
+    assert run.failed == 0 and run.counters["organizations"]["failed"] == 0
+    assert run.counters["organizations"]["unchanged"] == 1
+    assert not SyncEvent.objects.filter(resource="organizations", level=SyncEvent.Level.ERROR).exists()
+    account = Account.objects.get(name="Summit Ltd")
+    assert Account.objects.count() == 1 and account.fields == before
+    assert {p.email for p in account.people.all()} == {"buyer@summit.test"}
+    assert OrganizationLedger.objects.get(connection=connection).ortto_account_id == account.account_id
+
+    merges = _calls("/v1/accounts/merge")
+    again = _run(store, SyncRun.Kind.INCREMENTAL)
+    assert again.status == SyncRun.Status.SUCCEEDED and again.failed == 0
+    assert _calls("/v1/accounts/merge") == merges, "not merged twice"

@@ -390,6 +390,48 @@ def test_a_refused_abandoned_cart_is_sent_again_once_by_the_next_sweep(store_syn
     assert refusal.resolved
 
 
+def test_a_refused_cart_recovered_is_sent_again_once_by_the_next_sweep(store_synced, monkeypatch):
+    """Ortto refuses Cart recovered: the cart ledger remembers it, the next sweep sends it once (built from
+    the ledger, the converted cart being gone), the refusal is resolved, and the sweep after sends nothing."""
+    from sandbox.ortto import engine as emulated
+    from sync.models import SyncEvent
+
+    sandbox_store, store, connection = store_synced("jrn13", orders=5)
+    original = emulated._activity_problem
+    refusing = {"on": True}
+
+    def problem(item, definitions, custom_ids):
+        if refusing["on"] and item.get("activity_id") == RECOVERED:
+            return "refused for the test"
+        return original(item, definitions, custom_ids)
+
+    monkeypatch.setattr(emulated, "_activity_problem", problem)
+    cart = bc.cart_add(store=sandbox_store, product_id=111, quantity=1, email="back.shopper@example.com")
+    bc.cart_abandon(cart=cart)
+    _deliver(sandbox_store)
+    assert bc.cart_recover(store=sandbox_store, token=cart.abandoned_token) == cart
+    order = bc.cart_checkout(cart=cart)
+    _deliver(sandbox_store)
+    assert _count(RECOVERED) == 0
+    assert CartLedger.objects.get(cart_id=cart.cart_id).recovered_at is None
+    refusal = SyncEvent.objects.get(resource="carts", level="error")
+    assert refusal.message.startswith(f"Cart recovered for cart {cart.cart_id} not sent")
+
+    refusing["on"] = False
+    for _ in range(2):  # the sweep sends it once; the next one has nothing left to send
+        sweep = sync_run_execute(run_id=sync_run_request(store=store, kind=SyncRun.Kind.INCREMENTAL,
+                                                         enqueue_run=False)[0].pk, sliced=False)
+        assert sweep.status == SyncRun.Status.SUCCEEDED, sweep.error_summary
+        assert _count(RECOVERED) == 1
+    recovered = PersonActivity.objects.get(activity_id=RECOVERED)
+    assert recovered.person.email == "back.shopper@example.com"
+    assert recovered.attributes["str:cm:order-id"] == str(order.bc_id)
+    row = CartLedger.objects.get(cart_id=cart.cart_id)
+    assert row.recovered_at is not None and row.recovery == ""
+    refusal.refresh_from_db()
+    assert refusal.resolved
+
+
 def test_the_initial_import_keeps_a_buyer_s_newest_fifty_orders_as_activities(
         make_account, make_connection, make_store, sandbox_live, settings, monkeypatch):
     """Ortto keeps 50 Placed order activities per buyer a day; an import reads orders oldest first, yet the
@@ -436,6 +478,57 @@ def test_the_initial_import_keeps_a_buyer_s_newest_fifty_orders_as_activities(
     placed = Order.objects.filter(store=sandbox_store).exclude(status_id=0).count()
     assert _count(PLACED) == placed - 10 and max(_keys(PLACED).values()) == 1
     assert sum(placed_calls) == placed - 10 and len(placed_calls) == -(-(placed - 10) // 100), placed_calls
+
+
+def test_the_initial_import_keeps_the_ordered_products_of_a_buyer_s_newest_orders(
+        make_account, make_connection, make_store, sandbox_live, settings, monkeypatch):
+    """Ortto keeps 50 Ordered product activities per buyer a day, too: the import keeps the lines of the
+    buyer's newest orders (30 orders of 2 lines: the newest 25), not the oldest, sent with the Placed orders
+    after the last order page in steps of a few buyers, at ceil(lines / 100) calls; the rest is said."""
+    from sync.models import SyncEvent
+    from sync.ortto import OrttoClient
+
+    settings.SANDBOX_BIGCOMMERCE_WEBHOOKS_ASYNC = False
+    monkeypatch.setattr("sync.commerce.PLACED_CHUNK_BUYERS", 4)
+    product_calls = []
+    create = OrttoClient.create_activities
+
+    def counting(self, activities, **kwargs):
+        if activities and activities[0]["activity_id"] == PRODUCT:
+            product_calls.append(len(activities))
+        return create(self, activities, **kwargs)
+
+    monkeypatch.setattr(OrttoClient, "create_activities", counting)
+    sandbox_store = seed_bigcommerce(store_hash="jrn14", name="Journey Fourteen", customers=20, orders=150, seed=3)
+    seed_users(store_hash="jrn14")
+    install = app_install_complete(store=sandbox_store)
+    seed_ortto_instances()
+    lines = [{"product_id": 112, "variant_id": 1121, "sku": "BAG-30L", "name": "Day Pack 30L", "options": [],
+              "quantity": 1, "price": "50.00"},
+             {"product_id": 113, "variant_id": 0, "sku": "MUG", "name": "Camp Mug", "options": [], "quantity": 1,
+              "price": "24.50"}]
+    heavy = [bc.checkout_order_place(store=sandbox_store, email="heavy.buyer@example.com", first_name="Hea",
+                                     last_name="Vy", subscribe=False, line_items=lines).bc_id for _ in range(30)]
+    store = make_store("jrn14", name="Journey Fourteen", access_token=install.access_token)
+    connection = make_connection(store, make_account(api_key="sbx-default-acmeus-0001"))
+    run, _ = sync_run_request(store=store, kind=SyncRun.Kind.INITIAL, enqueue_run=False)
+    run = sync_run_execute(run_id=run.pk, sliced=False)
+    assert run.status == SyncRun.Status.SUCCEEDED, run.error_summary
+
+    orders_with_lines = {int(key.split(":")[3]) for key in PersonActivity.objects.filter(
+        activity_id=PRODUCT, person__email="heavy.buyer@example.com").values_list("key", flat=True)}
+    assert orders_with_lines == set(heavy[-25:]), "the newest 25 orders' lines"
+    assert _count(PRODUCT, person__email="heavy.buyer@example.com") == 50
+    assert _count(PLACED, person__email="heavy.buyer@example.com") == 30
+    assert SyncEvent.objects.filter(run=run, email="heavy.buyer@example.com",
+                                    message__startswith="10 ordered product(s) not sent").exists()
+    assert not OrderLedger.objects.filter(connection=connection, products_state="waiting").exists()
+    # Every other buyer keeps all their lines (seeded orders hold one line each).
+    others = Order.objects.filter(store=sandbox_store).exclude(status_id=0).exclude(
+        billing_address__email="heavy.buyer@example.com")
+    sent = _count(PRODUCT)
+    assert sent == others.count() + 50 and max(_keys(PRODUCT).values()) == 1
+    assert sum(product_calls) == sent and len(product_calls) == -(-sent // 100), product_calls
 
 
 def test_ordered_products_refused_twice_wait_for_resync_failed_records(store_synced, monkeypatch):

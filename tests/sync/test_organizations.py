@@ -205,3 +205,14 @@ def test_a_customer_who_clears_their_own_company_is_not_kept_in_it_by_an_address
 ])
 def test_a_removal_that_finds_nothing_to_remove_counts_as_removed(status, message, nothing):
     assert removal_found_nothing(OrttoRequestError(message, status=status)) is nothing
+
+
+@pytest.mark.parametrize("strategy", [1, 2, 3])
+def test_an_organization_ortto_took_without_its_id_is_only_looked_up_again(strategy):
+    """An earlier answer without the account id (e.g. "ignored" under Ignore): what Ortto took is not sent
+    again; only the name goes out, Append only, to learn the id its people are linked with."""
+    from sync.organizations import plan_organization_merges
+
+    state = _state(known=False, created=False)
+    merges = plan_organization_merges([state], connection_strategy=strategy)
+    assert [(m.strategy, m.parts, m.fields) for m in merges] == [(1, ("lookup",), {"str:o:name": "Acme Ltd"})]
