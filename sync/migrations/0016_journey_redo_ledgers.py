@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('sync', '0013_engine_fidelity'),
+        ('sync', '0015_webhooks_health'),
     ]
 
     operations = [
