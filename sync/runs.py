@@ -237,14 +237,7 @@ def _resources_sync(ctx: engine.SyncContext, *, log, sliced: bool, started: floa
         carried = carried_refetch(ctx, resource, run.checkpoint["resources"][resource].get("carry") or [])
         with PagePrefetch(ctx, resource, run.checkpoint, first=ctx.first_pages.pop(resource, None)) as pages:
             while not run.checkpoint["resources"][resource]["done"]:
-                stop = _stop_reason(run)
-                if stop:
-                    _deferred_settle(ctx)
-                    _finish(run, *stop, log=log)
-                    return
-                if sliced and time.monotonic() - started > settings.SYNC_TASK_SLICE_SECONDS:
-                    _deferred_settle(ctx)
-                    _yield_slice(run, log=log)
+                if _stopped_or_sliced(run, log=log, sliced=sliced, started=started, before=lambda: _deferred_settle(ctx)):
                     return
                 items, page_total, checkpoint = pages.next_unit(pages_per_unit())
                 checkpoint = copy.deepcopy(checkpoint)  # the prefetch thread still reads the one it made
@@ -312,12 +305,7 @@ def _staged_flush(ctx: engine.SyncContext, *, log, sliced: bool, started: float,
     deletion of its rows. They were counted as read when staged. True when done."""
     run = ctx.run
     while not run.checkpoint.get("staged", {}).get("done"):
-        stop = _stop_reason(run)
-        if stop:
-            _finish(run, *stop, log=log)
-            return False
-        if sliced and time.monotonic() - started > settings.SYNC_TASK_SLICE_SECONDS:
-            _yield_slice(run, log=log)
+        if _stopped_or_sliced(run, log=log, sliced=sliced, started=started):
             return False
         after = run.checkpoint.get("staged", {}).get("after", 0)
         rows = list(StagedSubscriber.objects.filter(run=run, pk__gt=after).order_by("pk")
@@ -350,12 +338,7 @@ def _placed_flush(ctx: engine.SyncContext, *, log, sliced: bool, started: float,
     (a resumed run goes on from there; a step cut short is sent again with the same keys). True when done."""
     run = ctx.run
     while not run.checkpoint.get("placed", {}).get("done"):
-        stop = _stop_reason(run)
-        if stop:
-            _finish(run, *stop, log=log)
-            return False
-        if sliced and time.monotonic() - started > settings.SYNC_TASK_SLICE_SECONDS:
-            _yield_slice(run, log=log)
+        if _stopped_or_sliced(run, log=log, sliced=sliced, started=started):
             return False
         state = run.checkpoint.get("placed", {})
         after, carried = state.get("after", ""), state.get("carry") or []
@@ -379,12 +362,7 @@ def _aggregates_flush(ctx: engine.SyncContext, *, log, sliced: bool, started: fl
     resumed run goes on from there; re-sending a chunk only overwrites the same values). True when done."""
     run = ctx.run
     while not run.checkpoint.get("aggregates", {}).get("done"):
-        stop = _stop_reason(run)
-        if stop:
-            _finish(run, *stop, log=log)
-            return False
-        if sliced and time.monotonic() - started > settings.SYNC_TASK_SLICE_SECONDS:
-            _yield_slice(run, log=log)
+        if _stopped_or_sliced(run, log=log, sliced=sliced, started=started):
             return False
         after = run.checkpoint.get("aggregates", {}).get("after", 0)
         rows = list(PersonLedger.objects.filter(connection=ctx.connection, order_count__gt=0, pk__gt=after)
@@ -427,6 +405,22 @@ def _missed_deliveries(ctx: engine.SyncContext, resource: str, items: list[dict]
     announced_since = datetime.fromisoformat(since)  # the previous cursor less CURSOR_OVERLAP
     return deliveries_missed_count(store=ctx.store, resource=resource, records=items,
                                    changed_after=announced_since + CURSOR_OVERLAP, announced_since=announced_since)
+
+
+def _stopped_or_sliced(run: SyncRun, *, log, sliced: bool, started: float, before=None) -> bool:
+    """The guard every loop of a run asks before its next unit: the run was stopped (it is finished now) or
+    its slice is used up (it is re-enqueued now). True when the loop must return; `before` settles what the
+    loop has in flight first."""
+    stop = _stop_reason(run)
+    if stop is None and not (sliced and time.monotonic() - started > settings.SYNC_TASK_SLICE_SECONDS):
+        return False
+    if before is not None:
+        before()
+    if stop:
+        _finish(run, *stop, log=log)
+    else:
+        _yield_slice(run, log=log)
+    return True
 
 
 def _stop_reason(run: SyncRun) -> tuple[str, str] | None:
