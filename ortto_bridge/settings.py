@@ -160,6 +160,9 @@ SUPPORT_ALERT_EMAIL = env.str("SUPPORT_ALERT_EMAIL", default="")
 # "Many records failed": the last run of at least SYNC_ALERT_MIN_RECORDS records failed more than this share.
 SYNC_ALERT_FAILED_SHARE = env.float("SYNC_ALERT_FAILED_SHARE", default=0.05)
 SYNC_ALERT_MIN_RECORDS = env.int("SYNC_ALERT_MIN_RECORDS", default=20)
+# "A sync stalled": an active run without progress for this long (the maintenance tick resumes a stalled run
+# after SYNC_STALL_SECONDS; most stalls heal by then and are not worth an e-mail).
+SYNC_ALERT_STALL_SECONDS = env.int("SYNC_ALERT_STALL_SECONDS", default=15 * 60)
 # "Store changes stopped arriving": the sweep sent changes while no webhook arrived for this long.
 WEBHOOK_SILENCE_SECONDS = env.int("WEBHOOK_SILENCE_SECONDS", default=2 * 60 * SYNC_INTERVAL_MINUTES)
 

@@ -80,7 +80,11 @@ def incident_conditions(*, store: Store, now=None) -> dict[str, dict]:
         found[Kind.RUN_FAILED] = {"summary": f"A sync ({last.get_kind_display().lower()}) stopped without "
                                              "finishing.", "facts": {"run": last.pk}}
 
-    stalled = runs.stalled(now).order_by("id").first()
+    # A stalled run is resumed by the next maintenance tick (a worker died, or a retry is waiting): only one
+    # still without progress after SYNC_ALERT_STALL_SECONDS is trouble worth an e-mail. The one stall rule,
+    # read that much later.
+    grace = timedelta(seconds=max(settings.SYNC_ALERT_STALL_SECONDS - settings.SYNC_STALL_SECONDS, 0))
+    stalled = runs.stalled(now - grace).order_by("id").first()
     if stalled is None:
         # An open stall incident lasts while its run is still active (resumed, not yet finished).
         open_stall = Incident.objects.filter(store=store, kind=Kind.RUN_STALLED, cleared_at__isnull=True).first()
@@ -90,7 +94,7 @@ def incident_conditions(*, store: Store, now=None) -> dict[str, dict]:
     if stalled is not None:
         found[Kind.RUN_STALLED] = {
             "summary": f"A sync ({stalled.get_kind_display().lower()}) made no progress for over "
-                       f"{settings.SYNC_STALL_SECONDS // 60 or 1} minute(s).",
+                       f"{max(settings.SYNC_ALERT_STALL_SECONDS, settings.SYNC_STALL_SECONDS) // 60 or 1} minute(s).",
             "facts": {"run": stalled.pk}}
 
     silent = _webhooks_silence(store=store, connection=connection)

@@ -111,6 +111,19 @@ def test_a_stalled_run_opens_one_incident_in_the_maintenance_tick_and_clears_whe
                           make_false=resumed_then_finished, evaluate=maintenance_tick)
 
 
+def test_a_stall_the_maintenance_tick_resumes_in_time_sends_no_e_mail(connection, settings, monkeypatch):
+    settings.SYNC_STALL_SECONDS, settings.SYNC_ALERT_STALL_SECONDS = 120, 900
+    monkeypatch.setattr("sync.tasks.enqueue", lambda *args: None)
+    run = _run(connection, status=SyncRun.Status.RUNNING, finished_at=None,
+               heartbeat_at=timezone.now() - timedelta(minutes=5))  # stalled: a worker may take it over
+    assert SyncRun.objects.stalled().filter(pk=run.pk).exists()
+    maintenance_tick()
+    assert not Incident.objects.exists() and not mail.outbox
+    SyncRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now() - timedelta(minutes=16))
+    maintenance_tick()
+    assert Incident.objects.get().kind == Incident.Kind.RUN_STALLED
+
+
 def test_silent_webhooks_open_one_incident_and_clear_when_a_webhook_arrives(client, connection):
     # BigCommerce deactivated the hooks: the sweep finds the store's changes, no webhook told us.
     def sweep_finds_changes():
