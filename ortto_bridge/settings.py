@@ -163,7 +163,8 @@ SYNC_ALERT_MIN_RECORDS = env.int("SYNC_ALERT_MIN_RECORDS", default=20)
 # "A sync stalled": an active run without progress for this long (the maintenance tick resumes a stalled run
 # after SYNC_STALL_SECONDS; most stalls heal by then and are not worth an e-mail).
 SYNC_ALERT_STALL_SECONDS = env.int("SYNC_ALERT_STALL_SECONDS", default=15 * 60)
-# "Store changes stopped arriving": the sweep sent changes while no webhook arrived for this long.
+# "Store changes stopped arriving": the sweep found changes no webhook announced while no webhook
+# arrived for this long.
 WEBHOOK_SILENCE_SECONDS = env.int("WEBHOOK_SILENCE_SECONDS", default=2 * 60 * SYNC_INTERVAL_MINUTES)
 
 # --- Secrets at rest --------------------------------------------------------------------------

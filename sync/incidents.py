@@ -108,12 +108,13 @@ def incident_conditions(*, store: Store, now=None) -> dict[str, dict]:
 
 
 def _webhooks_silence(*, store: Store, connection: Connection) -> dict | None:
-    """The sweep sent changes while no webhook had arrived for WEBHOOK_SILENCE_SECONDS before it: BigCommerce
-    stopped telling us (hooks deactivated, or deliveries failing)."""
+    """The sweep found changes no webhook had announced (its missed deliveries, sync/hooks.py) while no webhook
+    had arrived for WEBHOOK_SILENCE_SECONDS before it: BigCommerce stopped telling us (hooks deactivated, or
+    deliveries failing)."""
     sweep = (SyncRun.objects.filter(store=store, kind=SyncRun.Kind.INCREMENTAL, finished_at__isnull=False,
                                     status__in=(SyncRun.Status.SUCCEEDED, SyncRun.Status.PARTIAL))
              .order_by("-finished_at", "-id").first())
-    if sweep is None or not _changes_sent(sweep):
+    if sweep is None or not sweep.missed_deliveries:
         return None
     last_webhook = WebhookEvent.objects.filter(store=store).aggregate(at=Max("received_at"))["at"]
     heard = max(filter(None, [last_webhook, connection.connected_at]))
@@ -121,13 +122,8 @@ def _webhooks_silence(*, store: Store, connection: Connection) -> dict | None:
         return None
     since = last_webhook.strftime("%Y-%m-%d %H:%M UTC") if last_webhook else "the connection was made"
     return {"summary": "The store's changes stopped arriving by webhook (none since "
-                       f"{since}); the scheduled sweep found {_changes_sent(sweep)} change(s) instead.",
+                       f"{since}); the scheduled sweep found {sweep.missed_deliveries} change(s) instead.",
             "facts": {"run": sweep.pk, "last_webhook": last_webhook.isoformat() if last_webhook else None}}
-
-
-def _changes_sent(run: SyncRun) -> int:
-    return sum(int(c.get("created", 0)) + int(c.get("updated", 0)) for c in (run.counters or {}).values()
-               if isinstance(c, dict))
 
 
 def _failed_share(runs) -> dict | None:

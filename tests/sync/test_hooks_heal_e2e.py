@@ -150,3 +150,50 @@ def test_a_deleted_hook_is_created_again_with_the_store_s_secret(synced):
     bc.order_status_set(order=bc.Order.objects.filter(store=sandbox_store).exclude(status_id=0).first(), status_id=2)
     delivered = webhook_deliveries_run(store=sandbox_store)
     assert delivered and all(d.status == WebhookDelivery.Status.DELIVERED for d in delivered)
+
+
+def test_deactivated_hooks_open_one_incident_shown_on_the_app_page_and_cleared_when_webhooks_return(
+        synced, sandbox_live, settings, mailoutbox):
+    """Issue 26's done-when for deactivated hooks: one incident, one e-mail, on the app page, and a recovery
+    e-mail once the store's changes arrive by webhook again."""
+    from stores.app_context import StoreContext, app_context_token
+    from sync.models import Incident
+
+    settings.WEBHOOK_SILENCE_SECONDS = 0  # the tests' clock: any sweep after the connection counts
+    sandbox_store, store, connection, _ = synced
+
+    def panel() -> str:
+        token = app_context_token(StoreContext(store_hash="heal1", bc_user_id=store.owner_bc_id))
+        answer = requests.get(f"{sandbox_live}/bigcommerce/app/panel", headers={"X-App-Context": token}, timeout=30)
+        assert answer.status_code == 200
+        return answer.text
+
+    _deactivate_every_hook(sandbox_live, "heal1")
+    customer = Customer.objects.filter(store=sandbox_store).order_by("bc_id").first()
+    bc.customer_update(customer=customer, email=customer.email, first_name="Quietly", last_name="Renamed")
+    incremental_tick()
+    assert _last_sweep(store).missed_deliveries == 1
+    incident = Incident.objects.get(store=store, cleared_at__isnull=True)
+    assert incident.kind == Incident.Kind.WEBHOOKS_SILENT
+    assert len(mailoutbox) == 1 and mailoutbox[0].to == [store.owner_email]
+    assert "stopped arriving" in mailoutbox[0].subject.lower() + mailoutbox[0].body.lower()
+    assert "Store changes stopped arriving" in panel()
+
+    # BigCommerce deactivates them again before anyone heard from the store: the next sweep finds another
+    # missed change; the incident stays the one, with no second e-mail.
+    _deactivate_every_hook(sandbox_live, "heal1")
+    bc.customer_update(customer=Customer.objects.get(pk=customer.pk), email=customer.email, first_name="Still",
+                       last_name="Quiet")
+    incremental_tick()
+    assert _last_sweep(store).missed_deliveries == 1
+    assert Incident.objects.filter(store=store).count() == 1 and len(mailoutbox) == 1
+
+    # The sweep re-activated the hooks: the next change comes by webhook, and the next sweep misses nothing:
+    # the incident clears with one recovery e-mail.
+    bc.customer_update(customer=Customer.objects.get(pk=customer.pk), email=customer.email, first_name="Back",
+                       last_name="Again")
+    assert webhook_deliveries_run(store=sandbox_store)
+    incremental_tick()
+    assert not Incident.objects.filter(store=store, cleared_at__isnull=True).exists()
+    assert len(mailoutbox) == 2 and mailoutbox[1].to == [store.owner_email]
+    assert "Store changes stopped arriving" not in panel()

@@ -128,7 +128,7 @@ def test_silent_webhooks_open_one_incident_and_clear_when_a_webhook_arrives(clie
     # BigCommerce deactivated the hooks: the sweep finds the store's changes, no webhook told us.
     def sweep_finds_changes():
         _run(connection, counters={"customers": {"fetched": 3, "created": 1, "updated": 2, "unchanged": 0}},
-             processed=3)
+             processed=3, missed_deliveries=3)
 
     def a_webhook_arrives():
         WebhookEvent.objects.create(store=connection.store, dedup_key="k1", scope="store/customer/updated",
@@ -140,6 +140,9 @@ def test_silent_webhooks_open_one_incident_and_clear_when_a_webhook_arrives(clie
 
 def test_a_sweep_that_found_nothing_new_is_not_silence(connection):
     _run(connection, counters={"customers": {"fetched": 3, "unchanged": 3}}, processed=3)
+    assert incidents_evaluate(store=connection.store)["opened"] == []
+    # Changes that webhooks announced (none missed) are not silence either, however long ago the last one came.
+    _run(connection, counters={"customers": {"fetched": 3, "updated": 3}}, processed=3, missed_deliveries=0)
     assert incidents_evaluate(store=connection.store)["opened"] == []
 
 
