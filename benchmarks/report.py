@@ -107,7 +107,7 @@ def _introduction(results: dict) -> list[str]:
       "threads, gthread) on **their own SQLite file** (`bench-out/emulator.sqlite3`); the sync runs in a **separate "
       "worker process** (`python -m benchmarks.tasks sync`: `sync_run_request` + `sync_run_execute(sliced=False)`, the "
       "code path of `manage.py sync_store`) on **the bridge's own SQLite file** (`bench-out/bridge.sqlite3`), over "
-      "real HTTP through `stores/bigcommerce.py` and `sync/ortto.py`. Two SQLite files keep the emulator's writes "
+      "real HTTP through `stores/bigcommerce.py` and `sync/ortto/client.py`. Two SQLite files keep the emulator's writes "
       "and the bridge's writes from queueing on one lock. The webhook benchmark runs on SQLite and on PostgreSQL "
       "15 (127.0.0.1:5432).")
     if results.get("regimes"):
@@ -526,7 +526,7 @@ def _regimes(results: dict) -> list[str]:
       f"requests per {30 / scale:g} s window (Standard/Plus, Pro), enforced by the emulator's shared window; Ortto "
       f"10 or 60 requests per second × {_f(scale, 1)}, enforced by the emulator per calendar second. The worker is "
       "given **no Ortto rate** (`ORTTO_RATE_PER_SECOND=0`): it learns each account's rate from its 429s "
-      "(`sync/ortto.py`, `LearnedRateGate`). Data per n as in the notes below (n customers, ~0.65 n subscribers, "
+      "(`sync/ortto/client.py`, `LearnedRateGate`). Data per n as in the notes below (n customers, ~0.65 n subscribers, "
       "2n orders). Merge strategy 1. Ortto starts empty for every run; the emulator's data is the same for all "
       "regimes of one n.")
     w("")
@@ -645,7 +645,7 @@ def write_report(results: dict, path) -> None:
 
 REGIME_NOTES = """### What was changed for the regimes (issue 17) in this round
 
-- **Pages read several at a time where nothing can be skipped** (`sync/bigcommerce_pages.py`,
+- **Pages read several at a time where nothing can be skipped** (`sync/engine/bigcommerce_pages.py`,
   `BIGCOMMERCE_READ_CONCURRENCY`, default 4): the subscribers by page number, and the orders of a full run as
   disjoint one-page `min_id`/`max_id` ranges after the first page, as many as the order count says. The
   count also says when the orders are read, so no empty last page is asked for (BigCommerce requests /
@@ -695,7 +695,7 @@ NOTES = """### What was changed for the regimes (issue 17) in this round
 - **The journey doubled an import's activities.** Ordered product (one per order line, added after issue 17
   was written) is half of the activities now: 10k went from 466 Ortto calls to 659, against a minimum that
   now counts ceil(order lines / 100) too. Ortto calls stay at 1.000–1.002 of that minimum.
-- **Ordered product calls stay in flight** (`sync/engine.py`, `DeferredSends`): they went out after the unit's
+- **Ordered product calls stay in flight** (`sync/engine/people.py`, `DeferredSends`): they went out after the unit's
   Placed order answers and held the unit; their answers change nothing the commit writes, so they now overlap
   the unit's commit and the next unit's planning. 10k Standard/10, side by side before/after on this box:
   86.2 s → 77.9 s (with the gate fix below), 76.0 s with the journey's ledger reads cut to the rows it changes.
@@ -739,7 +739,7 @@ NOTES = """### What was changed for the regimes (issue 17) in this round
 
 NOTES = """### Earlier changes (still in place; §1b–§5 figures above are from this run)
 
-The sync (sync/engine.py, sync/runs.py, sync/bigcommerce_pages.py, sync/ortto.py):
+The sync (sync/engine/people.py, sync/engine/runs.py, sync/engine/bigcommerce_pages.py, sync/ortto/client.py):
 
 - **Pipelining.** A bounded prefetch thread per resource reads the next BigCommerce pages (up to 4 ahead,
   `bigcommerce_pages.PREFETCH_PAGES`) while the run's thread sends the current unit to Ortto; the Ortto calls of one planning
@@ -766,7 +766,7 @@ The sync (sync/engine.py, sync/runs.py, sync/bigcommerce_pages.py, sync/ortto.py
 - **Webhook runs** read orders by id range (ids less than a page apart share one `min_id`/`max_id` request)
   instead of one GET per order.
 
-Webhook intake (sync/webhooks.py):
+Webhook intake (sync/intake/webhooks.py):
 
 - One statement per delivery: `INSERT … ON CONFLICT (store, dedup_key) DO UPDATE SET duplicates = duplicates + 1
   RETURNING id, duplicates` stores the event or counts the redelivery (no savepoint, no IntegrityError round

@@ -101,10 +101,10 @@ def emu_counts(store) -> dict:
 
 
 def organization_counts(store) -> dict:
-    """The organizations the store's data makes (sync.organizations' rules), for the minimum Ortto calls:
+    """The organizations the store's data makes (sync.engine.organizations' rules), for the minimum Ortto calls:
     one merge per 100 organizations and one add call per organization (each has at least one person)."""
     from sandbox.bigcommerce.models import Customer, Order
-    from sync.organizations import customer_company, guest_order_company
+    from sync.engine.organizations import customer_company, guest_order_company
 
     members: dict[str, str] = {}
     for customer in Customer.objects.filter(store=store).values("email", "company", "addresses").iterator(5000):
@@ -153,7 +153,7 @@ def bridge_setup(args) -> None:
     from django.utils import timezone
 
     from stores.models import Store, StoreUser
-    from sync.connections import connection_prepare
+    from sync.connect.connections import connection_prepare
     from sync.models import Connection, OrttoAccount
 
     store = Store.objects.create(
@@ -262,8 +262,8 @@ def sync(args) -> None:
     counter = RequestCounter()
     _setup()
     from stores.models import Store
+    from sync.engine.runs import sync_run_execute, sync_run_request
     from sync.models import SyncRun
-    from sync.runs import sync_run_execute, sync_run_request
 
     store = Store.objects.get(store_hash=BENCH_STORE)
     kind = {"initial": SyncRun.Kind.INITIAL, "incremental": SyncRun.Kind.INCREMENTAL}[args.kind]
@@ -303,7 +303,7 @@ def sync(args) -> None:
 
 def _learned_rate():
     """The rate the Ortto client learned from 429s (None: a fixed ORTTO_RATE_PER_SECOND, or no 429)."""
-    from sync.ortto import LearnedRateGate, _gates
+    from sync.ortto.client import LearnedRateGate, _gates
 
     learned = [(gate.rate, gate.limited) for gate in _gates.values() if isinstance(gate, LearnedRateGate)]
     return learned[0] if learned else None

@@ -56,7 +56,7 @@ MIDDLEWARE = [
     # (FrameAncestorsMiddleware, last, sees the response first).
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # BigCommerce webhook deliveries go straight to their view from here (no session, CSRF, auth, messages).
-    "sync.webhooks.WebhookIntakeMiddleware",
+    "sync.intake.webhooks.WebhookIntakeMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -154,7 +154,7 @@ if SANDBOX and "EMAIL_URL" not in os.environ:
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Ortto Bridge <bridge@localhost>")
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=20)
 
-# --- Incidents and alerts (sync/incidents.py) -------------------------------------------------------
+# --- Incidents and alerts (sync/health/incidents.py) -------------------------------------------------------
 # Every alert to an owner also goes, as a blind copy, to support staff here (empty: no copy).
 SUPPORT_ALERT_EMAIL = env.str("SUPPORT_ALERT_EMAIL", default="")
 # "Many records failed": the last run of at least SYNC_ALERT_MIN_RECORDS records failed more than this share.
@@ -231,13 +231,13 @@ BIGCOMMERCE_FRAME_ANCESTORS = env.list(
 )
 # The view that answers a verified install or load with the app page. The page shows sync's state and
 # stores never imports sync, so the callbacks call it by name, as Django calls CSRF_FAILURE_VIEW.
-BIGCOMMERCE_APP_PAGE_VIEW = "sync.app_views.app_page"
+BIGCOMMERCE_APP_PAGE_VIEW = "sync.connect.app_views.app_page"
 # Says whether an install callback may spend a token exchange (request -> bool); sync's throttle, named here
 # because stores never imports sync.
 BIGCOMMERCE_INSTALL_THROTTLE = "sync.throttle.install_attempt"
 HTTP_TIMEOUT_SECONDS = env.float("HTTP_TIMEOUT_SECONDS", default=20.0)
 # Ortto's rate is per account and plan (10-60 requests/s): a client-side gate keeps every worker thread
-# of a process under it instead of drawing 429s (0 = learn each account's rate from its 429s: sync/ortto.py, LearnedRateGate).
+# of a process under it instead of drawing 429s (0 = learn each account's rate from its 429s: sync/ortto/client.py, LearnedRateGate).
 ORTTO_RATE_PER_SECOND = env.int("ORTTO_RATE_PER_SECOND", default=0)
 ORTTO_RATE_MARGIN_SECONDS = env.float("ORTTO_RATE_MARGIN_SECONDS", default=0.05)
 # Ortto batches of one page sent in parallel (order-preserving per person).
@@ -246,7 +246,7 @@ ORTTO_CONCURRENCY = env.int("ORTTO_CONCURRENCY", default=4)
 # quantify (docs/ortto-contract.md, "Concurrency"); capped by ORTTO_CONCURRENCY.
 ORTTO_MERGE_CONCURRENCY = env.int("ORTTO_MERGE_CONCURRENCY", default=2)
 # BigCommerce pages a run reads at once where the paging allows (subscribers, full-run orders id ranges;
-# sync/bigcommerce_pages.py): a store whose pages answer slowly still fills its quota; the client pauses
+# sync/engine/bigcommerce_pages.py): a store whose pages answer slowly still fills its quota; the client pauses
 # every reader when the window runs low.
 BIGCOMMERCE_READ_CONCURRENCY = env.int("BIGCOMMERCE_READ_CONCURRENCY", default=4)
 

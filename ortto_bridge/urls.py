@@ -7,7 +7,7 @@ from django.views.generic import RedirectView
 
 from stores import urls as stores_urls
 from sync import bigcommerce_urls as sync_bigcommerce_urls
-from sync.admin_login import ThrottledAdminLoginForm
+from sync.admin.login import ThrottledAdminLoginForm
 
 # The admin login counts guesses like the connect sign-in, apart from it: failures there never refuse an admin here.
 admin.site.login_form = ThrottledAdminLoginForm
@@ -16,8 +16,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     # BigCommerce's callbacks (stores) and what sync serves beside them: one "bigcommerce" namespace.
     path("bigcommerce/", include((stores_urls.urlpatterns + sync_bigcommerce_urls.urlpatterns, "bigcommerce"))),
-    path("connect/", include("sync.urls")),
-    path("healthz", include("sync.health_urls")),
+    path("connect/", include("sync.connect.urls")),
+    path("healthz", include("sync.health.urls")),
     # Browsers ask for /favicon.ico on pages that name no icon (JSON answers, error pages). The icon's URL
     # is looked up on first use, once collectstatic has written the manifest; a temporary redirect, as a
     # hashed name changes with the file.

@@ -29,7 +29,7 @@ def demo_seed(*, customers: int | None = None, orders: int | None = None, reset:
     from sandbox.bigcommerce.models import Customer
     from sandbox.bigcommerce.seed import seed_bigcommerce, seed_users
     from sandbox.ortto.seed import seed_ortto_instances
-    from sync.accounts import ortto_account_url
+    from sync.connect.accounts import ortto_account_url
     from sync.models import OrttoAccount
 
     say = (lambda msg: stdout.write(msg)) if stdout else (lambda msg: None)

@@ -21,7 +21,7 @@ def demo_history_seed(*, base_url: str, wait_seconds: float = 30) -> str:
     from sandbox.bigcommerce.models import Customer, SandboxStore, SandboxUser
     from sandbox.bigcommerce.services import app_auth_callback_url, app_install_grant
     from stores.models import Store
-    from sync.connections import connection_connect
+    from sync.connect.connections import connection_connect
     from sync.models import OrttoAccount
 
     if Store.objects.filter(store_hash=HISTORY_STORE).exists():

@@ -1,7 +1,7 @@
 """Admin for support staff: stores, their users and webhook deliveries.
 
 Support accounts (the "Support" group, see migrations/0002_support_group.py) can look at everything;
-they cannot add, change or delete. Secrets are never rendered, only a masked hint. sync/admin_store.py
+they cannot add, change or delete. Secrets are never rendered, only a masked hint. sync/admin/store.py
 extends the Store page with the store's Ortto connection, its runs and the sync actions.
 """
 
@@ -37,7 +37,7 @@ class StoreUserInline(ReadOnlyInline):
 @admin.register(Store)
 class StoreAdmin(admin.ModelAdmin):
     # Name first, the hash under it; the domain is on the page and found by search, so 1280 px keep room
-    # for the columns sync adds (sync/admin_store.py).
+    # for the columns sync adds (sync/admin/store.py).
     list_display = ("store_name", "owner_email", "installed")
     list_display_links = ("store_name",)
     list_filter = ("is_installed", ("installed_at", admin.DateFieldListFilter))

@@ -1,4 +1,4 @@
-"""The HTTP transport under both API clients (stores/bigcommerce.py and sync/ortto.py).
+"""The HTTP transport under both API clients (stores/bigcommerce.py and sync/ortto/client.py).
 
 One connection pool per process and one session per thread, with no cookies and no credentials (each
 request carries its own key header); a required timeout (settings.HTTP_TIMEOUT_SECONDS, read at call

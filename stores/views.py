@@ -2,7 +2,7 @@
 
 Views parse the request, call one service and render. The iframe never relies on cookies: the page
 carries an app-context token and its scripts send it in the X-App-Context header (app_context_required).
-The app page itself and its endpoints are sync's (sync/app_views.py): they show and change connections.
+The app page itself and its endpoints are sync's (sync/connect/app_views.py): they show and change connections.
 """
 
 import functools

@@ -7,9 +7,5 @@ class SyncConfig(AppConfig):
 
     def ready(self):
         # Receivers: post_migrate (schedules) and stores' store_uninstalled, as django.contrib.auth
-        # connects user_logged_in.
-        from . import (
-            admin_incidents,  # noqa: F401  (registers the incidents' admin; builds on admin.py)
-            admin_organizations,  # noqa: F401  (registers the organizations' admin; builds on admin.py)
-            signals,  # noqa: F401
-        )
+        # connects user_logged_in. The admin registers itself through autodiscovery (sync/admin/).
+        from sync import signals  # noqa: F401

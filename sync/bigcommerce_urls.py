@@ -6,7 +6,8 @@ where WebhookIntakeMiddleware answers; a test keeps the two in step), and the ap
 
 from django.urls import path
 
-from . import app_views, webhooks
+from sync.connect import app_views
+from sync.intake import webhooks
 
 urlpatterns = [
     path("webhooks/", webhooks.webhook_receive, name="webhooks"),

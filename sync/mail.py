@@ -1,5 +1,5 @@
 """Mail to a store's owner: the one path every notice takes (connection changes, and the incident alerts
-of sync/incidents.py, which may also go to support staff at SUPPORT_ALERT_EMAIL).
+of sync/health/incidents.py, which may also go to support staff at SUPPORT_ALERT_EMAIL).
 
 A message is handed to a django-q2 task after the surrounding transaction commits, so a mail server that
 is down never fails the request that caused it; the task sends through Django's mail API (EMAIL_URL) and,
@@ -16,8 +16,7 @@ from django.utils import timezone
 from django_q.models import Schedule
 
 from stores.models import Store, StoreUser
-
-from .queue import enqueue
+from sync.queue import enqueue
 
 logger = logging.getLogger(__name__)
 

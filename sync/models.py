@@ -76,7 +76,7 @@ class Connection(models.Model):
     tracking_changed_at = models.DateTimeField(null=True, blank=True)
     tracking_changed_by = models.CharField(max_length=255, blank=True)
     webhook_ids = models.JSONField(default=list, blank=True)
-    # The sweep's look at the store's hooks (sync/hooks.py webhooks_check): when it last looked, and when
+    # The sweep's look at the store's hooks (sync/intake/hooks.py webhooks_check): when it last looked, and when
     # it last found hooks deactivated or missing and how many it put back.
     webhooks_checked_at = models.DateTimeField(null=True, blank=True)
     webhooks_healed_at = models.DateTimeField(null=True, blank=True)
@@ -164,7 +164,7 @@ class SyncRun(models.Model):
     total = models.PositiveIntegerField(default=0)
     failed = models.PositiveIntegerField(default=0)
     people_synced = models.PositiveIntegerField(default=0)
-    # Changes this sweep read that no webhook had announced (sync/hooks.py deliveries_missed_count).
+    # Changes this sweep read that no webhook had announced (sync/intake/hooks.py deliveries_missed_count).
     missed_deliveries = models.PositiveIntegerField(default=0)
     error_summary = models.TextField(blank=True)
     # Who holds the run right now: set when a worker claims it; every page commit checks it, so a
@@ -241,7 +241,7 @@ class SyncEvent(models.Model):
             models.Index(fields=["-created_at"], name="syncevent_created_idx"),
             # A record's later events, for the failed records list's one row per record.
             models.Index(fields=["bc_id", "resource"], name="syncevent_record_idx"),
-            # The failing records: a commit resolves them by resource + id (sync/failures.py).
+            # The failing records: a commit resolves them by resource + id (sync/health/failures.py).
             models.Index(fields=["resource", "bc_id"], condition=Q(level="error", resolved=False),
                          name="syncevent_failing_idx"),
         ]
@@ -325,12 +325,12 @@ class OrderLedger(models.Model):
     class Placed(models.TextChoices):
         SENT = "", "Sent (or summarized)"
         TO_SEND = "to_send", "To send"  # an initial import's: sent after its last order page, newest first
-        REFUSED = "refused", "Refused"  # the next run sends it again (sync/commerce.py, journey_redo)
+        REFUSED = "refused", "Refused"  # the next run sends it again (sync/engine/commerce.py, journey_redo)
 
     # Where its Placed order activity stands, and the activity itself while it is not sent.
     placed_state = models.CharField(max_length=8, choices=Placed.choices, blank=True, default="")
     placed_activity = models.JSONField(null=True, blank=True)
-    # The order as last seen (sync/commerce.py): a change of status or refunded amount since is what sends
+    # The order as last seen (sync/engine/commerce.py): a change of status or refunded amount since is what sends
     # Fulfilled / Cancelled / Refunded order, once, whichever of a webhook run or the sweep sees it first.
     # Null status: a row from before status tracking; its first sighting only records the status.
     status_id = models.PositiveSmallIntegerField(null=True, blank=True)
@@ -349,11 +349,11 @@ class OrderLedger(models.Model):
         REFUSED = "refused", "Refused"  # the next run sends them again
         REFUSED_AGAIN = "refused2", "Refused again"  # only "Resync failed records" sends them again
         # An initial import's lines, with their bodies: sent after its last order page, each buyer's newest
-        # orders first, as Ortto's 50 a day allow (sync/commerce.py, placed_send); products_sent says how many.
+        # orders first, as Ortto's 50 a day allow (sync/engine/commerce.py, placed_send); products_sent says how many.
         WAITING = "waiting", "Waiting for the import's end"
 
     # Where its Ordered product activities stand: the next run sends again, once, what an earlier run left
-    # "to send" (its call was cut off by a crash) or "refused", with the same keys (sync/commerce.py,
+    # "to send" (its call was cut off by a crash) or "refused", with the same keys (sync/engine/commerce.py,
     # journey_redo); refused a second time, they wait for "Resync failed records".
     products_state = models.CharField(max_length=8, choices=Products.choices, blank=True, default="")
     # The Ordered product activities while they wait ("waiting"); cleared once sent or left out.
@@ -367,14 +367,14 @@ class OrderLedger(models.Model):
 
 
 class CartLedger(models.Model):
-    """An abandoned cart the bridge heard of, and what it did about it (sync/carts.py): Abandoned cart
+    """An abandoned cart the bridge heard of, and what it did about it (sync/engine/carts.py): Abandoned cart
     and Cart recovered are each sent at most once per cart and connection."""
 
     class Outcome(models.TextChoices):
         SENT = "sent", "Abandoned cart sent"
         ANONYMOUS = "anonymous", "No email: skipped"
         EXPIRED = "expired", "Gone before it was read"
-        FAILED = "failed", "Not sent"  # the next run sends it again (sync/carts.py, carts_redo)
+        FAILED = "failed", "Not sent"  # the next run sends it again (sync/engine/carts.py, carts_redo)
         FAILED_AGAIN = "failed2", "Not sent twice"  # only "Resync failed records" sends it again
 
     connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="carts")
@@ -392,7 +392,7 @@ class CartLedger(models.Model):
 
     class Recovery(models.TextChoices):
         NONE = "", "Not refused"
-        FAILED = "failed", "Cart recovered not sent"  # the next run sends it again (sync/carts.py, carts_redo)
+        FAILED = "failed", "Cart recovered not sent"  # the next run sends it again (sync/engine/carts.py, carts_redo)
         FAILED_AGAIN = "failed2", "Cart recovered not sent twice"  # only "Resync failed records" sends it again
 
     # Where a refused Cart recovered stands (sent: recovered_at is set).
@@ -411,7 +411,7 @@ class OrganizationLedger(models.Model):
     what it last sent to Ortto's account (formerly "organization") of that name."""
 
     connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="organizations")
-    # The normalized name (sync.organizations.company_key): "ACME Ltd" and "Acme  Ltd " share it.
+    # The normalized name (sync.engine.organizations.company_key): "ACME Ltd" and "Acme  Ltd " share it.
     key = models.CharField(max_length=255)
     # The spelling first seen: Ortto merges accounts by this exact name, so it never changes.
     name = models.CharField(max_length=255)
@@ -541,7 +541,7 @@ class ConnectionChange(models.Model):
 class Incident(models.Model):
     """Something about a store's sync that needs attention, from when it was noticed until it cleared.
 
-    sync/incidents.py opens and clears them from the facts (connection state, runs, webhook arrivals);
+    sync/health/incidents.py opens and clears them from the facts (connection state, runs, webhook arrivals);
     each one mails the owner (and support) once when it opens and once when it clears. At most one is open
     per store and kind (`one_open_incident_per_kind`), so a flood of the same trouble is one incident.
     """

@@ -18,8 +18,8 @@ class RunContextFilter(logging.Filter):
 
 # The loggers of everything a run calls. A filter on a logger (not on a handler) applies wherever the
 # project's LOGGING sends the lines.
-RUN_LOGGERS = ("stores.bigcommerce", "stores.http", "sync.ortto", "sync.schema", "sync.hooks", "sync.webhooks",
-               "sync.tracking", "sync.mapping", "sync.rules", "sync.runs", "sync.bigcommerce_pages", "sync.engine")
+RUN_LOGGERS = ("stores.bigcommerce", "stores.http", "sync.ortto.client", "sync.ortto.schema", "sync.intake.hooks", "sync.intake.webhooks",
+               "sync.tracking", "sync.engine.mapping", "sync.engine.rules", "sync.engine.runs", "sync.engine.bigcommerce_pages", "sync.engine.people")
 
 for _name in RUN_LOGGERS:
     if not any(isinstance(f, RunContextFilter) for f in logging.getLogger(_name).filters):

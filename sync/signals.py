@@ -3,9 +3,8 @@ from django.db.models.signals import post_migrate
 from django.dispatch import receiver
 
 from stores.signals import store_uninstalled
-
-from .connections import connection_store_uninstalled
-from .schedules import schedules_setup
+from sync.connect.connections import connection_store_uninstalled
+from sync.schedules import schedules_setup
 
 
 @receiver(post_migrate)

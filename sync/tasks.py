@@ -4,14 +4,13 @@ import logging
 
 from stores.models import Store, WebhookEvent
 from stores.services import signed_payloads_purge, store_uninstall_checks_run
-
-from .incidents import incidents_evaluate, incidents_evaluate_all
-from .mail import owner_mail_deliver as owner_mail_deliver_service
-from .models import Connection, SyncRun
-from .pauses import paused_accounts_probe
-from .queue import enqueue
-from .runs import RunNotPossible, sync_run_execute, sync_run_request, webhook_run_request
-from .throttle import throttle_purge
+from sync.engine.pauses import paused_accounts_probe
+from sync.engine.runs import RunNotPossible, sync_run_execute, sync_run_request, webhook_run_request
+from sync.health.incidents import incidents_evaluate, incidents_evaluate_all
+from sync.mail import owner_mail_deliver as owner_mail_deliver_service
+from sync.models import Connection, SyncRun
+from sync.queue import enqueue
+from sync.throttle import throttle_purge
 
 logger = logging.getLogger("sync.tasks")
 

@@ -26,7 +26,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from .models import ThrottleCounter
+from sync.models import ThrottleCounter
 
 
 @dataclass(frozen=True)

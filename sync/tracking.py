@@ -32,8 +32,7 @@ from stores.bigcommerce import (
     BigCommerceUnavailable,
     store_client,
 )
-
-from .models import Connection, OrttoAccount
+from sync.models import Connection, OrttoAccount
 
 logger = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """Support staff may view the abandoned carts' ledger, like every other sync table (0006); the failed
-records list finds a record's later events by its BigCommerce id (sync/admin.py, events_latest_per_record)."""
+records list finds a record's later events by its BigCommerce id (sync/admin/site.py, events_latest_per_record)."""
 
 from django.db import migrations, models
 

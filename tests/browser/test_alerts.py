@@ -8,8 +8,8 @@ from django.utils import timezone
 
 from sandbox.bigcommerce.models import Customer
 from stores.models import Store
+from sync.engine.runs import sync_run_request
 from sync.models import Incident, SyncRun
-from sync.runs import sync_run_request
 
 from .conftest import ARTIFACTS
 from .test_journey import install_and_open

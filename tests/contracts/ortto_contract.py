@@ -78,7 +78,7 @@ class Exchange:
 
 
 class OrttoRecorder:
-    """A stand-in for sync.ortto.thread_session: per-thread sessions whose response hook records
+    """A stand-in for sync.ortto.client.thread_session: per-thread sessions whose response hook records
     every Ortto call (request body, status, response body) that went over the wire."""
 
     def __init__(self):

@@ -21,8 +21,8 @@ from jsonschema import Draft202012Validator
 
 from sandbox.ortto import services
 from sandbox.ortto.seed import seed_ortto_instances
-from sync import activities, mapping
-from sync.ortto import OrttoClient
+from sync.engine import activities, mapping
+from sync.ortto.client import OrttoClient
 
 from .ortto_contract import (
     ENDPOINTS,
@@ -47,7 +47,7 @@ def test_each_schema_is_a_valid_json_schema(schema_path):
 
 
 def test_the_contract_covers_every_endpoint_the_client_calls():
-    source = (Path(__file__).resolve().parents[2] / "sync" / "ortto.py").read_text()
+    source = (Path(__file__).resolve().parents[2] / "sync" / "ortto" / "client.py").read_text()
     called = {part.split('"')[0] for part in source.split('self._post("')[1:]}
     assert called == set(ENDPOINTS)
 
@@ -113,7 +113,7 @@ CART = {"id": "09346904-4175-44fd-be53-f7e598531b6c", "email": "guest@example.co
 
 
 def journey_activities() -> list[dict]:
-    """One of each journey activity, as sync/commerce.py and sync/carts.py build them."""
+    """One of each journey activity, as sync/engine/commerce.py and sync/engine/carts.py build them."""
     common = dict(order=ORDER_WITH_LINES, email="guest@example.com", store_hash="abc123", store_name="Acme")
     return [
         *activities.ordered_product_activities(**common, activity_id="act:cm:ordered-product"),
@@ -204,11 +204,11 @@ def test_a_whole_sync_keeps_the_contract_in_both_directions(make_store, make_acc
     from sandbox.bigcommerce.seed import seed_bigcommerce, seed_users
     from sandbox.bigcommerce.services import app_install_complete
     from sandbox.ortto.models import Instance
+    from sync.engine.runs import sync_run_execute, sync_run_request
     from sync.models import SyncRun
-    from sync.runs import sync_run_execute, sync_run_request
     recorder = OrttoRecorder()
-    monkeypatch.setattr("sync.ortto.thread_session", recorder)
-    monkeypatch.setattr("sync.bigcommerce_pages.PAGE_LIMIT", 20)
+    monkeypatch.setattr("sync.ortto.client.thread_session", recorder)
+    monkeypatch.setattr("sync.engine.bigcommerce_pages.PAGE_LIMIT", 20)
     sandbox_store = seed_bigcommerce(store_hash="ctr1", name="Contract", customers=25, orders=40, seed=11)
     seed_users(store_hash="ctr1")
     install = app_install_complete(store=sandbox_store)

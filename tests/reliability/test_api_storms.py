@@ -14,10 +14,10 @@ from sandbox.bigcommerce.limits import faults_reset, faults_set
 from sandbox.bigcommerce.models import Customer, Order, SandboxStore, Subscriber
 from sandbox.ortto.models import Instance, Person, PersonActivity, RequestLog
 from sandbox.ortto.services import instance_set_faults, instance_set_revoked
-from sync.connections import connection_connect, connection_sync_now
+from sync.connect.connections import connection_connect, connection_sync_now
+from sync.connect.selectors import app_state
+from sync.engine.runs import sync_run_execute, sync_run_request
 from sync.models import Connection, SyncRun
-from sync.runs import sync_run_execute, sync_run_request
-from sync.selectors import app_state
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
 
@@ -84,7 +84,7 @@ def _delivered(store_hash: str, instance_name: str):
 
 def test_storm_on_both_apis_with_a_401_halfway(connect_store, sandbox_account, make_user, sandbox_live, settings,
                                                monkeypatch, fast_retries):
-    monkeypatch.setattr("sync.bigcommerce_pages.PAGE_LIMIT", 50)
+    monkeypatch.setattr("sync.engine.bigcommerce_pages.PAGE_LIMIT", 50)
     settings.HTTP_TIMEOUT_SECONDS = 0.6
     healthy = connect_store("storma", sandbox_account("acme-us"), customers=CUSTOMERS, orders=ORDERS, seed=11)
     eu_account = sandbox_account("acme-eu")

@@ -13,8 +13,8 @@ from django.db.models import Count
 from sandbox.bigcommerce.models import Customer, Order, Subscriber
 from sandbox.ortto.models import Person, PersonActivity
 from stores.models import Store
+from sync.engine.runs import CURSOR_OVERLAP, sync_run_execute, sync_run_request
 from sync.models import SyncCursor, SyncRun
-from sync.runs import CURSOR_OVERLAP, sync_run_execute, sync_run_request
 from tests.reliability.harness import full_scale, pg_redis_only, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live, pg_redis_only]

@@ -12,8 +12,8 @@ from django.db.models import Count
 
 from sandbox.bigcommerce.models import Customer, Order, Subscriber
 from sandbox.ortto.models import Person, PersonActivity
+from sync.engine.runs import sync_run_request
 from sync.models import OrderLedger, PersonLedger, SyncRun
-from sync.runs import sync_run_request
 from tests.reliability.harness import bridge_secrets, full_scale, pg_redis_only, secrets_in, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live, pg_redis_only]

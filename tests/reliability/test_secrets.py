@@ -15,9 +15,9 @@ from sandbox.ortto.models import Instance
 from sandbox.ortto.seed import seed_ortto_instances
 from sandbox.ortto.services import instance_fail_next, instance_set_revoked
 from stores.models import Store
-from sync.accounts import ortto_account_add
+from sync.connect.accounts import ortto_account_add
+from sync.engine.runs import sync_run_execute, sync_run_request
 from sync.models import SyncRun
-from sync.runs import sync_run_execute, sync_run_request
 from tests.reliability.harness import bridge_secrets, secrets_in
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]

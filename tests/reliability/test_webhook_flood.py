@@ -16,9 +16,9 @@ from sandbox.bigcommerce.models import Customer, Hook, SandboxStore
 from sandbox.bigcommerce.services import checkout_order_place
 from sandbox.ortto.models import Person, PersonActivity
 from stores.models import Store, WebhookEvent
+from sync.engine.runs import sync_run_execute, sync_run_request
+from sync.intake.webhooks import refusal_log
 from sync.models import SyncRun
-from sync.runs import sync_run_execute, sync_run_request
-from sync.webhooks import refusal_log
 from tests.reliability.harness import full_scale
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
@@ -37,7 +37,7 @@ def _payload(store_hash, scope, resource_id, n):
 def test_webhook_flood_applies_each_change_once(connect_store, sandbox_account, sandbox_live, client, monkeypatch,
                                                 caplog):
     queued = []
-    monkeypatch.setattr("sync.runs.enqueue", lambda func, *args, **kw: queued.append(args[0]))
+    monkeypatch.setattr("sync.engine.runs.enqueue", lambda func, *args, **kw: queued.append(args[0]))
     store = connect_store("flood1", sandbox_account("acme-us"), customers=400, orders=300, seed=21,
                           merge_strategy=2)  # Overwrite: a rename reaches Ortto
     run, _ = sync_run_request(store=store, kind=SyncRun.Kind.INITIAL)
@@ -103,7 +103,7 @@ def test_webhook_flood_applies_each_change_once(connect_store, sandbox_account, 
     # counted into its next line), never with the secret.
     monkeypatch.setattr(refusal_log, "_windows", {})
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="sync.webhooks"):
+    with caplog.at_level(logging.WARNING, logger="sync.intake.webhooks"):
         big = json.dumps({"padding": "x" * (70 * 1024)})
         assert client.post(URL, data=big, content_type="application/json",
                            HTTP_X_BRIDGE_WEBHOOK_SECRET=secret).status_code == 413
@@ -114,7 +114,7 @@ def test_webhook_flood_applies_each_change_once(connect_store, sandbox_account, 
         assert client.post(URL, data=good, content_type="application/json").status_code == 401
         assert client.post(URL, data=good, content_type="application/json",
                            HTTP_X_BRIDGE_WEBHOOK_SECRET="wrong").status_code == 401
-    refusals = [r.getMessage() for r in caplog.records if r.name == "sync.webhooks"]
+    refusals = [r.getMessage() for r in caplog.records if r.name == "sync.intake.webhooks"]
     assert len(refusals) == 3, refusals
     assert [m.split(" (HTTP ")[1][:3] for m in refusals] == ["413", "400", "401"], refusals
     assert not any(secret in r.getMessage() for r in caplog.records)

@@ -9,8 +9,8 @@ import pytest
 import requests
 
 from stores.models import WebhookEvent
-from sync.hooks import SECRET_HEADER, WEBHOOK_PATH
-from sync.webhooks import refusal_log
+from sync.intake.hooks import SECRET_HEADER, WEBHOOK_PATH
+from sync.intake.webhooks import refusal_log
 
 from .harness import in_parallel
 
@@ -21,7 +21,7 @@ SECRET = "s3cret-value"
 
 @pytest.fixture(autouse=True)
 def _fresh_intake(monkeypatch):
-    monkeypatch.setattr("sync.webhooks._KNOWN_STORES", {})
+    monkeypatch.setattr("sync.intake.webhooks._KNOWN_STORES", {})
     monkeypatch.setattr(refusal_log, "_windows", {})
 
 
@@ -58,16 +58,16 @@ def test_a_payload_the_database_cannot_store_is_a_clear_400(live_server, make_st
 def test_a_flood_of_wrong_secret_posts_is_logged_once_a_minute(live_server, make_store, caplog):
     make_store("abc123", webhook_secret=SECRET)
     session = requests.Session()
-    with caplog.at_level(logging.WARNING, logger="sync.webhooks"):
+    with caplog.at_level(logging.WARNING, logger="sync.intake.webhooks"):
         statuses = in_parallel([lambda: deliver(live_server.url, "store/customer/updated", secret="wrong",
                                                 session=session).status_code] * 1500, threads=8)
     assert set(statuses) == {401}
-    refusals = [r for r in caplog.records if r.name == "sync.webhooks" and "refused" in r.getMessage()]
+    refusals = [r for r in caplog.records if r.name == "sync.intake.webhooks" and "refused" in r.getMessage()]
     assert 1 <= len(refusals) <= 2, [r.getMessage() for r in refusals]  # 1,500 posts: a line a minute at most
 
 
 def test_the_count_of_unlogged_refusals_comes_with_the_next_line():
-    from sync.webhooks import RefusalLog
+    from sync.intake.webhooks import RefusalLog
 
     log = RefusalLog()
     assert log.note("unauthorized", "198.51.100.7", now=0.0) == 0

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlparse
 
 import responses
 
-from sync import mapping
+from sync.engine import mapping
 
 BC = "https://bc.test"
 ORTTO = "https://ortto.test/{region}"

@@ -4,8 +4,8 @@ next run. Ortto and BigCommerce mocked at the HTTP level (tests/sync/doubles.py)
 
 import pytest
 
+from sync.engine.runs import sync_run_execute, sync_run_request
 from sync.models import OrderLedger, SyncEvent, SyncRun
-from sync.runs import sync_run_execute, sync_run_request
 from tests.sync.doubles import order
 
 pytestmark = pytest.mark.django_db
@@ -61,7 +61,7 @@ def test_an_import_keeps_the_ordered_products_of_a_buyer_s_newest_orders(env, mo
     """Ortto keeps 50 Ordered product activities per buyer a day: an import, which reads orders oldest first,
     sends the lines of the buyer's newest orders (30 orders of 2 lines: the newest 25), says how many were
     left out, and still costs one call per 100 lines."""
-    from sync.ortto import OrttoClient
+    from sync.ortto.client import OrttoClient
 
     product_calls = []
     create = OrttoClient.create_activities
@@ -97,12 +97,12 @@ def test_lines_an_import_left_waiting_are_sent_by_the_next_run_newest_first_once
     env.bc.orders = [{**order(1000 + n, "busy@x.io", total="2.00"), "items_total": 2,
                       "consignments": _lines(1000 + n, 2)} for n in range(30)]
     with monkeypatch.context() as patch:
-        patch.setattr("sync.runs._placed_flush", lambda ctx, **kwargs: True)
+        patch.setattr("sync.engine.runs._placed_flush", lambda ctx, **kwargs: True)
         run_once(env.store)
     assert OrderLedger.objects.filter(connection=env.connection, products_state="waiting").count() == 30
     assert not [a for a in env.ortto.activities if a["activity_id"] == "act:cm:ordered-product"]
 
-    from sync.ortto import OrttoClient
+    from sync.ortto.client import OrttoClient
 
     sent = []
     create = OrttoClient.create_activities

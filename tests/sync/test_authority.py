@@ -10,8 +10,8 @@ from django_q.models import Schedule
 
 from stores.app_context import StoreContext, app_context_token
 from stores.models import StoreUser
-from sync import connections
-from sync.authority import connection_authority, connection_manager_may, connection_manager_set
+from sync.connect import connections
+from sync.connect.authority import connection_authority, connection_manager_may, connection_manager_set
 from sync.mail import RETRY_DELAYS, owner_mail_deliver
 from sync.models import Connection, ConnectionChange, ConnectionManager, SyncRun
 

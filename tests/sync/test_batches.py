@@ -1,11 +1,11 @@
-"""sync/batches.py: a refused batch costs a few requests, never one per record (Ortto's IP ban)."""
+"""sync/engine/batches.py: a refused batch costs a few requests, never one per record (Ortto's IP ban)."""
 
 import logging
 
 import pytest
 
-from sync.batches import RESOLVE_REQUESTS, send_resolving
-from sync.ortto import OrttoRequestError
+from sync.engine.batches import RESOLVE_REQUESTS, send_resolving
+from sync.ortto.client import OrttoRequestError
 
 LOG = logging.getLogger("test")
 MISSING = {"status": "error", "error": "missing"}

@@ -1,10 +1,10 @@
-"""sync.engine.DeferredSends: Ortto calls whose answers only become events, left in flight while a run goes on."""
+"""sync.engine.people.DeferredSends: Ortto calls whose answers only become events, left in flight while a run goes on."""
 
 import threading
 
 import pytest
 
-from sync.engine import DeferredSends
+from sync.engine.people import DeferredSends
 
 
 class Calls:

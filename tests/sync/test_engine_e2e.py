@@ -7,17 +7,17 @@ from sandbox.bigcommerce.seed import seed_bigcommerce, seed_users
 from sandbox.bigcommerce.services import app_install_complete
 from sandbox.ortto.models import Person, PersonActivity
 from sandbox.ortto.seed import seed_existing_people, seed_ortto_instances
-from sync import mapping
-from sync.hooks import HOOK_SCOPES
+from sync.engine import mapping
+from sync.engine.runs import sync_run_execute, sync_run_request
+from sync.intake.hooks import HOOK_SCOPES
 from sync.models import OrderLedger, PersonLedger, SyncRun
-from sync.runs import sync_run_execute, sync_run_request
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
 
 
 def test_initial_then_incremental_sync_against_the_sandbox(make_account, make_connection, make_store, sandbox_live,
                                                            monkeypatch):
-    monkeypatch.setattr("sync.bigcommerce_pages.PAGE_LIMIT", 20)
+    monkeypatch.setattr("sync.engine.bigcommerce_pages.PAGE_LIMIT", 20)
     sandbox_store = seed_bigcommerce(store_hash="e2e1", name="E2E Outdoor", customers=40, orders=80, seed=3)
     seed_users(store_hash="e2e1")
     install = app_install_complete(store=sandbox_store)
@@ -100,7 +100,7 @@ def test_changes_arrive_through_webhooks_and_the_scheduled_sweep(make_account, m
     guest = Person.objects.get(email="new.guest@example.com")
     assert guest.email_permission is True, "ticked at checkout: created subscribed (R1)"
     assert PersonActivity.objects.filter(person=guest, activity_id="act:cm:placed-order").count() == 1
-    # The new buyer's totals came with the merge that created them (sync.engine.totals_fold).
+    # The new buyer's totals came with the merge that created them (sync.engine.people.totals_fold).
     assert guest.fields["int:cm:bigcommerce-order-count"] == 1
     assert guest.fields["int:cm:bigcommerce-total-spent"] == mapping.money_to_int(order.total_inc_tax)
     assert OrderLedger.objects.filter(connection=connection, order_id=order.bc_id).count() == 1

@@ -12,10 +12,10 @@ from sandbox.bigcommerce.services import app_install_complete
 from sandbox.ortto.models import Account, Instance, Person, RequestLog
 from sandbox.ortto.seed import seed_ortto_instances
 from sandbox.ortto.services import instance_fail_next
+from sync.connect.selectors import app_state
+from sync.engine.organizations import company_key
+from sync.engine.runs import sync_run_execute, sync_run_request
 from sync.models import OrganizationLedger, OrganizationMember, SyncEvent, SyncRun
-from sync.organizations import company_key
-from sync.runs import sync_run_execute, sync_run_request
-from sync.selectors import app_state
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
 
@@ -49,7 +49,7 @@ def _run(store, kind=SyncRun.Kind.INITIAL):
 
 
 def _company_of(customer: Customer) -> str:
-    """The company the store names for a customer (what sync.organizations reads), normalized."""
+    """The company the store names for a customer (what sync.engine.organizations reads), normalized."""
     if company_key(customer.company):
         return company_key(customer.company)
     return next((company_key(a.get("company")) for a in customer.addresses if company_key(a.get("company"))), "")
@@ -222,8 +222,8 @@ def test_server_errors_and_throttling_on_organization_calls_are_retried_without_
 ):
     sandbox_store, store, connection = b2b_store("org4", orders=0)
     instance = Instance.objects.get(api_key=KEY)
-    from sync import organizations
-    from sync.ortto import OrttoClient
+    from sync.engine import organizations
+    from sync.ortto.client import OrttoClient
 
     push = organizations.organizations_push
     add = OrttoClient.add_account_people
@@ -250,7 +250,7 @@ def test_server_errors_and_throttling_on_organization_calls_are_retried_without_
 def test_an_outage_during_linking_resumes_without_losing_or_doubling(b2b_store, sandbox_live, monkeypatch, fast_retries):
     sandbox_store, store, connection = b2b_store("org5", orders=0)
     instance = Instance.objects.get(api_key=KEY)
-    from sync.ortto import OrttoClient
+    from sync.ortto.client import OrttoClient
 
     add = OrttoClient.add_account_people
     outage = {"on": True}
@@ -298,7 +298,7 @@ def test_people_beyond_ortto_s_cap_per_organization_are_counted_not_sent(b2b_sto
     from sandbox.ortto import accounts as emulated
 
     monkeypatch.setattr(emulated, "MAX_PEOPLE_PER_ACCOUNT", 3)
-    monkeypatch.setattr("sync.organizations.MAX_PEOPLE_PER_ACCOUNT", 3)
+    monkeypatch.setattr("sync.engine.organizations.MAX_PEOPLE_PER_ACCOUNT", 3)
     sandbox_store, store, connection = b2b_store("org9", b2b_share=0, orders=0)
     staff = list(Customer.objects.filter(store=sandbox_store).order_by("bc_id")[:5])
     Customer.objects.filter(pk__in=[c.pk for c in staff]).update(company="Big Corp")

@@ -10,8 +10,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from sync.engine.runs import sync_run_execute, sync_run_request
 from sync.models import Connection, OrderLedger, PersonLedger, SyncCursor, SyncEvent, SyncRun
-from sync.runs import sync_run_execute, sync_run_request
 from tests.sync.doubles import customer, order, subscriber
 
 pytestmark = pytest.mark.django_db
@@ -119,7 +119,7 @@ def test_overwrite_strategy_probes_then_overwrites_existing_people_without_permi
 
 
 def test_resume_after_a_crash_sends_no_person_or_order_twice(env, settings, monkeypatch):
-    monkeypatch.setattr("sync.bigcommerce_pages.PAGE_LIMIT", 1)
+    monkeypatch.setattr("sync.engine.bigcommerce_pages.PAGE_LIMIT", 1)
     # One record per page, so every unit's batches are part-full and wait for the next unit: each
     # resource sends everything at its last page. The 3rd merge (the guest buyers, at the end of the
     # orders; customers and the other subscribers came first) dies, while the three placed orders the
@@ -225,9 +225,9 @@ def test_one_active_run_per_store(env):
 
 
 def test_a_cancelled_run_stops_at_the_next_page(env, monkeypatch):
-    from sync.runs import sync_runs_cancel
+    from sync.engine.runs import sync_runs_cancel
 
-    monkeypatch.setattr("sync.bigcommerce_pages.PAGE_LIMIT", 1)
+    monkeypatch.setattr("sync.engine.bigcommerce_pages.PAGE_LIMIT", 1)
     run, _ = sync_run_request(store=env.store, kind=SyncRun.Kind.INITIAL)
     sync_run_execute(run_id=run.pk, on_page=lambda r: sync_runs_cancel(store=env.store, reason="uninstalled"))
     run.refresh_from_db()
@@ -247,7 +247,7 @@ def test_slices_requeue_the_run(env, settings, django_capture_on_commit_callback
 
 def test_part_full_batches_wait_for_the_next_page_so_a_resource_costs_ceil_n_over_100_calls(env, monkeypatch):
     # 30 records a page: without carrying, each of the 9 pages would cost its own part-full merge.
-    monkeypatch.setattr("sync.bigcommerce_pages.PAGE_LIMIT", 30)
+    monkeypatch.setattr("sync.engine.bigcommerce_pages.PAGE_LIMIT", 30)
     env.bc.subscribers = [subscriber(i, f"s{i}@x.io", ["marketing_newsletter"] if i % 2 else []) for i in range(1, 251)]
     env.bc.customers = [customer(i, f"s{i}@x.io", f"C{i}") for i in range(1, 131)]  # all already subscribers
     env.bc.orders = [order(1000 + i, f"guest{i}@x.io", total="1.00") for i in range(1, 211)]
@@ -279,7 +279,7 @@ def test_staged_subscribers_survive_a_crash_and_each_person_is_created_once(env,
     """Initial runs keep the subscribers in the database until their customer takes them along: a worker
     killed in the customers' merge resumes with them, and every person is created once, with the
     permission the rules give them (R1/R2)."""
-    monkeypatch.setattr("sync.bigcommerce_pages.PAGE_LIMIT", 1)
+    monkeypatch.setattr("sync.engine.bigcommerce_pages.PAGE_LIMIT", 1)
     env.ortto.raise_on_call = 1  # the first merge is the customers' (ann with her subscriber record)
     run, _ = sync_run_request(store=env.store, kind=SyncRun.Kind.INITIAL)
     with pytest.raises(RuntimeError):

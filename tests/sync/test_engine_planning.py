@@ -11,10 +11,11 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from stores.models import Store
-from sync import engine, mapping
-from sync.engine import KnownPerson, PlanItem, plan_people
+from sync.engine import mapping
+from sync.engine import people as engine
+from sync.engine.people import KnownPerson, PlanItem, plan_people
+from sync.engine.rules import LedgerState, Permission, Signal
 from sync.models import Connection, PersonLedger, SyncRun
-from sync.rules import LedgerState, Permission, Signal
 from tests.sync.doubles import FakeOrtto
 
 T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)

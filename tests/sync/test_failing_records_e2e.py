@@ -9,9 +9,9 @@ from sandbox.bigcommerce.services import app_install_complete, customer_update
 from sandbox.bigcommerce.webhooks import webhook_deliveries_run
 from sandbox.ortto.seed import seed_ortto_instances
 from stores.app_context import StoreContext, app_context_token
-from sync.failures import failing_records
+from sync.engine.runs import sync_run_request
+from sync.health.failures import failing_records
 from sync.models import SyncEvent, SyncRun
-from sync.runs import sync_run_request
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
 

@@ -4,12 +4,12 @@ import pytest
 from django.utils import timezone
 
 from stores.app_context import StoreContext, app_context_token
-from sync.failures import FAILED_PER_PAGE, failed_records_page, failing_records, failure_reason
+from sync.health.failures import FAILED_PER_PAGE, failed_records_page, failing_records, failure_reason
 from sync.models import Connection, SyncEvent, SyncRun
 
 pytestmark = pytest.mark.django_db
 
-# Every message the engine records for a failed record (sync/engine.py, commerce.py, carts.py), around
+# Every message the engine records for a failed record (sync/engine/people.py, commerce.py, carts.py), around
 # Ortto's recorded per-item errors (docs/ortto-contract.md), and the owner's sentence for it.
 KNOWN = [
     ("No email address: not sent to Ortto.", "has no e-mail address"),

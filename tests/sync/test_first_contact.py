@@ -14,10 +14,10 @@ from sandbox.bigcommerce.services import app_install_complete, checkout_order_pl
 from sandbox.ortto import services as ortto_control
 from sandbox.ortto.models import Instance, IpStrikes, Person, PersonActivity, RequestLog
 from sandbox.ortto.seed import seed_ortto_instances
+from sync.connect.selectors import app_state
+from sync.engine.runs import sync_run_execute, sync_run_request
 from sync.models import Connection, SyncEvent, SyncRun
-from sync.runs import sync_run_execute, sync_run_request
-from sync.schema import ortto_schema_ensure
-from sync.selectors import app_state
+from sync.ortto.schema import ortto_schema_ensure
 from sync.tasks import incremental_tick
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
@@ -151,7 +151,7 @@ def test_national_phones_go_with_the_address_country_and_a_refused_phone_never_c
 
 def test_a_person_refused_for_the_phone_alone_is_sent_without_it(make_account, make_connection, bridge_store, ortto, monkeypatch):
     # A phone the contract allows but this Ortto refuses (the emulator reads "+0..." as no number).
-    monkeypatch.setattr("sync.mapping.phone_field", lambda value, country_iso2=None:
+    monkeypatch.setattr("sync.engine.mapping.phone_field", lambda value, country_iso2=None:
                         {"phone": "0001234567", "parse_with_country_code": True} if value else None)
     sandbox_store, store = bridge_store("phn2", customers=0, orders=0)
     customer_create(store=sandbox_store, email="odd.phone@example.com", first_name="Odd", last_name="Phone",
@@ -190,8 +190,8 @@ def test_a_batch_of_100_with_3_bad_emails_costs_few_requests_and_no_ban(make_acc
 def test_a_refused_batch_is_resolved_in_at_most_10_requests_under_the_ban(make_account, make_connection, bridge_store, ortto, with_details):
     """Bad rows the bridge's own checks cannot see (here: a field the account does not have) in a batch
     Ortto refuses whole, with or without per-person details."""
-    from sync import engine
-    from sync.schema import ortto_client
+    from sync.engine import people as engine
+    from sync.ortto.schema import ortto_client
 
     ortto_control.instance_set_contract(ortto, batch_errors="refuse_with_details" if with_details else "refuse")
     _, store = bridge_store("bad4", customers=0, orders=0)
@@ -223,7 +223,7 @@ def test_a_refused_batch_is_resolved_in_at_most_10_requests_under_the_ban(make_a
 
 
 def test_a_403_mid_run_pauses_without_blaming_the_key_and_resumes_by_itself(make_account, make_connection, bridge_store, ortto, monkeypatch):
-    monkeypatch.setattr("sync.bigcommerce_pages.PAGE_LIMIT", 20)
+    monkeypatch.setattr("sync.engine.bigcommerce_pages.PAGE_LIMIT", 20)
     _, store = bridge_store("exp1", customers=40, orders=20, seed=6)
     connection = make_connection(store, make_account(api_key=US_KEY))
     pages = []

@@ -67,7 +67,7 @@ def test_a_database_that_does_not_answer_is_a_503_naming_the_database(client, mo
     def refuse(*args, **kwargs):
         raise RuntimeError("database is locked")
 
-    monkeypatch.setattr("sync.health._check_database", refuse)
+    monkeypatch.setattr("sync.health.probes._check_database", refuse)
 
     response = client.get("/healthz")
 

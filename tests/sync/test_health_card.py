@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from stores.app_context import StoreContext, app_context_token
 from stores.models import WebhookEvent
-from sync.health_card import CHART_HEIGHT, CHART_HOURS, store_health
+from sync.health.card import CHART_HEIGHT, CHART_HOURS, store_health
 from sync.models import Connection, SyncEvent, SyncRun
 
 pytestmark = pytest.mark.django_db

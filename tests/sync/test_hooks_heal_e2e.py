@@ -19,10 +19,10 @@ from sandbox.ortto.models import Person, PersonActivity
 from sandbox.ortto.seed import seed_ortto_instances
 from stores.bigcommerce import BigCommerceClient
 from stores.models import WebhookEvent
-from sync.hooks import HOOK_SCOPES
+from sync.engine.runs import sync_run_request
+from sync.intake.hooks import HOOK_SCOPES
 from sync.models import Connection, SyncCursor, SyncRun
-from sync.ortto import OrttoClient
-from sync.runs import sync_run_request
+from sync.ortto.client import OrttoClient
 from sync.tasks import incremental_tick
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]

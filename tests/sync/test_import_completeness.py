@@ -10,8 +10,8 @@ from sandbox.bigcommerce.seed import seed_bigcommerce, seed_users
 from sandbox.bigcommerce.services import app_install_complete
 from sandbox.ortto.seed import seed_ortto_instances
 from stores.bigcommerce import BigCommerceClient
+from sync.engine.runs import records_short, sync_run_execute, sync_run_request
 from sync.models import OrderLedger, PersonLedger, SyncEvent, SyncRun
-from sync.runs import records_short, sync_run_execute, sync_run_request
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
 
@@ -29,7 +29,7 @@ def _connected(store_hash, make_account, make_connection, make_store, *, custome
 
 def test_customers_without_cursor_metadata_are_read_by_page_number(make_account, make_connection, make_store,
                                                                    sandbox_live, monkeypatch):
-    monkeypatch.setattr("sync.bigcommerce_pages.PAGE_LIMIT", 20)
+    monkeypatch.setattr("sync.engine.bigcommerce_pages.PAGE_LIMIT", 20)
     sandbox_store, store, connection = _connected("nocur1", make_account, make_connection, make_store,
                                                   customers=70, orders=10)
     # The emulator's switch, over its control endpoint: customers pages without meta.cursor_pagination.
@@ -53,7 +53,7 @@ def test_customers_without_cursor_metadata_are_read_by_page_number(make_account,
 
 def test_a_run_that_reads_fewer_records_than_reported_is_partial_and_says_so(make_account, make_connection,
                                                                            make_store, sandbox_live, monkeypatch):
-    monkeypatch.setattr("sync.bigcommerce_pages.PAGE_LIMIT", 20)
+    monkeypatch.setattr("sync.engine.bigcommerce_pages.PAGE_LIMIT", 20)
     sandbox_store, store, _ = _connected("short1", make_account, make_connection, make_store, customers=50, orders=10)
     real = BigCommerceClient.customers_page
 
@@ -79,7 +79,7 @@ def test_an_import_reads_pages_several_at_a_time_and_imports_every_record(make_a
                                                                           settings):
     """Over real HTTP: the first two orders id ranges answer only when both are in flight at once, and
     customers (answered without cursor metadata) likewise for pages 2 and 3."""
-    monkeypatch.setattr("sync.bigcommerce_pages.PAGE_LIMIT", 20)
+    monkeypatch.setattr("sync.engine.bigcommerce_pages.PAGE_LIMIT", 20)
     settings.BIGCOMMERCE_READ_CONCURRENCY = 3
     sandbox_store, store, connection = _connected("par1", make_account, make_connection, make_store,
                                                   customers=90, orders=70)
@@ -126,7 +126,7 @@ def test_an_import_reads_pages_several_at_a_time_and_imports_every_record(make_a
 def test_customers_with_a_cursor_are_read_by_cursor(make_account, make_connection, make_store, sandbox_live,
                                                    monkeypatch):
     """A cursor loses no customer when one is deleted during the read; page numbers would."""
-    monkeypatch.setattr("sync.bigcommerce_pages.PAGE_LIMIT", 20)
+    monkeypatch.setattr("sync.engine.bigcommerce_pages.PAGE_LIMIT", 20)
     sandbox_store, store, connection = _connected("cur1", make_account, make_connection, make_store,
                                                   customers=70, orders=10)
     asked = []

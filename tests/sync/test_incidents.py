@@ -11,10 +11,10 @@ from django_q.models import Schedule
 
 from stores.app_context import StoreContext, app_context_token
 from stores.models import StoreUser, WebhookEvent
-from sync.incidents import incidents_evaluate
+from sync.engine.pauses import account_pause
+from sync.engine.runs import SUMMARY_ORTTO_REJECTED
+from sync.health.incidents import incidents_evaluate
 from sync.models import Connection, Incident, SyncRun
-from sync.pauses import account_pause
-from sync.runs import SUMMARY_ORTTO_REJECTED
 from sync.tasks import maintenance_tick
 
 pytestmark = pytest.mark.django_db

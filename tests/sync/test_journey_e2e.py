@@ -18,8 +18,8 @@ from sandbox.ortto.models import Instance, Person, PersonActivity
 from sandbox.ortto.seed import seed_ortto_instances
 from sandbox.ortto.services import instance_set_faults
 from stores.bigcommerce import BigCommerceClient
+from sync.engine.runs import sync_run_execute, sync_run_request
 from sync.models import CartLedger, OrderLedger, PersonLedger, SyncRun
-from sync.runs import sync_run_execute, sync_run_request
 from sync.tasks import incremental_tick
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
@@ -62,7 +62,7 @@ def store_synced(make_account, make_connection, make_store, sandbox_live, settin
 
 def test_initial_import_sends_ordered_products_at_one_request_per_orders_page(
         make_account, make_connection, make_store, sandbox_live, monkeypatch):
-    monkeypatch.setattr("sync.bigcommerce_pages.PAGE_LIMIT", 20)
+    monkeypatch.setattr("sync.engine.bigcommerce_pages.PAGE_LIMIT", 20)
     sandbox_store = seed_bigcommerce(store_hash="jrn1", name="Journey One", customers=30, orders=90, seed=4)
     seed_users(store_hash="jrn1")
     install = app_install_complete(store=sandbox_store)
@@ -270,7 +270,7 @@ def test_ordered_products_beyond_ortto_s_daily_fifty_are_left_out_and_said(store
 
 
 def test_a_refused_ordered_product_is_reported_before_the_import_ends(store_synced, monkeypatch):
-    """Ordered product calls stay in flight while the run commits and goes on (sync.engine.DeferredSends);
+    """Ordered product calls stay in flight while the run commits and goes on (sync.engine.people.DeferredSends);
     what Ortto refused still reaches the run's events before the run is over."""
     from sandbox.ortto import engine as emulated
     from sync.models import SyncEvent
@@ -438,10 +438,10 @@ def test_the_initial_import_keeps_a_buyer_s_newest_fifty_orders_as_activities(
     50 that become activities are the buyer's newest, and the 10 oldest are counted in the totals only. Sent
     after the last order page in steps of a few buyers, they still cost ceil(activities / 100) calls."""
     from sync.models import SyncEvent
-    from sync.ortto import OrttoClient
+    from sync.ortto.client import OrttoClient
 
     settings.SANDBOX_BIGCOMMERCE_WEBHOOKS_ASYNC = False
-    monkeypatch.setattr("sync.commerce.PLACED_CHUNK_BUYERS", 4)
+    monkeypatch.setattr("sync.engine.commerce.PLACED_CHUNK_BUYERS", 4)
     placed_calls = []
     create = OrttoClient.create_activities
 
@@ -486,10 +486,10 @@ def test_the_initial_import_keeps_the_ordered_products_of_a_buyer_s_newest_order
     buyer's newest orders (30 orders of 2 lines: the newest 25), not the oldest, sent with the Placed orders
     after the last order page in steps of a few buyers, at ceil(lines / 100) calls; the rest is said."""
     from sync.models import SyncEvent
-    from sync.ortto import OrttoClient
+    from sync.ortto.client import OrttoClient
 
     settings.SANDBOX_BIGCOMMERCE_WEBHOOKS_ASYNC = False
-    monkeypatch.setattr("sync.commerce.PLACED_CHUNK_BUYERS", 4)
+    monkeypatch.setattr("sync.engine.commerce.PLACED_CHUNK_BUYERS", 4)
     product_calls = []
     create = OrttoClient.create_activities
 

@@ -3,7 +3,7 @@
 from datetime import datetime, timezone
 from decimal import Decimal
 
-from sync import mapping
+from sync.engine import mapping
 
 CUSTOMER = {
     "id": 42, "email": " Ann@Example.COM ", "first_name": "Ann", "last_name": "Lee", "phone": "+1 (555) 010-0200",

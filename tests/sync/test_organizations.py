@@ -2,8 +2,7 @@
 
 import pytest
 
-from sync.models import MergeStrategy
-from sync.organizations import (
+from sync.engine.organizations import (
     CUSTOMER,
     clean_company_name,
     cleared_companies,
@@ -16,7 +15,8 @@ from sync.organizations import (
     organization_fields,
     removal_found_nothing,
 )
-from sync.ortto import OrttoRequestError
+from sync.models import MergeStrategy
+from sync.ortto.client import OrttoRequestError
 
 
 @pytest.mark.parametrize(
@@ -126,7 +126,7 @@ def test_merge_strategy_applies_to_organizations_as_to_people(strategy, known, c
 
 
 def _state(*, known=True, created=True, store_same=True, counts_same=True):
-    from sync.organizations import OrganizationState, aggregate_fields, fingerprint, store_fields
+    from sync.engine.organizations import OrganizationState, aggregate_fields, fingerprint, store_fields
 
     store = store_fields(name="Acme Ltd", source_fields={"str:o:website": "acme.test"})
     counts = aggregate_fields(name="Acme Ltd", buyers=1, orders=2, total_spent="10.00")
@@ -136,7 +136,7 @@ def _state(*, known=True, created=True, store_same=True, counts_same=True):
 
 
 def _plan(state, strategy):
-    from sync.organizations import plan_organization_merges
+    from sync.engine.organizations import plan_organization_merges
 
     return [(m.strategy, m.parts) for m in plan_organization_merges([state], connection_strategy=strategy)]
 
@@ -171,7 +171,7 @@ def test_changed_store_fields_follow_the_strategy(strategy, expected):
 
 
 def test_append_only_overwrites_the_counts_of_an_organization_ortto_already_had():
-    from sync.organizations import OrganizationMerge, plan_counts_overwrite
+    from sync.engine.organizations import OrganizationMerge, plan_counts_overwrite
 
     state = _state(known=False, created=False, store_same=False, counts_same=False)
     merge = OrganizationMerge(1, 7, {**state.store, **state.aggregates}, ("store", "aggregates"))
@@ -211,7 +211,7 @@ def test_a_removal_that_finds_nothing_to_remove_counts_as_removed(status, messag
 def test_an_organization_ortto_took_without_its_id_is_only_looked_up_again(strategy):
     """An earlier answer without the account id (e.g. "ignored" under Ignore): what Ortto took is not sent
     again; only the name goes out, Append only, to learn the id its people are linked with."""
-    from sync.organizations import plan_organization_merges
+    from sync.engine.organizations import plan_organization_merges
 
     state = _state(known=False, created=False)
     merges = plan_organization_merges([state], connection_strategy=strategy)

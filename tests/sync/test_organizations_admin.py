@@ -6,8 +6,8 @@ from django.contrib.auth.models import Group
 from django.urls import reverse
 from django.utils import timezone
 
+from sync.connect.selectors import app_state
 from sync.models import OrganizationLedger, OrganizationMember, SyncRun
-from sync.selectors import app_state
 
 pytestmark = pytest.mark.django_db
 

@@ -8,11 +8,11 @@ import re
 import pytest
 import responses
 
-from sync import activities
+from sync.engine import activities
+from sync.engine.runs import sync_run_execute, sync_run_request
 from sync.models import Connection, PersonLedger, SyncEvent, SyncRun
-from sync.ortto import OrttoClient, OrttoRequestError
-from sync.runs import sync_run_execute, sync_run_request
-from sync.schema import ortto_schema_ensure, schema_journey_target
+from sync.ortto.client import OrttoClient, OrttoRequestError
+from sync.ortto.schema import ortto_schema_ensure, schema_journey_target
 
 pytestmark = pytest.mark.django_db
 

@@ -12,8 +12,8 @@ from sandbox.bigcommerce.webhooks import webhook_deliveries_run
 from sandbox.ortto.models import ActivityDefinition, Instance, Person, PersonActivity, RequestLog
 from sandbox.ortto.seed import seed_existing_people, seed_ortto_instances
 from sandbox.ortto.services import instance_set_contract
+from sync.engine.runs import sync_run_execute, sync_run_request
 from sync.models import PersonLedger, SyncEvent, SyncRun
-from sync.runs import sync_run_execute, sync_run_request
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
 

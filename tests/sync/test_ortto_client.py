@@ -8,7 +8,7 @@ import responses
 from responses import matchers
 from responses.registries import OrderedRegistry
 
-from sync.ortto import (
+from sync.ortto.client import (
     OrttoAuthError,
     OrttoClient,
     OrttoError,
@@ -367,7 +367,7 @@ def test_create_activity_definition_existing_as_400_is_fine(client):
 
 
 def test_403_is_an_account_problem_not_a_key_problem(client):
-    from sync.ortto import OrttoAccountBlocked
+    from sync.ortto.client import OrttoAccountBlocked
 
     with responses.RequestsMock() as rsps:
         rsps.post(f"{BASE}/v1/person/custom-field/get", status=403, json={"code": 403, "error": "account expired"})
@@ -380,7 +380,7 @@ def test_403_is_an_account_problem_not_a_key_problem(client):
 
 
 def test_bad_requests_beyond_the_budget_wait_for_the_window(client, sleeps):
-    from sync.ortto import BAD_REQUEST_BUDGET, BAD_REQUEST_WINDOW_SECONDS
+    from sync.ortto.client import BAD_REQUEST_BUDGET, BAD_REQUEST_WINDOW_SECONDS
 
     with responses.RequestsMock() as rsps:
         rsps.post(f"{BASE}/v1/person/merge", status=400, json={"code": 400, "error": "bad"})
@@ -391,7 +391,7 @@ def test_bad_requests_beyond_the_budget_wait_for_the_window(client, sleeps):
 
 
 def test_the_bad_request_budget_is_a_sliding_window():
-    from sync.ortto import BadRequestBudget
+    from sync.ortto.client import BadRequestBudget
 
     now = [100.0]
     budget = BadRequestBudget(budget=3, window=15.0, clock=lambda: now[0])
@@ -408,7 +408,7 @@ def test_the_bad_request_budget_is_a_sliding_window():
 @pytest.mark.django_db
 def test_the_bad_request_budget_is_shared_by_every_process_on_the_host():
     """Ortto bans an IP, not a process: two workers on one host share one count through the cache."""
-    from sync.ortto import BAD_REQUEST_BUDGET, BadRequestBudget
+    from sync.ortto.client import BAD_REQUEST_BUDGET, BadRequestBudget
 
     wall = [1_000_000.0]
     first, second = (BadRequestBudget(shared=True, wall_clock=lambda: wall[0]) for _ in range(2))
@@ -427,8 +427,8 @@ def test_the_bad_request_budget_is_shared_by_every_process_on_the_host():
 
 
 def test_a_cache_outage_leaves_the_process_count_in_charge(monkeypatch):
-    from sync import ortto
-    from sync.ortto import BadRequestBudget
+    from sync.ortto import client as ortto
+    from sync.ortto.client import BadRequestBudget
 
     class Down:
         def __getattr__(self, name):
@@ -458,7 +458,7 @@ class FakeClock:
 
 
 def test_learned_gate_is_unpaced_until_a_429_then_paces_at_what_was_accepted():
-    from sync.ortto import LearnedRateGate
+    from sync.ortto.client import LearnedRateGate
 
     clock = FakeClock()
     gate = LearnedRateGate(margin=0.0, clock=clock, sleep=clock.sleep)
@@ -479,7 +479,7 @@ def test_learned_gate_is_unpaced_until_a_429_then_paces_at_what_was_accepted():
 def test_learned_gate_counts_the_window_before_the_refused_request_not_before_its_answer():
     """On a loaded host a 429 can come back most of a second after its request left; the requests
     started in the second before the *answer* are then fewer than the account allows."""
-    from sync.ortto import LearnedRateGate
+    from sync.ortto.client import LearnedRateGate
 
     clock = FakeClock()
     gate = LearnedRateGate(margin=0.0, clock=clock, sleep=clock.sleep)
@@ -494,7 +494,7 @@ def test_learned_gate_counts_the_window_before_the_refused_request_not_before_it
 
 
 def test_learned_gate_only_slows_down_on_a_429_and_probes_up_slowly():
-    from sync.ortto import LearnedRateGate
+    from sync.ortto.client import LearnedRateGate
 
     clock = FakeClock()
     gate = LearnedRateGate(margin=0.0, probe_seconds=30, clock=clock, sleep=clock.sleep)
@@ -511,7 +511,7 @@ def test_learned_gate_only_slows_down_on_a_429_and_probes_up_slowly():
 
 
 def test_a_probe_that_draws_a_429_goes_back_to_the_rate_and_probes_less_often():
-    from sync.ortto import LearnedRateGate
+    from sync.ortto.client import LearnedRateGate
 
     clock = FakeClock()
     gate = LearnedRateGate(margin=0.0, probe_seconds=30, clock=clock, sleep=clock.sleep)
@@ -532,7 +532,7 @@ def test_a_probe_that_draws_a_429_goes_back_to_the_rate_and_probes_less_often():
 
 def test_a_429_teaches_the_client_its_accounts_rate(client, settings):
     settings.ORTTO_RATE_PER_SECOND = 0
-    from sync.ortto import rate_gate
+    from sync.ortto.client import rate_gate
 
     with responses.RequestsMock() as mocked:
         mocked.post(f"{BASE}/v1/person/merge", status=429,
@@ -545,7 +545,7 @@ def test_a_429_teaches_the_client_its_accounts_rate(client, settings):
 
 def test_a_concurrency_429_is_not_a_rate(client, settings):
     settings.ORTTO_RATE_PER_SECOND = 0
-    from sync.ortto import rate_gate
+    from sync.ortto.client import rate_gate
 
     with responses.RequestsMock() as mocked:
         mocked.post(f"{BASE}/v1/person/merge", status=429,

@@ -8,8 +8,8 @@ import pytest
 import responses
 
 from stores.bigcommerce import BigCommerceClient, Page
-from sync import bigcommerce_pages
-from sync.bigcommerce_pages import PagePrefetch
+from sync.engine import bigcommerce_pages
+from sync.engine.bigcommerce_pages import PagePrefetch
 
 
 class NumberedStore:

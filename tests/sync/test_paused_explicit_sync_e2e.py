@@ -11,8 +11,8 @@ from sandbox.bigcommerce.seed import seed_bigcommerce, seed_users
 from sandbox.bigcommerce.services import app_install_complete
 from sandbox.ortto.models import RequestLog
 from stores.app_context import StoreContext, app_context_token
+from sync.engine.runs import sync_run_execute, sync_run_request
 from sync.models import Connection, SyncRun
-from sync.runs import sync_run_execute, sync_run_request
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
 

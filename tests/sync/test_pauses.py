@@ -2,9 +2,9 @@
 
 import pytest
 
+from sync.engine.pauses import account_pause, paused_accounts_probe, paused_connection_probe
 from sync.models import Connection
-from sync.ortto import OrttoAccountBlocked, OrttoAuthError, OrttoUnavailable
-from sync.pauses import account_pause, paused_accounts_probe, paused_connection_probe
+from sync.ortto.client import OrttoAccountBlocked, OrttoAuthError, OrttoUnavailable
 
 pytestmark = pytest.mark.django_db
 
@@ -53,12 +53,12 @@ def test_the_probe_resumes_keeps_or_escalates(paused, failure, state):
 def test_the_app_page_says_paused_without_asking_to_reconnect(paused):
     from django.template.loader import render_to_string
 
-    from sync.selectors import app_state
+    from sync.connect.selectors import app_state
 
     html = render_to_string("sync/_panel.html", {"state": app_state(store=paused[0].store), "connect_url": "/c"})
     assert "Syncing is paused by Ortto." in html and "account expired" in html
     assert "Ortto stopped accepting this connection" not in html
-    # Sync now stays open: it asks Ortto first (sync.pauses.paused_connection_probe).
+    # Sync now stays open: it asks Ortto first (sync.engine.pauses.paused_connection_probe).
     assert "Sync now asks Ortto first" in html
 
 

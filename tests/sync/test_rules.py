@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from sync.rules import (
+from sync.engine.rules import (
     LedgerState,
     Permission,
     Signal,

@@ -8,10 +8,10 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from stores.models import WebhookEvent
-from sync.connections import connection_prepare
+from sync.connect.connections import connection_prepare
+from sync.connect.selectors import app_state
+from sync.engine.runs import sync_run_request, sync_runs_cancel
 from sync.models import Connection, SyncRun
-from sync.runs import sync_run_request, sync_runs_cancel
-from sync.selectors import app_state
 from sync.tasks import incremental_tick, maintenance_tick
 
 pytestmark = pytest.mark.django_db
@@ -72,7 +72,7 @@ def test_maintenance_resumes_quiet_runs_and_drains_webhooks(make_account, make_c
     with django_capture_on_commit_callbacks() as callbacks:
         assert maintenance_tick() == {"resumed": 1, "webhook_runs": 1, "incidents": {"opened": 1, "cleared": 0}}
     assert SyncRun.objects.get(store=waiting_store).kind == SyncRun.Kind.WEBHOOK
-    assert len(callbacks) == 3  # the two runs, and the stalled store's alert e-mail (sync/incidents.py)
+    assert len(callbacks) == 3  # the two runs, and the stalled store's alert e-mail (sync/health/incidents.py)
 
 
 def test_cancel_and_status_for_the_app_page(make_account, make_connection, make_store):

@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from stores.app_context import StoreContext, app_context_token
 from stores.models import StoreUser
-from sync import connections
+from sync.connect import connections
 from sync.models import Connection
 from sync.tracking import (
     TrackingKeyInvalid,

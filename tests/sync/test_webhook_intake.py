@@ -21,7 +21,7 @@ def payload(scope="store/customer/updated", id=7, hash="abc", created_at=1735000
 @pytest.fixture(autouse=True)
 def _fresh_intake_memo(monkeypatch):
     # Each test starts as a new process would: no store remembered by the intake.
-    monkeypatch.setattr("sync.webhooks._KNOWN_STORES", {})
+    monkeypatch.setattr("sync.intake.webhooks._KNOWN_STORES", {})
 
 
 @pytest.fixture
@@ -132,7 +132,7 @@ def test_duplicates_are_counted_on_every_redelivery_and_ignored_scopes_too(clien
 
 def test_portable_path_without_upsert_behaves_the_same(client, store, monkeypatch):
     """Databases without INSERT ... ON CONFLICT ... RETURNING take the insert-or-IntegrityError path."""
-    from sync import webhooks
+    from sync.intake import webhooks
 
     monkeypatch.setattr(webhooks, "_can_upsert", lambda connection: False)
     monkeypatch.setattr(webhooks, "_INTAKE_SQL", {})
@@ -147,7 +147,7 @@ def test_deliveries_skip_browser_middleware_but_keep_its_security_answers(client
     """WebhookIntakeMiddleware short-cuts this one path; the answer's headers and host check stay."""
     from django.urls import reverse
 
-    from sync.hooks import WEBHOOK_PATH
+    from sync.intake.hooks import WEBHOOK_PATH
 
     assert reverse("bigcommerce:webhooks") == WEBHOOK_PATH
     response = post(client, payload())

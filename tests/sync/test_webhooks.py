@@ -9,9 +9,9 @@ import responses
 from django.utils import timezone
 
 from stores.models import WebhookEvent
-from sync.hooks import SECRET_HEADER, webhooks_register, webhooks_unregister
+from sync.engine.runs import sync_run_execute, webhook_run_request
+from sync.intake.hooks import SECRET_HEADER, webhooks_register, webhooks_unregister
 from sync.models import OrderLedger, SyncRun
-from sync.runs import sync_run_execute, webhook_run_request
 from tests.sync.doubles import BC, customer, order
 
 pytestmark = pytest.mark.django_db

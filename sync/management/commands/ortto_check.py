@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from sync.preflight import ortto_account_check, ortto_account_find
+from sync.connect.preflight import ortto_account_check, ortto_account_find
 
 
 class Command(BaseCommand):

@@ -2,10 +2,10 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from stores.models import Store
+from sync.connect.selectors import live_connection_get
+from sync.engine.pauses import paused_connection_probe
+from sync.engine.runs import RunNotPossible, sync_run_execute, sync_run_request
 from sync.models import SyncRun
-from sync.pauses import paused_connection_probe
-from sync.runs import RunNotPossible, sync_run_execute, sync_run_request
-from sync.selectors import live_connection_get
 
 
 class Command(BaseCommand):

@@ -1,0 +1,164 @@
+"""The app page in BigCommerce's iframe and the endpoints its scripts call (with X-App-Context).
+
+Views parse the request, call one service and render. stores' callbacks authenticate the request and
+hand over to app_page; the endpoints authenticate with stores' app_context_required.
+"""
+
+import hashlib
+import json
+import math
+from datetime import datetime
+
+from django.http import JsonResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from stores.app_context import StoreContext, app_context_token, connect_token
+from stores.services import store_user_label
+from stores.views import app_context_required
+from sync.connect.authority import connection_authority, connection_manager_may, connection_manager_set
+from sync.connect.connections import (
+    connection_disconnect,
+    connection_sync_now,
+    connection_tracking_set,
+    failed_records_retry,
+)
+from sync.connect.selectors import app_state
+from sync.health.card import store_health
+from sync.health.failures import failed_records_page
+from sync.health.incidents import alerts_panel, alerts_set
+
+
+def _connect_url(request, store, ctx) -> str:
+    """A Connect link only for someone who may use it (authority.connection_manager_may)."""
+    if not connection_manager_may(store=store, bc_user_id=ctx.bc_user_id):
+        return ""
+    return request.build_absolute_uri(reverse("connect:start")) + "?token=" + connect_token(ctx)
+
+
+def _failed_page(request) -> int:
+    page = request.GET.get("failed_page", "1")
+    return int(page) if page.isascii() and page.isdigit() and len(page) < 7 else 1
+
+
+def _panel_context(request, store, ctx) -> dict:
+    state = app_state(store=store)
+    authority = connection_authority(store=store, bc_user_id=ctx.bc_user_id)
+    failed = failed_records_page(store=store, page=_failed_page(request))
+    alerts = alerts_panel(store=store)
+    health = store_health(store=store)
+    state["version"] = hashlib.sha256(json.dumps(
+        [state, authority, failed, alerts, {k: v for k, v in health.items() if k != "now"}],
+        sort_keys=True, default=str,
+    ).encode()).hexdigest()[:16]
+    return {
+        "store": store,
+        "state": state,
+        "authority": authority,
+        "failed": failed,
+        "alerts": alerts,
+        "health": health,
+        "connect_url": _connect_url(request, store, ctx),
+    }
+
+
+def app_page(request, *, store, bc_user_id: int, status=200):
+    """The app page in BigCommerce's iframe; stores' install and load callbacks answer with it
+    (settings.BIGCOMMERCE_APP_PAGE_VIEW)."""
+    ctx = StoreContext(store_hash=store.store_hash, bc_user_id=bc_user_id)
+    context = _panel_context(request, store, ctx)
+    context["app_context"] = app_context_token(ctx)
+    context["sync_now_wait"] = _seconds_until(context["state"]["sync_now_available_at"])
+    response = render(request, "sync/app.html", context, status=status)
+    response.xframe_options_exempt = True
+    return response
+
+
+def _state_json(request, store, ctx, *, error: str = "", status: int = 200):
+    state = app_state(store=store)
+    state["connect_url"] = _connect_url(request, store, ctx)
+    if error:
+        state["error"] = error
+    return JsonResponse(state, status=status)
+
+
+def _seconds_until(moment: str | None) -> int:
+    """Whole seconds until an ISO moment of app_state (0: it has passed): "Sync now (available in 40 s)"."""
+    if not moment:
+        return 0
+    return max(0, math.ceil((datetime.fromisoformat(moment) - timezone.now()).total_seconds()))
+
+
+@require_GET
+@app_context_required
+def app_status(request, store, ctx):
+    return _state_json(request, store, ctx)
+
+
+@require_GET
+@app_context_required
+def app_panel(request, store, ctx):
+    """The app page's panel, re-rendered for the poller (it swaps it in when the version changes)."""
+    context = _panel_context(request, store, ctx)
+    context["error"] = request.GET.get("error", "")[:300]
+    context["sync_now_wait"] = _seconds_until(context["state"]["sync_now_available_at"])
+    response = render(request, "sync/_panel.html", context)
+    response["X-Panel-Version"] = context["state"]["version"]
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_POST
+@app_context_required
+def app_tracking(request, store, ctx):
+    enabled = request.POST.get("enabled") == "1"
+    refused = connection_tracking_set(store=store, enabled=enabled, by=store_user_label(store=store, bc_user_id=ctx.bc_user_id))
+    return _state_json(request, store, ctx, error=refused, status=400 if refused else 200)
+
+
+@require_POST
+@app_context_required
+def app_sync_now(request, store, ctx):
+    refused = connection_sync_now(store=store, requested_by=store_user_label(store=store, bc_user_id=ctx.bc_user_id))
+    return _state_json(request, store, ctx, error=refused, status=409 if refused else 200)
+
+
+@require_POST
+@app_context_required
+def app_disconnect(request, store, ctx):
+    refused = connection_disconnect(store=store, bc_user_id=ctx.bc_user_id)
+    return _state_json(request, store, ctx, error=refused, status=403 if refused else 200)
+
+
+@require_POST
+@app_context_required
+def app_managers(request, store, ctx):
+    """The owner allows (allowed=1) or stops allowing (allowed=0) another store user to manage the connection."""
+    user_id = request.POST.get("bc_user_id", "")
+    if not (user_id.isascii() and user_id.isdigit() and len(user_id) < 19):
+        return _state_json(request, store, ctx, error="Choose one of the store's users.", status=400)
+    refused = connection_manager_set(store=store, by_bc_user_id=ctx.bc_user_id, bc_user_id=int(user_id),
+                                     allowed=request.POST.get("allowed") == "1")
+    return _state_json(request, store, ctx, error=refused, status=403 if refused else 200)
+
+
+@require_POST
+@app_context_required
+def app_retry_failed(request, store, ctx):
+    """The failed-records list's "Retry these": the same rules as Sync now (connections.connection_sync_now)."""
+    refused = failed_records_retry(store=store, requested_by=store_user_label(store=store, bc_user_id=ctx.bc_user_id))
+    return _state_json(request, store, ctx, error=refused, status=409 if refused else 200)
+
+
+@require_POST
+@app_context_required
+def app_alerts(request, store, ctx):
+    """E-mail me when syncing needs attention (enabled=1) or not (enabled=0): the owner and users they allow."""
+    if not connection_manager_may(store=store, bc_user_id=ctx.bc_user_id):
+        return _state_json(request, store, ctx, error="Only the store owner and users they allow can change alerts.",
+                           status=403)
+    alerts_set(store=store, enabled=request.POST.get("enabled") == "1",
+               by=store_user_label(store=store, bc_user_id=ctx.bc_user_id))
+    return _state_json(request, store, ctx)

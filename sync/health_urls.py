@@ -1,5 +1,0 @@
-from django.urls import path
-
-from . import health
-
-urlpatterns = [path("", health.healthz, name="healthz")]
