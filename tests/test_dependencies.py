@@ -77,7 +77,7 @@ def test_sync_modules_import_each_other_without_a_cycle():
 def test_imports_inside_functions_and_relative_imports_are_seen(tmp_path):
     source = tmp_path / "runs.py"
     source.write_text("from . import engine\n\ndef f():\n    from .webhooks import g\n    import stores.models\n")
-    assert imported_modules(source, "sync.engine.runs") >= {"sync.engine.people", "sync.intake.webhooks", "stores.models"}
+    assert imported_modules(source, "sync.runs") >= {"sync.engine", "sync.webhooks", "stores.models"}
 
 
 def test_a_cycle_through_three_modules_is_found():
