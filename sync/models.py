@@ -325,12 +325,12 @@ class OrderLedger(models.Model):
     class Placed(models.TextChoices):
         SENT = "", "Sent (or summarized)"
         TO_SEND = "to_send", "To send"  # an initial import's: sent after its last order page, newest first
-        REFUSED = "refused", "Refused"  # the next run sends it again (sync/engine/commerce.py, journey_redo)
+        REFUSED = "refused", "Refused"  # the next run sends it again (sync/engine/orders/journey.py, journey_redo)
 
     # Where its Placed order activity stands, and the activity itself while it is not sent.
     placed_state = models.CharField(max_length=8, choices=Placed.choices, blank=True, default="")
     placed_activity = models.JSONField(null=True, blank=True)
-    # The order as last seen (sync/engine/commerce.py): a change of status or refunded amount since is what sends
+    # The order as last seen (sync/engine/orders/journey.py): a change of status or refunded amount since is what sends
     # Fulfilled / Cancelled / Refunded order, once, whichever of a webhook run or the sweep sees it first.
     # Null status: a row from before status tracking; its first sighting only records the status.
     status_id = models.PositiveSmallIntegerField(null=True, blank=True)
@@ -349,11 +349,11 @@ class OrderLedger(models.Model):
         REFUSED = "refused", "Refused"  # the next run sends them again
         REFUSED_AGAIN = "refused2", "Refused again"  # only "Resync failed records" sends them again
         # An initial import's lines, with their bodies: sent after its last order page, each buyer's newest
-        # orders first, as Ortto's 50 a day allow (sync/engine/commerce.py, placed_send); products_sent says how many.
+        # orders first, as Ortto's 50 a day allow (sync/engine/orders/journey.py, placed_send); products_sent says how many.
         WAITING = "waiting", "Waiting for the import's end"
 
     # Where its Ordered product activities stand: the next run sends again, once, what an earlier run left
-    # "to send" (its call was cut off by a crash) or "refused", with the same keys (sync/engine/commerce.py,
+    # "to send" (its call was cut off by a crash) or "refused", with the same keys (sync/engine/orders/journey.py,
     # journey_redo); refused a second time, they wait for "Resync failed records".
     products_state = models.CharField(max_length=8, choices=Products.choices, blank=True, default="")
     # The Ordered product activities while they wait ("waiting"); cleared once sent or left out.

@@ -1,5 +1,5 @@
 """The shopper's journey as Ortto activities: their definitions and the activity bodies. Pure: plain dicts
-in, plain dicts out (sync/engine/commerce.py and sync/engine/carts.py decide when to send them).
+in, plain dicts out (sync/engine/orders/journey.py and sync/engine/carts.py decide when to send them).
 
 Definitions follow docs/ortto-contract.md ("POST /v1/definitions/activity/create"): only icon ids that a
 recorded Ortto answer shows (`RECORDED_ICONS`), attributes named in kebab case. The id of each attribute is

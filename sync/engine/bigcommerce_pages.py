@@ -27,8 +27,7 @@ from datetime import datetime
 from django.conf import settings
 from django.utils import timezone
 
-from sync.engine import mapping
-from sync.engine import people as engine
+from sync.engine import context, mapping
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +57,7 @@ def read_concurrency() -> int:
 
 def pages_per_unit() -> int:
     for pages in range(1, MAX_PAGES_PER_UNIT + 1):
-        if (pages * PAGE_LIMIT) % engine.BATCH_SIZE == 0:
+        if (pages * PAGE_LIMIT) % context.BATCH_SIZE == 0:
             return pages
     return 1
 
@@ -70,7 +69,7 @@ class PagePrefetch:
     committed; pages fetched but not committed when the run stops are simply read again on resume.
     """
 
-    def __init__(self, ctx: engine.SyncContext, resource: str, checkpoint: dict, *, first=None):
+    def __init__(self, ctx: context.SyncContext, resource: str, checkpoint: dict, *, first=None):
         self.ctx, self.resource = ctx, resource
         self.checkpoint = copy.deepcopy(checkpoint)
         # (items, total, the resource's state after it): its first page, read by sync.engine.runs._prepare for the totals.
@@ -222,7 +221,7 @@ def order_range(state: dict, number: int) -> tuple[int, int]:
     return low, low + PAGE_LIMIT - 1
 
 
-def numbered_page(ctx: engine.SyncContext, resource: str, state: dict, since: datetime | None, number: int):
+def numbered_page(ctx: context.SyncContext, resource: str, state: dict, since: datetime | None, number: int):
     """Page or range `number` of a resource read several at a time (called on the reader threads)."""
     bc = ctx.bigcommerce
     if resource == "subscribers":
@@ -263,7 +262,7 @@ def _note_modified(state: dict, items: list[dict]) -> None:
             state["max_modified"] = latest.isoformat()
 
 
-def page_fetch(ctx: engine.SyncContext, resource: str, checkpoint: dict) -> tuple[list[dict], int | None]:
+def page_fetch(ctx: context.SyncContext, resource: str, checkpoint: dict) -> tuple[list[dict], int | None]:
     """One page of a resource from where the checkpoint says; advances `checkpoint` in place."""
     state = checkpoint["resources"][resource]
     if state["started_at"] is None:
@@ -337,7 +336,7 @@ def orders_by_id(bc, ids: list[int]) -> list[dict]:
     return items
 
 
-def carried_refetch(ctx: engine.SyncContext, resource: str, ids: list[int]) -> list[dict]:
+def carried_refetch(ctx: context.SyncContext, resource: str, ids: list[int]) -> list[dict]:
     """A resumed run's carried records (their ids in the checkpoint), read again from BigCommerce."""
     if not ids:
         return []

@@ -14,7 +14,7 @@ connection; their keys (sync/engine/activities.py) make a resent one the same ac
 The shopper of a cart may be unknown to Ortto. Such a person is merged first like any new person (R2:
 unsubscribed, with the reason, by a merge that cannot change an existing person), never created by the
 activity with Ortto's default (subscribed); a known one gets the same presence merge as a buyer
-(engine.presence_ensure). docs/design.md §3.
+(placed.presence_ensure). docs/design.md §3.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from stores.models import WebhookEvent
-from sync.engine import activities, mapping
-from sync.engine import people as engine
+from sync.engine import activities, answers, context, mapping, people, sending
+from sync.engine.orders import placed
 from sync.engine.rules import NO_SIGNAL
 from sync.models import CartLedger, PersonLedger, SyncEvent, SyncRun
 from sync.ortto.schema import schema_journey_target
@@ -63,8 +63,8 @@ def recovery_url(*, store, token: str, cart_id: str) -> str:
         token=token, cart_id=cart_id)
 
 
-def carts_process(ctx: engine.SyncContext, events: list[CartEvent]) -> engine.PageWork:
-    work = engine.PageWork()
+def carts_process(ctx: context.SyncContext, events: list[CartEvent]) -> context.PageWork:
+    work = context.PageWork()
     work.counters.fetched = len(events)
     if not events:
         return work
@@ -119,10 +119,9 @@ def carts_process(ctx: engine.SyncContext, events: list[CartEvent]) -> engine.Pa
             _failed(ctx, work, row, what, "its person could not be merged in Ortto first")
             if what == "recovered":
                 changed[row.cart_id] = row  # the ledger remembers it: the next run sends it again
-    results = [r for batch in engine.send_all(engine.create_activities_safely, ctx,
-                                              list(engine.chunks([a for _, a, _ in sendable]))) for r in batch]
+    results = sending.activities_send(ctx, [a for _, a, _ in sendable])
     for (row, _, what), result in zip(sendable, results):
-        if result.get("error") or result.get("status") not in engine.OK_ACTIVITY_STATUSES:
+        if result.get("error") or result.get("status") not in answers.OK_ACTIVITY_STATUSES:
             _failed(ctx, work, row, what, f"Ortto refused it: {result.get('error') or result.get('status')}")
             if what == "recovered":
                 changed[row.cart_id] = row  # the ledger remembers it: the next run sends it again
@@ -143,7 +142,7 @@ def carts_process(ctx: engine.SyncContext, events: list[CartEvent]) -> engine.Pa
     return work
 
 
-def _cart_email(ctx: engine.SyncContext, cart: dict) -> str:
+def _cart_email(ctx: context.SyncContext, cart: dict) -> str:
     """The cart's email, or a signed-in shopper's as the bridge synced it."""
     email = mapping.clean_email(cart.get("email"))
     if email or not cart.get("customer_id"):
@@ -152,39 +151,39 @@ def _cart_email(ctx: engine.SyncContext, cart: dict) -> str:
             .values_list("email", flat=True).first() or "")
 
 
-def _people_ensure(ctx: engine.SyncContext, emails: list[str], work: engine.PageWork) -> set[str]:
+def _people_ensure(ctx: context.SyncContext, emails: list[str], work: context.PageWork) -> set[str]:
     """Merge the carts' shoppers before their activities: new ones under R2, known ones by presence."""
     emails = list(dict.fromkeys(emails))
     if not emails:
         return set()
-    ledger = engine.ledger_load(ctx, emails)
-    people = [mapping.PersonInput(email=email, fields={"str::email": email}, source="cart", signal=NO_SIGNAL)
-              for email in emails if email not in ledger]
-    person_work = engine.PageWork()
-    outcomes = engine.people_sync(ctx, "carts", people, person_work, ledger=ledger, update_fields=False)
+    ledger = people.ledger_load(ctx, emails)
+    persons = [mapping.PersonInput(email=email, fields={"str::email": email}, source="cart", signal=NO_SIGNAL)
+               for email in emails if email not in ledger]
+    person_work = context.PageWork()
+    outcomes = people.people_sync(ctx, "carts", persons, person_work, ledger=ledger, update_fields=False)
     work.events += person_work.events
     work.ledger_rows.update(person_work.ledger_rows)
     work.people_synced += person_work.people_synced
     for email in emails:
-        outcomes.setdefault(email, engine._Outcome())
-    engine.presence_ensure(ctx, [e for e in emails if e in ledger], outcomes, ledger, work)
+        outcomes.setdefault(email, people._Outcome())
+    placed.presence_ensure(ctx, [e for e in emails if e in ledger], outcomes, ledger, work)
     return {email for email in emails if outcomes[email].ok and email in ledger}
 
 
-def _skip(ctx, work: engine.PageWork, event: CartEvent, message: str) -> None:
+def _skip(ctx, work: context.PageWork, event: CartEvent, message: str) -> None:
     work.counters.skipped += 1
-    work.events.append(engine._event(ctx, resource="carts", level=SyncEvent.Level.INFO,
+    work.events.append(context.event(ctx, resource="carts", level=SyncEvent.Level.INFO,
                                      message=f"Cart {event.cart_id}: {message}"))
 
 
-def _failed(ctx, work: engine.PageWork, row: CartLedger, what: str, reason: str) -> None:
+def _failed(ctx, work: context.PageWork, row: CartLedger, what: str, reason: str) -> None:
     work.counters.failed += 1
     name = "Abandoned cart" if what == "abandoned" else "Cart recovered"
     if what == "abandoned":
         row.outcome = CartLedger.Outcome.FAILED
     else:
         row.recovery = CartLedger.Recovery.FAILED
-    work.events.append(engine._event(ctx, resource="carts", email=row.email,
+    work.events.append(context.event(ctx, resource="carts", email=row.email,
                                      message=f"{name} for cart {row.cart_id} not sent: {reason}."))
 
 
@@ -192,7 +191,7 @@ def _failed(ctx, work: engine.PageWork, row: CartLedger, what: str, reason: str)
 REDO_LIMIT = 200
 
 
-def carts_redo(ctx: engine.SyncContext, *, limit: int = REDO_LIMIT) -> engine.PageWork:
+def carts_redo(ctx: context.SyncContext, *, limit: int = REDO_LIMIT) -> context.PageWork:
     """Send again, once, the Abandoned cart and Cart recovered activities an earlier run left not sent
     (Ortto refused them, or their shopper could not be merged first; a "Resync failed records" run also
     those that failed twice, which otherwise wait). Cart recovered is rebuilt from the ledger (the converted
@@ -201,7 +200,7 @@ def carts_redo(ctx: engine.SyncContext, *, limit: int = REDO_LIMIT) -> engine.Pa
     the row says so and the earlier failure is marked resolved. The key is the one of the first attempt, so Ortto sees one activity
     (docs/ortto-contract.md, `key`). A cart still in flight when a worker died needs none of this: its run
     resumes before the cart step's commit and sends it again."""
-    work = engine.PageWork()
+    work = context.PageWork()
     outcomes = [CartLedger.Outcome.FAILED]
     recoveries = [CartLedger.Recovery.FAILED]
     if ctx.run.kind == SyncRun.Kind.RETRY_FAILED:
@@ -231,16 +230,15 @@ def carts_redo(ctx: engine.SyncContext, *, limit: int = REDO_LIMIT) -> engine.Pa
             recovery_url=recovery_url(store=ctx.store, token=row.token, cart_id=row.cart_id)), "abandoned"))
     ok_emails = _people_ensure(ctx, [row.email for row, _, _ in sends], work)
     sendable = [(row, activity, what) for row, activity, what in sends if row.email in ok_emails]
-    results = [r for batch in engine.send_all(engine.create_activities_safely, ctx,
-                                              list(engine.chunks([a for _, a, _ in sendable]))) for r in batch]
+    results = sending.activities_send(ctx, [a for _, a, _ in sendable])
     sent, refused, recovered_sent, recovered_refused = [], [], [], []
     now = timezone.now()
     for (row, _, what), result in zip(sendable, results):
         is_recovery = what == "recovered"
         name = "Cart recovered" if is_recovery else "Abandoned cart"
-        if result.get("error") or result.get("status") not in engine.OK_ACTIVITY_STATUSES:
+        if result.get("error") or result.get("status") not in answers.OK_ACTIVITY_STATUSES:
             (recovered_refused if is_recovery else refused).append(row)
-            work.events.append(engine._event(ctx, resource="carts", email=row.email, message=(
+            work.events.append(context.event(ctx, resource="carts", email=row.email, message=(
                 f"{name} for cart {row.cart_id} not sent again: Ortto refused it: "
                 f"{result.get('error') or result.get('status')}.")))
             continue

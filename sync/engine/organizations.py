@@ -36,6 +36,7 @@ from django.utils.html import strip_tags
 from sync.db import rows_update
 from sync.engine import mapping
 from sync.engine.batches import send_resolving
+from sync.engine.context import send_all
 from sync.models import Connection, MergeStrategy, OrganizationLedger, OrganizationMember, PersonLedger, SyncEvent
 from sync.ortto.client import OrttoRequestError
 
@@ -412,15 +413,11 @@ def _event(ctx, message: str, *, email: str = "") -> SyncEvent:
                      level=SyncEvent.Level.ERROR)
 
 
-def _one_by_one(send, ctx, payloads: list, **_grouping) -> list:
-    return [send(ctx, payload) for payload in payloads]
-
-
-def organizations_push(ctx, *, send_all=_one_by_one) -> FlushResult:
+def organizations_push(ctx) -> FlushResult:
     """Send changed organizations and move changed memberships (HTTP only; nothing is written).
 
-    send_all(send, ctx, payloads) sends the independent calls of one step; the run passes the engine's,
-    which keeps up to ORTTO_CONCURRENCY calls in flight. Removals all finish before any addition starts."""
+    The independent calls of one step go out together on the run's pool (context.send_all, up to
+    ORTTO_CONCURRENCY in flight). Removals all finish before any addition starts."""
     result = FlushResult()
     connection = ctx.connection
     organizations = {o.pk: o for o in OrganizationLedger.objects.filter(connection=connection)}
@@ -590,9 +587,9 @@ def _link(ctx, org: OrganizationLedger, group: list, person_ids: dict, *, add: b
     return None
 
 
-def organizations_flush(ctx, *, check_lease, send_all=_one_by_one) -> None:
+def organizations_flush(ctx, *, check_lease) -> None:
     """End of a run: send the organizations and links, then commit what Ortto accepted (lease checked)."""
-    result = organizations_push(ctx, send_all=send_all)
+    result = organizations_push(ctx)
     run = ctx.run
     with transaction.atomic():
         check_lease(run, timezone.now())

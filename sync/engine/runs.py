@@ -33,9 +33,9 @@ from stores.bigcommerce import (
 from stores.models import Store, WebhookEvent
 from sync.connect.selectors import live_connection_get
 from sync.db import rows_update
-from sync.engine import carts, commerce, organizations
-from sync.engine import people as engine
+from sync.engine import carts, context, organizations, people
 from sync.engine.bigcommerce_pages import CUSTOMERS_SORT, PagePrefetch, carried_refetch, page_fetch, pages_per_unit
+from sync.engine.orders import journey, placed
 from sync.engine.pauses import SUMMARY_ORTTO_PAUSED, account_pause
 from sync.health.failures import failing_records, failures_resolve
 from sync.intake.hooks import deliveries_missed_count, webhooks_check, webhooks_register
@@ -54,8 +54,9 @@ from sync.run_logging import run_context
 logger = logging.getLogger("sync.engine.runs")
 
 RESOURCES = ("subscribers", "customers", "orders")
-# Orders also carry the shopper's journey (Ordered product, status changes): sync/engine/commerce.py.
-PROCESSORS = {**engine.RESOURCE_PROCESSORS, "orders": commerce.orders_process}
+# Orders also carry the shopper's journey (Ordered product, status changes): sync/engine/orders/journey.py.
+PROCESSORS = {"subscribers": people.subscribers_process, "customers": people.customers_process,
+              "orders": journey.orders_process}
 FULL_KINDS = (SyncRun.Kind.INITIAL, SyncRun.Kind.FULL)
 # Ledger rows per committed chunk of an initial run's order aggregates.
 AGGREGATES_CHUNK = 1000
@@ -160,7 +161,7 @@ def _run_execute(*, run_id: int, sliced: bool, on_page) -> SyncRun | None:
     run = _claim(run_id)
     if run is None:
         return None
-    log = engine.run_logger(store_hash=run.store.store_hash, run_id=run.pk)
+    log = context.run_logger(store_hash=run.store.store_hash, run_id=run.pk)
     run_context.set((run.store.store_hash, run.pk))
     if run.attempts > MAX_ATTEMPTS:
         _finish(run, SyncRun.Status.FAILED, f"Stopped after {run.attempts - 1} interrupted attempts.", log=log)
@@ -211,7 +212,7 @@ def _execute(run: SyncRun, *, log, sliced: bool, on_page) -> None:
         _webhooks_ensure(connection, log=log)
     elif run.kind == SyncRun.Kind.INCREMENTAL and not run.checkpoint.get("resources"):
         _webhooks_check(connection, client=bigcommerce, log=log)  # once per sweep, in its first slice
-    ctx = engine.SyncContext(
+    ctx = context.SyncContext(
         run=run, connection=connection, store=run.store, ortto=ortto,
         bigcommerce=bigcommerce,
         log=log, field_ids=schema_field_ids(connection), activity_id=schema_activity_id(connection),
@@ -228,7 +229,7 @@ def _execute(run: SyncRun, *, log, sliced: bool, on_page) -> None:
         raise
 
 
-def _resources_sync(ctx: engine.SyncContext, *, log, sliced: bool, started: float, on_page) -> None:
+def _resources_sync(ctx: context.SyncContext, *, log, sliced: bool, started: float, on_page) -> None:
     run = ctx.run
     for resource in RESOURCES:
         if resource == "orders" and ctx.stage_subscribers and not _staged_flush(
@@ -250,15 +251,15 @@ def _resources_sync(ctx: engine.SyncContext, *, log, sliced: bool, started: floa
                 state = checkpoint["resources"][resource]
                 processor = PROCESSORS[resource]
                 if resource == "subscribers" and ctx.stage_subscribers:
-                    processor = engine.subscribers_stage
+                    processor = people.subscribers_stage
                 # One record once per unit, even if a page boundary shifted under the read (the fresher copy).
                 batch = list({int(record["id"]): record for record in carried + items}.values())
                 may_carry = not state["done"] and "webhook" not in checkpoint
-                work = processor(ctx, batch, carry=may_carry) if batch else engine.PageWork()
+                work = processor(ctx, batch, carry=may_carry) if batch else context.PageWork()
                 work.counters.fetched = len(items)
                 carried = work.carry
                 state["carry"] = [int(record["id"]) for record in carried]
-                engine.harvest_into(ctx.deferred, work)  # earlier units' calls that have answered
+                context.harvest_into(ctx.deferred, work)  # earlier units' calls that have answered
                 # Staged subscribers go to Ortto later (_staged_flush): this unit sent none of them.
                 staged = resource == "subscribers" and ctx.stage_subscribers
                 waiting = {int(record["id"]) for record in carried}
@@ -275,11 +276,11 @@ def _resources_sync(ctx: engine.SyncContext, *, log, sliced: bool, started: floa
     if not run.checkpoint.get("redo_done"):
         # Activities an earlier run could not confirm (refused, or in flight when its worker died): the
         # ledger says which, and they are sent again once. Nothing to do costs one query per ledger.
-        works = [commerce.journey_redo(ctx), carts.carts_redo(ctx)]
-        emails = commerce.placed_waiting_emails(ctx, after="", earlier_runs=True)
+        works = [journey.journey_redo(ctx), carts.carts_redo(ctx)]
+        emails = journey.placed_waiting_emails(ctx, after="", earlier_runs=True)
         if emails:
-            works.append(commerce.placed_send(ctx, emails, earlier_runs=True)[0])
-        work = engine.PageWork()
+            works.append(journey.placed_send(ctx, emails, earlier_runs=True)[0])
+        work = context.PageWork()
         for part in works:
             _work_add(work, part)
         checkpoint = copy.deepcopy(run.checkpoint)
@@ -293,19 +294,19 @@ def _resources_sync(ctx: engine.SyncContext, *, log, sliced: bool, started: floa
         _commit_page(run, "carts", work, checkpoint, None)
     if ctx.defer_aggregates and not _aggregates_flush(ctx, log=log, sliced=sliced, started=started, on_page=on_page):
         return
-    organizations.organizations_flush(ctx, check_lease=_check_lease, send_all=engine.send_all)
+    organizations.organizations_flush(ctx, check_lease=_check_lease)
     _complete(ctx, log=log)
 
 
-def _deferred_settle(ctx: engine.SyncContext) -> None:
-    """Wait for the Ortto calls still in flight (engine.DeferredSends) and commit what they reported."""
-    work = engine.PageWork()
-    engine.harvest_into(ctx.deferred, work, wait=True)
+def _deferred_settle(ctx: context.SyncContext) -> None:
+    """Wait for the Ortto calls still in flight (context.DeferredSends) and commit what they reported."""
+    work = context.PageWork()
+    context.harvest_into(ctx.deferred, work, wait=True)
     if work.events or work.commits:
         _commit_page(ctx.run, "orders", work, copy.deepcopy(ctx.run.checkpoint), None)
 
 
-def _staged_flush(ctx: engine.SyncContext, *, log, sliced: bool, started: float, on_page) -> bool:
+def _staged_flush(ctx: context.SyncContext, *, log, sliced: bool, started: float, on_page) -> bool:
     """Initial runs, after the customers: write the staged subscribers no customer took along (footer
     sign-ups, guests who ticked the box), in chunks by id, each committed with its position and the
     deletion of its rows. They were counted as read when staged. True when done."""
@@ -316,7 +317,7 @@ def _staged_flush(ctx: engine.SyncContext, *, log, sliced: bool, started: float,
         after = run.checkpoint.get("staged", {}).get("after", 0)
         rows = list(StagedSubscriber.objects.filter(run=run, pk__gt=after).order_by("pk")
                     .values_list("pk", "record")[:STAGED_CHUNK])
-        work = engine.subscribers_process(ctx, [record for _, record in rows]) if rows else engine.PageWork()
+        work = people.subscribers_process(ctx, [record for _, record in rows]) if rows else context.PageWork()
         work.counters.fetched = 0
         work.unstaged_ids = [pk for pk, _ in rows]
         checkpoint = copy.deepcopy(run.checkpoint)
@@ -329,7 +330,7 @@ def _staged_flush(ctx: engine.SyncContext, *, log, sliced: bool, started: float,
     return True
 
 
-def _work_add(work: engine.PageWork, part: engine.PageWork) -> None:
+def _work_add(work: context.PageWork, part: context.PageWork) -> None:
     work.events += part.events
     work.commits += part.commits
     work.ledger_rows.update(part.ledger_rows)
@@ -337,9 +338,9 @@ def _work_add(work: engine.PageWork, part: engine.PageWork) -> None:
         setattr(work.counters, key, getattr(work.counters, key) + value)
 
 
-def _placed_flush(ctx: engine.SyncContext, *, log, sliced: bool, started: float, on_page) -> bool:
+def _placed_flush(ctx: context.SyncContext, *, log, sliced: bool, started: float, on_page) -> bool:
     """Initial runs, after the last order page: send the Placed order and Ordered product activities recorded
-    waiting, each buyer's newest 50 of each (commerce.placed_send), in steps of PLACED_CHUNK_BUYERS buyers by
+    waiting, each buyer's newest 50 of each (journey.placed_send), in steps of PLACED_CHUNK_BUYERS buyers by
     email, each committed with its position and the chosen activities its part-full last batch leaves for the next step
     (a resumed run goes on from there; a step cut short is sent again with the same keys). True when done."""
     run = ctx.run
@@ -348,9 +349,9 @@ def _placed_flush(ctx: engine.SyncContext, *, log, sliced: bool, started: float,
             return False
         state = run.checkpoint.get("placed", {})
         after, carried = state.get("after", ""), state.get("carry") or []
-        emails = commerce.placed_waiting_emails(ctx, after=after)
-        last = len(emails) < commerce.PLACED_CHUNK_BUYERS
-        work, carry, carry_products = commerce.placed_send(
+        emails = journey.placed_waiting_emails(ctx, after=after)
+        last = len(emails) < journey.PLACED_CHUNK_BUYERS
+        work, carry, carry_products = journey.placed_send(
             ctx, emails, carried=carried, carried_products=state.get("carry_products") or [], last=last)
         checkpoint = copy.deepcopy(run.checkpoint)
         checkpoint["placed"] = {"after": emails[-1] if emails else after, "carry": carry,
@@ -362,7 +363,7 @@ def _placed_flush(ctx: engine.SyncContext, *, log, sliced: bool, started: float,
     return True
 
 
-def _aggregates_flush(ctx: engine.SyncContext, *, log, sliced: bool, started: float, on_page) -> bool:
+def _aggregates_flush(ctx: context.SyncContext, *, log, sliced: bool, started: float, on_page) -> bool:
     """Initial runs: after the last order page, write every buyer's order aggregates once, in chunks of
     AGGREGATES_CHUNK ledger rows by id, each chunk committed with its position in the checkpoint (a
     resumed run goes on from there; re-sending a chunk only overwrites the same values). True when done."""
@@ -373,9 +374,9 @@ def _aggregates_flush(ctx: engine.SyncContext, *, log, sliced: bool, started: fl
         after = run.checkpoint.get("aggregates", {}).get("after", 0)
         rows = list(PersonLedger.objects.filter(connection=ctx.connection, order_count__gt=0, pk__gt=after)
                     .order_by("pk")[:AGGREGATES_CHUNK])
-        work = engine.PageWork()
+        work = context.PageWork()
         if rows:
-            engine.aggregates_push(ctx, rows, work)
+            placed.aggregates_push(ctx, rows, work)
         checkpoint = copy.deepcopy(run.checkpoint)
         checkpoint["aggregates"] = {"after": rows[-1].pk if rows else after, "done": len(rows) < AGGREGATES_CHUNK}
         _commit_page(run, "orders", work, checkpoint, None)
@@ -403,7 +404,7 @@ def _webhooks_check(connection: Connection, *, client, log) -> None:
         log.warning("webhook check failed (%s); the next sweep looks again", exc.status)
 
 
-def _missed_deliveries(ctx: engine.SyncContext, resource: str, items: list[dict], checkpoint: dict) -> int:
+def _missed_deliveries(ctx: context.SyncContext, resource: str, items: list[dict], checkpoint: dict) -> int:
     """A sweep's records changed since the previous sweep that no webhook announced (sync/intake/hooks.py)."""
     since = checkpoint.get("since", {}).get(resource)
     if ctx.run.kind != SyncRun.Kind.INCREMENTAL or "webhook" in checkpoint or not since:
@@ -450,7 +451,7 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def _prepare(ctx: engine.SyncContext) -> None:
+def _prepare(ctx: context.SyncContext) -> None:
     """First slice of a run: where each resource starts, and the totals for the progress bar."""
     run, bc = ctx.run, ctx.bigcommerce
     now = timezone.now()
@@ -507,7 +508,7 @@ def _prepare(ctx: engine.SyncContext) -> None:
         run.checkpoint = checkpoint
         run.totals = totals
         run.total = sum(totals.values())
-        run.counters = {r: engine.Counters().as_dict() for r in RESOURCES}
+        run.counters = {r: context.Counters().as_dict() for r in RESOURCES}
         run.save(update_fields=["checkpoint", "totals", "total", "counters"])
 
 
@@ -520,7 +521,7 @@ def _check_lease(run: SyncRun, now) -> None:
     run.heartbeat_at = now
 
 
-def _commit_page(run: SyncRun, resource: str, work: engine.PageWork, checkpoint: dict, page_total,
+def _commit_page(run: SyncRun, resource: str, work: context.PageWork, checkpoint: dict, page_total,
                  *, sent_ids=(), missed: int = 0) -> None:
     """sent_ids: the records of `resource` this unit handed to Ortto (not carried to the next unit); missed: the
     sweep's changes no webhook announced (hooks.deliveries_missed_count)."""
@@ -542,13 +543,13 @@ def _commit_page(run: SyncRun, resource: str, work: engine.PageWork, checkpoint:
         SyncEvent.objects.bulk_create(work.events)
         organizations.members_commit(connection=run.connection, members=work.organization_members)
         if work.staged:
-            StagedSubscriber.objects.bulk_create(engine.staged_subscriber_rows(run, work.staged), batch_size=500)
+            StagedSubscriber.objects.bulk_create(people.staged_subscriber_rows(run, work.staged), batch_size=500)
         if work.unstaged_emails:
             StagedSubscriber.objects.filter(run=run, email__in=work.unstaged_emails).delete()
         if work.unstaged_ids:
             StagedSubscriber.objects.filter(pk__in=work.unstaged_ids).delete()
 
-        counters = run.counters.setdefault(resource, engine.Counters().as_dict())
+        counters = run.counters.setdefault(resource, context.Counters().as_dict())
         for key, value in work.counters.as_dict().items():
             counters[key] = counters.get(key, 0) + value
         if page_total is not None and "webhook" not in checkpoint and run.kind not in FULL_KINDS:
@@ -587,7 +588,7 @@ def _interrupt(run: SyncRun, summary: str, *, log) -> None:
     log.warning("run interrupted, will resume: %s", summary)
 
 
-def _complete(ctx: engine.SyncContext, *, log) -> None:
+def _complete(ctx: context.SyncContext, *, log) -> None:
     run = ctx.run
     now = timezone.now()
     status = SyncRun.Status.PARTIAL if run.failed else SyncRun.Status.SUCCEEDED

@@ -65,7 +65,7 @@ def failures_resolve(*, store_id: int, resource: str, sent_ids, work) -> int:
 # --- Reasons in plain words --------------------------------------------------------------------------
 
 # (pattern over the recorded message, plain sentence). The messages are the engine's own (sync/engine/people.py,
-# sync/engine/commerce.py, sync/engine/carts.py) around Ortto's per-person and per-activity errors, whose recorded
+# sync/engine/orders/journey.py, sync/engine/carts.py) around Ortto's per-person and per-activity errors, whose recorded
 # wordings are in docs/ortto-contract.md ("Email is suppressed", "No valid contacts provided (...)",
 # "str::email already belongs to person ...", "failed to validate field X ...").
 _REASONS: tuple[tuple[re.Pattern, str], ...] = tuple((re.compile(pattern, re.I), text) for pattern, text in (

@@ -113,7 +113,7 @@ CART = {"id": "09346904-4175-44fd-be53-f7e598531b6c", "email": "guest@example.co
 
 
 def journey_activities() -> list[dict]:
-    """One of each journey activity, as sync/engine/commerce.py and sync/engine/carts.py build them."""
+    """One of each journey activity, as sync/engine/orders/journey.py and sync/engine/carts.py build them."""
     common = dict(order=ORDER_WITH_LINES, email="guest@example.com", store_hash="abc123", store_name="Acme")
     return [
         *activities.ordered_product_activities(**common, activity_id="act:cm:ordered-product"),

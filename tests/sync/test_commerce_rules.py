@@ -1,12 +1,12 @@
 """The journey's rules as pure functions: which order changes are news, and what they do to the totals
-(sync/engine/commerce.py), and what the activities carry (sync/engine/activities.py)."""
+(sync/engine/orders/journey.py), and what the activities carry (sync/engine/activities.py)."""
 
 from decimal import Decimal
 
 import pytest
 
 from sync.engine import activities
-from sync.engine.commerce import JUST_PLACED, counted_total, order_change, order_is_fulfilled, refunded_amount
+from sync.engine.orders.journey import JUST_PLACED, counted_total, order_change, order_is_fulfilled, refunded_amount
 
 
 def order(status_id=11, total="100.00", refunded="0.0000", items_total=2, items_shipped=0, **extra):

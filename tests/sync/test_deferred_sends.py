@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from sync.engine.people import DeferredSends
+from sync.engine.context import DeferredSends
 
 
 class Calls:

@@ -11,9 +11,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from stores.models import Store
-from sync.engine import mapping
-from sync.engine import people as engine
-from sync.engine.people import KnownPerson, PlanItem, plan_people
+from sync.engine import context, mapping, people, planning
+from sync.engine.planning import KnownPerson, PlanItem, plan_people
 from sync.engine.rules import LedgerState, Permission, Signal
 from sync.models import Connection, PersonLedger, SyncRun
 from tests.sync.doubles import FakeOrtto
@@ -24,7 +23,7 @@ T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
 def make_ctx(ortto, strategy):
     store = Store(store_hash="abc", name="Acme")
     connection = Connection(store=store, merge_strategy=strategy)
-    return engine.SyncContext(run=SyncRun(), connection=connection, store=store, ortto=ortto, bigcommerce=None,
+    return context.SyncContext(run=SyncRun(), connection=connection, store=store, ortto=ortto, bigcommerce=None,
                               log=logging.getLogger("test"), field_ids=mapping.DEFAULT_FIELD_IDS,
                               activity_id=mapping.PLACED_ORDER_ACTIVITY_ID)
 
@@ -47,8 +46,8 @@ SIGNALS = {"opted_in": Signal(True, T0), "not_opted_in": Signal(False, T0), "no_
 def test_person_unknown_to_the_ledger(strategy, ortto_state, signal_name):
     existing = ORTTO_STATES[ortto_state]
     ortto = FakeOrtto({"p@x.io": {"str::email": "p@x.io", **existing}} if existing else {})
-    work = engine.PageWork()
-    engine.people_sync(make_ctx(ortto, strategy), "subscribers", [person(signal=SIGNALS[signal_name])], work, ledger={})
+    work = context.PageWork()
+    people.people_sync(make_ctx(ortto, strategy), "subscribers", [person(signal=SIGNALS[signal_name])], work, ledger={})
     record = ortto.people["p@x.io"]
     if existing is None:
         # R1 / R2: created with an explicit permission and its reason.
@@ -88,8 +87,8 @@ def test_person_known_to_the_ledger(strategy, ortto_state, known_name, choice, a
                                      store_opt_in_at=known.store_opt_in_at, fingerprints={"subscriber": fp},
                                      synced_at=T0)}
     signal = Signal(choice, AGES[age] if choice is not None else None)
-    work = engine.PageWork()
-    engine.people_sync(make_ctx(ortto, strategy), "subscribers", [person(signal=signal)], work, ledger=ledger)
+    work = context.PageWork()
+    people.people_sync(make_ctx(ortto, strategy), "subscribers", [person(signal=signal)], work, ledger=ledger)
     changed = choice is not None and choice != known.store_opt_in and age == "newer" and not (
         choice is False and known.store_opt_in is None)
     record = ortto.people["p@x.io"]
@@ -108,8 +107,8 @@ def test_known_person_with_changed_fields_is_merged_without_permission():
         ortto = FakeOrtto({"p@x.io": {"str::email": "p@x.io", "bol::p": False, "str::first": "Old"}})
         ledger = {"p@x.io": PersonLedger(email="p@x.io", store_opt_in=None, store_opt_in_at=T0,
                                          fingerprints={"subscriber": "stale"}, synced_at=T0)}
-        work = engine.PageWork()
-        engine.people_sync(make_ctx(ortto, strategy), "subscribers", [person(first="New")], work, ledger=ledger)
+        work = context.PageWork()
+        people.people_sync(make_ctx(ortto, strategy), "subscribers", [person(first="New")], work, ledger=ledger)
         assert [c[0] for c in ortto.calls] == [strategy]
         assert "bol::p" not in ortto.calls[0][1][0]["fields"]
         assert ortto.people["p@x.io"]["bol::p"] is False
@@ -123,8 +122,8 @@ def test_ignore_strategy_appends_only_to_people_the_bridge_created():
         "a@x.io": PersonLedger(email="a@x.io", store_opt_in_at=T0, fingerprints={}, created_in_ortto=True, synced_at=T0),
         "b@x.io": PersonLedger(email="b@x.io", store_opt_in_at=T0, fingerprints={}, created_in_ortto=False, synced_at=T0),
     }
-    work = engine.PageWork()
-    engine.people_sync(make_ctx(ortto, 3), "customers",
+    work = context.PageWork()
+    people.people_sync(make_ctx(ortto, 3), "customers",
                        [person("a@x.io", source="customer"), person("b@x.io", source="customer", first="Other")],
                        work, ledger=ledger)
     assert ortto.calls == [(1, [{"fields": {"str::email": "a@x.io", "str::first": "Pat"}}])]
@@ -135,7 +134,7 @@ def test_person_deleted_in_ortto_is_recreated_with_the_new_person_permission():
     ortto = FakeOrtto({})
     ledger = {"p@x.io": PersonLedger(email="p@x.io", store_opt_in=None, store_opt_in_at=T0,
                                      fingerprints={"subscriber": "stale"}, synced_at=T0)}
-    engine.people_sync(make_ctx(ortto, 2), "subscribers", [person()], engine.PageWork(), ledger=ledger)
+    people.people_sync(make_ctx(ortto, 2), "subscribers", [person()], context.PageWork(), ledger=ledger)
     assert [c[0] for c in ortto.calls] == [2, 2]
     assert ortto.people["p@x.io"]["bol::p"] is False  # not Ortto's subscribed default
 
@@ -155,8 +154,8 @@ def test_unchanged_people_cost_no_call():
 
 def test_duplicate_emails_in_a_page_fold_into_one_person_with_the_newest_signal():
     ortto = FakeOrtto({})
-    work = engine.PageWork()
-    engine.people_sync(make_ctx(ortto, 1), "orders", [
+    work = context.PageWork()
+    people.people_sync(make_ctx(ortto, 1), "orders", [
         person(signal=Signal(None, None), first="A", source="order"),
         person(signal=Signal(True, T0), first="B", source="order"),
     ], work, ledger={})
@@ -166,13 +165,13 @@ def test_duplicate_emails_in_a_page_fold_into_one_person_with_the_newest_signal(
 
 def test_follow_up_calls_of_a_round_are_regrouped_into_full_batches():
     def call(purpose, strategy, emails):
-        return engine.MergeCall(purpose, strategy, [{"fields": {"str::email": e}} for e in emails], list(emails))
+        return planning.MergeCall(purpose, strategy, [{"fields": {"str::email": e}} for e in emails], list(emails))
 
     follow_ups = [call("overwrite", 2, [f"a{i}@x.io" for i in range(30)]),
                   call("repair", 2, ["r@x.io"]),
                   call("overwrite", 2, [f"b{i}@x.io" for i in range(40)]),
                   call("overwrite", 2, [f"c{i}@x.io" for i in range(50)])]
-    batches = engine.rebatch(follow_ups)
+    batches = planning.rebatch(follow_ups)
     assert [(b.purpose, len(b.emails)) for b in batches] == [("overwrite", 100), ("overwrite", 20), ("repair", 1)]
     assert batches[0].emails[:31] == [f"a{i}@x.io" for i in range(30)] + ["b0@x.io"]
     assert all(p["fields"]["str::email"] == e for b in batches for p, e in zip(b.people, b.emails))

@@ -190,7 +190,7 @@ def test_a_batch_of_100_with_3_bad_emails_costs_few_requests_and_no_ban(make_acc
 def test_a_refused_batch_is_resolved_in_at_most_10_requests_under_the_ban(make_account, make_connection, bridge_store, ortto, with_details):
     """Bad rows the bridge's own checks cannot see (here: a field the account does not have) in a batch
     Ortto refuses whole, with or without per-person details."""
-    from sync.engine import people as engine
+    from sync.engine import answers, context, planning, sending
     from sync.ortto.schema import ortto_client
 
     ortto_control.instance_set_contract(ortto, batch_errors="refuse_with_details" if with_details else "refuse")
@@ -198,18 +198,18 @@ def test_a_refused_batch_is_resolved_in_at_most_10_requests_under_the_ban(make_a
     connection = make_connection(store, make_account(api_key=US_KEY))
     people = [{"fields": {"str::email": f"p{i}@x.io", **({"str:cm:gone": "x"} if i in (10, 40, 80) else {})}}
               for i in range(100)]
-    call = engine.MergeCall("create", 1, people, [p["fields"]["str::email"] for p in people])
-    ctx = engine.SyncContext(run=None, connection=connection, store=store, ortto=ortto_client(connection),
-                             bigcommerce=None, log=engine.run_logger(store_hash="bad4", run_id=0), field_ids={},
+    call = planning.MergeCall("create", 1, people, [p["fields"]["str::email"] for p in people])
+    ctx = context.SyncContext(run=None, connection=connection, store=store, ortto=ortto_client(connection),
+                             bigcommerce=None, log=context.run_logger(store_hash="bad4", run_id=0), field_ids={},
                              activity_id="")
 
-    results = engine.merge_people_safely(ctx, call)
+    results = sending.merge_people_safely(ctx, call)
 
     assert len(results) == 100
     merges = RequestLog.objects.filter(path="person/merge").count()
     assert merges <= 10
     assert refused_requests() < 15 and not IpStrikes.objects.filter(banned_until__gt=0).exists()
-    failed = {i for i, r in enumerate(results) if r.get("status") not in engine.OK_PERSON_STATUSES}
+    failed = {i for i, r in enumerate(results) if r.get("status") not in answers.OK_PERSON_STATUSES}
     assert {10, 40, 80} <= failed
     if with_details:
         assert failed == {10, 40, 80} and merges == 2

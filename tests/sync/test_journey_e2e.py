@@ -441,7 +441,7 @@ def test_the_initial_import_keeps_a_buyer_s_newest_fifty_orders_as_activities(
     from sync.ortto.client import OrttoClient
 
     settings.SANDBOX_BIGCOMMERCE_WEBHOOKS_ASYNC = False
-    monkeypatch.setattr("sync.engine.commerce.PLACED_CHUNK_BUYERS", 4)
+    monkeypatch.setattr("sync.engine.orders.journey.PLACED_CHUNK_BUYERS", 4)
     placed_calls = []
     create = OrttoClient.create_activities
 
@@ -489,7 +489,7 @@ def test_the_initial_import_keeps_the_ordered_products_of_a_buyer_s_newest_order
     from sync.ortto.client import OrttoClient
 
     settings.SANDBOX_BIGCOMMERCE_WEBHOOKS_ASYNC = False
-    monkeypatch.setattr("sync.engine.commerce.PLACED_CHUNK_BUYERS", 4)
+    monkeypatch.setattr("sync.engine.orders.journey.PLACED_CHUNK_BUYERS", 4)
     product_calls = []
     create = OrttoClient.create_activities
 

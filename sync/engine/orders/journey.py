@@ -26,10 +26,10 @@ from django.db.models import Q, Sum
 from django.utils import timezone
 
 from sync.db import rows_update
-from sync.engine import activities, mapping
-from sync.engine import people as engine
+from sync.engine import activities, answers, context, mapping, people, sending
 from sync.engine.activities import CANCELLED_STATUS, FULFILLED_STATUSES, REFUNDED_STATUS
 from sync.engine.bigcommerce_pages import orders_by_id
+from sync.engine.orders import placed
 from sync.models import OrderLedger, PersonLedger, SyncEvent, SyncRun
 from sync.ortto.schema import schema_journey_id, schema_journey_target
 
@@ -108,16 +108,16 @@ def order_change(*, order: dict, previous_status: int | None, previous_fulfilled
 # --- Processing a unit of orders --------------------------------------------------------------------
 
 
-def orders_process(ctx: engine.SyncContext, orders: list[dict], *, carry: bool = False) -> engine.PageWork:
-    """engine.orders_process (people, Placed order, totals), then the journey of the same orders."""
+def orders_process(ctx: context.SyncContext, orders: list[dict], *, carry: bool = False) -> context.PageWork:
+    """placed.placed_process (people, Placed order, totals), then the journey of the same orders."""
     placed_ids = [int(o["id"]) for o in orders if mapping.order_is_placed(o)]
     known = {row.order_id: row for row in
              OrderLedger.objects.filter(connection=ctx.connection, order_id__in=placed_ids)}
-    work = engine.orders_process(ctx, orders, carry=carry, push_aggregates=False)
+    work = placed.placed_process(ctx, orders, carry=carry, push_aggregates=False)
     journey_apply(ctx, orders, known, work)
     if work.aggregates_due and not ctx.defer_aggregates:
         # Once per buyer per unit: the totals of new orders and of status changes in one overwrite.
-        engine.aggregates_push(ctx, list(work.aggregates_due.values()), work)
+        placed.aggregates_push(ctx, list(work.aggregates_due.values()), work)
     return work
 
 
@@ -131,8 +131,8 @@ class _Pending:
     products: list = field(default_factory=list)
 
 
-def journey_apply(ctx: engine.SyncContext, orders: list[dict], known: dict[int, OrderLedger],
-                  work: engine.PageWork) -> None:
+def journey_apply(ctx: context.SyncContext, orders: list[dict], known: dict[int, OrderLedger],
+                  work: context.PageWork) -> None:
     by_id = {int(o["id"]): o for o in orders}
     import_run = ctx.run.kind in FULL_KINDS
     pending: list[_Pending] = []
@@ -178,9 +178,9 @@ def journey_apply(ctx: engine.SyncContext, orders: list[dict], known: dict[int, 
     ledger = {row.email: row for row in PersonLedger.objects.filter(connection=ctx.connection, email__in=emails)}
     ledger.update({email: row for email, row in work.ledger_rows.items() if email in ledger or email in emails})
     needing = [item.row.email for item in pending if item.activities and not item.new]
-    outcomes = {email: engine._Outcome() for email in needing}
+    outcomes = {email: people._Outcome() for email in needing}
     if needing:
-        engine.presence_ensure(ctx, list(dict.fromkeys(needing)), outcomes, ledger, work)
+        placed.presence_ensure(ctx, list(dict.fromkeys(needing)), outcomes, ledger, work)
 
     sendable, owners = [], []  # owners: (pending index, is a status event)
     products, product_owners = [], []
@@ -198,14 +198,14 @@ def journey_apply(ctx: engine.SyncContext, orders: list[dict], known: dict[int, 
         sendable, owners = sendable + products, owners + product_owners
     elif products:
         # Only Ordered product activities: the commit records their lines "to send" whatever Ortto answers,
-        # so they stay in flight while the run commits this unit and plans the next (engine.DeferredSends);
+        # so they stay in flight while the run commits this unit and plans the next (context.DeferredSends);
         # the answers become a later commit: the rows "sent" or "refused", and the refusals' events. A row
         # left "to send" (the worker died meanwhile) is sent again by a later run (journey_redo).
         rows = [pending[index].row for index, _ in product_owners]
-        batches = list(engine.chunks(list(zip(products, rows))))
+        batches = list(context.chunks(list(zip(products, rows))))
 
         def send(ctx, batch):
-            return engine.create_activities_safely(ctx, [activity for activity, _ in batch])
+            return sending.create_activities_safely(ctx, [activity for activity, _ in batch])
 
         def answered(batch, results):
             refused = {row.order_id for (_, row), result in zip(batch, results) if _refused(result)}
@@ -215,8 +215,7 @@ def journey_apply(ctx: engine.SyncContext, orders: list[dict], known: dict[int, 
                     _products_record(ctx, sent=orders - refused, refused=refused)]
 
         ctx.deferred.submit(ctx, send, batches, answered)
-    results = [r for batch in engine.send_all(engine.create_activities_safely, ctx, list(engine.chunks(sendable)))
-               for r in batch]
+    results = sending.activities_send(ctx, sendable)
     status_failed: set[int] = set()
     products_refused: set[int] = set()
     for activity, (index, is_status), result in zip(sendable, owners, results):
@@ -235,7 +234,7 @@ def journey_apply(ctx: engine.SyncContext, orders: list[dict], known: dict[int, 
         if item.activities is None or index in status_failed:
             work.counters.failed += 1
             if item.activities is None:
-                work.events.append(engine._event(ctx, resource="orders", bc_id=row.order_id, email=row.email,
+                work.events.append(context.event(ctx, resource="orders", bc_id=row.order_id, email=row.email,
                                                  message="Order status not sent: its person could not be merged "
                                                          "in Ortto first."))
             if item.new:  # recorded as just placed and counted in full: the next run sends the change
@@ -257,28 +256,28 @@ def journey_apply(ctx: engine.SyncContext, orders: list[dict], known: dict[int, 
 
 
 def _refused(result: dict) -> bool:
-    return bool(result.get("error")) or result.get("status") not in engine.OK_ACTIVITY_STATUSES
+    return bool(result.get("error")) or result.get("status") not in answers.OK_ACTIVITY_STATUSES
 
 
-def _refusal_event(ctx: engine.SyncContext, row: OrderLedger, activity: dict, result: dict):
-    return engine._event(ctx, resource="orders", bc_id=row.order_id, email=row.email, message=(
+def _refusal_event(ctx: context.SyncContext, row: OrderLedger, activity: dict, result: dict):
+    return context.event(ctx, resource="orders", bc_id=row.order_id, email=row.email, message=(
         f"Ortto refused the {_activity_name(ctx, activity)} activity: {result.get('error') or result.get('status')}"))
 
 
-def products_allowance(ctx: engine.SyncContext, emails: set[str], *, now) -> dict[str, int]:
+def products_allowance(ctx: context.SyncContext, emails: set[str], *, now) -> dict[str, int]:
     """Per email, how many more Ordered product lines Ortto keeps in the 24 h before `now` (the lines this
     connection sent; waiting ones are not sent yet)."""
     sent = dict(OrderLedger.objects.filter(connection=ctx.connection, email__in=list(emails),
                                            sent_at__gte=now - timedelta(hours=24))
                 .exclude(products_state=OrderLedger.Products.WAITING)
                 .values("email").annotate(n=Sum("products_sent")).values_list("email", "n"))
-    return {email: max(engine.ACTIVITY_DAILY_LIMIT - (sent.get(email) or 0), 0) for email in emails}
+    return {email: max(placed.ACTIVITY_DAILY_LIMIT - (sent.get(email) or 0), 0) for email in emails}
 
 
-def _left_out_event(ctx: engine.SyncContext, email: str, count: int):
-    return engine._event(ctx, resource="orders", email=email, level=SyncEvent.Level.INFO, message=(
+def _left_out_event(ctx: context.SyncContext, email: str, count: int):
+    return context.event(ctx, resource="orders", email=email, level=SyncEvent.Level.INFO, message=(
         f"{count} ordered product(s) not sent as Ordered product activities: Ortto keeps at most "
-        f"{engine.ACTIVITY_DAILY_LIMIT} of one activity per person per 24 hours."))
+        f"{placed.ACTIVITY_DAILY_LIMIT} of one activity per person per 24 hours."))
 
 
 def _products_wait(placed: list[_Pending]) -> None:
@@ -291,7 +290,7 @@ def _products_wait(placed: list[_Pending]) -> None:
         item.products = []
 
 
-def _products_limit(ctx: engine.SyncContext, placed: list[_Pending], work: engine.PageWork) -> None:
+def _products_limit(ctx: context.SyncContext, placed: list[_Pending], work: context.PageWork) -> None:
     """Ortto keeps at most 50 events of one activity per person per 24 h and drops the rest silently
     (docs/ortto-contract.md, "Limits"): Ordered product lines beyond that are not sent, and the run says so."""
     emails = {item.row.email for item in placed if item.products}
@@ -311,13 +310,13 @@ def _products_limit(ctx: engine.SyncContext, placed: list[_Pending], work: engin
         work.events.append(_left_out_event(ctx, email, count))
 
 
-def _products_of(ctx: engine.SyncContext, order: dict, email: str) -> list[dict]:
+def _products_of(ctx: context.SyncContext, order: dict, email: str) -> list[dict]:
     return activities.ordered_product_activities(
         order=order, email=email, store_hash=ctx.store.store_hash, store_name=ctx.store.name,
         **schema_journey_target(ctx.connection, activities.ORDERED_PRODUCT))
 
 
-def _products_record(ctx: engine.SyncContext, *, sent: set[int], refused: set[int]):
+def _products_record(ctx: context.SyncContext, *, sent: set[int], refused: set[int]):
     """A commit: what Ortto answered for these orders' Ordered product activities."""
     connection = ctx.connection
 
@@ -339,21 +338,21 @@ _PLACED_WAITING = (OrderLedger.Placed.TO_SEND, OrderLedger.Placed.REFUSED)
 _BODIES = ("placed_activity", "products_activities")
 
 
-def _waiting_rows(ctx: engine.SyncContext, *, earlier_runs: bool):
+def _waiting_rows(ctx: context.SyncContext, *, earlier_runs: bool):
     rows = OrderLedger.objects.filter(connection=ctx.connection).filter(
         Q(placed_state__in=_PLACED_WAITING) | Q(products_state=OrderLedger.Products.WAITING))
     return rows.filter(sent_at__lt=ctx.run.started_at) if earlier_runs else rows
 
 
-def placed_waiting_emails(ctx: engine.SyncContext, *, after: str, earlier_runs: bool = False) -> list[str]:
+def placed_waiting_emails(ctx: context.SyncContext, *, after: str, earlier_runs: bool = False) -> list[str]:
     """The next buyers (by email, after `after`) whose Placed order or Ordered product activities wait in
     the ledger."""
     rows = _waiting_rows(ctx, earlier_runs=earlier_runs).filter(email__gt=after)
     return list(rows.order_by("email").values_list("email", flat=True).distinct()[:PLACED_CHUNK_BUYERS])
 
 
-def placed_send(ctx: engine.SyncContext, emails: list[str], *, earlier_runs: bool = False, carried: list[int] = (),
-                carried_products: list = (), last: bool = True) -> tuple[engine.PageWork, list[int], list]:
+def placed_send(ctx: context.SyncContext, emails: list[str], *, earlier_runs: bool = False, carried: list[int] = (),
+                carried_products: list = (), last: bool = True) -> tuple[context.PageWork, list[int], list]:
     """Send the waiting Placed order and Ordered product activities of these buyers by one rule: per buyer,
     the newest orders (by id) first, as many of each activity as Ortto's 50 a day still allow, in batches of
     100 per activity; the older orders are summarized (counted in the totals already, with the run's note),
@@ -368,7 +367,7 @@ def placed_send(ctx: engine.SyncContext, emails: list[str], *, earlier_runs: boo
     first (`carried`, `carried_products`), so the import costs ceil(activities / 100) calls per activity
     (lines travel with their order: an order whose lines straddle the cut waits whole). Returns (work, ids
     carried, [id, lines] carried)."""
-    work = engine.PageWork()
+    work = context.PageWork()
     lines_carried = {int(pk): int(n) for pk, n in carried_products}
     carried_ids = {int(pk) for pk in carried} | set(lines_carried)
     loaded = {row.pk: row for row in OrderLedger.objects.filter(pk__in=carried_ids).defer(*_BODIES)}
@@ -378,11 +377,11 @@ def placed_send(ctx: engine.SyncContext, emails: list[str], *, earlier_runs: boo
         return work, [], []
     now = timezone.now()
     if earlier_runs:  # a later run: the buyer may have been deleted in Ortto since; never re-create them subscribed
-        ledger = engine.ledger_load(ctx, emails)
-        outcomes = {email: engine._Outcome() for email in emails}
-        engine.presence_ensure(ctx, emails, outcomes, ledger, work)
+        ledger = people.ledger_load(ctx, emails)
+        outcomes = {email: people._Outcome() for email in emails}
+        placed.presence_ensure(ctx, emails, outcomes, ledger, work)
         rows = [row for row in rows if outcomes[row.email].ok]
-    placed_left = engine.activity_allowance(ctx, set(emails), now=now)
+    placed_left = placed.activity_allowance(ctx, set(emails), now=now)
     lines_left = products_allowance(ctx, set(emails), now=now)
     chosen = [loaded[int(pk)] for pk in carried if int(pk) in loaded]
     lines = [(loaded[pk], n) for pk, n in lines_carried.items() if pk in loaded]
@@ -410,14 +409,14 @@ def placed_send(ctx: engine.SyncContext, emails: list[str], *, earlier_runs: boo
                 row.products_state, row.products_activities, row.products_sent = OrderLedger.Products.NONE, None, 0
                 lines_done.append(row)
     for email, count in summarized.items():
-        work.events.append(engine.summarized_event(ctx, email, count))
+        work.events.append(placed.summarized_event(ctx, email, count))
     for email, count in left_out.items():
         work.events.append(_left_out_event(ctx, email, count))
 
-    tail = [] if last else chosen[len(chosen) - len(chosen) % engine.BATCH_SIZE:]
+    tail = [] if last else chosen[len(chosen) - len(chosen) % context.BATCH_SIZE:]
     chosen = chosen[:len(chosen) - len(tail)]
     keep = sum(count for _, count in lines)
-    keep -= 0 if last else keep % engine.BATCH_SIZE
+    keep -= 0 if last else keep % context.BATCH_SIZE
     lines_sent, lines_tail, total = [], [], 0
     for row, count in lines:
         if not lines_tail and total + count <= keep:
@@ -429,10 +428,10 @@ def placed_send(ctx: engine.SyncContext, emails: list[str], *, earlier_runs: boo
                   .values_list("pk", "placed_activity"))
     line_bodies = dict(OrderLedger.objects.filter(pk__in=[row.pk for row, _ in lines_sent])
                        .values_list("pk", "products_activities"))
-    placed_batches = list(engine.chunks(chosen))
-    line_batches = list(engine.chunks([(row, body) for row, count in lines_sent
+    placed_batches = list(context.chunks(chosen))
+    line_batches = list(context.chunks([(row, body) for row, count in lines_sent
                                        for body in (line_bodies.get(row.pk) or [])[:count]]))
-    answers = engine.send_all(engine.create_activities_safely, ctx,
+    answers = context.send_all(sending.create_activities_safely, ctx,
                               [[bodies[row.pk] for row in batch] for batch in placed_batches]
                               + [[body for _, body in batch] for batch in line_batches])
     resolved, placed_refused = [], []
@@ -442,7 +441,7 @@ def placed_send(ctx: engine.SyncContext, emails: list[str], *, earlier_runs: boo
                 work.counters.failed += 1
                 row.placed_state = OrderLedger.Placed.REFUSED
                 placed_refused.append(row)
-                work.events.append(engine._event(ctx, resource="orders", bc_id=row.order_id, email=row.email, message=(
+                work.events.append(context.event(ctx, resource="orders", bc_id=row.order_id, email=row.email, message=(
                     f"Ortto refused the Placed order activity: {result.get('error') or result.get('status')}")))
             else:
                 work.counters.created += 1
@@ -480,7 +479,7 @@ def placed_send(ctx: engine.SyncContext, emails: list[str], *, earlier_runs: boo
 REDO_LIMIT = 500
 
 
-def journey_redo(ctx: engine.SyncContext, *, limit: int = REDO_LIMIT) -> engine.PageWork:
+def journey_redo(ctx: context.SyncContext, *, limit: int = REDO_LIMIT) -> context.PageWork:
     """Send again, once, the Ordered product activities an earlier run left refused, or "to send" (it did not
     live to hear Ortto's answer); a "Resync failed records" run also those refused twice.
 
@@ -489,7 +488,7 @@ def journey_redo(ctx: engine.SyncContext, *, limit: int = REDO_LIMIT) -> engine.
     the same keys: a line Ortto took before a crash is the same activity to it (docs/ortto-contract.md,
     `key`). Each order's lines then stand "sent" or "refused again"; an order gone from BigCommerce is
     dropped with a note. Earlier refusals of an order that goes through are marked resolved."""
-    work = engine.PageWork()
+    work = context.PageWork()
     states = [OrderLedger.Products.TO_SEND, OrderLedger.Products.REFUSED]
     if ctx.run.kind == SyncRun.Kind.RETRY_FAILED:
         states.append(OrderLedger.Products.REFUSED_AGAIN)
@@ -500,16 +499,16 @@ def journey_redo(ctx: engine.SyncContext, *, limit: int = REDO_LIMIT) -> engine.
         return work
     orders = {int(o["id"]): o for o in orders_by_id(ctx.bigcommerce, [row.order_id for row in rows])}
     emails = list(dict.fromkeys(row.email for row in rows if row.order_id in orders))
-    ledger = engine.ledger_load(ctx, emails)
-    outcomes = {email: engine._Outcome() for email in emails}
-    engine.presence_ensure(ctx, emails, outcomes, ledger, work)
+    ledger = people.ledger_load(ctx, emails)
+    outcomes = {email: people._Outcome() for email in emails}
+    placed.presence_ensure(ctx, emails, outcomes, ledger, work)
     sendable, owners, changed = [], [], []
     for row in rows:
         order = orders.get(row.order_id)
         if order is None:
             row.products_state = OrderLedger.Products.NONE
             changed.append(row)
-            work.events.append(engine._event(ctx, resource="orders", bc_id=row.order_id, email=row.email,
+            work.events.append(context.event(ctx, resource="orders", bc_id=row.order_id, email=row.email,
                                              level=SyncEvent.Level.INFO, message=(
                 "Ordered product activities not sent again: the order is no longer in BigCommerce.")))
             continue
@@ -518,8 +517,7 @@ def journey_redo(ctx: engine.SyncContext, *, limit: int = REDO_LIMIT) -> engine.
         for activity in _products_of(ctx, order, row.email)[:row.products_sent]:
             sendable.append(activity)
             owners.append(row)
-    results = [r for batch in engine.send_all(engine.create_activities_safely, ctx, list(engine.chunks(sendable)))
-               for r in batch]
+    results = sending.activities_send(ctx, sendable)
     refused: set[int] = set()
     for activity, row, result in zip(sendable, owners, results):
         if _refused(result):
@@ -544,7 +542,7 @@ def journey_redo(ctx: engine.SyncContext, *, limit: int = REDO_LIMIT) -> engine.
     return work
 
 
-def _status_activity(ctx: engine.SyncContext, item: _Pending, event: str) -> dict:
+def _status_activity(ctx: context.SyncContext, item: _Pending, event: str) -> dict:
     common = dict(order=item.order, email=item.row.email, store_hash=ctx.store.store_hash,
                   store_name=ctx.store.name)
     if event == "fulfilled":
@@ -558,7 +556,7 @@ def _status_activity(ctx: engine.SyncContext, item: _Pending, event: str) -> dic
         amount=item.change.refund_amount, refunded_total=item.change.refunded)
 
 
-def _activity_name(ctx: engine.SyncContext, activity: dict) -> str:
+def _activity_name(ctx: context.SyncContext, activity: dict) -> str:
     for spec in activities.JOURNEY:
         if schema_journey_id(ctx.connection, spec) == activity.get("activity_id"):
             return spec.name
