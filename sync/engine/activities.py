@@ -77,49 +77,54 @@ ORDERED_PRODUCT = ActivitySpec(
                 ("quantity", "integer"), ("price", "price"), ("order-id", "text"), ("currency", "text"),
                 ("store", "text")),
 )
+
+
 FULFILLED_ORDER = ActivitySpec(
     key="fulfilled_order", name="Fulfilled order", icon_id="flag-activities-illustration-icon",
     title_attribute="order-id",
     attributes=(("order-id", "text"), ("status", "text"), ("item-count", "integer"), ("order-total", "price"),
                 ("currency", "text"), ("store", "text")),
 )
+
+
 CANCELLED_ORDER = ActivitySpec(
     key="cancelled_order", name="Cancelled order", icon_id="flag-activities-illustration-icon", title_attribute="order-id",
     attributes=(("order-id", "text"), ("status", "text"), ("order-total", "price"), ("currency", "text"),
                 ("store", "text")),
 )
+
+
 REFUNDED_ORDER = ActivitySpec(
     key="refunded_order", name="Refunded order", icon_id="moneys-illustration-icon", title_attribute="order-id",
     attributes=(("order-id", "text"), ("refund-amount", "price"), ("refunded-total", "price"),
                 ("refund-type", "text"), ("order-total", "price"), ("currency", "text"), ("store", "text")),
 )
+
+
 ABANDONED_CART = ActivitySpec(
     key="abandoned_cart", name="Abandoned cart", icon_id="moneys-illustration-icon", title_attribute="cart-value",
     attributes=(("cart-id", "text"), ("items", "text"), ("item-count", "integer"), ("cart-value", "price"),
                 ("currency", "text"), ("recovery-url", "link"), ("store", "text")),
 )
+
+
 CART_RECOVERED = ActivitySpec(
     key="cart_recovered", name="Cart recovered", icon_id="happy-illustration-icon", title_attribute="order-id",
     attributes=(("cart-id", "text"), ("order-id", "text"), ("cart-value", "price"), ("currency", "text"),
                 ("store", "text")),
 )
+
+
 JOURNEY = (ORDERED_PRODUCT, FULFILLED_ORDER, CANCELLED_ORDER, REFUNDED_ORDER, ABANDONED_CART, CART_RECOVERED)
 assert all(len(spec.attributes) <= ACTIVITY_ATTRIBUTE_LIMIT for spec in JOURNEY)
 assert all(spec.icon_id in RECORDED_ICONS for spec in JOURNEY)
-
-# BigCommerce order statuses (orders.v2.oas2.yml, "Order Status"): 2 Shipped and 10 Completed are
-# fulfilled (Completed is how digital and pickup orders end); 5 Cancelled; 4 Refunded, 14 Partially Refunded.
-FULFILLED_STATUSES = frozenset({2, 10})
-CANCELLED_STATUS = 5
-REFUNDED_STATUS = 4
-PARTIALLY_REFUNDED_STATUS = 14
 
 
 def _iso(value: datetime | None) -> str | None:
     return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z") if value else None
 
 
-def _activity(spec: ActivitySpec, activity_id: str, *, email: str, key: str, values: dict,
+def activity_body(spec: ActivitySpec, activity_id: str, *, email: str, key: str, values: dict,
               created: datetime | None = None, attribute_ids: dict | None = None) -> dict:
     ids = attribute_ids or {}
     attributes = {ids.get(name) or spec.attribute_id(name): value for name, value in values.items() if value is not None}
@@ -132,107 +137,6 @@ def _activity(spec: ActivitySpec, activity_id: str, *, email: str, key: str, val
 
 
 # --- orders ----------------------------------------------------------------------------------------
-
-
-def order_currency(order: dict) -> str:
-    return truncate(order.get("currency_code") or order.get("default_currency_code") or "")
-
-
-def order_line_items(order: dict) -> list[dict] | None:
-    """The order's products from `include=consignments.line_items&consignment_structure=object`
-    (orders.v2.oas2.yml, orderConsignment_Get: pickups, shipping, downloads, email.gift_certificates, each
-    with `line_items`). None when the answer carries no line items (only resource links)."""
-    consignments = order.get("consignments")
-    if not isinstance(consignments, dict) or not {"shipping", "pickups", "downloads", "email"} & set(consignments):
-        return None  # absent, or the resource link an order carries without the include
-    groups = [*(consignments.get("shipping") or []), *(consignments.get("pickups") or []),
-              *(consignments.get("downloads") or []),
-              *((consignments.get("email") or {}).get("gift_certificates") or [])]
-    items, seen, expanded = [], set(), False
-    for group in groups:
-        line_items = group.get("line_items") if isinstance(group, dict) else None
-        for item in line_items if isinstance(line_items, list) else []:
-            if not isinstance(item, dict) or "product_id" not in item:
-                continue  # a resource link: not expanded
-            expanded = True
-            if item.get("id") in seen:
-                continue
-            seen.add(item.get("id"))
-            items.append(item)
-    if not expanded and groups:
-        return None
-    return items
-
-
-def _variant(item: dict) -> str:
-    options = [f"{o.get('display_name')}: {o.get('display_value')}" for o in item.get("product_options") or []
-               if isinstance(o, dict) and o.get("display_name")]
-    return truncate(", ".join(options))
-
-
-def ordered_product_activities(*, order: dict, email: str, store_hash: str, store_name: str,
-                               activity_id: str, attribute_ids: dict | None = None) -> list[dict]:
-    created = parse_bc_datetime(order.get("date_created"))
-    activities = []
-    for item in order_line_items(order) or []:
-        activities.append(_activity(
-            ORDERED_PRODUCT, activity_id, email=email, created=created, attribute_ids=attribute_ids,
-            key=f"bc:{store_hash}:order:{order.get('id')}:item:{item.get('id')}",
-            values={
-                "product-name": truncate(item.get("name") or item.get("name_customer") or ""),
-                "product-id": int(item.get("product_id") or 0),
-                "sku": truncate(item.get("sku") or ""),
-                "variant": _variant(item),
-                "quantity": int(item.get("quantity") or 0),
-                "price": money_to_int(item.get("price_inc_tax") if item.get("price_inc_tax") is not None
-                                      else item.get("base_price")),
-                "order-id": truncate(order.get("id")),
-                "currency": order_currency(order),
-                "store": truncate(store_name or store_hash),
-            },
-        ))
-    return activities
-
-
-def fulfilled_activity(*, order: dict, email: str, store_hash: str, store_name: str, activity_id: str,
-                       attribute_ids: dict | None = None) -> dict:
-    return _activity(
-        FULFILLED_ORDER, activity_id, email=email, attribute_ids=attribute_ids,
-        key=f"bc:{store_hash}:order:{order.get('id')}:fulfilled",
-        created=parse_bc_datetime(order.get("date_shipped")) or parse_bc_datetime(order.get("date_modified")),
-        values={"order-id": truncate(order.get("id")), "status": truncate(order.get("status") or ""),
-                "item-count": int(order.get("items_total") or 0),
-                "order-total": money_to_int(order.get("total_inc_tax")), "currency": order_currency(order),
-                "store": truncate(store_name or store_hash)},
-    )
-
-
-def cancelled_activity(*, order: dict, email: str, store_hash: str, store_name: str, activity_id: str,
-                       attribute_ids: dict | None = None) -> dict:
-    return _activity(
-        CANCELLED_ORDER, activity_id, email=email, attribute_ids=attribute_ids,
-        key=f"bc:{store_hash}:order:{order.get('id')}:cancelled",
-        created=parse_bc_datetime(order.get("date_modified")),
-        values={"order-id": truncate(order.get("id")), "status": truncate(order.get("status") or ""),
-                "order-total": money_to_int(order.get("total_inc_tax")), "currency": order_currency(order),
-                "store": truncate(store_name or store_hash)},
-    )
-
-
-def refunded_activity(*, order: dict, email: str, store_hash: str, store_name: str, activity_id: str,
-                      amount: Decimal, refunded_total: Decimal, attribute_ids: dict | None = None) -> dict:
-    """One per new refunded total of the order: the key names the total, so two refunds of one order are two
-    activities and a redelivered one is the same activity."""
-    full = refunded_total >= to_decimal(order.get("total_inc_tax")) > 0
-    cents = int((refunded_total * 100).to_integral_value())
-    return _activity(
-        REFUNDED_ORDER, activity_id, email=email, attribute_ids=attribute_ids, key=f"bc:{store_hash}:order:{order.get('id')}:refunded:{cents}",
-        created=parse_bc_datetime(order.get("date_modified")),
-        values={"order-id": truncate(order.get("id")), "refund-amount": money_to_int(amount),
-                "refunded-total": money_to_int(refunded_total), "refund-type": "full" if full else "partial",
-                "order-total": money_to_int(order.get("total_inc_tax")), "currency": order_currency(order),
-                "store": truncate(store_name or store_hash)},
-    )
 
 
 # --- carts -----------------------------------------------------------------------------------------
@@ -260,7 +164,7 @@ def abandoned_cart_activity(*, cart: dict, email: str, store_hash: str, store_na
     items = cart_line_items(cart)
     names = ", ".join(f"{int(i.get('quantity') or 0)} x {i.get('name') or i.get('sku') or i.get('product_id')}"
                       for i in items)
-    return _activity(
+    return activity_body(
         ABANDONED_CART, activity_id, email=email, attribute_ids=attribute_ids, key=f"bc:{store_hash}:cart:{cart.get('id')}:abandoned",
         created=parse_bc_datetime(cart.get("updated_time")),
         values={"cart-id": truncate(cart.get("id")), "items": truncate(names),
@@ -273,7 +177,7 @@ def abandoned_cart_activity(*, cart: dict, email: str, store_hash: str, store_na
 def cart_recovered_activity(*, cart_id: str, order_id, email: str, store_hash: str, store_name: str,
                             activity_id: str, value: Decimal | None, currency: str,
                             attribute_ids: dict | None = None) -> dict:
-    return _activity(
+    return activity_body(
         CART_RECOVERED, activity_id, email=email, attribute_ids=attribute_ids, key=f"bc:{store_hash}:cart:{cart_id}:recovered",
         values={"cart-id": truncate(cart_id), "order-id": truncate(order_id),
                 "cart-value": money_to_int(value) if value is not None else None, "currency": currency or None,

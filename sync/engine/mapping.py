@@ -16,11 +16,12 @@ from datetime import datetime, timezone
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from email.utils import parsedate_to_datetime
 
-from sync.engine.rules import Signal, customer_signal, order_signal, subscriber_signal
+from sync.engine.rules import Signal, customer_signal, subscriber_signal
 
 STRING_LIMIT = 255
 ACTIVITY_ATTRIBUTE_LIMIT = 15
 PERMISSION_FIELDS = ("bol::p", "str::s-ctx", "str::u-ctx")
+
 
 # The custom fields the bridge creates in each Ortto account: key → (name, Ortto field type, default id).
 # Ids follow Ortto's rule (type prefix + ":cm:" + kebab-case name); ortto_schema_ensure stores the ids
@@ -31,7 +32,10 @@ CUSTOM_FIELDS = {
     "total_spent": ("BigCommerce total spent", "decimal", "int:cm:bigcommerce-total-spent"),
     "last_order_date": ("BigCommerce last order date", "date", "dtz:cm:bigcommerce-last-order-date"),
 }
+
+
 DEFAULT_FIELD_IDS = {key: spec[2] for key, spec in CUSTOM_FIELDS.items()}
+
 
 PLACED_ORDER_ACTIVITY_ID = "act:cm:placed-order"
 # Activity attributes: name, display type, default id.
@@ -133,6 +137,8 @@ CALLING_CODES = {
     "HK": "852", "TW": "886", "JP": "81", "KR": "82", "CN": "86", "MX": "52", "BR": "55", "AR": "54", "CL": "56",
     "CO": "57", "PE": "51",
 }
+
+
 # Countries whose national numbers keep their leading 0 after the country code (no trunk prefix).
 KEEPS_LEADING_ZERO = {"IT"}
 _EXTENSION = re.compile(r"(?:ext\.?|extension|x|#)\s*\d+\s*$", re.IGNORECASE)
@@ -176,7 +182,7 @@ def date_field(value: datetime | None) -> dict | None:
     return {"year": value.year, "month": value.month, "day": value.day, "timezone": "UTC"}
 
 
-def _put(fields: dict, key: str, value) -> None:
+def field_put(fields: dict, key: str, value) -> None:
     """Set a field only when it has a value: an empty string would blank Ortto's value on overwrite."""
     if value is None or value == "" or value == {}:
         return
@@ -187,11 +193,11 @@ def _put(fields: dict, key: str, value) -> None:
     fields[key] = value
 
 
-def _geo(fields: dict, *, city, region, country, postal) -> None:
+def geo_put(fields: dict, *, city, region, country, postal) -> None:
     for key, value in (("geo::city", city), ("geo::region", region), ("geo::country", country)):
         if value and str(value).strip():
             fields[key] = {"name": truncate(str(value).strip())}
-    _put(fields, "str::postal", postal)
+    field_put(fields, "str::postal", postal)
 
 
 # --- People ------------------------------------------------------------------------------------
@@ -225,15 +231,15 @@ def customer_to_person(customer: dict, *, field_ids: dict | None = None) -> Pers
     ids = field_ids or DEFAULT_FIELD_IDS
     email = clean_email(customer.get("email"))
     fields: dict = {"str::email": email}
-    _put(fields, "str::first", customer.get("first_name"))
-    _put(fields, "str::last", customer.get("last_name"))
+    field_put(fields, "str::first", customer.get("first_name"))
+    field_put(fields, "str::last", customer.get("last_name"))
     addresses = customer.get("addresses") or []
     first_address = addresses[0] if addresses else {}
     phone = phone_field(customer.get("phone") or first_address.get("phone"),
                         country_iso2=first_address.get("country_code") or first_address.get("country_iso2"))
     if phone:
         fields["phn::phone"] = phone
-    _geo(
+    geo_put(
         fields,
         city=first_address.get("city"),
         region=first_address.get("state_or_province"),
@@ -255,8 +261,8 @@ def customer_to_person(customer: dict, *, field_ids: dict | None = None) -> Pers
 def subscriber_to_person(subscriber: dict) -> PersonInput:
     email = clean_email(subscriber.get("email"))
     fields: dict = {"str::email": email}
-    _put(fields, "str::first", subscriber.get("first_name"))
-    _put(fields, "str::last", subscriber.get("last_name"))
+    field_put(fields, "str::first", subscriber.get("first_name"))
+    field_put(fields, "str::last", subscriber.get("last_name"))
     return PersonInput(
         email=email,
         fields=fields,
@@ -265,35 +271,6 @@ def subscriber_to_person(subscriber: dict) -> PersonInput:
             consents=subscriber.get("consents"), date_modified=parse_bc_datetime(subscriber.get("date_modified"))
         ),
         bc_id=subscriber.get("id"),
-    )
-
-
-def order_email(order: dict) -> str:
-    return clean_email((order.get("billing_address") or {}).get("email"))
-
-
-def order_to_person(order: dict) -> PersonInput:
-    """The person an order's billing address describes (guests have nothing else)."""
-    billing = order.get("billing_address") or {}
-    email = order_email(order)
-    fields: dict = {"str::email": email}
-    _put(fields, "str::first", billing.get("first_name"))
-    _put(fields, "str::last", billing.get("last_name"))
-    phone = phone_field(billing.get("phone"), country_iso2=billing.get("country_iso2"))
-    if phone:
-        fields["phn::phone"] = phone
-    _geo(fields, city=billing.get("city"), region=billing.get("state"), country=billing.get("country"),
-         postal=billing.get("zip"))
-    customer_id = order.get("customer_id") or None
-    return PersonInput(
-        email=email,
-        fields=fields,
-        source="order",
-        signal=order_signal(
-            is_email_opt_in=order.get("is_email_opt_in"), date_created=parse_bc_datetime(order.get("date_created"))
-        ),
-        bc_id=order.get("id"),
-        bc_customer_id=int(customer_id) if customer_id else None,
     )
 
 
@@ -323,38 +300,9 @@ def aggregate_fields(
 
 # --- Orders → "Placed order" activities ----------------------------------------------------------
 
-INCOMPLETE_STATUS_ID = 0
 
 
-def order_is_placed(order: dict) -> bool:
-    """Incomplete orders (status 0) are abandoned checkouts, not placed orders."""
-    return int(order.get("status_id") or 0) != INCOMPLETE_STATUS_ID
 
 
-def order_total(order: dict) -> Decimal:
-    return to_decimal(order.get("total_inc_tax"))
 
 
-def order_activity(*, order: dict, email: str, store_hash: str, store_name: str = "",
-                   activity_id: str = PLACED_ORDER_ACTIVITY_ID) -> dict:
-    """A "Placed order" activity. Only `str::email` in fields: the person exists already (created
-    with the right permission by the bridge), so the activity can never create one subscribed."""
-    created = parse_bc_datetime(order.get("date_created"))
-    attributes = {
-        "int::v": money_to_int(order.get("total_inc_tax")),
-        "str:cm:order-id": truncate(order.get("id")),
-        "str:cm:currency": truncate(order.get("currency_code") or order.get("default_currency_code") or ""),
-        "int:cm:item-count": int(order.get("items_total") or 0),
-        "str:cm:status": truncate(order.get("status") or ""),
-        "str:cm:store": truncate(store_name or store_hash),
-    }
-    attributes = dict(list(attributes.items())[:ACTIVITY_ATTRIBUTE_LIMIT])
-    activity = {
-        "activity_id": activity_id,
-        "attributes": attributes,
-        "fields": {"str::email": email},
-        "key": f"bc:{store_hash}:order:{order.get('id')}",
-    }
-    if created:
-        activity["created"] = created.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
-    return activity

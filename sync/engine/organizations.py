@@ -37,6 +37,7 @@ from sync.db import rows_update
 from sync.engine import mapping
 from sync.engine.batches import send_resolving
 from sync.engine.context import send_all
+from sync.engine.orders import records
 from sync.models import Connection, MergeStrategy, OrganizationLedger, OrganizationMember, PersonLedger, SyncEvent
 from sync.ortto.client import OrttoRequestError
 
@@ -303,7 +304,7 @@ def guest_order_members(orders: list[dict], sent_emails) -> dict:
     members = {}
     for order in orders:
         company = guest_order_company(order)
-        email = mapping.order_email(order)
+        email = records.order_email(order)
         if company and email in sent_emails:
             members[email] = company
     return members

@@ -22,6 +22,7 @@ from jsonschema import Draft202012Validator
 from sandbox.ortto import services
 from sandbox.ortto.seed import seed_ortto_instances
 from sync.engine import activities, mapping
+from sync.engine.orders import records
 from sync.ortto.client import OrttoClient
 
 from .ortto_contract import (
@@ -116,10 +117,10 @@ def journey_activities() -> list[dict]:
     """One of each journey activity, as sync/engine/orders/journey.py and sync/engine/carts.py build them."""
     common = dict(order=ORDER_WITH_LINES, email="guest@example.com", store_hash="abc123", store_name="Acme")
     return [
-        *activities.ordered_product_activities(**common, activity_id="act:cm:ordered-product"),
-        activities.fulfilled_activity(**common, activity_id="act:cm:fulfilled-order"),
-        activities.cancelled_activity(**common, activity_id="act:cm:cancelled-order"),
-        activities.refunded_activity(**common, activity_id="act:cm:refunded-order", amount=Decimal("10.00"),
+        *records.ordered_product_activities(**common, activity_id="act:cm:ordered-product"),
+        records.fulfilled_activity(**common, activity_id="act:cm:fulfilled-order"),
+        records.cancelled_activity(**common, activity_id="act:cm:cancelled-order"),
+        records.refunded_activity(**common, activity_id="act:cm:refunded-order", amount=Decimal("10.00"),
                                      refunded_total=Decimal("10.00")),
         activities.abandoned_cart_activity(cart=CART, email="guest@example.com", store_hash="abc123",
                                            store_name="Acme", activity_id="act:cm:abandoned-cart",
@@ -157,13 +158,13 @@ def test_every_client_request_fits_the_request_schemas(captured):
     for spec in activities.JOURNEY:
         client.create_activity_definition(spec.definition())
     customer = mapping.customer_to_person(CUSTOMER)
-    guest = mapping.order_to_person(ORDER)
+    guest = records.order_to_person(ORDER)
     aggregates = mapping.aggregate_fields(email="ann.example@example.com", order_count=3, total_spent="42.50",
                                           last_order_at=mapping.parse_bc_datetime(ORDER["date_created"]))
     for strategy in (1, 2, 3):
         client.merge_people([{"fields": {**customer.fields, **mapping.permission_fields(subscribed=False, reason="r")}},
                              {"fields": guest.fields}, {"fields": aggregates}], merge_strategy=strategy)
-    client.create_activities([mapping.order_activity(order=ORDER, email="guest@example.com", store_hash="abc123",
+    client.create_activities([records.order_activity(order=ORDER, email="guest@example.com", store_hash="abc123",
                                                      store_name="Acme")])
     client.create_activities(journey_activities())
     client.merge_accounts([{"fields": {"str:o:name": "Acme Ltd", "str:o:website": "acme.example",
@@ -313,7 +314,7 @@ def test_every_emulator_success_fits_the_response_schemas(client, emulator):
         ("person/merge", {"people": [{"fields": {"str::email": "a@x.io", "bol::p": False}},
                                      {"fields": {"str::email": "bad"}}], "merge_strategy": 1}),
         ("activities/create", {"activities": [
-            mapping.order_activity(order=ORDER, email="a@x.io", store_hash="abc123", store_name="Acme")],
+            records.order_activity(order=ORDER, email="a@x.io", store_hash="abc123", store_name="Acme")],
             "merge_by": ["str::email"]}),
     ]
     for endpoint, body in checks:

@@ -6,6 +6,7 @@ from decimal import Decimal
 import pytest
 
 from sync.engine import activities
+from sync.engine.orders import records
 from sync.engine.orders.journey import JUST_PLACED, counted_total, order_change, order_is_fulfilled, refunded_amount
 
 
@@ -79,7 +80,7 @@ def test_line_items_come_from_every_kind_of_consignment_and_resource_links_are_n
              "pickups": [{"line_items": [{"id": 2, "product_id": 6, "name": "B", "quantity": 2}]}],
              "downloads": [{"line_items": {"url": "u", "resource": "/orders/7/products/3"}}],
              "email": {"gift_certificates": []}}
-    assert [i["id"] for i in activities.order_line_items({"consignments": lines})] == [1, 2]
-    assert activities.order_line_items({"consignments": {"url": "u", "resource": "r"}}) is None
+    assert [i["id"] for i in records.order_line_items({"consignments": lines})] == [1, 2]
+    assert records.order_line_items({"consignments": {"url": "u", "resource": "r"}}) is None
     links_only = {"shipping": [{"line_items": [{"url": "u", "resource": "/orders/7/products/1"}]}]}
-    assert activities.order_line_items({"consignments": links_only}) is None
+    assert records.order_line_items({"consignments": links_only}) is None

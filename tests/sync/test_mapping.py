@@ -4,6 +4,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 
 from sync.engine import mapping
+from sync.engine.orders import records
 
 CUSTOMER = {
     "id": 42, "email": " Ann@Example.COM ", "first_name": "Ann", "last_name": "Lee", "phone": "+1 (555) 010-0200",
@@ -59,7 +60,7 @@ ORDER = {
 
 
 def test_guest_order_maps_to_person_with_opt_in_signal():
-    person = mapping.order_to_person(ORDER)
+    person = records.order_to_person(ORDER)
     assert person.email == "gus@guest.io"
     assert person.fields["geo::country"] == {"name": "United Kingdom"}
     assert "geo::region" not in person.fields
@@ -69,7 +70,7 @@ def test_guest_order_maps_to_person_with_opt_in_signal():
 
 
 def test_order_becomes_placed_order_activity_with_value_times_1000():
-    activity = mapping.order_activity(order=ORDER, email="gus@guest.io", store_hash="abc", store_name="Acme")
+    activity = records.order_activity(order=ORDER, email="gus@guest.io", store_hash="abc", store_name="Acme")
     assert activity == {
         "activity_id": "act:cm:placed-order",
         "attributes": {"int::v": 42500, "str:cm:order-id": "101", "str:cm:currency": "USD",
@@ -82,8 +83,8 @@ def test_order_becomes_placed_order_activity_with_value_times_1000():
 
 
 def test_incomplete_orders_are_not_placed():
-    assert mapping.order_is_placed(ORDER)
-    assert not mapping.order_is_placed({**ORDER, "status_id": 0})
+    assert records.order_is_placed(ORDER)
+    assert not records.order_is_placed({**ORDER, "status_id": 0})
 
 
 def test_aggregates_use_int_times_1000_and_a_date_object():

@@ -9,6 +9,7 @@ import pytest
 import responses
 
 from sync.engine import activities
+from sync.engine.orders import records
 from sync.engine.runs import sync_run_execute, sync_run_request
 from sync.models import Connection, PersonLedger, SyncEvent, SyncRun
 from sync.ortto.client import OrttoClient, OrttoRequestError
@@ -92,7 +93,7 @@ def test_journey_activities_use_the_attribute_ids_ortto_answered(make_account, m
     connection = make_connection(make_store("att1"), make_account(api_key="key-att"))
     ortto_schema_ensure(connection)
 
-    ordered = activities.ordered_product_activities(
+    ordered = records.ordered_product_activities(
         order={"id": 7, "date_created": "Tue, 01 Jul 2025 10:00:00 +0000", "currency_code": "USD",
                "consignments": {"shipping": [{"line_items": [{"id": 1, "product_id": 5, "name": "Mug",
                                                               "quantity": 2, "price_inc_tax": "24.50"}]}]}},

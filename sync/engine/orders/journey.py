@@ -27,9 +27,9 @@ from django.utils import timezone
 
 from sync.db import rows_update
 from sync.engine import activities, answers, context, mapping, people, sending
-from sync.engine.activities import CANCELLED_STATUS, FULFILLED_STATUSES, REFUNDED_STATUS
 from sync.engine.bigcommerce_pages import orders_by_id
-from sync.engine.orders import placed
+from sync.engine.orders import placed, records
+from sync.engine.orders.records import CANCELLED_STATUS, FULFILLED_STATUSES, REFUNDED_STATUS
 from sync.models import OrderLedger, PersonLedger, SyncEvent, SyncRun
 from sync.ortto.schema import schema_journey_id, schema_journey_target
 
@@ -48,7 +48,7 @@ def refunded_amount(order: dict) -> Decimal:
     (docs/ortto-contract.md, "What the public record does not say")."""
     amount = mapping.to_decimal(order.get("refunded_amount"))
     if amount <= 0 and int(order.get("status_id") or 0) == REFUNDED_STATUS:
-        return mapping.order_total(order)
+        return records.order_total(order)
     return max(amount, Decimal(0))
 
 
@@ -65,7 +65,7 @@ def counted_total(order: dict, status_id: int, refunded: Decimal) -> Decimal:
     """What the order adds to its buyer's total spent: nothing once cancelled, else its total less refunds."""
     if status_id == CANCELLED_STATUS:
         return Decimal(0)
-    return max(mapping.order_total(order) - refunded, Decimal(0))
+    return max(records.order_total(order) - refunded, Decimal(0))
 
 
 @dataclass
@@ -110,7 +110,7 @@ def order_change(*, order: dict, previous_status: int | None, previous_fulfilled
 
 def orders_process(ctx: context.SyncContext, orders: list[dict], *, carry: bool = False) -> context.PageWork:
     """placed.placed_process (people, Placed order, totals), then the journey of the same orders."""
-    placed_ids = [int(o["id"]) for o in orders if mapping.order_is_placed(o)]
+    placed_ids = [int(o["id"]) for o in orders if records.order_is_placed(o)]
     known = {row.order_id: row for row in
              OrderLedger.objects.filter(connection=ctx.connection, order_id__in=placed_ids)}
     work = placed.placed_process(ctx, orders, carry=carry, push_aggregates=False)
@@ -142,7 +142,7 @@ def journey_apply(ctx: context.SyncContext, orders: list[dict], known: dict[int,
             continue
         change = order_change(order=order, previous_status=JUST_PLACED, previous_fulfilled=False,
                               previous_refunded=Decimal(0),
-                              previous_counted=mapping.order_total(order), send=not import_run)
+                              previous_counted=records.order_total(order), send=not import_run)
         item = _Pending(row=row, order=order, change=change, new=True)
         if not row.summarized:
             item.products = _products_of(ctx, order, row.email)
@@ -151,7 +151,7 @@ def journey_apply(ctx: context.SyncContext, orders: list[dict], known: dict[int,
         order = by_id.get(order_id)
         if order is None:
             continue
-        previous_counted = (row.counted_total if row.counted_total is not None else mapping.order_total(order))
+        previous_counted = (row.counted_total if row.counted_total is not None else records.order_total(order))
         change = order_change(order=order, previous_status=row.status_id,
                               previous_fulfilled=row.fulfilled or row.status_id in FULFILLED_STATUSES,
                               previous_refunded=Decimal(row.refunded_amount or 0),
@@ -239,7 +239,7 @@ def journey_apply(ctx: context.SyncContext, orders: list[dict], known: dict[int,
                                                          "in Ortto first."))
             if item.new:  # recorded as just placed and counted in full: the next run sends the change
                 row.status_id, row.fulfilled, row.refunded_amount = JUST_PLACED, False, Decimal(0)
-                row.counted_total = mapping.order_total(item.order)
+                row.counted_total = records.order_total(item.order)
             continue
         row.status_id, row.fulfilled = change.status_id, change.fulfilled
         row.refunded_amount, row.counted_total = change.refunded, change.counted
@@ -311,7 +311,7 @@ def _products_limit(ctx: context.SyncContext, placed: list[_Pending], work: cont
 
 
 def _products_of(ctx: context.SyncContext, order: dict, email: str) -> list[dict]:
-    return activities.ordered_product_activities(
+    return records.ordered_product_activities(
         order=order, email=email, store_hash=ctx.store.store_hash, store_name=ctx.store.name,
         **schema_journey_target(ctx.connection, activities.ORDERED_PRODUCT))
 
@@ -546,12 +546,12 @@ def _status_activity(ctx: context.SyncContext, item: _Pending, event: str) -> di
     common = dict(order=item.order, email=item.row.email, store_hash=ctx.store.store_hash,
                   store_name=ctx.store.name)
     if event == "fulfilled":
-        return activities.fulfilled_activity(
+        return records.fulfilled_activity(
             **common, **schema_journey_target(ctx.connection, activities.FULFILLED_ORDER))
     if event == "cancelled":
-        return activities.cancelled_activity(
+        return records.cancelled_activity(
             **common, **schema_journey_target(ctx.connection, activities.CANCELLED_ORDER))
-    return activities.refunded_activity(
+    return records.refunded_activity(
         **common, **schema_journey_target(ctx.connection, activities.REFUNDED_ORDER),
         amount=item.change.refund_amount, refunded_total=item.change.refunded)
 

@@ -18,6 +18,7 @@ from sync.engine import mapping, organizations
 from sync.engine.answers import OK_ACTIVITY_STATUSES, person_error
 from sync.engine.context import BATCH_SIZE, PageWork, SyncContext, event
 from sync.engine.mapping import PersonInput
+from sync.engine.orders import records
 from sync.engine.people import ledger_load, people_sync
 from sync.engine.planning import merge_calls, plan_repairs
 from sync.engine.rules import LedgerState, permission_decision
@@ -37,7 +38,7 @@ def placed_process(ctx: SyncContext, orders: list[dict], *, carry: bool = False,
     work = PageWork()
     work.counters.fetched = len(orders)
     connection = ctx.connection
-    placed = [o for o in orders if mapping.order_is_placed(o)]
+    placed = [o for o in orders if records.order_is_placed(o)]
     work.counters.incomplete += len(orders) - len(placed)
     sent_ids = set(OrderLedger.objects.filter(connection=connection, order_id__in=[o["id"] for o in placed])
                    .values_list("order_id", flat=True))
@@ -52,7 +53,7 @@ def placed_process(ctx: SyncContext, orders: list[dict], *, carry: bool = False,
                               .values_list("bc_customer_id", "email"))
     person_by_order, email_by_order = {}, {}
     for order in todo:
-        person = mapping.order_to_person(order)
+        person = records.order_to_person(order)
         email = emails_by_customer.get(person.bc_customer_id) or person.email
         if not mapping.email_is_valid(email):
             work.counters.failed += 1
@@ -95,7 +96,7 @@ def placed_process(ctx: SyncContext, orders: list[dict], *, carry: bool = False,
             work.events.append(event(ctx, resource="orders", bc_id=order["id"], email=email,
                                       message="Order not sent: its person could not be created in Ortto."))
             continue
-        activity = mapping.order_activity(order=order, email=email, store_hash=ctx.store.store_hash,
+        activity = records.order_activity(order=order, email=email, store_hash=ctx.store.store_hash,
                                           store_name=ctx.store.name, activity_id=ctx.activity_id)
         if ctx.defer_placed:
             deferred.append((order, activity))
@@ -170,7 +171,7 @@ def placed_process(ctx: SyncContext, orders: list[dict], *, carry: bool = False,
 def _count_order(row: PersonLedger, order: dict) -> None:
     """One more order in a person's totals (order count, total spent, last order date)."""
     row.order_count = int(row.order_count or 0) + 1
-    row.total_spent = Decimal(row.total_spent or 0) + mapping.order_total(order)
+    row.total_spent = Decimal(row.total_spent or 0) + records.order_total(order)
     placed_at = mapping.parse_bc_datetime(order.get("date_created"))
     if placed_at and (row.last_order_at is None or placed_at > row.last_order_at):
         row.last_order_at = placed_at
