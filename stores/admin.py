@@ -18,6 +18,7 @@ from .admin_toolkit import (
     is_changelist,
     store_ids_matching,
     store_link,
+    titled_boolean_filter,
 )
 from .fields import mask_secret
 from .models import Store, StoreUser, WebhookEvent
@@ -40,7 +41,8 @@ class StoreAdmin(admin.ModelAdmin):
     # for the columns sync adds (sync/admin/store.py).
     list_display = ("store_name", "owner_email", "installed")
     list_display_links = ("store_name",)
-    list_filter = ("is_installed", ("installed_at", admin.DateFieldListFilter))
+    list_filter = (titled_boolean_filter("is_installed", "installation", "Installed", "Uninstalled"),
+                   ("installed_at", admin.DateFieldListFilter))
     search_fields = ("store_hash", "name", "domain", "owner_email")
     date_hierarchy = "created_at"
     show_full_result_count = False

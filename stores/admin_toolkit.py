@@ -240,3 +240,23 @@ class ReadOnlyInline(admin.TabularInline):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+def titled_boolean_filter(field: str, title: str, yes: str, no: str):
+    """A Yes/No filter for a BooleanField with the product's words ("By installation: Installed /
+    Uninstalled"), where Django's own would read "By is installed: Yes / No"."""
+
+    class TitledBooleanFilter(admin.SimpleListFilter):
+        parameter_name = field
+
+        def lookups(self, request, model_admin):
+            return [("1", yes), ("0", no)]
+
+        def queryset(self, request, queryset):
+            if self.value() in ("0", "1"):
+                return queryset.filter(**{field: self.value() == "1"})
+            return queryset
+
+    TitledBooleanFilter.title = title
+    TitledBooleanFilter.__name__ = f"{field.title().replace('_', '')}Filter"
+    return TitledBooleanFilter

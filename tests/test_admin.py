@@ -596,3 +596,30 @@ def test_the_failed_records_list_counts_no_further_than_its_cap(support_client, 
     response = support_client.get(changelist(SyncEvent))
     assert len(response.context["cl"].result_list) == 4
     assert "2+ sync events" in re.sub(r"\s+", " ", response.content.decode())
+
+
+def test_boolean_filters_read_in_the_product_s_words_and_filter(admin_client, make_store, make_account,
+                                                                 make_connection):
+    installed, gone = make_store("inst1"), make_store("gone1")
+    gone.is_installed = False
+    gone.save(update_fields=["is_installed"])
+    html = admin_client.get(reverse("admin:stores_store_changelist")).content.decode()
+    assert "By installation" in html and "Uninstalled" in html and "By is installed" not in html
+    only_gone = admin_client.get(reverse("admin:stores_store_changelist"), {"is_installed": "0"}).content.decode()
+    assert "gone1" in only_gone and "inst1" not in only_gone
+
+    connection = make_connection(installed, make_account())
+    connection.tracking_enabled = True
+    connection.save(update_fields=["tracking_enabled"])
+    html = admin_client.get(reverse("admin:sync_connection_changelist")).content.decode()
+    assert "By website tracking" in html and "By tracking enabled" not in html
+    assert admin_client.get(reverse("admin:sync_connection_changelist"),
+                            {"tracking_enabled": "0"}).context["cl"].result_count == 0
+
+
+def test_an_abandoned_cart_page_says_where_a_refused_cart_recovered_stands(admin_client, shop):
+    cart = CartLedger.objects.get(connection__store=shop)
+    cart.recovery = CartLedger.Recovery.FAILED
+    cart.save(update_fields=["recovery"])
+    html = admin_client.get(reverse("admin:sync_cartledger_change", args=[cart.pk])).content.decode()
+    assert "Cart recovered not sent" in html

@@ -25,6 +25,7 @@ from stores.admin_toolkit import (
     is_changelist,
     store_ids_matching,
     store_link,
+    titled_boolean_filter,
 )
 from stores.fields import mask_secret
 from stores.models import Store
@@ -167,7 +168,8 @@ class ConnectionAdmin(admin.ModelAdmin):
     list_display = ("id", "store_link", "account_link", "merge_strategy", "state_badge", "tracking",
                     "connected", "runs_link")
     list_display_links = ("id",)
-    list_filter = ("state", "merge_strategy", "tracking_enabled", StoreFilter,
+    list_filter = ("state", "merge_strategy", titled_boolean_filter("tracking_enabled", "website tracking", "On", "Off"),
+                   StoreFilter,
                    ("connected_at", admin.DateFieldListFilter))
     search_fields = ("=store__store_hash", "store__name", "store__domain", "account__business_name", "account__name")
     date_hierarchy = "connected_at"
@@ -461,7 +463,7 @@ class CartLedgerAdmin(LogAdmin):
     list_select_related = ("connection__store",)
     ordering = ("-abandoned_at", "-id")
     readonly_fields = ("store_link", "connection_link", "cart_id", "shopper", "cart_value", "outcome_badge",
-                       "abandoned_at", "order_id", "recovered_at")
+                       "abandoned_at", "order_id", "recovered_at", "recovery")
     fields = readonly_fields
 
     OUTCOME_COLOURS = {

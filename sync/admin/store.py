@@ -15,7 +15,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from stores.admin import StoreAdmin
-from stores.admin_toolkit import admin_link, badge, changelist_url, is_changelist
+from stores.admin_toolkit import admin_link, badge, changelist_url, is_changelist, titled_boolean_filter
 from stores.models import Store, WebhookEvent
 from sync.admin.charts import legend_html, runs_chart_svg
 from sync.admin.display import STATE_COLOURS, counters_table, requested_by_label, run_duration, run_status_badge
@@ -131,7 +131,7 @@ class StoreSyncAdmin(StoreAdmin):
     change_form_template = "admin/sync/store_change_form.html"
     # The merge strategy's words are long: it is on the store's page, not in the list.
     list_display = StoreAdmin.list_display + ("ortto_account", "connection_state", "last_sync")
-    list_filter = ("is_installed", ConnectionStateFilter, ("installed_at", admin.DateFieldListFilter))
+    list_filter = (titled_boolean_filter("is_installed", "installation", "Installed", "Uninstalled"), ConnectionStateFilter, ("installed_at", admin.DateFieldListFilter))
     actions = ["sync_now", "resync_failed", "full_resync"]
 
     def has_run_sync_permission(self, request, obj=None):
