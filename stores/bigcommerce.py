@@ -267,6 +267,11 @@ class BigCommerceClient:
         self._pace_lock = threading.Lock()
         self._pause_until: float = 0.0  # time.monotonic() when the window resets; 0 = no pause
         self._in_flight = 0  # requests sent through this client and not answered yet (all threads)
+        # What Little's law needs to size the reads in flight (in_flight_wanted): the store's quota rate
+        # from the answers' headers, and how long answers take (a moving average, seconds).
+        self._quota_rate: float | None = None
+        self._latency: float | None = None
+        self._attempt = threading.local()
 
     def __repr__(self) -> str:
         return f"<BigCommerceClient store_hash={self.store_hash!r}>"
@@ -284,8 +289,10 @@ class BigCommerceClient:
             with self._pace_lock:
                 if self._pause_until == until:  # the threads that waited for this reset all saw it pass
                     self._pause_until = 0.0
+        self._attempt.started = time.monotonic()
 
     def _after_response(self, response: requests.Response) -> None:
+        self._observe(response)
         if response.status_code == 429:
             return  # _send sleeps the reset itself before retrying; don't sleep twice.
         left = header_number(response, "X-Rate-Limit-Requests-Left")
@@ -297,6 +304,25 @@ class BigCommerceClient:
             # for the store's other apps whichever way they land.
             if left <= self.rate_limit_reserve + max(self._in_flight - 1, 0):
                 self._pause_until = max(self._pause_until, time.monotonic() + max(reset_ms, 0.0) / 1000.0)
+
+    def _observe(self, response: requests.Response) -> None:
+        started = getattr(self._attempt, "started", None)
+        quota = header_number(response, "X-Rate-Limit-Requests-Quota")
+        window_ms = header_number(response, "X-Rate-Limit-Time-Window-Ms")
+        with self._pace_lock:
+            if started is not None:
+                seconds = max(time.monotonic() - started, 0.0)
+                self._latency = seconds if self._latency is None else 0.8 * self._latency + 0.2 * seconds
+            if quota and window_ms and quota > 0 and window_ms > 0:
+                self._quota_rate = quota / (window_ms / 1000.0)
+
+    def in_flight_wanted(self) -> float | None:
+        """Requests in flight that would use the store's whole quota (Little's law: the quota's rate times
+        how long an answer takes), from what the answers so far showed; None before any answer said."""
+        with self._pace_lock:
+            if self._quota_rate is None or self._latency is None:
+                return None
+            return self._quota_rate * self._latency
 
     def _request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
                  json_body: Any = None) -> requests.Response:

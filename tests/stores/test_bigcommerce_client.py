@@ -565,3 +565,35 @@ def test_unretryable_transport_errors_are_still_typed(client, sleeps):
         assert len(rsps.calls) == 1
     assert "TooManyRedirects" in caught.value.message
     assert sleeps == []
+
+
+# --- how many reads the quota can keep busy (Little's law) --------------------------------------------
+
+
+def test_in_flight_wanted_is_the_quota_rate_times_the_answer_time(client, monkeypatch):
+    """450 requests per 30 s (Pro) answered in 0.5 s: 7.5 requests in flight use the whole quota."""
+    clock = {"now": 100.0}
+    monkeypatch.setattr("stores.bigcommerce.time.monotonic", lambda: clock["now"])
+
+    def slow_answer(request):
+        clock["now"] += 0.5
+        return 200, {"X-Rate-Limit-Requests-Quota": "450", "X-Rate-Limit-Time-Window-Ms": "30000",
+                     "X-Rate-Limit-Requests-Left": "400", "X-Rate-Limit-Time-Reset-Ms": "20000"}, '{"count": 1}'
+
+    assert client.in_flight_wanted() is None  # nothing known before an answer
+    with responses.RequestsMock() as rsps:
+        rsps.add_callback(responses.GET, f"{V2}/orders/count", callback=slow_answer)
+        client.orders_count()
+    assert client.in_flight_wanted() == pytest.approx(7.5)
+
+
+def test_answers_without_quota_headers_leave_the_sizing_to_the_setting(client, settings):
+    from sync.engine.bigcommerce_pages import read_concurrency
+
+    settings.BIGCOMMERCE_READ_CONCURRENCY = 3
+    with responses.RequestsMock() as rsps:
+        rsps.get(f"{V2}/orders/count", json={"count": 1})
+        client.orders_count()
+    assert client.in_flight_wanted() is None
+    assert read_concurrency(client) == 3
+

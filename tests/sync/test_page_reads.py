@@ -9,7 +9,7 @@ import responses
 
 from stores.bigcommerce import BigCommerceClient, Page
 from sync.engine import bigcommerce_pages
-from sync.engine.bigcommerce_pages import PagePrefetch
+from sync.engine.bigcommerce_pages import MAX_READ_CONCURRENCY, PagePrefetch, read_concurrency
 
 
 class NumberedStore:
@@ -189,3 +189,18 @@ def test_the_reserve_counts_the_requests_still_in_flight(settings):
     other.join()
     client.store_information()
     assert len(slept) == 1 and 59 < slept[0] <= 60
+
+
+def test_read_concurrency_follows_little_s_law_between_the_setting_and_the_read_ahead(settings):
+    class Reads:
+        def __init__(self, wanted):
+            self.wanted = wanted
+
+        def in_flight_wanted(self):
+            return self.wanted
+
+    settings.BIGCOMMERCE_READ_CONCURRENCY = 4
+    assert read_concurrency(Reads(0.02)) == 4  # loopback: the setting
+    assert read_concurrency(Reads(5.0)) == 6  # Standard plan (5/s) at 1 s an answer, with a tenth's margin
+    assert read_concurrency(Reads(7.5)) == MAX_READ_CONCURRENCY == 8  # Pro at 0.5 s: every read-ahead slot
+    assert read_concurrency(Reads(40.0)) == MAX_READ_CONCURRENCY
