@@ -387,15 +387,22 @@ class BigCommerceClient:
         after: str | None = None,
         page: int | None = None,
         ids: list[int] | None = None,
+        created_min: datetime | None = None,
+        created_max: datetime | None = None,
         sort: str = "date_modified:asc",
         limit: int = DEFAULT_PAGE_LIMIT,
     ) -> Page:
-        """One page by cursor (`after`) or by number (`page`), in `sort` order (customers.v3.yml, sort)."""
+        """One page by cursor (`after`) or by number (`page`), in `sort` order (customers.v3.yml, sort);
+        created_min / created_max: `date_created:min` / `date_created:max` (customers.v3.yml)."""
         params: dict[str, Any] = {"include": "addresses", "sort": sort, "limit": limit}
         if page is not None and not after:
             params["page"] = page
         if modified_since is not None:
             params["date_modified:min"] = format_filter_datetime(modified_since)
+        if created_min is not None:
+            params["date_created:min"] = format_filter_datetime(created_min)
+        if created_max is not None:
+            params["date_created:max"] = format_filter_datetime(created_max)
         if ids:
             params["id:in"] = ",".join(str(int(i)) for i in ids)
         if after:

@@ -21,8 +21,9 @@ import logging
 import math
 import queue
 import threading
-from concurrent.futures import Future
-from datetime import datetime
+from concurrent.futures import FIRST_COMPLETED, Future
+from concurrent.futures import wait as futures_wait
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.utils import timezone
@@ -119,6 +120,10 @@ class PagePrefetch:
                 if not self._put((items, page_total, checkpoint)) or state["done"]:
                     return
             while not self.stopping.is_set():
+                if windowed(checkpoint, self.resource):
+                    # Customers of a full read: boundary pages, then date windows, several at a time.
+                    self._windowed(checkpoint)
+                    return
                 if numbered(checkpoint, self.resource):
                     # Several at a time, until the last page or (orders) past the planned ranges.
                     checkpoint = self._numbered(checkpoint)
@@ -173,6 +178,50 @@ class PagePrefetch:
                 return checkpoint
         return None
 
+    def _windowed(self, checkpoint: dict) -> None:
+        """Customers of a full read in date windows (customer_windows_plan), up to read_concurrency() requests
+        in flight: first the boundary pages by number, handed on in order; then each window by its own
+        cursor, its pages handed on as they come (a window's own pages in order), so every window reads at
+        once while the read-ahead stays at PREFETCH_PAGES pages. Each page handed on carries the checkpoint
+        after it: the boundaries read and every window's cursor, so a resumed run goes on where each was."""
+        resource = self.resource
+        plan = checkpoint["resources"][resource]["windows"]
+        numbers = plan["boundaries"][plan["read"]:] if not plan.get("closed") else []
+        futures = [(n, _in_thread(windowed_boundary_page, self.ctx, n, name=f"read-{resource}")) for n in numbers]
+        for number, future in futures:
+            page = future.result()
+            if self.stopping.is_set():
+                return
+            checkpoint = copy.deepcopy(checkpoint)
+            state = checkpoint["resources"][resource]
+            windows_boundary_read(state, page)
+            windows_done_check(state)
+            if not self._put((page.items, page.total, checkpoint)) or state["done"]:
+                return
+        pending: dict = {}
+        while not self.stopping.is_set():
+            state = checkpoint["resources"][resource]
+            room = PREFETCH_PAGES - self.queue.qsize() - len(pending)
+            for index, window in enumerate(state["windows"]["list"]):
+                if len(pending) >= read_concurrency(self.ctx.bigcommerce) or room <= 0:
+                    break
+                if not window["done"] and index not in pending:
+                    room -= 1
+                    pending[index] = _in_thread(windowed_page, self.ctx, copy.deepcopy(window),
+                                                name=f"read-{resource}")
+            if not pending:
+                return
+            finished, _ = futures_wait(list(pending.values()), timeout=0.1, return_when=FIRST_COMPLETED)
+            for index in [i for i, f in pending.items() if f in finished]:
+                page = pending.pop(index).result()
+                checkpoint = copy.deepcopy(checkpoint)
+                state = checkpoint["resources"][resource]
+                items = windows_page_read(state, index, page)
+                windows_done_check(state, pending=pending)
+                # A window's total counts that window only: no total for the progress bar.
+                if not self._put((items, None, checkpoint)) or state["done"]:
+                    return
+
     def _next_page(self):
         entry = self.queue.get()
         if isinstance(entry, BaseException):
@@ -202,6 +251,121 @@ def numbered(checkpoint: dict, resource: str) -> bool:
         return False
     state = checkpoint["resources"][resource]
     return resource == "subscribers" or bool(state.get("by_page") and not state.get("after"))
+
+
+def windowed(checkpoint: dict, resource: str) -> bool:
+    """Whether this resource's next pages are read in date windows (customers of a full read)."""
+    state = checkpoint["resources"][resource]
+    return "webhook" not in checkpoint and bool(state.get("windows")) and not state.get("done")
+
+
+# A window is planned for at least this many pages: fewer, and the partial last page each window costs
+# outweighs reading them one after the other.
+MIN_PAGES_PER_WINDOW = 4
+
+
+def customer_windows_plan(state: dict, page, concurrency: int) -> bool:
+    """Plan a full read of customers as date windows read side by side, from its first page (by cursor,
+    oldest first), when the answer says how many pages there are.
+
+    Customers can be read side by side only by page number or by date: v3 has no id ranges. Page numbers
+    shift when a customer is deleted during the read, and one would be skipped; dates do not move. So the
+    pages at evenly spaced numbers (the boundaries, real data) are read first, by number, and the
+    customers between them are then read by creation date, each window by its own cursor.
+
+    Each customer belongs to one place. A boundary page's customers are its own (every window skips their
+    ids). Every other customer belongs to the window whose cut range holds its creation date: window i
+    holds [cut_i, cut_i+1), where cut_i is the newest date on boundary page i (the first window has no
+    lower cut, the last no upper one: customers created during the read are in it). A window asks
+    BigCommerce for a second more on each side of what it needs, so the bound's inclusion does not
+    matter, and drops what is not its own. Whatever a deletion shifts, dates do not move: the windows
+    cover every customer once. The cost over reading one after the other: at most a part-full page per
+    window."""
+    pages = page.total_pages or 0
+    count = min(concurrency, pages // MIN_PAGES_PER_WINDOW)
+    if count < 2 or not page.items:
+        return False
+    boundaries = sorted({1 + round(i * pages / count) for i in range(1, count)} - {1})
+    state["windows"] = {"boundaries": boundaries, "read": 0, "closed": False,
+                        "boundary_ids": sorted({int(i["id"]) for i in page.items}),
+                        "list": [_window_after(page.items, first=True)]}
+    state["after"] = None
+    return True
+
+
+def _created(item: dict) -> datetime | None:
+    return mapping.parse_bc_datetime(item.get("date_created"))
+
+
+def _window_after(items: list[dict], *, first: bool = False) -> dict:
+    """The window that starts at a boundary page's newest creation date (the first window: anywhere)."""
+    dates = [d for d in (_created(item) for item in items) if d]
+    cut = max(dates) if dates else None
+    return {"cut": None if first or cut is None else cut.isoformat(),
+            "low": (cut - timedelta(seconds=1)).isoformat() if cut else None,
+            "high_cut": None, "high": None, "after": None, "page": None, "done": False}
+
+
+def windowed_boundary_page(ctx: context.SyncContext, number: int):
+    return ctx.bigcommerce.customers_page(page=number, sort=CUSTOMERS_SORT, limit=PAGE_LIMIT)
+
+
+def windowed_page(ctx: context.SyncContext, window: dict):
+    """The next page of one date window (called on the reader threads)."""
+    return ctx.bigcommerce.customers_page(
+        created_min=datetime.fromisoformat(window["low"]) if window["low"] else None,
+        created_max=datetime.fromisoformat(window["high"]) if window["high"] else None,
+        after=window["after"], page=window["page"], sort=CUSTOMERS_SORT, limit=PAGE_LIMIT)
+
+
+def windows_boundary_read(state: dict, page) -> None:
+    """A boundary page handed on: it closes the window before it and opens the next."""
+    plan = state["windows"]
+    plan["read"] += 1
+    dates = [d for d in (_created(item) for item in page.items) if d]
+    if not dates:
+        # Past the end (customers deleted since the count): the window before it stays open-ended.
+        plan["closed"] = True
+        return
+    previous = plan["list"][-1]
+    following = _window_after(page.items)
+    previous["high_cut"] = following["cut"]
+    # Nothing between the windows is newer than this page's oldest customer (the rest of the page is its own).
+    previous["high"] = (min(dates) + timedelta(seconds=1)).isoformat()
+    plan["boundary_ids"] = sorted(set(plan["boundary_ids"]) | {int(i["id"]) for i in page.items})
+    plan["list"].append(following)
+    _note_modified(state, page.items)
+
+
+def _in_window(window: dict, item: dict) -> bool:
+    created = _created(item)
+    if created is None:
+        return window["cut"] is None  # no date: the first window's (read there, nowhere else)
+    low = datetime.fromisoformat(window["cut"]) if window["cut"] else None
+    high = datetime.fromisoformat(window["high_cut"]) if window["high_cut"] else None
+    return (low is None or created >= low) and (high is None or created < high)
+
+
+def windows_page_read(state: dict, index: int, page) -> list[dict]:
+    """A window's page handed on: the customers in it that are the window's own; the window moves on."""
+    plan = state["windows"]
+    window = plan["list"][index]
+    boundary = set(plan["boundary_ids"])
+    items = [item for item in page.items if int(item["id"]) not in boundary and _in_window(window, item)]
+    if page.next_after:
+        window["after"], window["page"] = page.next_after, None
+    elif page.next_page and page.items and not window["after"]:
+        window["page"] = page.next_page  # an answer without cursor metadata: on by page number
+    else:
+        window["done"] = True
+    _note_modified(state, items)
+    return items
+
+
+def windows_done_check(state: dict, pending=()) -> None:
+    plan = state["windows"]
+    boundaries_read = plan.get("closed") or plan["read"] >= len(plan["boundaries"])
+    state["done"] = bool(boundaries_read and not pending and all(w["done"] for w in plan["list"]))
 
 
 def _in_thread(fn, *args, name: str) -> Future:
@@ -298,9 +462,15 @@ def page_fetch(ctx: context.SyncContext, resource: str, checkpoint: dict) -> tup
         numbered_advance(state, resource, page, number)
         return page.items, page.total
     if resource == "customers":  # by cursor (page numbers are the numbered() path above)
+        first_of_full_read = (since is None and not state["after"] and not state.get("windows")
+                              and _customers_sort(state) == CUSTOMERS_SORT)
         page = bc.customers_page(modified_since=since, after=state["after"], sort=_customers_sort(state),
                                  limit=PAGE_LIMIT)
         state["after"] = page.next_after
+        if first_of_full_read and customer_windows_plan(state, page, read_concurrency(bc)):
+            state["done"] = False
+            _note_modified(state, page.items)
+            return page.items, page.total
         if not page.next_after and page.next_page and page.items:
             # An answer without cursor metadata: go on by page number (several at a time, PagePrefetch)
             # rather than stop after this page.

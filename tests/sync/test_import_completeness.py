@@ -143,3 +143,24 @@ def test_customers_with_a_cursor_are_read_by_cursor(make_account, make_connectio
     assert [bool(k.get("after")) for k in asked] == [False, True, True, True]
     assert all(k.get("page") is None for k in asked)
     assert run.counters["customers"]["fetched"] == Customer.objects.filter(store=sandbox_store).count()
+
+
+def test_a_full_read_of_customers_in_date_windows_reaches_every_customer_once(make_account, make_connection,
+                                                                            make_store, sandbox_live, monkeypatch,
+                                                                            settings):
+    """Over real HTTP, the emulator's date filters and cursors: 12 pages of customers read in 3 windows."""
+    monkeypatch.setattr("sync.engine.bigcommerce_pages.PAGE_LIMIT", 20)
+    settings.BIGCOMMERCE_READ_CONCURRENCY = 3
+    sandbox_store, store, connection = _connected("windows1", make_account, make_connection, make_store,
+                                                  customers=235, orders=5)
+    run, _ = sync_run_request(store=store, kind=SyncRun.Kind.INITIAL)
+    run = sync_run_execute(run_id=run.pk)
+    assert run.status == SyncRun.Status.SUCCEEDED, run.error_summary
+    plan = run.checkpoint["resources"]["customers"]["windows"]
+    assert len(plan["list"]) == 3 and all(window["done"] for window in plan["list"])
+    customers = Customer.objects.filter(store=sandbox_store).count()
+    assert run.counters["customers"]["fetched"] == customers
+    ids = set(Customer.objects.filter(store=sandbox_store).values_list("bc_id", flat=True))
+    synced = set(PersonLedger.objects.filter(connection=connection, bc_customer_id__isnull=False)
+                 .values_list("bc_customer_id", flat=True))
+    assert synced == ids
