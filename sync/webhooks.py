@@ -33,6 +33,7 @@ from stores.json_limits import id_in_range, json_depth_within
 from stores.models import Store, WebhookEvent
 
 from .hooks import SECRET_HEADER, WEBHOOK_PATH
+from .intake.cursors import intake_cursor
 from .models import SyncRun
 from .runs import webhook_run_request
 
@@ -173,7 +174,7 @@ def webhook_event_receive(*, body: bytes, secret: str | None) -> WebhookReceipt:
     status = WebhookEvent.Status.PENDING if delivery.resource else WebhookEvent.Status.IGNORED
     connection = connections[WebhookEvent.objects.db]
     sql = _intake_sql(connection)
-    with connection.cursor() as cursor:
+    with intake_cursor(connection) as cursor:
         stored = None
         known = _KNOWN_STORES.get(delivery.store_hash) if sql.upsert is not None else None
         if known is not None and hmac.compare_digest(digest, _secret_digest(known[1])):
