@@ -218,6 +218,7 @@ def one_run(env: Env, root: Path, label: str, db: str, secret: str, args, extra_
         "rows_written_per_request": (s1["tup_inserted"] + s1["tup_updated"] - s0["tup_inserted"]
                                      - s0["tup_updated"]) / n,
         "distinct_sent": stats["distinct_sent"], "stored": stored, "warm_requests": warm["requests"],
+        "loadavg_1m_after": float(open("/proc/loadavg").read().split()[0]),  # the box is shared: say how busy
     }
     return result
 
@@ -310,7 +311,7 @@ def main(argv=None):
                 log(f"round {r} {label}: {run['rps']:.0f}/s p50 {run['p50_ms']:.1f} p99 {run['p99_ms']:.1f} ms, "
                     f"{run['cpu_ms_per_delivery']:.3f} CPU ms/delivery, {run['cores_used']:.2f} cores, "
                     f"PostgreSQL {run['pg_cpu_ms_per_delivery']:.3f} ms ({run['pg_backends']} backends), "
-                    f"{run['xacts_per_request']:.2f} xacts/req, errors {run['errors']}")
+                    f"{run['xacts_per_request']:.2f} xacts/req, errors {run['errors']}, load {run['loadavg_1m_after']:.1f}")
         for label, root in zip(labels, roots):
             results["exactness"][label] = exactness(env, root, label, args.db, secret, args, extra[label])
             log(f"{label}: exactness {results['exactness'][label]}")
