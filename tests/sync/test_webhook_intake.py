@@ -203,3 +203,16 @@ def test_on_postgresql_the_intake_statements_are_prepared_unless_turned_off(clie
     assert len(intake) == (2 if allowed else 0), prepared  # the upsert and the active-run EXISTS
     assert WebhookEvent.objects.count() == 3 and WebhookEvent.objects.get(dedup_key__isnull=False,
                                                                           payload__hash="p0").duplicates == 1
+
+
+def test_prepared_statements_stay_off_behind_a_pooler_or_when_turned_off(settings):
+    from types import SimpleNamespace
+
+    from sync.intake.cursors import prepared_statements_allowed
+
+    settings.WEBHOOK_INTAKE_PREPARED = True
+    assert prepared_statements_allowed(SimpleNamespace(settings_dict={"DISABLE_SERVER_SIDE_CURSORS": False}))
+    # Django's documented setting for PgBouncer in transaction mode turns them off too.
+    assert not prepared_statements_allowed(SimpleNamespace(settings_dict={"DISABLE_SERVER_SIDE_CURSORS": True}))
+    settings.WEBHOOK_INTAKE_PREPARED = False
+    assert not prepared_statements_allowed(SimpleNamespace(settings_dict={}))
