@@ -11,6 +11,7 @@ import os
 from gunicorn.glogging import Logger
 
 from stores.log_filters import SafeLogLines
+from sync.intake.access_log import access_line_wanted, deliveries_logged
 
 bind = os.environ.get("BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("WEB_WORKERS", "2"))
@@ -26,6 +27,12 @@ class RedactingLogger(Logger):
         super().setup(cfg)
         for log in (self.error_log, self.access_log):
             log.addFilter(SafeLogLines())
+        self._deliveries_logged = deliveries_logged()
+
+    def access(self, resp, req, environ, request_time):
+        # No line for an accepted webhook delivery: its WebhookEvent row is the record (sync/intake/access_log.py).
+        if access_line_wanted(environ, resp.status_code, deliveries=self._deliveries_logged):
+            super().access(resp, req, environ, request_time)
 
 
 logger_class = RedactingLogger

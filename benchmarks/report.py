@@ -778,6 +778,13 @@ Webhook intake (sync/intake/webhooks.py):
   and the security headers stay.
 - On SQLite, threads of one process queue on a lock for the write instead of SQLite's busy-handler sleeps
   (1, 2, 5, 10 … ms), which made the p99.
+- Issue 23 (`python -m benchmarks.intake_ab`: two checkouts side by side, web and PostgreSQL CPU per
+  delivery): an accepted delivery writes no access-log line (the line, built from every header and environ
+  variable and then redacted, was about a sixth of a delivery's web CPU; `gunicorn.conf.py` has written it
+  since the security round that followed the 1,442/s run); on PostgreSQL the upsert and the EXISTS go through a
+  server-binding cursor, prepared once per connection (parsing and planning them was about half of
+  PostgreSQL's CPU per delivery; `WEBHOOK_INTAKE_PREPARED=0` behind a pooler that cannot keep prepared
+  statements); the JSON depth scan is skipped when a body has no more opening brackets than the limit.
 
 The emulators (sandbox), so that they are not what is measured: an index on the Ortto activity keys
 (each `activities/create` scanned the feed), one `executemany` for a merge's changed people, one write per
@@ -800,11 +807,15 @@ up to ~0.6 s late on a loaded box, which turned correctly paced requests into 42
 - **Overwrite (1b): 537 calls vs 523.** Who already exists in Ortto is known only from the answer to the
   creating merge, so the strategy-2 overwrites of a unit are regrouped into full batches within that unit but
   cannot wait for the next one (its ledger rows are committed with the unit): about one part-full call per unit.
-- **Webhook intake (§4), on both databases.** Per delivery, ~0.6 ms of gunicorn worker CPU (~0.2 ms of it
-  Django) plus the database's share; wrk, gunicorn's two workers and the database share the 2 cores, so about
-  950 deliveries/s is what this box serves and the 32 connections queue behind it (p99 100–120 ms). On SQLite
-  the writes also queue on its one-writer lock. The receiver keeps nothing in-process that matters, so more
-  gunicorn workers on more cores or hosts scale it; every delivery is stored exactly once either way.
+- **Webhook intake (§4), on both databases.** wrk, gunicorn's two workers and the database share the 2
+  cores, so the rate is what the box has left for them, and the 32 connections queue behind it: the p99 is
+  mostly that queue. What a delivery costs is the steadier figure: `python -m benchmarks.intake_ab` reports
+  the web workers' and PostgreSQL's CPU per delivery, and the queries and transactions, side by side for two
+  checkouts. Of the web worker's CPU, about two thirds is gunicorn and Django around the intake (HTTP parsing,
+  the request signals, the response); the next steps are gunicorn's C parser (`gunicorn-h1c`, picked up by
+  `http_parser = auto` once installed) and more cores. On SQLite the writes also queue on its one-writer lock.
+  The receiver keeps nothing in-process that matters, so more gunicorn workers on more cores or hosts scale it;
+  every delivery is stored exactly once either way.
 - **Wall / quota bound** is met, but note what it rests on: the sync, both emulators and their databases share
   2 cores, and the emulators are now fast enough (the unthrottled runs finish well under the quota-bound
   minimum; emulator capacity above) that the quotas, not the CPU, set the pace.

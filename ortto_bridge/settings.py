@@ -166,6 +166,9 @@ SYNC_ALERT_STALL_SECONDS = env.int("SYNC_ALERT_STALL_SECONDS", default=15 * 60)
 # "Store changes stopped arriving": the sweep found changes no webhook announced while no webhook
 # arrived for this long.
 WEBHOOK_SILENCE_SECONDS = env.int("WEBHOOK_SILENCE_SECONDS", default=2 * 60 * SYNC_INTERVAL_MINUTES)
+# PostgreSQL: the webhook intake's two statements are prepared once per connection (sync/intake/cursors.py).
+# 0 behind a pooler in transaction mode that cannot keep prepared statements (PgBouncer < 1.21).
+WEBHOOK_INTAKE_PREPARED = env.bool("WEBHOOK_INTAKE_PREPARED", default=True)
 
 # --- Secrets at rest --------------------------------------------------------------------------
 # Tokens and API keys are encrypted with Fernet. Production sets FIELD_ENCRYPTION_KEY (a Fernet key,

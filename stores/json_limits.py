@@ -19,6 +19,8 @@ def json_depth_within(body: bytes, max_depth: int = MAX_JSON_DEPTH) -> bool:
     """False when the document nests arrays/objects deeper than max_depth (or has no closing quote)."""
     if isinstance(body, str):
         body = body.encode()
+    if body.count(b"[") + body.count(b"{") <= max_depth:
+        return True  # fewer opening brackets than the limit (strings' included): no need to scan
     depth = 0
     for match in _BRACKET.finditer(_STRING.sub(b'""', body)):
         if match[0] in (b"[", b"{"):

@@ -32,6 +32,7 @@ from stores.fields import decrypt
 from stores.json_limits import id_in_range, json_depth_within
 from stores.models import Store, WebhookEvent
 from sync.engine.runs import webhook_run_request
+from sync.intake.cursors import intake_cursor
 from sync.intake.hooks import SECRET_HEADER, WEBHOOK_PATH
 from sync.models import SyncRun
 
@@ -172,7 +173,7 @@ def webhook_event_receive(*, body: bytes, secret: str | None) -> WebhookReceipt:
     status = WebhookEvent.Status.PENDING if delivery.resource else WebhookEvent.Status.IGNORED
     connection = connections[WebhookEvent.objects.db]
     sql = _intake_sql(connection)
-    with connection.cursor() as cursor:
+    with intake_cursor(connection) as cursor:
         stored = None
         known = _KNOWN_STORES.get(delivery.store_hash) if sql.upsert is not None else None
         if known is not None and hmac.compare_digest(digest, _secret_digest(known[1])):
@@ -262,12 +263,15 @@ class _IntakeSQL:
     write_lock: object
 
     def values(self, connection, store: tuple[int, str], delivery: ParsedDelivery, status: str) -> tuple:
-        payload, bc_created_at, received_at = self.prep
+        # The adapters the fields' get_db_prep_save ends in, called directly: both datetimes are aware
+        # (UTC) and the payload a parsed dict, so the fields' other steps had nothing to do.
+        payload, _, _ = self.prep
+        ops = connection.ops
         return (
             store[0], True, store[1], delivery.dedup_key, delivery.scope, delivery.resource_label,
-            delivery.resource_id, payload.get_db_prep_save(delivery.payload, connection),
-            bc_created_at.get_db_prep_save(delivery.created_at, connection),
-            received_at.get_db_prep_save(timezone.now(), connection), str(status), 0,
+            delivery.resource_id, ops.adapt_json_value(delivery.payload, payload.encoder),
+            ops.adapt_datetimefield_value(delivery.created_at),
+            ops.adapt_datetimefield_value(timezone.now()), str(status), 0,
         )
 
 
@@ -379,6 +383,9 @@ def _refused(request, status: int, outcome: str, size) -> HttpResponse:
     return HttpResponse(status=status)
 
 
+_SECRET_META = "HTTP_" + SECRET_HEADER.upper().replace("-", "_")
+
+
 @csrf_exempt
 def webhook_receive(request):
     """Answer BigCommerce at once with an empty body: 200 stored/duplicate/ignored, 4xx refused."""
@@ -390,7 +397,8 @@ def webhook_receive(request):
         return _refused(request, 400, "bad Content-Length", "?")
     if declared > MAX_BODY_BYTES:
         return _refused(request, 413, "too_large", declared)
-    receipt = webhook_event_receive(body=request.body, secret=request.headers.get(SECRET_HEADER))
+    # META, not request.headers: that builds a dict of every header on first use, for the one we read.
+    receipt = webhook_event_receive(body=request.body, secret=request.META.get(_SECRET_META))
     if receipt.status_code >= 400:
         return _refused(request, receipt.status_code, receipt.outcome, len(request.body))
     return HttpResponse(status=receipt.status_code)

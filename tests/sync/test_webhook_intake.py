@@ -182,3 +182,37 @@ def test_a_known_store_costs_one_write_and_is_still_checked_on_every_delivery(cl
     Store.objects.filter(pk=store.pk).update(is_installed=True)
     assert post(client, payload(hash="third")).status_code == 200
     assert WebhookEvent.objects.count() == 3
+
+
+@pytest.mark.parametrize("allowed", [True, False])
+def test_on_postgresql_the_intake_statements_are_prepared_unless_turned_off(client, store, settings, allowed):
+    """sync/intake/cursors.py: prepared once per connection (WEBHOOK_INTAKE_PREPARED=0 behind a pooler that
+    cannot keep them); a delivery is stored or counted the same either way."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements are PostgreSQL's")
+    settings.WEBHOOK_INTAKE_PREPARED = allowed
+    for n in range(3):
+        assert post(client, payload(hash=f"p{n}")).status_code == 200
+    assert post(client, payload(hash="p0")).status_code == 200
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [row[0] for row in cursor.fetchall()]
+    intake = [sql for sql in prepared if "webhookevent" in sql or "syncrun" in sql]
+    assert len(intake) == (2 if allowed else 0), prepared  # the upsert and the active-run EXISTS
+    assert WebhookEvent.objects.count() == 3 and WebhookEvent.objects.get(dedup_key__isnull=False,
+                                                                          payload__hash="p0").duplicates == 1
+
+
+def test_prepared_statements_stay_off_behind_a_pooler_or_when_turned_off(settings):
+    from types import SimpleNamespace
+
+    from sync.intake.cursors import prepared_statements_allowed
+
+    settings.WEBHOOK_INTAKE_PREPARED = True
+    assert prepared_statements_allowed(SimpleNamespace(settings_dict={"DISABLE_SERVER_SIDE_CURSORS": False}))
+    # Django's documented setting for PgBouncer in transaction mode turns them off too.
+    assert not prepared_statements_allowed(SimpleNamespace(settings_dict={"DISABLE_SERVER_SIDE_CURSORS": True}))
+    settings.WEBHOOK_INTAKE_PREPARED = False
+    assert not prepared_statements_allowed(SimpleNamespace(settings_dict={}))
