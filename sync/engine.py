@@ -15,6 +15,12 @@ in one transaction together with the checkpoint.
 
 from __future__ import annotations
 
+import os
+
+# The engine's new modules live in sync/engine/ (issue 23), the package this file is being split into; until
+# then this module lends them its name, so `sync.engine.concurrency` imports the same on both layouts.
+__path__ = [os.path.splitext(__file__)[0]]
+
 import contextvars
 import dataclasses
 import hashlib
@@ -30,6 +36,8 @@ from django.conf import settings
 from django.db.models import Count
 from django.utils import timezone
 
+from sync.engine import concurrency
+
 from . import mapping, organizations
 from .batches import send_resolving
 from .mapping import PersonInput
@@ -42,10 +50,10 @@ BATCH_SIZE = 100  # Ortto: at most 100 people / activities per call
 DEFAULT_ORTTO_CONCURRENCY = 4  # Ortto calls of one planning round in flight at once
 # Synchronous merges keyed by email in flight at once. Ortto warns that many synchronous merges by a
 # merge key "can end up hitting a concurrency limit" and start failing, and gives no number
-# (https://help.ortto.com/a-257-create-or-update-one-or-more-people-merge): two per process keeps a
-# page's merges overlapping their round trips while staying well below the other merge traffic
-# (activities, which are not merges) — docs/ortto-contract.md, "Concurrency".
-DEFAULT_ORTTO_MERGE_CONCURRENCY = 2
+# (https://help.ortto.com/a-257-create-or-update-one-or-more-people-merge): an AIMD limiter per account finds
+# it while the run goes (sync/engine/concurrency.py); this is only the ceiling of its probe
+# — docs/ortto-contract.md, "Concurrency".
+DEFAULT_ORTTO_MERGE_CONCURRENCY = concurrency.DEFAULT_CEILING
 OK_PERSON_STATUSES = {"created", "merged", "updated"}
 # What a merge under Ignore (3) answers for a person who exists is not in Ortto's public record: "merged" as
 # under the other strategies, or "ignored", "unchanged", or only the person id without a status. Each means
@@ -356,6 +364,8 @@ MISSING_ACTIVITY = {"status": "ingested"}
 
 
 def _merge_resolving(ctx: SyncContext, call: MergeCall) -> list[dict]:
+    concurrency.attach(ctx.ortto)
+
     def send(people):
         return ctx.ortto.merge_people(people, merge_strategy=call.merge_strategy)
 
@@ -393,10 +403,9 @@ def ortto_concurrency() -> int:
 
 
 def ortto_merge_concurrency() -> int:
-    """How many synchronous person merges may be in flight at once (settings.ORTTO_MERGE_CONCURRENCY),
-    never more than ortto_concurrency()."""
-    merges = int(getattr(settings, "ORTTO_MERGE_CONCURRENCY", DEFAULT_ORTTO_MERGE_CONCURRENCY) or 1)
-    return max(min(merges, ortto_concurrency()), 1)
+    """The pool for synchronous person merges: the ceiling of the account's AIMD limiter
+    (settings.ORTTO_MERGE_CONCURRENCY), which keeps as many in flight as Ortto accepts."""
+    return concurrency.ceiling()
 
 
 _pool_lock = threading.Lock()
