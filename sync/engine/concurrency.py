@@ -4,8 +4,8 @@ Ortto warns that synchronous merges by a merge key "can end up hitting a concurr
 number (https://help.ortto.com/a-257-create-or-update-one-or-more-people-merge; docs/ortto-contract.md,
 "Concurrency"). A fixed cap is too timid on one account and too bold on another, so the bridge probes:
 
-- additive increase: each accepted merge raises the limit by 1 / limit, i.e. about one more merge in flight per
-  round trip of the whole window;
+- additive increase: each accepted merge of a full window raises the limit by 1 / limit, i.e. about one more
+  merge in flight per round trip of the whole window (a window the run does not fill tests nothing);
 - multiplicative decrease: a merge refused for concurrency halves it (never below `floor`). Only a refusal of a
   merge sent under the current limit counts: the merges that were in flight with it were sent under the old,
   higher limit, and their refusals are the same congestion, not a new one (as TCP halves once per window).
@@ -31,9 +31,10 @@ DEFAULT_CEILING = 16
 
 @dataclass(frozen=True)
 class Ticket:
-    """One merge in flight: the limiter's decrease count when it was sent."""
+    """One merge in flight: the limiter's decrease count and count of full windows when it was sent."""
 
     epoch: int
+    fills: int = -1
 
 
 class AimdLimiter:
@@ -51,6 +52,7 @@ class AimdLimiter:
         # What a run reports: refusals met, the limit's lowest and highest values, the most merges in flight.
         self.refusals = 0
         self.peak_in_flight = 0
+        self._fills = 0  # acquires that filled the window
         self._cond = threading.Condition()
 
     def allowed(self) -> int:
@@ -62,14 +64,20 @@ class AimdLimiter:
         with self._cond:
             while self.in_flight >= self.allowed():
                 self._cond.wait()
+            fills = self._fills
             self.in_flight += 1
             self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
-            return Ticket(self.epoch)
+            if self.in_flight >= self.allowed():
+                self._fills += 1
+            return Ticket(self.epoch, fills)
 
     def release(self, ticket: Ticket, *, refused: bool | None = False) -> None:
         """One merge answered: accepted (or failed for another reason) raises the limit a little; refused for
         concurrency lowers it once per congestion; None (no answer: a timeout, a dropped connection) leaves it."""
         with self._cond:
+            # Only a full window tests the limit: a merge during which the window never filled (the run had no more
+            # to send) says nothing about one more, so it does not raise it (as RFC 7661 for TCP).
+            tested = self._fills > ticket.fills
             self.in_flight = max(self.in_flight - 1, 0)
             if refused is None:
                 pass
@@ -78,7 +86,7 @@ class AimdLimiter:
                 if ticket.epoch == self.epoch:
                     self.limit = max(self.floor, self.limit * self.decrease)
                     self.epoch += 1
-            else:
+            elif tested:
                 self.limit = min(self.ceiling, self.limit + self.increase / self.limit)
             self._cond.notify_all()
 

@@ -40,14 +40,26 @@ def limited(sleeps):
 # --- the limiter ------------------------------------------------------------------------------------------
 
 
-def test_each_accepted_merge_raises_the_limit_by_about_one_per_window():
+def full_window(limiter, *, refused=False):
+    """As many merges as the limit allows, sent together, then answered."""
+    tickets = [limiter.acquire() for _ in range(limiter.allowed())]
+    for ticket in tickets:
+        limiter.release(ticket, refused=refused)
+
+
+def test_each_full_window_of_accepted_merges_raises_the_limit_by_about_one():
     limiter = AimdLimiter(initial=2, ceiling=16)
-    for _ in range(2):  # one window of 2
-        limiter.release(limiter.acquire())
+    full_window(limiter)
     assert 2.8 < limiter.limit < 3.0 and limiter.allowed() == 2
-    for _ in range(3):
-        limiter.release(limiter.acquire())
+    full_window(limiter)
     assert limiter.allowed() == 3
+
+
+def test_merges_that_do_not_fill_the_window_do_not_raise_the_limit():
+    limiter = AimdLimiter(initial=4, ceiling=16)
+    for _ in range(20):  # one at a time: the limit of 4 is never tested
+        limiter.release(limiter.acquire())
+    assert limiter.limit == 4
 
 
 def test_a_refusal_halves_the_limit_once_for_the_merges_sent_together():
@@ -66,8 +78,8 @@ def test_a_refusal_halves_the_limit_once_for_the_merges_sent_together():
 
 def test_the_limit_stays_between_floor_and_ceiling():
     limiter = AimdLimiter(initial=2, ceiling=3)
-    for _ in range(50):
-        limiter.release(limiter.acquire())
+    for _ in range(20):
+        full_window(limiter)
     assert limiter.limit == 3
     for _ in range(10):
         limiter.release(limiter.acquire(), refused=True)
@@ -130,14 +142,14 @@ REFUSALS = {
 def test_each_refusal_shape_is_retried_and_halves_the_limit(limited, sleeps, shape):
     status, body = REFUSALS[shape]
     limiter = limited.merge_limiter
-    limiter.limit = 6.0
+    limiter.limit = 1.0  # one merge fills the window: its answer tests the limit
     with responses.RequestsMock() as mocked:
         mocked.post(f"{BASE}/v1/person/merge", status=status, **({"json": body} if body else {}))
         mocked.post(f"{BASE}/v1/person/merge", json=CREATED)
         assert limited.merge_people(PERSON, merge_strategy=1) == CREATED["people"]
         assert len(mocked.calls) == 2, "the refused merge is sent again, whole (no bad-row search)"
-    assert limiter.refusals == 1 and 3.0 <= limiter.limit < 3.5, "halved, then one accepted merge"
-    assert limiter.in_flight == 0
+    assert limiter.snapshot() == {"limit": 2.0, "in_flight": 0, "refusals": 1, "peak_in_flight": 1,
+                                  "decreases": 1}, "lowered (to its floor), then raised by the accepted retry"
     assert len(sleeps) == 1 and sleeps[0] <= 1.0
     assert rate_gate(KEY).rate == 0, "a concurrency refusal is not a rate"
 
@@ -163,13 +175,13 @@ def test_a_bad_row_400_is_still_a_request_error_and_no_refusal(limited):
 
 
 def test_a_rate_limit_429_does_not_lower_the_concurrency_limit(limited):
-    limited.merge_limiter.limit = 6.0
+    limited.merge_limiter.limit = 1.0  # each merge fills the window
     with responses.RequestsMock() as mocked:
         mocked.post(f"{BASE}/v1/person/merge", status=429,
                     json={"error": {"code": "rate-limit", "message": "rate limit", "try-in-seconds": 1}})
         mocked.post(f"{BASE}/v1/person/merge", json=CREATED)
         limited.merge_people(PERSON, merge_strategy=1)
-    assert limited.merge_limiter.refusals == 0 and limited.merge_limiter.limit > 6.0
+    assert limited.merge_limiter.refusals == 0 and limited.merge_limiter.limit > 1.0
     assert rate_gate(KEY).limited == 1, "a rate 429 still teaches the rate"
 
 
