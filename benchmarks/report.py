@@ -784,10 +784,10 @@ The sync (sync/engine.py, sync/runs.py, sync/bigcommerce_pages.py, sync/ortto.py
 
 - **Pipelining.** A bounded prefetch thread per resource reads the next BigCommerce pages (up to 4 ahead,
   `bigcommerce_pages.PREFETCH_PAGES`) while the run's thread sends the current unit to Ortto; the Ortto calls of one planning
-  round go out concurrently on a small pool (`ORTTO_CONCURRENCY`, default 4; synchronous person merges at most
-  `ORTTO_MERGE_CONCURRENCY`, default 2, because Ortto warns of a concurrency limit on them — docs/ortto-contract.md;
-  not yet re-measured: two in flight reach the scaled 20 req/s quota only while a merge of 100 answers within
-  ~100 ms; activities keep the pool of 4), in waves that keep calls of
+  round go out concurrently on a small pool (`ORTTO_CONCURRENCY`, default 4; synchronous person merges as many
+  as an AIMD limiter per account finds Ortto accepts, up to `ORTTO_MERGE_CONCURRENCY`, default 16, because Ortto
+  warns of a concurrency limit on them without a number — docs/ortto-contract.md; activities keep the pool of 4),
+  in waves that keep calls of
   different kinds, and any two calls about one person, in their planned order. Units (2 pages = 500 records) are
   committed strictly in order, one transaction per unit with its checkpoint.
 - **No part-full batch mid-resource.** A unit's part-full last batch of each class (new people, updates of known
