@@ -485,7 +485,24 @@ def regime_row(size: dict, run: dict) -> dict:
             "learned": run.get("ortto_learned_rate"), "status": run["status"], "summary": run.get("summary", ""),
             "read": read, "totals": totals, "peak_mb": run["peak_rss_kb"] / 1024, "base_mb": run["rss_before_kb"] / 1024,
             "halves_mb": [h / 1024 for h in halves], "people": run["ortto_stats"]["people"], "data": data,
-            "cpu": run.get("cpu", 0.0)}
+            "cpu": run.get("cpu", 0.0), **network_figures(data, run, limiting)}
+
+
+def network_figures(data: dict, run: dict, limiting: str) -> dict:
+    """Issue 23's figures of one run: project CPU per 1,000 records (people + orders + line items), cores used,
+    seconds the limiting API answered nothing, and Ortto's concurrency refusals met (counted by the emulator)."""
+    records = (data.get("distinct_people") or 0) + data.get("orders", 0) + data.get("ordered_products", 0)
+    cpu, wall = run.get("cpu", 0.0), run["wall"]
+    seconds = _seconds(run, limiting) if run.get("regime") else None
+    merges = run.get("merge_concurrency") or {}
+    limiters = run.get("merge_limiters") or []
+    return {"records": records, "cpu_per_1000": cpu / records * 1000 if records else None,
+            "cores": cpu / wall if wall else None,
+            "idle_s": sum(seconds["idle"].values()) if seconds else None,
+            "refusals": merges.get("refused"), "merge_limit": merges.get("limit"),
+            "peak_in_flight": merges.get("peak_in_flight"),
+            "limit_found": limiters[0]["limit"] if limiters else None,
+            "latency_ms": (run.get("regime") or {}).get("latency_ms")}
 
 
 def _seconds(run: dict, limiting: str) -> dict | None:
@@ -560,7 +577,9 @@ def _regimes(results: dict) -> list[str]:
             learned = r["learned"]
             floor = (size.get("floor") or {}).get("wall")
             floor_ratio = _f(r["wall"] / max(r["bound"], floor)) if floor else "–"
-            w(f"| {_f(r['n'])} | {g['bc_requests_per_30s']} → {_f(g['bc_rate'], 1)}, {g['ortto_rate']} | "
+            lat = g.get("latency_ms")
+            w(f"| {_f(r['n'])} | {g['bc_requests_per_30s']} → {_f(g['bc_rate'], 1)}, {g['ortto_rate']}"
+              f"{f' @ {lat[0]}/{lat[1]} ms' if lat else ''} | "
               f"{r['limiting']} | {_f(r['wall'], 1)} s | {_f(r['bound'], 1)} s | **{_f(r['ratio'])}** "
               f"({_ok(r['ratio'] <= 1.10)}) | {floor_ratio} | {_f(r['share'])} ({_ok(r['share'] >= 0.95)}) | "
               f"**{r['bc_total']} / {r['bc_min']} = {_f(r['bc_total'] / r['bc_min'], 3)}** "
@@ -571,6 +590,26 @@ def _regimes(results: dict) -> list[str]:
               f"{r['merges']} + {r['activities']} | {r['bc_429']} / {r['ortto_429']} | "
               f"{(f'{learned[0]}/s ({learned[1]})' if learned[1] else 'no 429') if learned else '–'} | {_f(read)} / {_f(reported)} | {r['status']} | "
               f"{_f(r['cpu'], 1)} s | {_f(r['peak_mb'], 0)} MB ({_f(r['halves_mb'][0], 0)} / {_f(r['halves_mb'][1], 0)}) |")
+    w("")
+    w("**Over a real network** (issue 23): each regime at loopback speed and with the emulators answering in "
+      "BigCommerce 500 ms / Ortto 300 ms (±20 %) per answer; the emulated Ortto refuses synchronous merges beyond "
+      f"a concurrency limit drawn for this bench run (**{_f(results.get('merge_limit'))}**), which the worker is not "
+      "told (its AIMD limiter finds it, `sync/engine/concurrency.py`). Project CPU is the worker's own (user + "
+      "system), per 1,000 records (people + orders + order lines); cores = CPU / wall; idle = seconds in which the "
+      "limiting API answered no request (the worker's count); refusals and the most synchronous merges in flight "
+      "as the emulated Ortto counted them; the limit the worker's limiter ended at.")
+    w("")
+    w("| n | regime | latency | limiting | wall | **wall / bound** | project CPU | CPU s / 1,000 records | cores used | "
+      "limiting API idle s | merge refusals | peak merges in flight / limit | limiter ended at |")
+    w("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        g = r["regime"]
+        lat = r["latency_ms"]
+        w(f"| {_f(r['n'])} | {g['bc_requests_per_30s']}/30 s, {g['ortto_per_s']}/s | "
+          f"{f'{lat[0]} / {lat[1]} ms' if lat else 'loopback'} | {r['limiting']} | {_f(r['wall'], 1)} s | "
+          f"**{_f(r['ratio'])}** | {_f(r['cpu'], 1)} s | {_f(r['cpu_per_1000'], 3)} | {_f(r['cores'], 2)} | "
+          f"{_f(r['idle_s'])} | {_f(r['refusals'])} | {_f(r['peak_in_flight'])} / {_f(r['merge_limit'])} | "
+          f"{_f(r['limit_found'], 1)} |")
     w("")
     seconds = [(r, _seconds(run, r["limiting"])) for r, run in zip(rows, [run for size in sets for run in size["runs"]])]
     seconds = [(r, sec) for r, sec in seconds if sec]
@@ -587,7 +626,9 @@ def _regimes(results: dict) -> list[str]:
             g = r["regime"]
             cells = " | ".join(f"{sec['idle'][p]} ({sec['slow'][p]})" for p in ("subscribers", "customers", "orders",
                                                                              "after"))
-            w(f"| {_f(r['n'])} | {g['bc_requests_per_30s']}/30 s, {g['ortto_rate']}/s | {r['limiting']} | "
+            lat = g.get("latency_ms")
+            w(f"| {_f(r['n'])} | {g['bc_requests_per_30s']}/30 s, {g['ortto_rate']}/s"
+              f"{f' @ {lat[0]}/{lat[1]} ms' if lat else ''} | {r['limiting']} | "
               f"{_f(r['wall'], 1)} s | {sum(sec['idle'].values())} ({sum(sec['slow'].values())}) | {cells} |")
         w("")
     w("Data sets: " + "; ".join(
@@ -743,10 +784,10 @@ The sync (sync/engine/people.py, sync/engine/runs.py, sync/engine/bigcommerce_pa
 
 - **Pipelining.** A bounded prefetch thread per resource reads the next BigCommerce pages (up to 4 ahead,
   `bigcommerce_pages.PREFETCH_PAGES`) while the run's thread sends the current unit to Ortto; the Ortto calls of one planning
-  round go out concurrently on a small pool (`ORTTO_CONCURRENCY`, default 4; synchronous person merges at most
-  `ORTTO_MERGE_CONCURRENCY`, default 2, because Ortto warns of a concurrency limit on them — docs/ortto-contract.md;
-  not yet re-measured: two in flight reach the scaled 20 req/s quota only while a merge of 100 answers within
-  ~100 ms; activities keep the pool of 4), in waves that keep calls of
+  round go out concurrently on a small pool (`ORTTO_CONCURRENCY`, default 4; synchronous person merges as many
+  as an AIMD limiter per account finds Ortto accepts, up to `ORTTO_MERGE_CONCURRENCY`, default 16, because Ortto
+  warns of a concurrency limit on them without a number — docs/ortto-contract.md; activities keep the pool of 4),
+  in waves that keep calls of
   different kinds, and any two calls about one person, in their planned order. Units (2 pages = 500 records) are
   committed strictly in order, one transaction per unit with its checkpoint.
 - **No part-full batch mid-resource.** A unit's part-full last batch of each class (new people, updates of known

@@ -16,6 +16,7 @@ import json
 import math
 import os
 import platform
+import random
 import shutil
 import signal
 import socket
@@ -105,11 +106,11 @@ class Env:
             Path(str(db) + suffix).unlink(missing_ok=True)
         shutil.copy(self.template, db)
 
-    def gunicorn(self, db: Path, port: int, *, workers: int, threads: int) -> subprocess.Popen:
+    def gunicorn(self, db: Path, port: int, *, workers: int, threads: int, **extra) -> subprocess.Popen:
         cmd = [str(Path(PY).parent / "gunicorn"), "ortto_bridge.wsgi", "--bind", f"127.0.0.1:{port}",
                "--workers", str(workers), "--threads", str(threads), "--worker-class", "gthread",
                "--log-level", "warning", "--backlog", "2048"]
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env(db), stdout=subprocess.DEVNULL,
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env(db, **extra), stdout=subprocess.DEVNULL,
                                 stderr=open(self.work / f"gunicorn-{port}.log", "w"), start_new_session=True)
         self.procs.append(proc)
         for _ in range(300):
@@ -215,9 +216,40 @@ def sync_size(env: Env, n: int, *, scale: float, strategy: int = 1, existing_fra
     return result
 
 
-# Regimes: (BigCommerce requests per 30 s, Ortto requests per second), real values before scaling.
-# BigCommerce: 150 per 30 s on Standard and Plus, 450 on Pro; Ortto: 10/s (Professional) to 60/s and more.
-REGIMES = ((150, 10), (150, 60), (450, 10), (450, 60))
+# Regimes: (BigCommerce requests per 30 s, Ortto requests per second, answer latency), real values before
+# scaling. BigCommerce: 150 per 30 s on Standard and Plus, 450 on Pro; Ortto: 10/s (Professional) to 60/s and
+# more. Latency: None (loopback, a few ms) or (BigCommerce ms, Ortto ms) per answer, ±20 % (issue 23: a page of
+# 250 takes about 0.5 s, an Ortto merge of 100 a few hundred ms).
+PLANS = ((150, 10), (150, 60), (450, 10), (450, 60))
+NETWORK_MS = (500, 300)
+REGIMES = tuple((bc, ortto, None) for bc, ortto in PLANS) + tuple((bc, ortto, NETWORK_MS) for bc, ortto in PLANS)
+# Threads of each emulator worker: an answer's latency is a sleep that holds one, so with a latency the emulator
+# gets enough that the bridge's requests in flight (Little's law: rate x latency, ~4 BigCommerce pages + ~18 Ortto
+# calls at 60/s x 0.3 s) never wait for a thread.
+EMULATOR_THREADS, EMULATOR_THREADS_LATENCY = 8, 64
+
+
+def regime_parse(text: str) -> tuple:
+    """"450/60" (loopback) or "450/60@500/300" (BigCommerce 500 ms, Ortto 300 ms per answer)."""
+    plan, _, latency = text.strip().partition("@")
+    bc, ortto = (int(v) for v in plan.split("/"))
+    return bc, ortto, tuple(int(v) for v in latency.split("/")) if latency else None
+
+
+def regimes_chosen(text: str) -> tuple:
+    """A comma list of regime_parse specs; empty: every regime (REGIMES)."""
+    return tuple(regime_parse(r) for r in text.split(",") if r.strip()) or REGIMES
+
+
+def regime_label(regime: tuple) -> str:
+    bc, ortto, latency = regime
+    return f"BC {bc}/30s, Ortto {ortto}/s, " + (f"{latency[0]}/{latency[1]} ms" if latency else "loopback")
+
+
+def set_merge_limit(env: Env, limit: int) -> None:
+    """The emulated Ortto's concurrency limit on synchronous merges; the bridge is not told it."""
+    requests.post(f"{env.emu_url}/sandbox/ortto/control/acme-us/contract", json={"merge_concurrency_limit": limit},
+                  timeout=10).raise_for_status()
 
 
 def set_regime(env: Env, *, bc_requests: int, ortto_rate: int, scale: float) -> tuple[float, int]:
@@ -232,19 +264,24 @@ def set_regime(env: Env, *, bc_requests: int, ortto_rate: int, scale: float) -> 
     return bc_requests / (window_ms / 1000), rate
 
 
-def regimes_size(env: Env, n: int, *, scale: float, regimes, incremental: bool, floor: bool = True) -> dict:
+def regimes_size(env: Env, n: int, *, scale: float, regimes, incremental: bool, floor: bool = True,
+                 merge_limit: int = 0) -> dict:
     """One data set of n customers, synced from scratch under each regime, side by side in one session.
-    The worker is given no Ortto rate (ORTTO_RATE_PER_SECOND=0): it learns each account's rate from its 429s."""
+    The worker is given no Ortto rate (ORTTO_RATE_PER_SECOND=0): it learns each account's rate from its 429s,
+    nor Ortto's concurrency limit on synchronous merges (merge_limit, set in the emulator): it finds it."""
     log(f"regimes n={n}: seeding the emulator")
     env.fresh(env.emu_db)
     data = env.task(env.emu_db, "emu-seed", "--n", n)
-    emu = env.gunicorn(env.emu_db, env.emu_port, workers=2, threads=8)
-    result = {"n": n, "data": data, "scale": scale, "runs": []}
+    emu = env.gunicorn(env.emu_db, env.emu_port, workers=2, threads=EMULATOR_THREADS)
+    emu_latency = None
+    result = {"n": n, "data": data, "scale": scale, "runs": [], "merge_limit": merge_limit}
     try:
         if floor:
             # The floor: the same import with the quotas off, i.e. what this box's CPU allows (the sync,
             # both emulators and their databases on the same cores).
             ortto_reset(env)
+            if merge_limit:
+                set_merge_limit(env, merge_limit)
             set_quotas(env, scale=None)
             env.fresh(env.bridge_db)
             env.task(env.bridge_db, "bridge-setup", "--token", data["token"], "--strategy", 1)
@@ -252,20 +289,33 @@ def regimes_size(env: Env, n: int, *, scale: float, regimes, incremental: bool, 
             result["floor"] = env.task(env.bridge_db, "sync", "--kind", "initial", ORTTO_RATE_PER_SECOND=0,
                                        timeout=7200)
             log(f"regimes n={n}: floor {result['floor']['wall']:.1f}s")
-        for bc_requests, ortto_rate in regimes:
+        for bc_requests, ortto_rate, latency in regimes:
+            if latency != emu_latency:  # the latency is the emulator's setting: restart it with the new one
+                env.stop(emu)
+                bc_ms, ortto_ms = latency or (0, 0)
+                emu = env.gunicorn(env.emu_db, env.emu_port, workers=2,
+                                   threads=EMULATOR_THREADS_LATENCY if latency else EMULATOR_THREADS,
+                                   SANDBOX_BIGCOMMERCE_LATENCY_MS=bc_ms, SANDBOX_ORTTO_LATENCY_MS=ortto_ms,
+                                   SANDBOX_LATENCY_JITTER=0.2)
+                emu_latency = latency
             ortto_reset(env)
+            if merge_limit:
+                set_merge_limit(env, merge_limit)
             bc_rate, rate = set_regime(env, bc_requests=bc_requests, ortto_rate=ortto_rate, scale=scale)
             env.fresh(env.bridge_db)
             env.task(env.bridge_db, "bridge-setup", "--token", data["token"], "--strategy", 1)
-            log(f"regimes n={n}: BC {bc_requests}/30s, Ortto {ortto_rate}/s (x{scale}): initial sync")
+            label = regime_label((bc_requests, ortto_rate, latency))
+            log(f"regimes n={n}: {label} (x{scale}), merge limit {merge_limit or 'off'}: initial sync")
             run = env.task(env.bridge_db, "sync", "--kind", "initial", ORTTO_RATE_PER_SECOND=0, timeout=7200)
             stats = ortto_stats(env)
             run["ortto_stats"] = {k: stats[k] for k in ("people", "subscribed", "unsubscribed", "activities")}
+            run["merge_concurrency"] = stats.get("merge_concurrency")
             run["regime"] = {"bc_requests_per_30s": bc_requests, "ortto_per_s": ortto_rate, "bc_rate": bc_rate,
-                             "ortto_rate": rate}
+                             "ortto_rate": rate, "latency_ms": list(latency) if latency else None}
             result["runs"].append(run)
-            log(f"regimes n={n}: {run['wall']:.1f}s status={run['status']} requests={run['requests']['by_api']}")
-            if incremental and (bc_requests, ortto_rate) == regimes[0]:
+            log(f"regimes n={n}: {run['wall']:.1f}s cpu={run['cpu']:.1f}s status={run['status']} "
+                f"requests={run['requests']['by_api']} merges={run['merge_concurrency']}")
+            if incremental and (bc_requests, ortto_rate, latency) == regimes[0]:
                 log(f"regimes n={n}: incremental, nothing changed")
                 result["incremental_nothing"] = env.task(env.bridge_db, "sync", "--kind", "incremental")
                 touched = env.task(env.emu_db, "emu-touch", "--fraction", 0.01)
@@ -531,12 +581,18 @@ def main(argv=None):
                         help="comma list of: regimes, latency, sync, overwrite, b2b, webhooks, admin")
     parser.add_argument("--page-latency", type=float, default=1.0,
                         help="latency: seconds each BigCommerce request takes in the emulator")
-    parser.add_argument("--regime-sizes", default="10000,50000",
-                        help="regimes: customers per data set, every regime at each (comma list)")
+    parser.add_argument("--regime-sizes", default=os.environ.get("BENCH_REGIME_SIZES") or "10000,50000",
+                        help="regimes: customers per data set, every regime at each (comma list; env "
+                             "BENCH_REGIME_SIZES)")
     parser.add_argument("--slowest-sizes", default="200000",
                         help="regimes: bigger data sets run only in the slowest regime (BC 150/30 s, Ortto 10/s)")
-    parser.add_argument("--regimes", default="",
-                        help="regimes: a subset, e.g. 150/10,450/60 (BC requests per 30 s / Ortto per s)")
+    parser.add_argument("--regimes", default=os.environ.get("BENCH_REGIMES", ""),
+                        help="regimes: a subset, e.g. 150/10,450/60@500/300 (BC requests per 30 s / Ortto per s, "
+                             "@ BC ms / Ortto ms per answer; none: loopback); env BENCH_REGIMES; default: the four "
+                             "plans at loopback and at 500/300 ms")
+    parser.add_argument("--merge-limit", type=int, default=int(os.environ.get("BENCH_MERGE_LIMIT") or 0),
+                        help="the emulated Ortto's concurrency limit on synchronous merges (default: drawn at "
+                             "random between 3 and 8 for the run; env BENCH_MERGE_LIMIT); the bridge is not told")
     parser.add_argument("--regime-scale", type=float, default=1.0,
                         help="regimes: one quota factor for every regime (1.0: the real quotas)")
     parser.add_argument("--b2b-share", type=float, default=0.2,
@@ -598,14 +654,18 @@ def main(argv=None):
             quick_default = args.quick and args.regime_sizes == "10000,50000"
             regime_sizes = [int(x) for x in ("500" if quick_default else args.regime_sizes).split(",") if x]
             slowest = [] if args.quick else [int(x) for x in args.slowest_sizes.split(",") if x]
-            chosen = tuple(tuple(int(v) for v in r.split("/")) for r in args.regimes.split(",") if r) or REGIMES
+            chosen = regimes_chosen(args.regimes)
+            merge_limit = args.merge_limit or random.SystemRandom().randint(3, 8)
+            results["merge_limit"] = merge_limit
+            log(f"regimes: {', '.join(map(regime_label, chosen))}; Ortto merge concurrency limit {merge_limit}")
             for n in regime_sizes:
                 results["regimes"].append(regimes_size(env, n, scale=args.regime_scale, regimes=chosen,
-                                                       incremental=True, floor=not args.quick))
+                                                       incremental=True, floor=not args.quick,
+                                                       merge_limit=merge_limit))
                 Path(args.json).write_text(json.dumps(results, indent=1, default=str))
             for n in slowest:
                 results["regimes"].append(regimes_size(env, n, scale=args.regime_scale, regimes=REGIMES[:1],
-                                                       incremental=False, floor=False))
+                                                       incremental=False, floor=False, merge_limit=merge_limit))
                 Path(args.json).write_text(json.dumps(results, indent=1, default=str))
         # Last: the biggest size may hit an outer timeout; every step before it is already saved.
         if "sync" in only:

@@ -297,8 +297,15 @@ def sync(args) -> None:
         "rss_before_kb": rss_before, "peak_rss_kb": peak, "status": run.status, "summary": run.error_summary,
         "processed": run.processed, "failed": run.failed, "people_synced": run.people_synced,
         "counters": run.counters, "totals": run.totals, "requests": counter.as_dict(),
-        "rss_halves_kb": rss_halves, "ortto_learned_rate": _learned_rate(),
+        "rss_halves_kb": rss_halves, "ortto_learned_rate": _learned_rate(), "merge_limiters": _merge_limiters(),
     })
+
+
+def _merge_limiters():
+    """What the AIMD merge limiter found (sync/engine/concurrency.py): limit, refusals, peak in flight."""
+    from sync.engine import concurrency
+
+    return [limiter.snapshot() for limiter in concurrency.limiters()]
 
 
 def _learned_rate():

@@ -199,6 +199,10 @@ if SANDBOX:
         "BIGCOMMERCE_CART_RECOVERY_URL",
         default=f"{PUBLIC_URL}/sandbox/bigcommerce/store-{{store_hash}}/storefront/cart.php?action=recover&token={{token}}",
     )
+    # The emulators' answer latency (sandbox/latency.py): mean milliseconds per answer, +/- jitter; 0 = off.
+    SANDBOX_BIGCOMMERCE_LATENCY_MS = env.int("SANDBOX_BIGCOMMERCE_LATENCY_MS", default=0)
+    SANDBOX_ORTTO_LATENCY_MS = env.int("SANDBOX_ORTTO_LATENCY_MS", default=0)
+    SANDBOX_LATENCY_JITTER = env.float("SANDBOX_LATENCY_JITTER", default=0.2)
 else:
     BIGCOMMERCE_CLIENT_ID = env.str("BIGCOMMERCE_CLIENT_ID", default="")
     BIGCOMMERCE_CLIENT_SECRET = env.str("BIGCOMMERCE_CLIENT_SECRET", default="")
@@ -245,9 +249,10 @@ ORTTO_RATE_PER_SECOND = env.int("ORTTO_RATE_PER_SECOND", default=0)
 ORTTO_RATE_MARGIN_SECONDS = env.float("ORTTO_RATE_MARGIN_SECONDS", default=0.05)
 # Ortto batches of one page sent in parallel (order-preserving per person).
 ORTTO_CONCURRENCY = env.int("ORTTO_CONCURRENCY", default=4)
-# Synchronous person merges by email in flight at once: Ortto warns of a concurrency limit it does not
-# quantify (docs/ortto-contract.md, "Concurrency"); capped by ORTTO_CONCURRENCY.
-ORTTO_MERGE_CONCURRENCY = env.int("ORTTO_MERGE_CONCURRENCY", default=2)
+# Synchronous person merges by email in flight at once, at most: Ortto warns of a concurrency limit it does
+# not quantify (docs/ortto-contract.md, "Concurrency"); an AIMD limiter per account finds it below this
+# ceiling (sync/engine/concurrency.py).
+ORTTO_MERGE_CONCURRENCY = env.int("ORTTO_MERGE_CONCURRENCY", default=16)
 # BigCommerce pages a run reads at once where the paging allows (subscribers, full-run orders id ranges;
 # sync/engine/bigcommerce_pages.py): a store whose pages answer slowly still fills its quota; the client pauses
 # every reader when the window runs low.

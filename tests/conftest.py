@@ -170,9 +170,12 @@ def sandbox_account(make_account):
 @pytest.fixture(autouse=True)
 def _fresh_bad_request_budget():
     """The Ortto client's bad-request budget is process-wide: each test starts with none spent."""
+    from sync.engine import concurrency
     from sync.ortto.client import _gates, bad_requests
 
     bad_requests.reset()
     _gates.clear()  # and no rate learned from an earlier test's 429s
+    concurrency.reset()  # nor a merge concurrency limit found by one
     yield
     bad_requests.reset()
+    concurrency.reset()

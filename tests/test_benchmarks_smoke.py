@@ -66,14 +66,20 @@ def test_bench_b2b_organizations_reach_the_minimum(tmp_path):
     assert "## 1c. B2B store: organizations" in out.read_text()
 
 
-def test_bench_regimes_side_by_side(tmp_path):
-    """Each plan's quotas (BC 150 or 450 per 30 s x Ortto 10 or 60/s) on one data set, no Ortto rate given."""
+def test_bench_regimes_side_by_side(tmp_path, monkeypatch):
+    """Plans' quotas (BC 150 or 450 per 30 s x Ortto 10 or 60/s) on one data set, at loopback speed and over a
+    slow network, no Ortto rate given and no Ortto concurrency limit told; the regime list from BENCH_REGIMES."""
+    monkeypatch.setenv("BENCH_REGIMES", "150/10,450/60@100/60")
     out = tmp_path / "BENCHMARKS.md"
     results = bench.main(["--quick", "--only", "regimes", "--regime-sizes", "300", "--work", str(tmp_path),
-                          "--out", str(out), "--postgres", ""])
+                          "--out", str(out), "--postgres", "", "--merge-limit", "3"])
     size = results["regimes"][0]
-    assert len(size["runs"]) == len(bench.REGIMES)
+    assert [run["regime"]["latency_ms"] for run in size["runs"]] == [None, [100, 60]]
+    assert results["merge_limit"] == 3
     for run in size["runs"]:
+        merges = run["merge_concurrency"]
+        assert merges["limit"] == 3 and 0 < merges["merges"] <= run["requests"]["calls"]["ortto person/merge"]
+        assert run["merge_limiters"] and run["merge_limiters"][0]["refusals"] == merges["refused"]
         assert run["status"] == "succeeded", run["summary"]
         assert run["ortto_stats"]["people"] == size["data"]["distinct_people"]
         assert sum(run["counters"][r]["fetched"] for r in ("subscribers", "customers", "orders")) == sum(
@@ -85,6 +91,7 @@ def test_bench_regimes_side_by_side(tmp_path):
     text = out.read_text()
     assert "## 1. Initial import at the quota bound, per plan (regimes)" in text
     assert "**Where the seconds go**" in text
+    assert "**Over a real network**" in text and "| 100 / 60 ms |" in text
 
 
 def test_bench_slow_pages_are_read_several_at_a_time(tmp_path):

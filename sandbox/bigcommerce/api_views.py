@@ -10,6 +10,8 @@ from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.views.decorators.csrf import csrf_exempt
 
+from sandbox import latency
+
 from . import limits, selectors, services
 from .errors import ApiError
 from .models import AppInstall, Cart, Hook, SandboxStore, Script
@@ -49,6 +51,7 @@ def store_api(*methods: str):
         @csrf_exempt
         @functools.wraps(view)
         def wrapper(request, store_hash, **kwargs):
+            latency.pause(latency.bigcommerce_mean_ms())  # off unless SANDBOX_BIGCOMMERCE_LATENCY_MS is set
             store = SandboxStore.objects.filter(store_hash=store_hash).first()
             if store is None:
                 return _error(404, "Store not found.")

@@ -73,16 +73,18 @@ def banned_body(seconds: float) -> dict:
 IN_FLIGHT_STALE_SECONDS = 60.0
 
 
-def merge_slot_take(instance: Instance, *, now: float | None = None) -> InFlightMerge | None:
-    """Register one synchronous merge in flight; None (and nothing registered) when over the limit."""
+def merge_slot_take(instance: Instance, *, now: float | None = None) -> tuple[InFlightMerge | None, int]:
+    """Register one synchronous merge in flight: (its slot, the merges in flight counting it). The slot is None
+    (and nothing registered) when that count is over the limit. The count is the caller's concurrency as Ortto
+    sees it (the request log keeps it: tests and the benchmark measure the bridge's in-flight merges there)."""
     now = time.time() if now is None else now
     slot = InFlightMerge.objects.create(instance=instance, started_at=now)
     running = InFlightMerge.objects.filter(instance=instance, started_at__gt=now - IN_FLIGHT_STALE_SECONDS,
                                            pk__lte=slot.pk).count()
     if running > instance.merge_concurrency_limit:
         slot.delete()
-        return None
-    return slot
+        return None, running
+    return slot, running
 
 
 def concurrency_body() -> dict:

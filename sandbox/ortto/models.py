@@ -180,6 +180,9 @@ class RequestLog(models.Model):
     status = models.PositiveIntegerField()
     duration_ms = models.PositiveIntegerField(default=0)
     at = models.DateTimeField(default=timezone.now)
+    # Synchronous merges by a merge key: how many were in flight when this one arrived, itself included (over
+    # the instance's merge_concurrency_limit: refused). None for every other call.
+    in_flight = models.PositiveSmallIntegerField(null=True, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["instance", "at"], name="sbx_ortto_reqlog_at")]

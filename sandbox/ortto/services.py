@@ -3,7 +3,7 @@ resetting an instance and reading its stats. The JSON control endpoints call the
 
 import re
 
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Max, Q, Sum
 
 from . import schema
 from .models import (
@@ -221,8 +221,15 @@ def instance_stats(instance: Instance) -> dict:
         entry["by_status"][str(row["status"])] = row["n"]
         entry["people"] += row["people"] or 0
         entry["activities"] += row["activities"] or 0
+    merges = RequestLog.objects.filter(instance=instance, in_flight__isnull=False).aggregate(
+        total=Count("id"), refused=Count("id", filter=Q(status=429)), peak=Max("in_flight"))
     return {
         "instance": instance.name,
+        # Synchronous merges by a merge key: refused by the concurrency limit, and the most in flight at once
+        # as the callers attempted them (refused ones included).
+        "merge_concurrency": {"merges": merges["total"], "refused": merges["refused"],
+                              "peak_in_flight": merges["peak"] or 0,
+                              "limit": instance.merge_concurrency_limit},
         "people": people["total"],
         "subscribed": people["subscribed"],
         "unsubscribed": people["unsubscribed"],

@@ -11,6 +11,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
+from sandbox import latency
+
 from . import accounts, display, engine, guard, services
 from .apps import ARRIVED_AT
 from .models import CustomField, Instance, Person, RequestLog
@@ -41,6 +43,7 @@ def api(request, region: str, endpoint: str):
     status, payload = 404, engine.error_body(404, "unknown endpoint or method")
     ip = request.META.get("REMOTE_ADDR") or "unknown"
     slot = None
+    in_flight = None  # synchronous merges in flight when this one arrived, itself included (limited merges)
     try:
         banned = guard.ip_banned(ip)
         if banned:
@@ -70,13 +73,16 @@ def api(request, region: str, endpoint: str):
             status, payload = engine.bad_request("the body must be a JSON object")
             return _json(status, payload)
         if _limited_merge(instance, endpoint, body):
-            slot = guard.merge_slot_take(instance)
+            slot, in_flight = guard.merge_slot_take(instance)
             if slot is None:
                 status, payload = 429, guard.concurrency_body()
                 return _json(status, payload)
         status, payload = _run(handler, instance, body)
         return _json(status, payload)
     finally:
+        # The answer's latency: every answer takes it, and a synchronous merge holds its slot meanwhile (the time
+        # Ortto works on it is the time it counts against the concurrency limit).
+        latency.pause(latency.ortto_mean_ms(instance.latency_ms if instance is not None else 0))
         if slot is not None:
             slot.delete()
         if 400 <= status < 500 and status != 429:
@@ -90,6 +96,7 @@ def api(request, region: str, endpoint: str):
                 activities=activities,
                 status=status,
                 duration_ms=int((time.monotonic() - started) * 1000),
+                in_flight=in_flight,
             )
         except IntegrityError:
             # The instance was deleted (a reset, or a test's teardown) while this request ran: the
@@ -118,8 +125,6 @@ def _run(handler, instance, body):
 
 
 def _faults_and_limits(instance: Instance, *, arrived: float):
-    if instance.latency_ms:
-        time.sleep(instance.latency_ms / 1000)
     forced = guard.take_forced_failure(instance)
     if forced:
         return forced, guard.failure(forced)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
+from sync.engine import concurrency
 from sync.models import SyncEvent
 
 logger = logging.getLogger("sync.engine")
@@ -27,10 +28,10 @@ DEFAULT_ORTTO_CONCURRENCY = 4  # Ortto calls of one planning round in flight at 
 
 # Synchronous merges keyed by email in flight at once. Ortto warns that many synchronous merges by a
 # merge key "can end up hitting a concurrency limit" and start failing, and gives no number
-# (https://help.ortto.com/a-257-create-or-update-one-or-more-people-merge): two per process keeps a
-# page's merges overlapping their round trips while staying well below the other merge traffic
-# (activities, which are not merges) — docs/ortto-contract.md, "Concurrency".
-DEFAULT_ORTTO_MERGE_CONCURRENCY = 2
+# (https://help.ortto.com/a-257-create-or-update-one-or-more-people-merge): an AIMD limiter per account finds
+# it while the run goes (sync/engine/concurrency.py); this is only the ceiling of its probe
+# — docs/ortto-contract.md, "Concurrency".
+DEFAULT_ORTTO_MERGE_CONCURRENCY = concurrency.DEFAULT_CEILING
 
 
 class RunLogger(logging.LoggerAdapter):
@@ -140,10 +141,9 @@ def ortto_concurrency() -> int:
 
 
 def ortto_merge_concurrency() -> int:
-    """How many synchronous person merges may be in flight at once (settings.ORTTO_MERGE_CONCURRENCY),
-    never more than ortto_concurrency()."""
-    merges = int(getattr(settings, "ORTTO_MERGE_CONCURRENCY", DEFAULT_ORTTO_MERGE_CONCURRENCY) or 1)
-    return max(min(merges, ortto_concurrency()), 1)
+    """The pool for synchronous person merges: the ceiling of the account's AIMD limiter
+    (settings.ORTTO_MERGE_CONCURRENCY), which keeps as many in flight as Ortto accepts."""
+    return concurrency.ceiling()
 
 
 _pool_lock = threading.Lock()

@@ -6,6 +6,7 @@ out concurrently, and the follow-ups their answers call for (overwrites, repairs
 
 from __future__ import annotations
 
+from sync.engine import concurrency
 from sync.engine.answers import person_accepted
 from sync.engine.batches import send_resolving
 from sync.engine.context import SyncContext, chunks, ortto_merge_concurrency, send_all
@@ -30,6 +31,8 @@ MISSING_ACTIVITY = {"status": "ingested"}
 
 
 def _merge_resolving(ctx: SyncContext, call: MergeCall) -> list[dict]:
+    concurrency.attach(ctx.ortto)
+
     def send(people):
         return ctx.ortto.merge_people(people, merge_strategy=call.merge_strategy)
 

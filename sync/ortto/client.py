@@ -94,6 +94,11 @@ class OrttoRateLimited(OrttoError):
     """429 that outlasted the retries."""
 
 
+class OrttoConcurrencyLimited(OrttoRateLimited):
+    """A synchronous merge refused for Ortto's concurrency limit, after the retries. Ortto names no answer for
+    it (docs/ortto-contract.md, "Concurrency"): a 429, a 503, or a 400/500 whose text says "concurrency"."""
+
+
 class OrttoUnavailable(OrttoError):
     """5xx, timeout or connection error that outlasted the retries."""
 
@@ -396,11 +401,37 @@ def _try_in_seconds(body: Any) -> float | None:
     return None
 
 
+def says_concurrency(body: Any) -> bool:
+    """An error body that names concurrency ("concurrency-limit", "too many concurrent requests" ...)."""
+    return "concurren" in f"{_error_code(body)} {_error_text(body)}".lower()
+
+
+def concurrency_refusal(status: int, body: Any) -> bool:
+    """Whether an error answer to a synchronous merge by a merge key is Ortto's concurrency limit. The answer is
+    not public (docs/ortto-contract.md, "Concurrency"), so every plausible one counts: any status whose body names
+    concurrency (429, 400, 409, 500, 503 ...), and a bare 503 (an overloaded server: backing off is right either
+    way)."""
+    return status >= 400 and (status == 503 or says_concurrency(body))
+
+
+def limited_merge(path: str, body: dict) -> bool:
+    """A call Ortto's concurrency limit applies to: a synchronous person merge by a merge key (merge page:
+    "synchronous ("async": false) API updates using a merge key"; merging by person id is the way around it)."""
+    return (path == "/v1/person/merge" and not body.get("async")
+            and list(body.get("merge_by") or ()) != ["str::person_id"])
+
+
 # --- Client -------------------------------------------------------------------------------------
 
 
 class OrttoClient:
-    """REST client for one Ortto account (instance)."""
+    """REST client for one Ortto account (instance).
+
+    `merge_limiter` (None: no limit) is held around each attempt of a synchronous merge by a merge key:
+    `acquire() -> ticket` before it, `release(ticket, refused=...)` after its answer (True: refused for
+    concurrency; None: no answer). The engine sets it (sync/engine/concurrency.py)."""
+
+    merge_limiter = None
 
     def __init__(
         self,
@@ -446,8 +477,12 @@ class OrttoClient:
             if status == 401:
                 # Never retried: bad-credential loops get the whole IP banned.
                 raise OrttoAuthError(message, status=status, body=payload)
+            if limited and concurrency_refusal(status, payload):
+                wait = _try_in_seconds(payload)
+                delay = wait if wait is not None else http.backoff_delay(attempt)
+                return OrttoConcurrencyLimited(message, status=status, body=payload), delay
             if status == 429:
-                if isinstance(gate, LearnedRateGate) and _error_code(payload) != "concurrency-limit":
+                if isinstance(gate, LearnedRateGate) and not says_concurrency(payload):
                     learned = gate.learn(attempt_started)
                     logger.info("Ortto answered 429: pacing this account at %d requests/s", learned)
                 wait = _try_in_seconds(payload)
@@ -461,9 +496,16 @@ class OrttoClient:
             )
 
         attempt_started = None
+        limited = limited_merge(path, body)
+        limiter = self.merge_limiter if limited else None
+        ticket = None
 
         def before_attempt() -> None:
-            nonlocal attempt_started
+            nonlocal attempt_started, ticket
+            if limiter is not None:
+                if ticket is not None:  # the last attempt got no answer (timeout, connection error)
+                    limiter.release(ticket, refused=None)
+                ticket = limiter.acquire()
             attempt_started = gate.acquire()
             pause = bad_requests.wait_time()
             if pause > 0:
@@ -471,12 +513,24 @@ class OrttoClient:
                                bad_requests.budget, bad_requests.window, pause)
                 self._sleep(pause)
 
-        response = http.send(
-            self._session or thread_session(), method, url, api="Ortto", what=what, error=OrttoError,
-            unavailable=OrttoUnavailable, on_error_answer=on_error_answer, headers=headers, json_body=body,
-            sleep=self._sleep, max_attempts=self.max_attempts, max_total_sleep=self.max_total_sleep,
-            before_attempt=before_attempt,
-        )
+        def after_response(response: requests.Response) -> None:
+            nonlocal ticket
+            if limiter is not None and ticket is not None:
+                refused = response.status_code >= 400 and concurrency_refusal(response.status_code,
+                                                                              json_or_text(response))
+                limiter.release(ticket, refused=refused)
+                ticket = None
+
+        try:
+            response = http.send(
+                self._session or thread_session(), method, url, api="Ortto", what=what, error=OrttoError,
+                unavailable=OrttoUnavailable, on_error_answer=on_error_answer, headers=headers, json_body=body,
+                sleep=self._sleep, max_attempts=self.max_attempts, max_total_sleep=self.max_total_sleep,
+                before_attempt=before_attempt, after_response=after_response,
+            )
+        finally:
+            if limiter is not None and ticket is not None:
+                limiter.release(ticket, refused=None)
         answer = json_or_text(response)
         if answer is None:
             return {}
