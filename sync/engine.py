@@ -32,6 +32,8 @@ from django.utils import timezone
 
 from . import mapping, organizations
 from .batches import send_resolving
+from .consent.erasure import created_at as erasure_created_at
+from .consent.erasure import erased_filter
 from .mapping import PersonInput
 from .models import MergeStrategy, OrderLedger, PersonLedger, StagedSubscriber, SyncEvent
 from .rules import LedgerState, Permission, latest_signal, permission_decision, signal_to_record
@@ -669,6 +671,7 @@ def _ledger_apply(row: PersonLedger, item: PlanItem, outcome: _Outcome, *, now: 
 def subscribers_process(ctx: SyncContext, subscribers: list[dict], *, carry: bool = False) -> PageWork:
     work = PageWork()
     work.counters.fetched = len(subscribers)
+    subscribers = _without_erased(ctx, subscribers, work, email_of=lambda s: mapping.clean_email(s.get("email")))
     people = [mapping.subscriber_to_person(s) for s in subscribers]
     _people_process(ctx, "subscribers", subscribers, people, work, carry=carry)
     return work
@@ -678,6 +681,7 @@ def subscribers_stage(ctx: SyncContext, subscribers: list[dict], *, carry: bool 
     """Initial runs: keep the subscriber records (StagedSubscriber) for the customers; no Ortto call yet."""
     work = PageWork()
     work.counters.fetched = len(subscribers)
+    subscribers = _without_erased(ctx, subscribers, work, email_of=lambda s: mapping.clean_email(s.get("email")))
     work.staged = list(subscribers)
     return work
 
@@ -690,6 +694,7 @@ def staged_subscriber_rows(run, subscribers: list[dict]) -> list[StagedSubscribe
 def customers_process(ctx: SyncContext, customers: list[dict], *, carry: bool = False) -> PageWork:
     work = PageWork()
     work.counters.fetched = len(customers)
+    customers = _without_erased(ctx, customers, work, email_of=lambda c: mapping.clean_email(c.get("email")))
     people = [mapping.customer_to_person(c, field_ids=ctx.field_ids) for c in customers]
     staged = []
     if ctx.stage_subscribers:
@@ -716,6 +721,13 @@ def customers_process(ctx: SyncContext, customers: list[dict], *, carry: bool = 
                 row.fingerprint = combined_fingerprint(row.fingerprints)
     work.organization_members = organizations.customer_members(customers, work.ledger_rows)
     return work
+
+
+def _without_erased(ctx: SyncContext, records: list[dict], work: PageWork, *, email_of) -> list[dict]:
+    """Records of people erased on request are not synced until they come back (sync/consent/erasure.py)."""
+    kept, left_out = erased_filter(ctx.store, records, email_of=email_of, created_of=erasure_created_at)
+    work.counters.skipped += left_out
+    return kept
 
 
 def _people_process(ctx, resource, records: list[dict], people: list[PersonInput], work: PageWork, *, carry: bool):
@@ -750,6 +762,7 @@ def orders_process(ctx: SyncContext, orders: list[dict], *, carry: bool = False,
     writes them once, with the totals its status changes move)."""
     work = PageWork()
     work.counters.fetched = len(orders)
+    orders = _without_erased(ctx, orders, work, email_of=mapping.order_email)
     connection = ctx.connection
     placed = [o for o in orders if mapping.order_is_placed(o)]
     work.counters.incomplete += len(orders) - len(placed)

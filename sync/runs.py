@@ -34,6 +34,7 @@ from stores.models import Store, WebhookEvent
 
 from . import carts, commerce, engine, organizations
 from .bigcommerce_pages import CUSTOMERS_SORT, PagePrefetch, carried_refetch, page_fetch, pages_per_unit
+from .consent.writeback import consent_sweep
 from .db import rows_update
 from .failures import failing_records, failures_resolve
 from .hooks import deliveries_missed_count, webhooks_check, webhooks_register
@@ -205,6 +206,8 @@ def _execute(run: SyncRun, *, log, sliced: bool, on_page) -> None:
         _webhooks_ensure(connection, log=log)
     elif run.kind == SyncRun.Kind.INCREMENTAL and not run.checkpoint.get("resources"):
         _webhooks_check(connection, client=bigcommerce, log=log)  # once per sweep, in its first slice
+    if run.kind == SyncRun.Kind.INCREMENTAL and not run.checkpoint.get("resources"):
+        consent_sweep(connection, ortto=ortto, bigcommerce=bigcommerce, log=log)  # sync/consent/writeback.py
     ctx = engine.SyncContext(
         run=run, connection=connection, store=run.store, ortto=ortto,
         bigcommerce=bigcommerce,

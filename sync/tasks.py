@@ -32,6 +32,13 @@ def incidents_check(store_id: int) -> None:
         incidents_evaluate(store=store)
 
 
+def consent_customer_deleted(store_id: int, event_id: int) -> str:
+    """store/customer/deleted: keep the person in Ortto (default) or erase them, as the store chose."""
+    from .consent.erasure import customer_deleted_handle
+
+    return customer_deleted_handle(store_id=store_id, event_id=event_id)
+
+
 def incremental_tick() -> int:
     """Fan out: one incremental run per installed store with an active connection (an active run absorbs it)."""
     paused_accounts_probe()  # connections paused by an Ortto 403 resume here once Ortto accepts again
