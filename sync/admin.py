@@ -523,3 +523,5 @@ class CartLedgerAdmin(LogAdmin):
 
 admin.site.unregister(Store)
 admin.site.register(Store, StoreSyncAdmin)
+
+from .consent import admin as consent_admin  # noqa: E402,F401  (Forget this email; registers ErasureRecord)

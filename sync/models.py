@@ -669,6 +669,7 @@ class ErasureRecord(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        permissions = [("forget_email", "Can forget an email (erasure)")]
 
     def __str__(self):
         return f"erasure {self.email_hash[:12]}… at {self.created_at:%Y-%m-%d %H:%M}"

@@ -222,7 +222,9 @@ def erased_filter(store, records: list[dict], *, email_of: Callable[[dict], str]
             kept.append(record)
             continue
         created = created_of(record)
-        if created is not None and created > erased_at[digest]:
+        # BigCommerce's dates have whole seconds: a record of the erasure's own second stays left out (erring
+        # towards not re-creating someone), a later one is theirs coming back.
+        if created is not None and created > erased_at[digest].replace(microsecond=0):
             lifted.add(digest)
             kept.append(record)
         else:
