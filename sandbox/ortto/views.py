@@ -286,7 +286,6 @@ def people(request, name: str):
     )
 
 
-@require_GET
 @require_POST
 def person_unsubscribe(request, name: str, person_id: str):
     """The person page's Unsubscribe button: as if they clicked an email's unsubscribe link."""
@@ -296,6 +295,7 @@ def person_unsubscribe(request, name: str, person_id: str):
     return redirect("sandbox_ortto:person", name=instance.name, person_id=person.person_id)
 
 
+@require_GET
 def person_detail(request, name: str, person_id: str):
     instance = _instance(name)
     person = Person.objects.filter(instance=instance, person_id=person_id).first()
