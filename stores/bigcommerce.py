@@ -452,11 +452,6 @@ class BigCommerceClient:
         payload = self._json("PUT", "/v3/customers", json_body=rows) or {}
         return list(payload.get("data") or []) if isinstance(payload, dict) else []
 
-    def delete_customers(self, ids: list[int]) -> None:
-        """DELETE /v3/customers?id:in=… (customers.v3.yml deleteCustomers)."""
-        if ids:
-            self._request("DELETE", "/v3/customers", params={"id:in": ",".join(str(int(i)) for i in ids)})
-
     # -- orders (v2, keyset on id)
 
     def orders_page(
