@@ -32,11 +32,11 @@ def incidents_check(store_id: int) -> None:
         incidents_evaluate(store=store)
 
 
-def consent_customer_deleted(store_id: int, event_id: int) -> str:
+def consent_customer_deleted(store_id: int, event_id: int, attempt: int = 1) -> str:
     """store/customer/deleted: keep the person in Ortto (default) or erase them, as the store chose."""
     from .consent.erasure import customer_deleted_handle
 
-    return customer_deleted_handle(store_id=store_id, event_id=event_id)
+    return customer_deleted_handle(store_id=store_id, event_id=event_id, attempt=attempt)
 
 
 def incremental_tick() -> int:

@@ -72,7 +72,12 @@ class ErasureRecordAdmin(admin.ModelAdmin):
             text = f"Forgotten: {rows} row{'s' if rows != 1 else ''} erased in the bridge"
             if record.in_ortto:
                 text += f"; Ortto: {record.ortto_outcome}"
-            messages.success(request, text + f". Audit row {record.pk} keeps only a keyed hash.")
+            text += f". Audit row {record.pk} keeps only a keyed hash."
+            if record.in_ortto and "Ortto answered" in record.ortto_outcome:
+                messages.warning(request, text + " Ortto did not erase them everywhere: run Forget this email "
+                                                 "again to try Ortto once more.")
+            else:
+                messages.success(request, text)
             return HttpResponseRedirect(reverse("admin:sync_erasurerecord_changelist"))
         context = {**self.admin_site.each_context(request), "title": "Forget this email", "form": form,
                    "opts": self.model._meta}

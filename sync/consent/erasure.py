@@ -18,13 +18,14 @@ import hmac
 import logging
 import re
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
+from django_q.models import Schedule
 
 from stores.models import Store, WebhookEvent
 from sync import mapping
@@ -60,9 +61,13 @@ def email_hash(email: str) -> str:
 # --- Ortto -----------------------------------------------------------------------------------------
 
 
-def ortto_erase(connections: Iterable[Connection], email: str, person_ids: dict[int, set[str]]) -> str:
+class OrttoEraseFailed(Exception):
+    """Ortto did not erase the person (an error answer, or not reachable): nothing was changed in the bridge."""
+
+
+def ortto_erase(connections: Iterable[Connection], email: str, person_ids: dict[int, set[str]]) -> tuple[str, bool]:
     """Archive then delete the person in each Ortto account of these connections (once per account).
-    Returns what happened, in words without the email."""
+    Returns what happened, in words without the email, and whether every account did it."""
     done, failed = [], []
     seen_accounts = set()
     for connection in connections:
@@ -82,7 +87,7 @@ def ortto_erase(connections: Iterable[Connection], email: str, person_ids: dict[
             done.append(f"{connection.account.business_name}: {len(ids)} deleted")
         except OrttoError as exc:
             failed.append(f"{connection.account.business_name}: Ortto answered HTTP {exc.status or 'error'}")
-    return "; ".join(done + failed)[:255]
+    return "; ".join(done + failed)[:255], not failed
 
 
 # --- The bridge's tables ----------------------------------------------------------------------------
@@ -148,9 +153,12 @@ def _scrub_json(value, email: str):
 
 
 def email_forget(*, email: str, store: Store | None = None, in_ortto: bool = False, requested_by: str = "",
-                 source: str = ErasureRecord.Source.SUPPORT) -> ErasureRecord:
+                 source: str = ErasureRecord.Source.SUPPORT, ortto_required: bool = False) -> ErasureRecord:
     """Erase one person from the bridge (one store's connections, or every store's when `store` is None)
-    and, if asked, from the Ortto accounts those connections use. Returns the audit row."""
+    and, if asked, from the Ortto accounts those connections use. Returns the audit row.
+
+    `ortto_required`: when Ortto does not erase them, raise OrttoEraseFailed before the bridge forgets the
+    email (which a retry needs); otherwise the bridge forgets anyway and the audit row says what Ortto did."""
     email = mapping.clean_email(email)
     if not mapping.email_is_valid(email):
         raise ValueError("Enter a valid email address.")
@@ -163,7 +171,10 @@ def email_forget(*, email: str, store: Store | None = None, in_ortto: bool = Fal
                 connection__in=connections, email__iexact=email).exclude(ortto_person_id="").values_list(
                 "connection__account_id", "ortto_person_id"):
             person_ids.setdefault(account_id, set()).add(person_id)
-        outcome = ortto_erase(connections, email, person_ids) or "No Ortto account to erase from."
+        outcome, erased = ortto_erase(connections, email, person_ids)
+        outcome = outcome or "No Ortto account to erase from."
+        if ortto_required and not erased:
+            raise OrttoEraseFailed(outcome)
     with transaction.atomic():
         counts = bridge_erase(connections, email)
         record = ErasureRecord.objects.create(
@@ -177,10 +188,16 @@ def email_forget(*, email: str, store: Store | None = None, in_ortto: bool = Fal
 # --- store/customer/deleted ------------------------------------------------------------------------
 
 
-def customer_deleted_handle(*, store_id: int, event_id: int) -> str:
+RETRY_DELAYS = (60, 5 * 60, 30 * 60, 2 * 3600)  # Ortto not erasing: tried again, as owner mail is (sync/mail.py)
+CUSTOMER_DELETED_TASK = "sync.tasks.consent_customer_deleted"
+
+
+def customer_deleted_handle(*, store_id: int, event_id: int, attempt: int = 1) -> str:
     """A `store/customer/deleted` delivery (ids only): with the store's setting "erase", the customer's
     email is found in the ledger by their BigCommerce id and forgotten, in Ortto too. "keep" (the default):
-    nothing changes, as before, and the delivery stays ignored."""
+    nothing changes, as before, and the delivery stays ignored. If Ortto does not erase them, nothing is
+    forgotten yet and the task runs again later (1, 5, 30, 120 minutes); after that the bridge forgets them
+    and the audit row says Ortto did not."""
     store = Store.objects.filter(pk=store_id).first()
     event = WebhookEvent.objects.filter(pk=event_id, store_id=store_id).first()
     if store is None or event is None:
@@ -191,8 +208,18 @@ def customer_deleted_handle(*, store_id: int, event_id: int) -> str:
     emails = set(PersonLedger.objects.filter(connection__store=store, bc_customer_id=event.resource_id)
                  .values_list("email", flat=True))
     for email in emails:
-        email_forget(email=email, store=store, in_ortto=True, requested_by="store/customer/deleted",
-                     source=ErasureRecord.Source.CUSTOMER_DELETED)
+        try:
+            email_forget(email=email, store=store, in_ortto=True, requested_by="store/customer/deleted",
+                         source=ErasureRecord.Source.CUSTOMER_DELETED, ortto_required=attempt <= len(RETRY_DELAYS))
+        except OrttoEraseFailed as exc:
+            delay = RETRY_DELAYS[attempt - 1]
+            logger.warning("store %s: Ortto did not erase a deleted customer (%s); attempt %d in %ds",
+                           store.store_hash, exc, attempt + 1, delay)
+            Schedule.objects.create(
+                func=CUSTOMER_DELETED_TASK, args=repr((store_id, event_id, attempt + 1)),
+                schedule_type=Schedule.ONCE, repeats=-1, next_run=timezone.now() + timedelta(seconds=delay),
+                name=f"customer-deleted-{event_id}-{attempt + 1}")
+            return "retry"
     WebhookEvent.objects.filter(pk=event.pk).update(status=WebhookEvent.Status.PROCESSED, processed_at=timezone.now())
     return f"erased {len(emails)}"
 
@@ -215,20 +242,16 @@ def erased_filter(store, records: list[dict], *, email_of: Callable[[dict], str]
         erased_at[digest] = max(at, erased_at.get(digest, at))
     if not erased_at:
         return records, 0
-    kept, left_out, lifted = [], 0, set()
+    lifted = set()
     for record in records:
         digest = hashes[id(record)]
-        if digest not in erased_at:
-            kept.append(record)
-            continue
-        created = created_of(record)
+        created = created_of(record) if digest in erased_at else None
         # BigCommerce's dates have whole seconds: a record of the erasure's own second stays left out (erring
-        # towards not re-creating someone), a later one is theirs coming back.
+        # towards not re-creating someone), a later one is theirs coming back, with all their records.
         if created is not None and created > erased_at[digest].replace(microsecond=0):
             lifted.add(digest)
-            kept.append(record)
-        else:
-            left_out += 1
+    kept = [r for r in records if hashes[id(r)] not in erased_at or hashes[id(r)] in lifted]
+    left_out = len(records) - len(kept)
     if lifted:
         active.filter(email_hash__in=lifted).update(lifted_at=timezone.now())
     return kept, left_out
