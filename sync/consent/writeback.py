@@ -27,7 +27,7 @@ import logging
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
 from stores.bigcommerce import (
@@ -167,6 +167,7 @@ def unsubscribes_write(connection: Connection, preference: ConsentPreference, *,
     from BigCommerce, they stay pending (with the reason) for the next sweep; the run never fails here."""
     limit = settings.CONSENT_WRITES_PER_SWEEP if limit is None else limit
     outcome = {"written": 0, "unknown": 0, "pending": 0}
+    _superseded_drop(connection)
     pending = list(ConsentWriteback.objects.filter(connection=connection, state=ConsentWriteback.State.PENDING)
                    .order_by("id")[:limit])
     if not pending:
@@ -199,6 +200,15 @@ def unsubscribes_write(connection: Connection, preference: ConsentPreference, *,
         connection=connection, state=ConsentWriteback.State.PENDING).count()
     _note(preference, note)
     return outcome
+
+
+def _superseded_drop(connection: Connection) -> int:
+    """A pending unsubscribe the shopper overtook by opting in again in the store (a choice the ledger
+    recorded after the unsubscribe was found) is not written: the newest choice wins, as under R3/R4."""
+    newer = PersonLedger.objects.filter(connection=connection, email=OuterRef("email"), store_opt_in=True,
+                                        store_opt_in_at__gt=OuterRef("found_at"))
+    return ConsentWriteback.objects.filter(connection=connection, state=ConsentWriteback.State.PENDING).filter(
+        Exists(newer)).delete()[0]
 
 
 def _keep_pending(rows: list[ConsentWriteback], error: str) -> None:

@@ -226,3 +226,20 @@ def test_a_person_without_an_explicit_false_is_not_an_unsubscribe(shop_env):
     OrttoPeople(shop_env.rsps, {"ann@x.io": None})
     calls, found = unsubscribes_check(shop_env.connection, preference, ortto=ortto_client(shop_env.connection))
     assert (calls, found) == (1, 0)
+
+
+def test_a_shopper_who_opts_in_again_before_the_write_keeps_their_new_subscription(shop_env):
+    row = ledger(shop_env.connection, "ann@x.io")
+    shop = Shop(shop_env.rsps, subscribers=[{"id": 3, "email": "ann@x.io", "consents": ["marketing_newsletter"]}],
+                fail=503)
+    OrttoPeople(shop_env.rsps, {"ann@x.io": False})
+    consent_sweep(shop_env.connection, ortto=ortto_client(shop_env.connection),
+                  bigcommerce=store_client(shop_env.store, max_attempts=1, sleep=lambda s: None))
+    assert ConsentWriteback.objects.get(email="ann@x.io").state == "pending"
+    # Meanwhile the shopper ticks the newsletter box again, and a sync records it (R4 sends it to Ortto).
+    PersonLedger.objects.filter(pk=row.pk).update(store_opt_in=True, store_opt_in_at=timezone.now() + timedelta(seconds=5))
+    shop.fail = None
+    outcome = consent_sweep(shop_env.connection, ortto=ortto_client(shop_env.connection),
+                            bigcommerce=store_client(shop_env.store))
+    assert outcome["written"] == 0 and shop.writes == [] and 3 in shop.subscribers
+    assert not ConsentWriteback.objects.filter(email="ann@x.io", state="pending").exists()
