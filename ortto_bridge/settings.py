@@ -182,6 +182,17 @@ if DEBUG or SANDBOX:
 else:
     FIELD_ENCRYPTION_KEY = env.str("FIELD_ENCRYPTION_KEY")
 
+# The key of the keyed hash (HMAC-SHA256) an erasure's audit row keeps instead of the email
+# (sync/consent/erasure.py). Set it explicitly in production: derived from SECRET_KEY, a new SECRET_KEY
+# would stop old audit rows from matching (and erased people from staying suppressed).
+ERASURE_HASH_KEY = env.str(
+    "ERASURE_HASH_KEY", default=hashlib.sha256(("erasure:" + SECRET_KEY).encode()).hexdigest())
+
+# Ortto → store opt-outs (sync/consent/writeback.py): person/get calls per sweep for the check of the
+# people the store believes subscribed (100 emails a call), and the unsubscribes written per sweep.
+CONSENT_CHECK_CALLS_PER_SWEEP = env.int("CONSENT_CHECK_CALLS_PER_SWEEP", default=50)
+CONSENT_WRITES_PER_SWEEP = env.int("CONSENT_WRITES_PER_SWEEP", default=200)
+
 # --- BigCommerce --------------------------------------------------------------------------------
 if SANDBOX:
     BIGCOMMERCE_CLIENT_ID = env.str("BIGCOMMERCE_CLIENT_ID", default="sandbox-client-id")

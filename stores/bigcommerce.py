@@ -236,6 +236,13 @@ def exchange_code(*, code: str, scope: str, context: str, session: requests.Sess
 # --- Store client -------------------------------------------------------------------------------
 
 
+# customers.v3.yml updateCustomers: "Limit of 10 customers per call."
+CUSTOMERS_PUT_LIMIT = 10
+# The scope that lets an app write customers and subscribers (customers modify); the read-only variant
+# is enough for syncing to Ortto, this one for writing Ortto's unsubscribes back.
+CUSTOMERS_WRITE_SCOPE = "store_v2_customers"
+
+
 class BigCommerceClient:
     """REST client for one store (v2 and v3), authenticated with the store's access token.
 
@@ -446,6 +453,37 @@ class BigCommerceClient:
             next_page=current + 1 if current < total_pages else None,
             total_pages=pagination.get("total_pages"),
         )
+
+    # -- consent written back (Ortto unsubscribes; customers modify scope, store_v2_customers)
+
+    def customers_by_email(self, emails: list[str]) -> list[dict]:
+        """The customers with these emails (customers.v3.yml getCustomers, `email:in`), at most one page."""
+        if not emails:
+            return []
+        params = {"email:in": ",".join(emails), "limit": max(len(emails), 1)}
+        payload = self._json("GET", "/v3/customers", params=params) or {}
+        return list(payload.get("data") or [])
+
+    def subscribers_by_email(self, email: str) -> list[dict]:
+        """The subscriber records of one email (subscribers.v3.yml getSubscribers, `email` filter)."""
+        payload = self._json("GET", "/v3/customers/subscribers", params={"email": email}) or {}
+        return list(payload.get("data") or [])
+
+    def delete_subscriber(self, subscriber_id: int) -> None:
+        """Remove one newsletter subscriber (subscribers.v3.yml deleteSubscriber, 204); gone already is fine."""
+        try:
+            self._request("DELETE", f"/v3/customers/subscribers/{int(subscriber_id)}")
+        except BigCommerceNotFound:
+            pass
+
+    def update_customers(self, rows: list[dict]) -> list[dict]:
+        """PUT /v3/customers (customers.v3.yml updateCustomers): customer_Put rows with `id`, 10 a call."""
+        if len(rows) > CUSTOMERS_PUT_LIMIT:
+            raise ValueError(f"BigCommerce updates at most {CUSTOMERS_PUT_LIMIT} customers per call, got {len(rows)}")
+        if not rows:
+            return []
+        payload = self._json("PUT", "/v3/customers", json_body=rows) or {}
+        return list(payload.get("data") or []) if isinstance(payload, dict) else []
 
     # -- orders (v2, keyset on id)
 

@@ -38,6 +38,11 @@ class Store(models.Model):
     def scope_set(self) -> set[str]:
         return set(self.scopes.split())
 
+    @property
+    def can_write_customers(self) -> bool:
+        """Granted customers *modify* (store_v2_customers): Ortto's unsubscribes can be written back."""
+        return "store_v2_customers" in self.scope_set
+
 
 class StoreUser(models.Model):
     """A BigCommerce control-panel user of a store (the owner or an invited user)."""

@@ -17,6 +17,8 @@ urlpatterns = [
     path("app/sync-now", app_views.app_sync_now, name="app-sync-now"),
     path("app/retry-failed", app_views.app_retry_failed, name="app-retry-failed"),
     path("app/alerts", app_views.app_alerts, name="app-alerts"),
+    path("app/consent/writeback", app_views.app_consent_writeback, name="app-consent-writeback"),
+    path("app/consent/erase", app_views.app_consent_erase, name="app-consent-erase"),
     path("app/disconnect", app_views.app_disconnect, name="app-disconnect"),
     path("app/managers", app_views.app_managers, name="app-managers"),
 ]

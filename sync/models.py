@@ -588,3 +588,88 @@ class AlertPreference(models.Model):
 
     def __str__(self):
         return f"{self.store.store_hash}: alerts {'on' if self.enabled else 'off'}"
+
+
+# --- Consent both ways and erasure (sync/consent/, docs/design.md §4 "Consent written back") ----------
+
+
+class ConsentPreference(models.Model):
+    """Per store: whether Ortto's unsubscribes update the store (on when no row exists), what that did,
+    and what `store/customer/deleted` does in Ortto. Also the write-back's own bookkeeping."""
+
+    class OnCustomerDeleted(models.TextChoices):
+        KEEP = "keep", "Keep the person in Ortto"
+        ERASE = "erase", "Erase the person in Ortto and in the bridge"
+
+    store = models.OneToOneField(Store, on_delete=models.CASCADE, related_name="consent_preference")
+    writeback_enabled = models.BooleanField(default=True)
+    writeback_count = models.PositiveIntegerField(default=0, help_text="People updated in the store.")
+    writeback_last_at = models.DateTimeField(null=True, blank=True)
+    unknown_count = models.PositiveIntegerField(default=0, help_text="Unsubscribes for emails the store does not have.")
+    # Why writing back is on hold (no write scope, BigCommerce refused): shown on the app page; blank when fine.
+    writeback_note = models.CharField(max_length=255, blank=True)
+    # The check of Ortto's permissions walks the candidates by ledger id, a budget of calls per sweep.
+    check_after_id = models.BigIntegerField(default=0)
+    checked_at = models.DateTimeField(null=True, blank=True)
+    check_calls = models.PositiveIntegerField(default=0, help_text="Ortto person/get calls of the last check.")
+    on_customer_deleted = models.CharField(max_length=8, choices=OnCustomerDeleted.choices,
+                                           default=OnCustomerDeleted.KEEP)
+    changed_by = models.CharField(max_length=255, blank=True)
+    changed_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self):
+        return f"{self.store.store_hash}: write-back {'on' if self.writeback_enabled else 'off'}"
+
+
+class ConsentWriteback(models.Model):
+    """An Ortto unsubscribe to write to the store: pending until BigCommerce took it (done), or the store
+    had no subscriber nor customer with that email (unknown). A 403 or 429 leaves it pending."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DONE = "done", "Written to the store"
+        UNKNOWN = "unknown", "Not in the store"
+
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="consent_writebacks")
+    email = models.CharField(max_length=255)
+    state = models.CharField(max_length=8, choices=State.choices, default=State.PENDING)
+    found_at = models.DateTimeField(default=timezone.now)
+    written_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["connection", "email"], name="consent_writeback_unique")]
+        indexes = [models.Index(fields=["connection", "state", "id"], name="consent_writeback_state")]
+
+    def __str__(self):
+        return f"{self.email}: {self.get_state_display()}"
+
+
+class ErasureRecord(models.Model):
+    """Proof that a person was erased, without their email: a keyed hash (HMAC-SHA256, ERASURE_HASH_KEY).
+    Also what keeps the sweep from re-creating them until a record of theirs newer than the erasure
+    arrives (a new order or sign-up), which lifts it."""
+
+    class Source(models.TextChoices):
+        SUPPORT = "support", "Forget this email (support)"
+        CUSTOMER_DELETED = "customer_deleted", "Customer deleted in the store"
+
+    store = models.ForeignKey(Store, on_delete=models.SET_NULL, null=True, blank=True, related_name="erasures",
+                              help_text="Blank: every store.")
+    email_hash = models.CharField(max_length=64, db_index=True)
+    source = models.CharField(max_length=20, choices=Source.choices)
+    requested_by = models.CharField(max_length=255, blank=True)
+    in_ortto = models.BooleanField(default=False, help_text="Ortto was asked to erase the person too.")
+    ortto_outcome = models.CharField(max_length=255, blank=True)
+    rows_deleted = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    lifted_at = models.DateTimeField(null=True, blank=True,
+                                     help_text="They came back on their own: the sweep syncs them again.")
+
+    class Meta:
+        ordering = ["-created_at"]
+        permissions = [("forget_email", "Can forget an email (erasure)")]
+
+    def __str__(self):
+        return f"erasure {self.email_hash[:12]}… at {self.created_at:%Y-%m-%d %H:%M}"

@@ -4,6 +4,7 @@ import logging
 
 from stores.models import Store, WebhookEvent
 from stores.services import signed_payloads_purge, store_uninstall_checks_run
+from sync.consent.erasure import customer_deleted_handle
 from sync.engine.pauses import paused_accounts_probe
 from sync.engine.runs import RunNotPossible, sync_run_execute, sync_run_request, webhook_run_request
 from sync.health.incidents import incidents_evaluate, incidents_evaluate_all
@@ -29,6 +30,11 @@ def incidents_check(store_id: int) -> None:
     store = Store.objects.filter(pk=store_id).first()
     if store is not None:
         incidents_evaluate(store=store)
+
+
+def consent_customer_deleted(store_id: int, event_id: int, attempt: int = 1) -> str:
+    """store/customer/deleted: keep the person in Ortto (default) or erase them, as the store chose."""
+    return customer_deleted_handle(store_id=store_id, event_id=event_id, attempt=attempt)
 
 
 def incremental_tick() -> int:

@@ -237,6 +237,11 @@ def test_support_group_is_view_only_plus_run_sync():
     assert Permission.objects.get(codename="run_sync").content_type.model_class() is SyncRun
 
 
+def test_support_group_may_forget_an_email_and_read_the_erasure_audit():
+    codenames = set(Group.objects.get(name="Support").permissions.values_list("codename", flat=True))
+    assert {"forget_email", "view_erasurerecord"} <= codenames
+
+
 @pytest.mark.parametrize("model", ADMIN_MODELS, ids=lambda m: m.__name__)
 def test_support_can_view_but_not_add_change_or_delete(support_client, shop, model):
     obj = model.objects.order_by("pk").first()

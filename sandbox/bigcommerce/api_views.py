@@ -14,8 +14,8 @@ from sandbox import latency
 
 from . import limits, selectors, services
 from .errors import ApiError
-from .models import AppInstall, Cart, Hook, SandboxStore, Script
-from .serializers import cart_json, hook_json, script_json, store_json
+from .models import AppInstall, Cart, Customer, Hook, SandboxStore, Script, Subscriber
+from .serializers import cart_json, customer_json, hook_json, script_json, store_json, subscriber_json
 
 ERROR_TITLES = {
     429: "You have exceeded your request quota. Please wait before retrying.",
@@ -136,14 +136,59 @@ def cart(request, store, install, cart_id):
 
 # --- v3 customers and subscribers -----------------------------------------------------------------
 
-@store_api("GET")
+def _json_list(request) -> list:
+    try:
+        body = json.loads(request.body or b"[]")
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "Input is invalid.") from None
+    if not isinstance(body, list):
+        raise ApiError(422, "Input is invalid.", {"body": "a list of customers is expected"})
+    return body
+
+
+@store_api("GET", "PUT", "DELETE")
 def customers(request, store, install):
+    if request.method == "PUT":
+        services.scope_require_customers_write(install)
+        updated = services.customers_update(store=store, rows=_json_list(request))
+        return {"data": [customer_json(c) for c in updated], "meta": {}}
+    if request.method == "DELETE":
+        # customers.v3.yml deleteCustomers: `id:in` is required.
+        services.scope_require_customers_write(install)
+        if not request.GET.get("id:in"):
+            raise ApiError(422, "Input is invalid.", {"id:in": "required"})
+        ids = selectors.parse_int_list(request.GET["id:in"], "id:in")
+        for found in Customer.objects.filter(store=store, bc_id__in=ids):
+            services.customer_delete(customer=found)
+        return None
     return selectors.customer_collection(store=store, params=request.GET)
 
 
-@store_api("GET")
+@store_api("GET", "DELETE")
 def subscribers(request, store, install):
+    if request.method == "DELETE":
+        # subscribers.v3.yml deleteSubscribers: "By default, it deletes all subscribers. Use a filter".
+        services.scope_require_customers_write(install)
+        found = Subscriber.objects.filter(store=store)
+        for name in ("email", "first_name", "last_name", "source"):
+            if request.GET.get(name):
+                found = found.filter(**{name: request.GET[name]})
+        services.subscribers_delete(store=store, subscribers=list(found))
+        return None
     return selectors.subscriber_collection(store=store, params=request.GET)
+
+
+@store_api("GET", "DELETE")
+def subscriber(request, store, install, subscriber_id):
+    found = Subscriber.objects.filter(store=store, bc_id=subscriber_id).first()
+    if request.method == "DELETE":
+        services.scope_require_customers_write(install)
+    if found is None:
+        raise ApiError(404, "Subscriber not found.")
+    if request.method == "DELETE":
+        services.subscribers_delete(store=store, subscribers=[found])
+        return None
+    return {"data": subscriber_json(found), "meta": {}}
 
 
 # --- v3 scripts -----------------------------------------------------------------------------------

@@ -183,6 +183,16 @@ def customer_edit(request, store_hash, customer_id):
     return _render(request, "customer_edit.html", store, user, "customers", customer=customer, form=form)
 
 
+@require_POST
+def customer_delete(request, store_hash, customer_id):
+    """Edit customer › Delete customer: as the control panel does, firing store/customer/deleted."""
+    store, user = _panel(request, store_hash)
+    customer = get_object_or_404(Customer, store=store, bc_id=customer_id)
+    services.customer_delete(customer=customer)
+    messages.success(request, f"Deleted customer #{customer_id}.")
+    return redirect("sandbox_bigcommerce:customers", store.store_hash)
+
+
 def subscribers(request, store_hash):
     store, user = _panel(request, store_hash)
     queryset = Subscriber.objects.filter(store=store).order_by("-date_modified", "-bc_id")

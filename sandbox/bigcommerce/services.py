@@ -23,7 +23,8 @@ from .serializers import basket_totals, catalog_product, order_refunded_amount, 
 from .webhooks import webhook_fire
 
 APP_NAME = "Ortto Bridge"
-APP_SCOPES = ("store_v2_customers_read_only store_v2_orders_read_only store_v2_content store_v2_information_read_only "
+# Customers modify (store_v2_customers): the bridge writes Ortto unsubscribes back (subscribers, customers).
+APP_SCOPES = ("store_v2_customers store_v2_orders_read_only store_v2_content store_v2_information_read_only "
               "store_cart_read_only")
 CODE_TTL = timedelta(minutes=10)
 MAX_SCRIPTS_PER_APP = 10
@@ -290,6 +291,71 @@ def customer_update(*, customer: Customer, email: str, first_name: str, last_nam
         subscriber_newsletter_set(store=customer.store, email=email, subscribed=newsletter,
                                   first_name=first_name, last_name=last_name)
     return customer
+
+
+CUSTOMERS_WRITE_SCOPE = "store_v2_customers"
+CUSTOMER_PUT_LIMIT = 10  # customers.v3.yml updateCustomers: "Limit of 10 customers per call."
+CUSTOMER_PUT_FIELDS = {"email", "first_name", "last_name", "company", "phone", "notes",
+                       "accepts_product_review_abandoned_cart_emails"}
+
+
+def scope_require_customers_write(install) -> None:
+    """Writes to customers and subscribers need the Customers *modify* scope (store_v2_customers)."""
+    if CUSTOMERS_WRITE_SCOPE not in (install.scopes or "").split():
+        raise ApiError(403, "You don't have a required scope to access the endpoint",
+                       {"scope": f"{CUSTOMERS_WRITE_SCOPE} is required"})
+
+
+def customers_update(*, store: SandboxStore, rows) -> list[Customer]:
+    """PUT /v3/customers (customers.v3.yml updateCustomers): a list of customer_Put, each with its id; at
+    most 10. All or nothing; each changed customer fires store/customer/updated."""
+    if not isinstance(rows, list) or not rows:
+        raise ApiError(422, "Input is invalid.", {"body": "a non-empty list of customers is required"})
+    if len(rows) > CUSTOMER_PUT_LIMIT:
+        raise ApiError(413, f"At most {CUSTOMER_PUT_LIMIT} customers per call.")
+    found = {}
+    for index, row in enumerate(rows):
+        if not isinstance(row, dict) or not isinstance(row.get("id"), int):
+            raise ApiError(422, "Input is invalid.", {f"[{index}].id": "id is required"})
+        unknown = set(row) - CUSTOMER_PUT_FIELDS - {"id"}
+        if unknown:
+            raise ApiError(422, "Input is invalid.", {f"[{index}]": f"not supported: {', '.join(sorted(unknown))}"})
+        flag = row.get("accepts_product_review_abandoned_cart_emails")
+        if flag is not None and not isinstance(flag, bool):
+            raise ApiError(422, "Input is invalid.",
+                           {f"[{index}].accepts_product_review_abandoned_cart_emails": "must be a boolean"})
+        customer = Customer.objects.filter(store=store, bc_id=row["id"]).first()
+        if customer is None:
+            raise ApiError(422, "Input is invalid.", {f"[{index}].id": f"customer {row['id']} not found"})
+        found[index] = customer
+    now = timezone.now()
+    with transaction.atomic():
+        for index, row in enumerate(rows):
+            customer = found[index]
+            for field, value in row.items():
+                if field != "id":
+                    setattr(customer, field, value.strip().lower() if field == "email" else value)
+            customer.date_modified = now
+            customer.save()
+    for customer in found.values():
+        webhook_fire(store=store, scope="store/customer/updated", data=_event_data("customer", customer.bc_id))
+    return list(found.values())
+
+
+def subscribers_delete(*, store: SandboxStore, subscribers) -> int:
+    """DELETE /v3/customers/subscribers[/{id}]: gone, each firing store/subscriber/deleted."""
+    ids = [s.bc_id for s in subscribers]
+    Subscriber.objects.filter(store=store, bc_id__in=ids).delete()
+    for bc_id in ids:
+        webhook_fire(store=store, scope="store/subscriber/deleted", data=_event_data("subscriber", bc_id))
+    return len(ids)
+
+
+def customer_delete(*, customer: Customer) -> None:
+    """The control panel's Delete customer (and DELETE /v3/customers?id:in=): fires store/customer/deleted."""
+    store, bc_id = customer.store, customer.bc_id
+    customer.delete()
+    webhook_fire(store=store, scope="store/customer/deleted", data=_event_data("customer", bc_id))
 
 
 def checkout_order_place(

@@ -705,7 +705,8 @@ def person_get(instance, body: dict):
     if not isinstance(offset, int) or offset < 0:
         return bad_request("offset must be 0 or more")
     wanted = body.get("fields") or []
-    people = Person.objects.filter(instance=instance)
+    # Archived people are found only by asking for them ("type": "archived", the get page).
+    people = Person.objects.filter(instance=instance, archived_at__isnull=body.get("type") != "archived")
     total = people.count()
     if body.get("filter"):
         try:
@@ -737,7 +738,49 @@ def person_get_by_ids(instance, body: dict):
     return 200, {"contacts": {p.person_id: _contact(p, wanted) for p in people}}
 
 
+# --- PUT /v1/person/archive, DELETE /v1/person/delete ------------------------------------------------
+# https://help.ortto.com/developer/latest/api-reference/person/archive.html: `inclusion_ids` (contact ids),
+# at most 100 a call (https://help.ortto.com/developer/latest/developer-guide/archiving-and-deleting-people.html);
+# "Contacts must be archived before they can be restored or deleted." The answer's shape is not relied on
+# by the bridge (any 2xx); the emulator names what it did.
+
+
+def _inclusion_ids(body: dict):
+    ids = body.get("inclusion_ids")
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        return None, bad_request("inclusion_ids must be a list of contact ids")
+    if len(ids) > MAX_PEOPLE:
+        return None, bad_request(f"at most {MAX_PEOPLE} contacts per call")
+    return ids, None
+
+
+def person_archive(instance, body: dict):
+    ids, problem = _inclusion_ids(body)
+    if problem:
+        return problem
+    people = Person.objects.filter(instance=instance, person_id__in=ids, archived_at__isnull=True)
+    archived = people.update(archived_at=timezone.now())
+    return 200, {"archived_contacts": archived}
+
+
+def person_delete(instance, body: dict):
+    ids, problem = _inclusion_ids(body)
+    if problem:
+        return problem
+    people = Person.objects.filter(instance=instance, person_id__in=ids)
+    if people.filter(archived_at__isnull=True).exists():
+        return bad_request("contacts must be archived before they can be deleted")
+    deleted = people.count()
+    PersonActivity.objects.filter(person__in=people).delete()
+    people.delete()
+    return 200, {"deleted_contacts": deleted}
+
+
+METHODS = {"person/archive": "PUT", "person/delete": "DELETE"}
+
 ENDPOINTS = {
+    "person/archive": person_archive,
+    "person/delete": person_delete,
     "person/merge": person_merge,
     "activities/create": activities_create,
     "person/custom-field/get": custom_field_get,

@@ -89,6 +89,9 @@ class Person(models.Model):
     tags = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
+    # PUT /v1/person/archive: soft-deleted, out of person/get (unless "type": "archived"); only an archived
+    # person may be deleted (https://help.ortto.com/developer/latest/api-reference/person/archive.html).
+    archived_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

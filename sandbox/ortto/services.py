@@ -4,6 +4,7 @@ resetting an instance and reading its stats. The JSON control endpoints call the
 import re
 
 from django.db.models import Count, Max, Q, Sum
+from django.utils import timezone
 
 from . import schema
 from .models import (
@@ -170,6 +171,24 @@ def instance_delete_people(instance: Instance, *, emails: list[str]) -> int:
     deleted = people.count()
     people.delete()
     return deleted
+
+
+UNSUBSCRIBE_REASON = "Unsubscribed from an email"
+
+
+def person_unsubscribe(person: Person, *, reason: str = UNSUBSCRIBE_REASON) -> bool:
+    """What a contact's click on an email's unsubscribe link does in Ortto: `bol::p` false with the reason
+    in `str::u-ctx` and an Unsubscribed line in the feed. Already unsubscribed: nothing changes."""
+    if person.email_permission is False:
+        return False
+    now = timezone.now()
+    person.fields = {**person.fields, "bol::p": False, "str::u-ctx": reason}
+    person.email_permission = False
+    person.updated_at = now
+    person.save(update_fields=["fields", "email_permission", "updated_at"])
+    PersonActivity.objects.create(instance=person.instance, person=person, activity_id="unsubscribed",
+                                  attributes={"reason": reason}, created_at=now, ingested_at=now)
+    return True
 
 
 def instance_set_suppressed(instance: Instance, *, emails: list[str]) -> list[str]:

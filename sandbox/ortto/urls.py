@@ -10,6 +10,7 @@ urlpatterns = [
     path("app/<slug:name>/", views.app_home, name="app"),
     path("app/<slug:name>/people/", views.people, name="people"),
     path("app/<slug:name>/people/<str:person_id>/", views.person_detail, name="person"),
+    path("app/<slug:name>/people/<str:person_id>/unsubscribe/", views.person_unsubscribe, name="person-unsubscribe"),
     path("app/<slug:name>/organizations/", account_views.organizations, name="organizations"),
     path("app/<slug:name>/organizations/<str:account_id>/", account_views.organization_detail, name="organization"),
     # JSON control endpoints for tests and benchmarks.

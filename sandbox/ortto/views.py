@@ -56,7 +56,7 @@ def api(request, region: str, endpoint: str):
             status, payload = problem["code"], problem
             return _json(status, payload)
         handler = engine.ENDPOINTS.get(endpoint) or accounts.ENDPOINTS.get(endpoint)
-        if handler is None or request.method != accounts.METHODS.get(endpoint, "POST"):
+        if handler is None or request.method != (engine.METHODS.get(endpoint) or accounts.METHODS.get(endpoint, "POST")):
             return _json(status, payload)
         status, payload = _faults_and_limits(instance, arrived=arrived)
         if status:
@@ -289,6 +289,15 @@ def people(request, name: str):
         "sandbox/ortto/people.html",
         {"instance": instance, "page": page, "rows": rows, "query": query},
     )
+
+
+@require_POST
+def person_unsubscribe(request, name: str, person_id: str):
+    """The person page's Unsubscribe button: as if they clicked an email's unsubscribe link."""
+    instance = _instance(name)
+    person = get_object_or_404(Person, instance=instance, person_id=person_id)
+    services.person_unsubscribe(person)
+    return redirect("sandbox_ortto:person", name=instance.name, person_id=person.person_id)
 
 
 @require_GET

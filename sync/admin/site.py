@@ -524,3 +524,4 @@ class CartLedgerAdmin(LogAdmin):
 
 admin.site.unregister(Store)
 admin.site.register(Store, StoreSyncAdmin)
+

@@ -26,6 +26,7 @@ from sync.connect.connections import (
     failed_records_retry,
 )
 from sync.connect.selectors import app_state
+from sync.consent.panel import consent_panel, consent_set
 from sync.health.card import store_health
 from sync.health.failures import failed_records_page
 from sync.health.incidents import alerts_panel, alerts_set
@@ -48,9 +49,10 @@ def _panel_context(request, store, ctx) -> dict:
     authority = connection_authority(store=store, bc_user_id=ctx.bc_user_id)
     failed = failed_records_page(store=store, page=_failed_page(request))
     alerts = alerts_panel(store=store)
+    consent = consent_panel(store=store)
     health = store_health(store=store)
     state["version"] = hashlib.sha256(json.dumps(
-        [state, authority, failed, alerts, {k: v for k, v in health.items() if k != "now"}],
+        [state, authority, failed, alerts, consent, {k: v for k, v in health.items() if k != "now"}],
         sort_keys=True, default=str,
     ).encode()).hexdigest()[:16]
     return {
@@ -59,6 +61,7 @@ def _panel_context(request, store, ctx) -> dict:
         "authority": authority,
         "failed": failed,
         "alerts": alerts,
+        "consent": consent,
         "health": health,
         "connect_url": _connect_url(request, store, ctx),
     }
@@ -162,3 +165,25 @@ def app_alerts(request, store, ctx):
     alerts_set(store=store, enabled=request.POST.get("enabled") == "1",
                by=store_user_label(store=store, bc_user_id=ctx.bc_user_id))
     return _state_json(request, store, ctx)
+
+
+def _consent_change(request, store, ctx, **choice):
+    if not connection_manager_may(store=store, bc_user_id=ctx.bc_user_id):
+        return _state_json(request, store, ctx, error="Only the store owner and users they allow can change this.",
+                           status=403)
+    consent_set(store=store, by=store_user_label(store=store, bc_user_id=ctx.bc_user_id), **choice)
+    return _state_json(request, store, ctx)
+
+
+@require_POST
+@app_context_required
+def app_consent_writeback(request, store, ctx):
+    """Unsubscribes in Ortto update the store (enabled=1) or not (enabled=0)."""
+    return _consent_change(request, store, ctx, writeback=request.POST.get("enabled") == "1")
+
+
+@require_POST
+@app_context_required
+def app_consent_erase(request, store, ctx):
+    """store/customer/deleted erases the person in Ortto (enabled=1) or keeps them (enabled=0, the default)."""
+    return _consent_change(request, store, ctx, erase_on_delete=request.POST.get("enabled") == "1")

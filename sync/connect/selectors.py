@@ -64,13 +64,15 @@ RECORD_NOUNS = {
 COUNTER_WORDS = {
     "subscribers": [("created", "added to Ortto"), ("merged", "merged with their customer record"),
                     ("updated", "updated in Ortto"), ("unchanged", "already up to date"),
-                    ("failed", "not sent (see the errors)")],
+                    ("skipped", "not sent (erased on request)"), ("failed", "not sent (see the errors)")],
     "customers": [("created", "added to Ortto"), ("updated", "updated in Ortto"),
-                  ("unchanged", "already up to date"), ("failed", "not sent (see the errors)")],
+                  ("unchanged", "already up to date"), ("skipped", "not sent (erased on request)"),
+                  ("failed", "not sent (see the errors)")],
     "orders": [("created", "sent as Placed order activities"),
                ("summarized", "counted in their buyer's totals only"),
                ("incomplete", "incomplete checkouts (never placed, not sent)"),
-               ("unchanged", "already in Ortto"), ("failed", "not sent (see the errors)")],
+               ("unchanged", "already in Ortto"), ("skipped", "not sent (erased on request)"),
+               ("failed", "not sent (see the errors)")],
     "organizations": [("created", "added to Ortto as organizations"), ("updated", "updated in Ortto"),
                       ("unchanged", "already up to date"), ("failed", "not sent (see the errors)")],
 }

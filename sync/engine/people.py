@@ -12,6 +12,8 @@ from datetime import datetime
 
 from django.utils import timezone
 
+from sync.consent.erasure import created_at as erasure_created_at
+from sync.consent.erasure import erased_filter
 from sync.engine import mapping, organizations
 from sync.engine.answers import person_error
 from sync.engine.context import PageWork, SyncContext, event
@@ -169,9 +171,18 @@ def _ledger_apply(row: PersonLedger, item: PlanItem, outcome: _Outcome, *, now: 
         row.synced_at = now
 
 
+def without_erased(ctx: SyncContext, records: list[dict], work: PageWork, *, email_of) -> list[dict]:
+    """Records of people erased on request are not synced until they come back (sync/consent/erasure.py);
+    they count as skipped."""
+    kept, left_out = erased_filter(ctx.store, records, email_of=email_of, created_of=erasure_created_at)
+    work.counters.skipped += left_out
+    return kept
+
+
 def subscribers_process(ctx: SyncContext, subscribers: list[dict], *, carry: bool = False) -> PageWork:
     work = PageWork()
     work.counters.fetched = len(subscribers)
+    subscribers = without_erased(ctx, subscribers, work, email_of=lambda s: mapping.clean_email(s.get("email")))
     people = [mapping.subscriber_to_person(s) for s in subscribers]
     _people_process(ctx, "subscribers", subscribers, people, work, carry=carry)
     return work
@@ -181,6 +192,7 @@ def subscribers_stage(ctx: SyncContext, subscribers: list[dict], *, carry: bool 
     """Initial runs: keep the subscriber records (StagedSubscriber) for the customers; no Ortto call yet."""
     work = PageWork()
     work.counters.fetched = len(subscribers)
+    subscribers = without_erased(ctx, subscribers, work, email_of=lambda s: mapping.clean_email(s.get("email")))
     work.staged = list(subscribers)
     return work
 
@@ -193,6 +205,7 @@ def staged_subscriber_rows(run, subscribers: list[dict]) -> list[StagedSubscribe
 def customers_process(ctx: SyncContext, customers: list[dict], *, carry: bool = False) -> PageWork:
     work = PageWork()
     work.counters.fetched = len(customers)
+    customers = without_erased(ctx, customers, work, email_of=lambda c: mapping.clean_email(c.get("email")))
     people = [mapping.customer_to_person(c, field_ids=ctx.field_ids) for c in customers]
     staged = []
     if ctx.stage_subscribers:

@@ -32,6 +32,7 @@ from stores.bigcommerce import (
 )
 from stores.models import Store, WebhookEvent
 from sync.connect.selectors import live_connection_get
+from sync.consent.writeback import consent_sweep
 from sync.db import rows_update
 from sync.engine import carts, context, organizations, people
 from sync.engine.bigcommerce_pages import CUSTOMERS_SORT, PagePrefetch, carried_refetch, page_fetch, pages_per_unit
@@ -212,6 +213,8 @@ def _execute(run: SyncRun, *, log, sliced: bool, on_page) -> None:
         _webhooks_ensure(connection, log=log)
     elif run.kind == SyncRun.Kind.INCREMENTAL and not run.checkpoint.get("resources"):
         _webhooks_check(connection, client=bigcommerce, log=log)  # once per sweep, in its first slice
+    if run.kind == SyncRun.Kind.INCREMENTAL and not run.checkpoint.get("resources"):
+        consent_sweep(connection, ortto=ortto, bigcommerce=bigcommerce, log=log)  # sync/consent/writeback.py
     ctx = context.SyncContext(
         run=run, connection=connection, store=run.store, ortto=ortto,
         bigcommerce=bigcommerce,

@@ -35,6 +35,7 @@ from sync.engine.runs import webhook_run_request
 from sync.intake.cursors import intake_cursor
 from sync.intake.hooks import SECRET_HEADER, WEBHOOK_PATH
 from sync.models import SyncRun
+from sync.queue import enqueue
 
 logger = logging.getLogger("sync.intake.webhooks")
 
@@ -60,6 +61,8 @@ PROCESSED_SCOPES = {
     "store/cart/abandoned": "carts",
     "store/cart/converted": "carts",
 }
+# Carries only the id; the store's setting says what happens (sync/consent/erasure.py customer_deleted_handle).
+CUSTOMER_DELETED = "store/customer/deleted"
 CART_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 
 
@@ -195,6 +198,8 @@ def webhook_event_receive(*, body: bytes, secret: str | None) -> WebhookReceipt:
         if not created:
             return WebhookReceipt(200, "duplicate")
         if status == WebhookEvent.Status.IGNORED:
+            if delivery.scope == CUSTOMER_DELETED:  # the store's choice: keep (default) or erase in Ortto
+                enqueue("sync.tasks.consent_customer_deleted", store_id, event_id)
             return WebhookReceipt(200, "ignored", event_id)
         # Coalescing, cheaply: during a burst a run is already active and absorbs this event (its end
         # drains whatever is still pending, see sync.engine.runs._webhooks_followup), so one indexed EXISTS is

@@ -650,6 +650,25 @@ class OrttoClient:
                 "find_strategy": 0, "async": False}
         return list(self._post("/v1/accounts/merge", body).get("accounts") or [])
 
+    def get_people(self, *, filter: dict, fields: Iterable[str], limit: int = 100, offset: int = 0) -> dict:
+        """POST /v1/person/get (https://help.ortto.com/developer/latest/api-reference/person/get.html):
+        `limit` 1–500, `offset`, `fields`, `filter` with the documented `$and`/`$or`/`$str::is`.
+        Returns the whole answer (`contacts`, `has_more`, `next_offset`)."""
+        if not 1 <= limit <= 500:
+            raise ValueError("Ortto's person/get takes a limit of 1 to 500")
+        body = {"limit": limit, "offset": offset, "fields": list(fields), "filter": filter}
+        return self._post("/v1/person/get", body)
+
+    def archive_people(self, person_ids: list[str]) -> None:
+        """PUT /v1/person/archive `{"inclusion_ids": [...]}` (at most 100 a call; archive page)."""
+        if person_ids:
+            self._post("/v1/person/archive", {"inclusion_ids": list(person_ids)}, method="PUT")
+
+    def delete_people(self, person_ids: list[str]) -> None:
+        """DELETE /v1/person/delete `{"inclusion_ids": [...]}`: only archived people can be deleted."""
+        if person_ids:
+            self._post("/v1/person/delete", {"inclusion_ids": list(person_ids)}, method="DELETE")
+
     def add_account_people(self, *, account_id: str, person_ids: list[str]) -> None:
         """Link people to one account (PUT, one account per call).
         https://help.ortto.com/a-280-manage-organization-association-add-remove"""

@@ -28,9 +28,15 @@ ENDPOINTS = {
     "/v1/accounts/contacts/add": "accounts-contacts",
     "/v1/accounts/contacts/remove": "accounts-contacts",
     "/v1/accounts/custom-field/create": "accounts-custom-field-create",
+    # Consent both ways and erasure: docs/ortto-contract.md ("Consent both ways and erasure")
+    "/v1/person/get": "person-get",
+    "/v1/person/archive": "person-archive",
+    "/v1/person/delete": "person-archive",
 }
+# Called by a sweep (person/get) or an erasure, not by an initial sync.
+CONSENT_ENDPOINTS = {"/v1/person/get", "/v1/person/archive", "/v1/person/delete"}
 # The endpoints of a person-only sync (the seeded stores have no companies).
-PEOPLE_ENDPOINTS = {path for path in ENDPOINTS if not path.startswith("/v1/accounts/")}
+PEOPLE_ENDPOINTS = {path for path in ENDPOINTS if not path.startswith("/v1/accounts/")} - CONSENT_ENDPOINTS
 
 
 def schema_files() -> list[Path]:

@@ -58,6 +58,8 @@ CANNED: list[tuple[str, str, int, Any]] = [  # method, path regex (after /stores
         "cursor_pagination": {"count": 1, "per_page": 250, "start_cursor": "c1", "end_cursor": "c1", "links": {}}}}),
     ("GET", r"/v3/customers/subscribers", 200, {"data": [{"id": 1, "email": "a@example.com"}], "meta": {
         "pagination": {"total": 1, "count": 1, "per_page": 250, "current_page": 1, "total_pages": 1}}}),
+    ("PUT", r"/v3/customers", 200, {"data": [{"id": 7}], "meta": {}}),
+    ("DELETE", r"/v3/customers/subscribers/\d+", 204, None),
     ("GET", r"/v2/orders", 204, None),
     ("GET", r"/v2/orders/count", 200, {"count": 3, "statuses": []}),
     ("GET", r"/v2/orders/\d+", 200, {"id": 100}),
@@ -107,6 +109,12 @@ ENDPOINTS = [
     Endpoint("customers by ids", {"GET"}, lambda c: c.customers_page(ids=[4, 5, 6], limit=50)),
     Endpoint("subscribers page", {"GET"}, lambda c: c.subscribers_page(modified_since=SINCE, page=2)),
     Endpoint("subscribers by ids", {"GET"}, lambda c: c.subscribers_page(ids=[7, 8])),
+    # Consent written back (sync/consent/writeback.py).
+    Endpoint("customers by email", {"GET"}, lambda c: c.customers_by_email(["ann@example.com", "bob@example.com"])),
+    Endpoint("subscribers by email", {"GET"}, lambda c: c.subscribers_by_email("ann@example.com")),
+    Endpoint("delete subscriber", {"DELETE"}, lambda c: c.delete_subscriber(3)),
+    Endpoint("customers stop accepting marketing", {"PUT"}, lambda c: c.update_customers(
+        [{"id": 7, "accepts_product_review_abandoned_cart_emails": False}])),
     Endpoint("orders page", {"GET"}, lambda c: c.orders_page(modified_since=SINCE, min_id=101, limit=250)),
     Endpoint("orders first page", {"GET"}, lambda c: c.orders_page()),
     Endpoint("orders id range", {"GET"}, lambda c: c.orders_page(min_id=101, max_id=140, limit=250)),

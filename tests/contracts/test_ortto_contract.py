@@ -21,6 +21,7 @@ from jsonschema import Draft202012Validator
 
 from sandbox.ortto import services
 from sandbox.ortto.seed import seed_ortto_instances
+from sync.consent.writeback import email_filter
 from sync.engine import activities, mapping
 from sync.engine.orders import records
 from sync.ortto.client import OrttoClient
@@ -85,6 +86,9 @@ def captured(settings):
         rsps.add_callback(responses.PUT, f"{BASE}/v1/accounts/contacts/remove", answer({}))
         rsps.add_callback(responses.POST, f"{BASE}/v1/accounts/custom-field/create",
                           answer({"field_id": "int:oc:total-spent", "name": "Total spent", "display_type": "currency"}))
+        rsps.add_callback(responses.POST, f"{BASE}/v1/person/get", answer({"contacts": [], "has_more": False}))
+        rsps.add_callback(responses.PUT, f"{BASE}/v1/person/archive", answer({}))
+        rsps.add_callback(responses.DELETE, f"{BASE}/v1/person/delete", answer({}))
         yield bodies
 
 
@@ -172,6 +176,12 @@ def test_every_client_request_fits_the_request_schemas(captured):
     client.add_account_people(account_id="507f1f77bcf86cd799439011", person_ids=["006913c5b9ca58778a137d00"])
     client.remove_account_people(account_id="507f1f77bcf86cd799439011", person_ids=["006913c5b9ca58778a137d00"])
     client.create_account_field(name="Total spent", field_type="currency")
+    client.get_people(filter=email_filter(["ann.example@example.com", "guest@example.com"]),
+                      fields=["str::email", "bol::p"], limit=100)
+    client.get_people(filter={"$str::is": {"field_id": "str::email", "value": "guest@example.com"}},
+                      fields=["str::email"], limit=10)
+    client.archive_people(["006913c5b9ca58778a137d00"])
+    client.delete_people(["006913c5b9ca58778a137d00"])
 
     seen = {path for path, _ in captured}
     assert seen == set(ENDPOINTS)

@@ -146,6 +146,36 @@ def test_subscribers(call):
     call("subscribers.v3.yml", "get", "/v3/customers/subscribers", query={"email": "a@example.com"})
 
 
+# --- consent written back: subscriber removal and customer updates (customers modify scope) -------------
+
+def test_a_subscriber_is_removed_and_a_customer_stops_accepting_marketing(call):
+    from sandbox.bigcommerce.models import Subscriber
+
+    subscriber = Subscriber.objects.filter(store__store_hash=STORE).order_by("bc_id").first()
+    response = call("subscribers.v3.yml", "delete", f"/v3/customers/subscribers/{subscriber.bc_id}",
+                    expect_no_content=True)
+    assert response.status_code == 204 and not Subscriber.objects.filter(pk=subscriber.pk).exists()
+
+    customer = Customer.objects.filter(store__store_hash=STORE).order_by("bc_id").first()
+    response = call("customers.v3.yml", "put", "/v3/customers",
+                    body=[{"id": customer.bc_id, "accepts_product_review_abandoned_cart_emails": False}])
+    assert response.status_code == 200
+    assert response.json()["data"][0]["accepts_product_review_abandoned_cart_emails"] is False
+    customer.refresh_from_db()
+    assert customer.accepts_product_review_abandoned_cart_emails is False
+
+
+def test_more_than_ten_customers_in_one_update_is_the_documented_413(call):
+    customers = Customer.objects.filter(store__store_hash=STORE).order_by("bc_id")[:11]
+    before = [(c.bc_id, c.accepts_product_review_abandoned_cart_emails, c.date_modified) for c in customers]
+    body = [{"id": c.bc_id, "accepts_product_review_abandoned_cart_emails": not c.accepts_product_review_abandoned_cart_emails}
+            for c in customers]
+    assert call("customers.v3.yml", "put", "/v3/customers", body=body).status_code == 413
+    after = [(c.bc_id, c.accepts_product_review_abandoned_cart_emails, c.date_modified)
+             for c in Customer.objects.filter(store__store_hash=STORE).order_by("bc_id")[:11]]
+    assert after == before, "refused: nothing changed"
+
+
 # --- orders ---------------------------------------------------------------------------------------
 
 def test_orders_list_count_and_detail(call):

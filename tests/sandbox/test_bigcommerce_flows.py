@@ -394,3 +394,21 @@ def test_webhooks_are_delivered_in_the_background_after_commit():
     delivery = WebhookDelivery.objects.get()
     assert delivery.status == "delivered"
     assert delivery.payload["data"] == {"type": "order", "id": order.bc_id}
+
+
+@responses.activate
+def test_delete_customer_fires_store_customer_deleted(client, store, settings):
+    settings.SANDBOX_BIGCOMMERCE_WEBHOOKS_ASYNC = False
+    install = services.app_install_complete(store=store)
+    services.hook_create(store=store, client_id=install.client_id,
+                         values={"scope": "store/customer/*", "destination": "https://bridge.example/wh"})
+    responses.post("https://bridge.example/wh", status=200)
+    customer = Customer.objects.filter(store=store).first()
+    page = client.get(f"{PANEL}/customers/{customer.bc_id}/edit/").content.decode()
+    assert "Delete customer" in page
+    assert client.get(f"{PANEL}/customers/{customer.bc_id}/delete/").status_code == 405
+    assert client.post(f"{PANEL}/customers/{customer.bc_id}/delete/").status_code == 302
+    assert not Customer.objects.filter(pk=customer.pk).exists()
+    webhook_deliveries_run(store=store)
+    payload = json.loads(responses.calls[0].request.body)
+    assert payload["scope"] == "store/customer/deleted" and payload["data"] == {"type": "customer", "id": customer.bc_id}

@@ -114,3 +114,36 @@ def test_profile_shows_fields_and_feed_newest_first(client, shopper):
 
 def test_unknown_person_is_404(client):
     assert client.get("/sandbox/ortto/app/acme-us/people/000000000000000000000000/").status_code == 404
+
+
+def test_the_unsubscribe_button_unsubscribes_like_an_emails_link(client):
+    api(client, "person/merge", {"people": [{"fields": {"str::email": "sub@example.com", "bol::p": True}}]})
+    person = Person.objects.get(email="sub@example.com")
+    page = client.get(f"/sandbox/ortto/app/acme-us/people/{person.person_id}/").content.decode()
+    assert ">Unsubscribe</button>" in page
+    url = f"/sandbox/ortto/app/acme-us/people/{person.person_id}/unsubscribe/"
+    assert client.get(url).status_code == 405, "a GET changes nothing"
+    assert client.post(url).status_code == 302
+    person.refresh_from_db()
+    assert person.email_permission is False and person.fields["str::u-ctx"] == "Unsubscribed from an email"
+    page = client.get(f"/sandbox/ortto/app/acme-us/people/{person.person_id}/").content.decode()
+    assert ">Unsubscribe</button>" not in page and "Unsubscribed from an email" in page
+    client.post(url)  # twice: one Unsubscribed line
+    assert person.activities.filter(activity_id="unsubscribed").count() == 1
+
+
+def test_archive_then_delete_as_ortto_documents(client):
+    api(client, "person/merge", {"people": [{"fields": {"str::email": "gone@example.com"}}]})
+    person_id = Person.objects.get(email="gone@example.com").person_id
+    refused = client.delete("/sandbox/ortto/default/v1/person/delete", data=json.dumps({"inclusion_ids": [person_id]}),
+                            content_type="application/json", HTTP_X_API_KEY=KEY)
+    assert refused.status_code == 400 and Person.objects.filter(person_id=person_id).exists(), "archive first"
+    archived = client.put("/sandbox/ortto/default/v1/person/archive", data=json.dumps({"inclusion_ids": [person_id]}),
+                          content_type="application/json", HTTP_X_API_KEY=KEY)
+    assert archived.status_code == 200 and archived.json() == {"archived_contacts": 1}
+    found = api(client, "person/get", {"filter": {"$str::is": {"field_id": "str::email", "value": "gone@example.com"}}})
+    assert found["contacts"] == [], "archived people are out of person/get"
+    assert api(client, "person/get", {"type": "archived"})["contacts"][0]["id"] == person_id
+    deleted = client.delete("/sandbox/ortto/default/v1/person/delete", data=json.dumps({"inclusion_ids": [person_id]}),
+                            content_type="application/json", HTTP_X_API_KEY=KEY)
+    assert deleted.status_code == 200 and not Person.objects.filter(person_id=person_id).exists()

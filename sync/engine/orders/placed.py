@@ -19,7 +19,7 @@ from sync.engine.answers import OK_ACTIVITY_STATUSES, person_error
 from sync.engine.context import BATCH_SIZE, PageWork, SyncContext, event
 from sync.engine.mapping import PersonInput
 from sync.engine.orders import records
-from sync.engine.people import ledger_load, people_sync
+from sync.engine.people import ledger_load, people_sync, without_erased
 from sync.engine.planning import merge_calls, plan_repairs
 from sync.engine.rules import LedgerState, permission_decision
 from sync.engine.sending import activities_send, merge_rounds
@@ -37,6 +37,7 @@ def placed_process(ctx: SyncContext, orders: list[dict], *, carry: bool = False,
     writes them once, with the totals its status changes move)."""
     work = PageWork()
     work.counters.fetched = len(orders)
+    orders = without_erased(ctx, orders, work, email_of=records.order_email)
     connection = ctx.connection
     placed = [o for o in orders if records.order_is_placed(o)]
     work.counters.incomplete += len(orders) - len(placed)
