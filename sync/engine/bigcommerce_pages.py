@@ -203,7 +203,8 @@ class PagePrefetch:
             state = checkpoint["resources"][resource]
             room = PREFETCH_PAGES - self.queue.qsize() - len(pending)
             for index, window in enumerate(state["windows"]["list"]):
-                if len(pending) >= read_concurrency(self.ctx.bigcommerce) or room <= 0:
+                # A full read-ahead still lets one request go, as _numbered does: the run is taking pages.
+                if len(pending) >= read_concurrency(self.ctx.bigcommerce) or room <= 0 and pending:
                     break
                 if not window["done"] and index not in pending:
                     room -= 1

@@ -168,3 +168,29 @@ def test_a_resumed_read_goes_on_where_each_window_was(settings):
     assert set(first_part) | set(rest) == set(range(1, 201))
     assert not set(first_part) & set(rest)  # nothing handed twice: each window resumed at its cursor
     assert checkpoint["resources"]["customers"]["done"]
+
+
+def test_a_run_slower_than_the_reads_still_gets_every_customer(settings):
+    """The read-ahead fills while the run works on a unit: the windows wait for room, they do not stop."""
+    settings.BIGCOMMERCE_READ_CONCURRENCY = 4
+    client = CustomerStore(200, latency=0.0)
+    handed = []
+    checkpoint = _checkpoint()
+    prefetch = PagePrefetch(SimpleNamespace(bigcommerce=client), "customers", checkpoint,
+                            first=_first_page(client, checkpoint))
+
+    def consume():
+        with prefetch as pages:
+            while True:
+                time.sleep(0.01)  # slower than the double answers: the queue is full most of the time
+                items, _, state = pages.next_unit(1)
+                handed.extend(item["id"] for item in items)
+                if state["resources"]["customers"]["done"]:
+                    return
+
+    reader = threading.Thread(target=consume, daemon=True)
+    reader.start()
+    reader.join(timeout=30)
+    if reader.is_alive():  # the run would wait for a page forever
+        prefetch.stopping.set()
+    assert not reader.is_alive() and sorted(handed) == list(range(1, 201))
