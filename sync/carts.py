@@ -28,6 +28,7 @@ from django.utils import timezone
 from stores.models import WebhookEvent
 
 from . import activities, engine, mapping
+from .catalog.mirror import facts_for
 from .models import CartLedger, PersonLedger, SyncEvent, SyncRun
 from .rules import NO_SIGNAL
 from .schema import schema_journey_target
@@ -98,6 +99,7 @@ def carts_process(ctx: engine.SyncContext, events: list[CartEvent]) -> engine.Pa
             sends.append((row, activities.abandoned_cart_activity(
                 cart=cart, email=email, store_hash=ctx.store.store_hash, store_name=ctx.store.name,
                 **schema_journey_target(ctx.connection, activities.ABANDONED_CART),
+                catalog=facts_for(ctx, [i.get("product_id") for i in activities.cart_line_items(cart)]),
                 recovery_url=recovery_url(store=ctx.store, token=event.token, cart_id=event.cart_id)), "abandoned"))
         elif event.scope == CONVERTED:
             row = known.get(event.cart_id) or new_rows.get(event.cart_id)
@@ -228,6 +230,7 @@ def carts_redo(ctx: engine.SyncContext, *, limit: int = REDO_LIMIT) -> engine.Pa
         sends.append((row, activities.abandoned_cart_activity(
             cart=cart, email=row.email, store_hash=ctx.store.store_hash, store_name=ctx.store.name,
             **schema_journey_target(ctx.connection, activities.ABANDONED_CART),
+            catalog=facts_for(ctx, [i.get("product_id") for i in activities.cart_line_items(cart)]),
             recovery_url=recovery_url(store=ctx.store, token=row.token, cart_id=row.cart_id)), "abandoned"))
     ok_emails = _people_ensure(ctx, [row.email for row, _, _ in sends], work)
     sendable = [(row, activity, what) for row, activity, what in sends if row.email in ok_emails]

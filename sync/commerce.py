@@ -28,6 +28,7 @@ from django.utils import timezone
 from . import activities, engine, mapping
 from .activities import CANCELLED_STATUS, FULFILLED_STATUSES, REFUNDED_STATUS
 from .bigcommerce_pages import orders_by_id
+from .catalog.mirror import facts_for
 from .db import rows_update
 from .models import OrderLedger, PersonLedger, SyncEvent, SyncRun
 from .schema import schema_journey_id, schema_journey_target
@@ -311,8 +312,10 @@ def _products_limit(ctx: engine.SyncContext, placed: list[_Pending], work: engin
 
 
 def _products_of(ctx: engine.SyncContext, order: dict, email: str) -> list[dict]:
+    items = activities.order_line_items(order) or []
     return activities.ordered_product_activities(
         order=order, email=email, store_hash=ctx.store.store_hash, store_name=ctx.store.name,
+        catalog=facts_for(ctx, [item.get("product_id") for item in items]),
         **schema_journey_target(ctx.connection, activities.ORDERED_PRODUCT))
 
 

@@ -12,7 +12,7 @@ from sync import activities
 from sync.models import Connection, PersonLedger, SyncEvent, SyncRun
 from sync.ortto import OrttoClient, OrttoRequestError
 from sync.runs import sync_run_execute, sync_run_request
-from sync.schema import ortto_schema_ensure, schema_journey_target
+from sync.schema import ALL_SPECS, ortto_schema_ensure, schema_journey_target
 
 pytestmark = pytest.mark.django_db
 
@@ -146,7 +146,7 @@ def test_a_refused_icon_falls_back_to_a_recorded_one_instead_of_failing_the_sche
     connection = make_connection(make_store("ico1"), make_account(api_key="key-ico"))
     schema = ortto_schema_ensure(connection)
     assert connection.schema_ready
-    assert set(schema["activities"]) == {spec.key for spec in activities.JOURNEY}
+    assert set(schema["activities"]) == {spec.key for spec in ALL_SPECS}
     created = [b for b in bodies if b["icon_id"] in accepted]
     assert len(created) == 1 + len(activities.JOURNEY)  # Placed order and the journey, each once
     refused = [b["name"] for b in bodies if b["icon_id"] not in accepted]
