@@ -198,6 +198,8 @@ if SANDBOX:
     )
     BIGCOMMERCE_STOREFRONT_URL = env.str(
         "BIGCOMMERCE_STOREFRONT_URL", default=f"{PUBLIC_URL}/sandbox/bigcommerce/store-{{store_hash}}/storefront")
+    BIGCOMMERCE_CURRENT_CUSTOMER_URL = env.str(
+        "BIGCOMMERCE_CURRENT_CUSTOMER_URL", default="/sandbox/bigcommerce/store-{store_hash}/customer/current.jwt")
 else:
     BIGCOMMERCE_CLIENT_ID = env.str("BIGCOMMERCE_CLIENT_ID", default="")
     BIGCOMMERCE_CLIENT_SECRET = env.str("BIGCOMMERCE_CLIENT_SECRET", default="")
@@ -220,6 +222,9 @@ else:
     # A product's storefront URL is this + its custom_url.url (products_catalog.v3.yml, customUrl_Full: the
     # path relative to the storefront); {domain}, {store_hash}.
     BIGCOMMERCE_STOREFRONT_URL = env.str("BIGCOMMERCE_STOREFRONT_URL", default="https://{domain}")
+    # The storefront's Current Customer API (current_customer.yml: GET /customer/current.jwt on the store's own
+    # domain), as the storefront script calls it; {store_hash}.
+    BIGCOMMERCE_CURRENT_CUSTOMER_URL = env.str("BIGCOMMERCE_CURRENT_CUSTOMER_URL", default="/customer/current.jwt")
 BIGCOMMERCE_API_URL = BIGCOMMERCE_API_URL.rstrip("/")
 BIGCOMMERCE_LOGIN_URL = BIGCOMMERCE_LOGIN_URL.rstrip("/")
 ORTTO_API_URL = ORTTO_API_URL.rstrip("/")
