@@ -154,13 +154,13 @@ def _cart_email(ctx: engine.SyncContext, cart: dict) -> str:
             .values_list("email", flat=True).first() or "")
 
 
-def _people_ensure(ctx: engine.SyncContext, emails: list[str], work: engine.PageWork) -> set[str]:
+def _people_ensure(ctx: engine.SyncContext, emails: list[str], work: engine.PageWork, *, source: str = "cart") -> set[str]:
     """Merge the carts' shoppers before their activities: new ones under R2, known ones by presence."""
     emails = list(dict.fromkeys(emails))
     if not emails:
         return set()
     ledger = engine.ledger_load(ctx, emails)
-    people = [mapping.PersonInput(email=email, fields={"str::email": email}, source="cart", signal=NO_SIGNAL)
+    people = [mapping.PersonInput(email=email, fields={"str::email": email}, source=source, signal=NO_SIGNAL)
               for email in emails if email not in ledger]
     person_work = engine.PageWork()
     outcomes = engine.people_sync(ctx, "carts", people, person_work, ledger=ledger, update_fields=False)

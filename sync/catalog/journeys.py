@@ -28,6 +28,10 @@ SEND_LIMIT = 1000
 # A product activity Ortto refused, or whose shopper could not be merged, is tried this many runs.
 MAX_ATTEMPTS = 3
 ADDED_SCOPES = ("store/cart/lineItem/created", "store/cart/lineItem/updated")
+# Where a product activity's shopper was met, for a new person's reason (sync/rules.py, reason_created).
+SOURCES = {"cart": {ProductActivity.Kind.ADDED_TO_CART},
+           "stock": {ProductActivity.Kind.WAITING_ON_STOCK, ProductActivity.Kind.BACK_IN_STOCK},
+           "storefront": {ProductActivity.Kind.VIEWED_PRODUCT}}
 
 
 def catalog_step(ctx: engine.SyncContext) -> engine.PageWork:
@@ -136,7 +140,12 @@ def activities_send(ctx: engine.SyncContext, work: engine.PageWork) -> None:
     if not rows:
         return
     facts = mirror.product_facts(ctx.store, {row.product_id for row in rows})
-    ok_emails = _people_ensure(ctx, [row.email for row in rows], work)
+    variants = mirror.variant_facts(ctx.store, {row.product_id for row in rows})
+    # New shoppers get the reason that says where the bridge met them (sync/rules.py, reason_created).
+    ok_emails: set[str] = set()
+    for source, kinds in SOURCES.items():
+        ok_emails |= _people_ensure(ctx, [row.email for row in rows if row.kind in kinds and row.email not in ok_emails],
+                                    work, source=source)
     sendable, bodies = [], []
     failed: list[tuple[ProductActivity, str]] = []
     for row in rows:
@@ -147,7 +156,8 @@ def activities_send(ctx: engine.SyncContext, work: engine.PageWork) -> None:
         bodies.append(activities.product_activity(
             kind=row.kind, key=f"bc:{ctx.store.store_hash}:{row.kind}:{row.dedup_key}", email=row.email,
             store_hash=ctx.store.store_hash, store_name=ctx.store.name, product_id=row.product_id,
-            variant_id=row.variant_id, details=row.details or {}, facts=facts.get(row.product_id),
+            variant_id=row.variant_id, facts=facts.get(row.product_id),
+            details={**variants.get((row.product_id, row.variant_id), {}), **(row.details or {})},
             created=row.created_at, **schema_journey_target(ctx.connection, spec)))
         sendable.append(row)
     results = [r for batch in engine.send_all(engine.create_activities_safely, ctx, list(engine.chunks(bodies)))

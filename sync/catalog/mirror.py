@@ -220,3 +220,11 @@ def facts_for(ctx, product_ids) -> dict[int, ProductFacts]:
         found = product_facts(ctx.store, missing)
         memo.update({pid: found.get(pid) for pid in missing})
     return {pid: memo[pid] for pid in wanted if memo.get(pid) is not None}
+
+
+def variant_facts(store, product_ids) -> dict[tuple[int, int], dict]:
+    """(product id, variant id) -> {"sku", "variant"} from the mirror, for activities whose event named none."""
+    ids = {int(i) for i in product_ids if _int(i) > 0}
+    return {(row["product__product_id"], row["variant_id"]): {"sku": row["sku"], "variant": row["options"]}
+            for row in CatalogVariant.objects.filter(product__store=store, product__product_id__in=ids)
+            .values("product__product_id", "variant_id", "sku", "options")}

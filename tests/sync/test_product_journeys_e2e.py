@@ -115,6 +115,11 @@ def test_waiting_on_stock_then_restock_then_back_in_stock(synced, sandbox_live):
     waiting = PersonActivity.objects.filter(activity_id=WAITING)
     assert waiting.count() == 1 and waiting[0].person.email == "waiter@example.com"
     assert _links(waiting[0])["product-url"].endswith("/store-pj2/storefront/wool-hiking-socks/")
+    assert _attr(waiting[0], "sku") == "SOCK-W" and _attr(waiting[0], "variant") == "Size: L"  # from the mirror
+    waiter = Person.objects.get(email="waiter@example.com")
+    assert waiter.email_permission is False  # new: merged unsubscribed first (R2), with where they were met
+    assert waiter.fields["str::u-ctx"] == ("Asked Product Outfitters to e-mail them once a product is back in stock; "
+                                           "did not opt in to the newsletter")
     assert not PersonActivity.objects.filter(activity_id=BACK).exists()
 
     bc.product_restock(product=Product.objects.get(store=sandbox_store, bc_id=114), quantity=5)  # the Restock button
