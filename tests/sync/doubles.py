@@ -53,7 +53,7 @@ class FakeBigCommerce:
         rsps.add_callback(responses.POST, re.compile(base + r"/v3/hooks$"), self.on_hook_create)
 
     def on_products(self, request):
-        self.requests.append(request)
+        self.requests.append(request.url)
         query = self._query(request)
         items = self.products
         if query.get("id:in"):
