@@ -5,7 +5,7 @@ endpoints in sync/catalog/storefront.py, which then ask for a run).
 
 Which catalog read a run makes:
 - initial and full runs read the whole catalog first, so their Ordered product activities carry links;
-- a sweep reads the products changed since the newest change the mirror holds;
+- a sweep (or Sync now) reads the products changed since the newest change the mirror holds;
 - a webhook run re-reads the products its store/product/* and store/sku/* deliveries name.
 A token without the catalog scope (a store installed before it was asked for) costs a warning, not the run.
 """
@@ -40,7 +40,7 @@ def catalog_step(ctx: engine.SyncContext) -> engine.PageWork:
     try:
         if run.kind in (SyncRun.Kind.INITIAL, SyncRun.Kind.FULL):
             read, restocked = mirror.mirror_read_all(store, ctx.bigcommerce)
-        elif run.kind == SyncRun.Kind.INCREMENTAL:
+        elif run.kind in (SyncRun.Kind.INCREMENTAL, SyncRun.Kind.MANUAL):
             read, restocked = mirror.mirror_read_all(store, ctx.bigcommerce, modified_since=mirror.mirror_since(store))
         elif "webhook" in run.checkpoint:
             read, restocked = mirror.mirror_refresh(store, ctx.bigcommerce,
