@@ -148,9 +148,10 @@ def test_a_refused_icon_falls_back_to_a_recorded_one_instead_of_failing_the_sche
     assert connection.schema_ready
     assert set(schema["activities"]) == {spec.key for spec in ALL_SPECS}
     created = [b for b in bodies if b["icon_id"] in accepted]
-    assert len(created) == 1 + len(activities.JOURNEY)  # Placed order and the journey, each once
+    assert len(created) == 1 + len(ALL_SPECS)  # Placed order and the journeys, each once
     refused = [b["name"] for b in bodies if b["icon_id"] not in accepted]
-    assert sorted(refused) == ["Cancelled order", "Cart recovered", "Fulfilled order"]  # flag, happy: once each
+    assert sorted(refused) == ["Back in stock", "Cancelled order", "Cart recovered", "Fulfilled order",
+                               "Viewed product", "Waiting on stock"]  # flag, happy: once each
 
 
 def test_a_refusal_that_is_not_the_icon_still_fails_after_the_fallbacks(settings):
