@@ -7,6 +7,7 @@ import pytest
 
 from sync import activities
 from sync.commerce import JUST_PLACED, counted_total, order_change, order_is_fulfilled, refunded_amount
+from sync.schema import ALL_SPECS
 
 
 def order(status_id=11, total="100.00", refunded="0.0000", items_total=2, items_shipped=0, **extra):
@@ -65,7 +66,7 @@ def test_an_import_records_without_news_and_a_row_without_status_only_learns_it(
     assert placed_then_shipped.events == ["fulfilled"]
 
 
-@pytest.mark.parametrize("spec", activities.JOURNEY, ids=lambda s: s.key)
+@pytest.mark.parametrize("spec", ALL_SPECS, ids=lambda s: s.key)
 def test_definitions_name_their_title_attribute_and_fit_ortto_limits(spec):
     definition = spec.definition()
     names = [a["name"] for a in definition["attributes"]]

@@ -128,7 +128,7 @@ def test_an_existing_definition_keeps_the_ids_another_connection_was_answered(ma
 
 
 def test_journey_definitions_use_only_icons_a_recorded_answer_shows():
-    for spec in activities.JOURNEY:
+    for spec in ALL_SPECS:
         assert spec.definition()["icon_id"] in activities.RECORDED_ICONS, spec.name
 
 
