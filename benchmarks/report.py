@@ -27,6 +27,8 @@ def bc_made(run: dict) -> dict:
         "customers": calls.get("bigcommerce GET v3/customers", 0),
         "orders": calls.get("bigcommerce GET v2/orders", 0),
         "orders/count": calls.get("bigcommerce GET v2/orders/count", 0),
+        # The catalog mirror (sync/catalog/mirror.py): ceil(products / 250) pages, read before the orders.
+        "catalog": calls.get("bigcommerce GET v3/catalog/products", 0),
     }
 
 
@@ -171,12 +173,12 @@ def _initial_sync(results: dict, sizes: list[dict], throttled: list[tuple[dict, 
         w("")
         w("Requests made vs the minimum (throttled run; the unthrottled run makes the same requests):")
         w("")
-        w("| n | BC subscribers | BC customers | BC orders | BC extra (orders/count) | **BC total / min** | "
+        w("| n | BC subscribers | BC customers | BC orders | BC extra (orders/count + catalog pages) | **BC total / min** | "
           "Ortto merges (people + aggregates) | Ortto activities | **Ortto total / min** | merges by strategy |")
         w("|---|---|---|---|---|---|---|---|---|---|")
         for r, t in throttled:
             mins, made = r["mins"], t["bc_made"]
-            extra = made["orders/count"]
+            extra = made["orders/count"] + made.get("catalog", 0)
             people_min = mins["people"]
             merges_min = None if people_min is None else people_min + mins["aggregates"]
             w(f"| {_f(r['n'])} | {made['subscribers']} / {mins['bc']['subscribers']} | {made['customers']} / "

@@ -214,6 +214,10 @@ if SANDBOX:
     SANDBOX_BIGCOMMERCE_LATENCY_MS = env.int("SANDBOX_BIGCOMMERCE_LATENCY_MS", default=0)
     SANDBOX_ORTTO_LATENCY_MS = env.int("SANDBOX_ORTTO_LATENCY_MS", default=0)
     SANDBOX_LATENCY_JITTER = env.float("SANDBOX_LATENCY_JITTER", default=0.2)
+    BIGCOMMERCE_STOREFRONT_URL = env.str(
+        "BIGCOMMERCE_STOREFRONT_URL", default=f"{PUBLIC_URL}/sandbox/bigcommerce/store-{{store_hash}}/storefront")
+    BIGCOMMERCE_CURRENT_CUSTOMER_URL = env.str(
+        "BIGCOMMERCE_CURRENT_CUSTOMER_URL", default="/sandbox/bigcommerce/store-{store_hash}/customer/current.jwt")
 else:
     BIGCOMMERCE_CLIENT_ID = env.str("BIGCOMMERCE_CLIENT_ID", default="")
     BIGCOMMERCE_CLIENT_SECRET = env.str("BIGCOMMERCE_CLIENT_SECRET", default="")
@@ -233,6 +237,12 @@ else:
     # (docs/ortto-contract.md, "Abandoned cart"), hence a setting; {domain}, {store_hash}, {token}, {cart_id}.
     BIGCOMMERCE_CART_RECOVERY_URL = env.str(
         "BIGCOMMERCE_CART_RECOVERY_URL", default="https://{domain}/cart.php?action=recover&token={token}")
+    # A product's storefront URL is this + its custom_url.url (products_catalog.v3.yml, customUrl_Full: the
+    # path relative to the storefront); {domain}, {store_hash}.
+    BIGCOMMERCE_STOREFRONT_URL = env.str("BIGCOMMERCE_STOREFRONT_URL", default="https://{domain}")
+    # The storefront's Current Customer API (current_customer.yml: GET /customer/current.jwt on the store's own
+    # domain), as the storefront script calls it; {store_hash}.
+    BIGCOMMERCE_CURRENT_CUSTOMER_URL = env.str("BIGCOMMERCE_CURRENT_CUSTOMER_URL", default="/customer/current.jwt")
 BIGCOMMERCE_API_URL = BIGCOMMERCE_API_URL.rstrip("/")
 BIGCOMMERCE_LOGIN_URL = BIGCOMMERCE_LOGIN_URL.rstrip("/")
 ORTTO_API_URL = ORTTO_API_URL.rstrip("/")
@@ -240,7 +250,10 @@ ORTTO_API_URL = ORTTO_API_URL.rstrip("/")
 BIGCOMMERCE_REQUIRED_SCOPES = env.list(
     "BIGCOMMERCE_REQUIRED_SCOPES",
     # store_cart_read_only: an abandoned cart's contents (GET /v3/carts/{id}) and its webhooks (carts.v3.yml).
-    default=["store_v2_customers_read_only", "store_v2_orders_read_only", "store_v2_content", "store_cart_read_only"],
+    # store_v2_products_read_only: the catalog mirror (GET /v3/catalog/products, products_catalog.v3.yml) and
+    # the store/product/* and store/sku/* webhooks.
+    default=["store_v2_customers_read_only", "store_v2_orders_read_only", "store_v2_content", "store_cart_read_only",
+             "store_v2_products_read_only"],
 )
 # Origins allowed to frame the app page (the control panel). Space-separated CSP sources.
 BIGCOMMERCE_FRAME_ANCESTORS = env.list(

@@ -18,6 +18,8 @@ urlpatterns = [
     path("bigcommerce/", include((stores_urls.urlpatterns + sync_bigcommerce_urls.urlpatterns, "bigcommerce"))),
     path("connect/", include("sync.connect.urls")),
     path("healthz", include("sync.health.urls")),
+    # The storefront script's endpoints (back-in-stock form, signed-in product views): sync/catalog/storefront.py.
+    path("storefront/", include("sync.catalog.urls")),
     # Browsers ask for /favicon.ico on pages that name no icon (JSON answers, error pages). The icon's URL
     # is looked up on first use, once collectstatic has written the manifest; a temporary redirect, as a
     # hashed name changes with the file.

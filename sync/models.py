@@ -673,3 +673,98 @@ class ErasureRecord(models.Model):
 
     def __str__(self):
         return f"erasure {self.email_hash[:12]}… at {self.created_at:%Y-%m-%d %H:%M}"
+
+
+# --- catalog mirror and product journeys (sync/catalog/) --------------------------------------------
+
+
+class CatalogProduct(models.Model):
+    """The store's catalog as the bridge last read it (v3 catalog: sync/catalog/mirror.py): what a product
+    activity shows of a product. A product deleted from the store stays, marked, so activities still send
+    what is known of it."""
+
+    store = models.ForeignKey(Store, on_delete=models.CASCADE, related_name="catalog_products")
+    product_id = models.PositiveBigIntegerField()
+    name = models.CharField(max_length=255, blank=True)
+    url = models.CharField(max_length=1000, blank=True, help_text="The product's storefront URL.")
+    image_url = models.CharField(max_length=1000, blank=True, help_text="The product's main image.")
+    price = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+    sale_price = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+    inventory_level = models.IntegerField(default=0)
+    inventory_tracking = models.CharField(max_length=10, blank=True)
+    availability = models.CharField(max_length=10, blank=True)
+    bc_modified_at = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["store", "product_id"], name="catalog_product_unique")]
+
+    def __str__(self):
+        return f"{self.store_id}:{self.product_id} {self.name}"
+
+
+class CatalogVariant(models.Model):
+    product = models.ForeignKey(CatalogProduct, on_delete=models.CASCADE, related_name="variants")
+    variant_id = models.PositiveBigIntegerField()
+    sku = models.CharField(max_length=255, blank=True)
+    options = models.CharField(max_length=255, blank=True)
+    image_url = models.CharField(max_length=1000, blank=True)
+    price = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+    sale_price = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+    inventory_level = models.IntegerField(default=0)
+    purchasing_disabled = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["product", "variant_id"], name="catalog_variant_unique")]
+
+
+class ProductActivity(models.Model):
+    """One product activity the bridge owes Ortto (Added to cart, Viewed product, Waiting on stock, Back in
+    stock): written when the event is accepted, sent by the store's next run (sync/catalog/journeys.py).
+    `dedup_key` is the rule that keeps it to one (per cart and product; per shopper, product and day; per
+    wait), and the activity's key in Ortto."""
+
+    class Kind(models.TextChoices):
+        ADDED_TO_CART = "added_to_cart", "Added to cart"
+        VIEWED_PRODUCT = "viewed_product", "Viewed product"
+        WAITING_ON_STOCK = "waiting_on_stock", "Waiting on stock"
+        BACK_IN_STOCK = "back_in_stock", "Back in stock"
+
+    class State(models.TextChoices):
+        PENDING = "pending"
+        SENT = "sent"
+        FAILED = "failed"
+
+    store = models.ForeignKey(Store, on_delete=models.CASCADE, related_name="product_activities")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    dedup_key = models.CharField(max_length=200)
+    email = models.CharField(max_length=255)
+    product_id = models.PositiveBigIntegerField()
+    variant_id = models.PositiveBigIntegerField(default=0)
+    details = models.JSONField(default=dict, blank=True, help_text="quantity, price, cart id ... as received")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["store", "dedup_key"], name="product_activity_once")]
+        indexes = [models.Index(fields=["store", "state"], name="product_activity_state_idx")]
+
+
+class StockWait(models.Model):
+    """A shopper waiting for a variant to come back in stock (the storefront's back-in-stock form). Released
+    once their Back in stock activity is owed; the same e-mail twice is one wait."""
+
+    store = models.ForeignKey(Store, on_delete=models.CASCADE, related_name="stock_waits")
+    email = models.CharField(max_length=255)
+    product_id = models.PositiveBigIntegerField()
+    variant_id = models.PositiveBigIntegerField(default=0)
+    consent_text = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    released_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["store", "email", "product_id", "variant_id"],
+                                               condition=Q(released_at__isnull=True), name="one_open_stock_wait")]

@@ -32,6 +32,7 @@ from stores.bigcommerce import (
     BigCommerceUnavailable,
     store_client,
 )
+from sync.catalog.script import product_journeys_js
 from sync.models import Connection, OrttoAccount
 
 logger = logging.getLogger(__name__)
@@ -95,8 +96,12 @@ def tracking_snippet(*, tracking_key: str, region: str) -> str:
     )
 
 
-def tracking_script_payload(*, account: OrttoAccount) -> dict:
-    """The Scripts API body (POST and PUT) that installs `account`'s tracking code."""
+def tracking_script_payload(*, account: OrttoAccount, store_hash: str = "") -> dict:
+    """The Scripts API body (POST and PUT) that installs `account`'s tracking code; with the store's hash, also
+    the product journeys' part (sync/catalog/script.py) inside the same <script> tag."""
+    html = tracking_snippet(tracking_key=account.tracking_key, region=account.region)
+    if store_hash:
+        html = html[:-len("</script>")] + product_journeys_js(store_hash=store_hash) + "</script>"
     return {
         "name": SCRIPT_NAME,
         "description": (
@@ -104,7 +109,7 @@ def tracking_script_payload(*, account: OrttoAccount) -> dict:
             "Loads only for shoppers whose cookie consent allows analytics. Managed by the Ortto Bridge app: "
             "turn it off there under Step 2."
         )[:1000],
-        "html": tracking_snippet(tracking_key=account.tracking_key, region=account.region),
+        "html": html,
         "kind": "script_tag",
         "load_method": "default",  # the only method the Scripts API allows for script_tag
         "location": "head",
@@ -235,7 +240,8 @@ def tracking_enable(*, connection: Connection, by: str) -> str:
             return "This store has uninstalled the app. Install it again first."
         try:
             uuid, created = _install(client, uuid=current.tracking_script_uuid,
-                                     payload=tracking_script_payload(account=account))
+                                     payload=tracking_script_payload(account=account,
+                                                                     store_hash=current.store.store_hash))
         except BigCommerceError as exc:
             logger.warning("store %s: installing the tracking script failed: %s", current.store.store_hash, exc.message)
             return "Tracking was not enabled. " + _bigcommerce_reason(exc)
@@ -308,7 +314,8 @@ def tracking_move(*, old: Connection, new: Connection, by: str) -> None:
             pass  # uninstalled: auto_uninstall removed the script
         elif tracking_key_valid(account.tracking_key):
             try:
-                keep_uuid, _ = _install(client, uuid=uuid, payload=tracking_script_payload(account=account))
+                keep_uuid, _ = _install(client, uuid=uuid,
+                                        payload=tracking_script_payload(account=account, store_hash=store_hash))
                 enabled = True
             except BigCommerceError as exc:
                 logger.warning("store %s: moving tracking script %s to account %s failed: %s",

@@ -123,6 +123,7 @@ def sandbox_live(live_server, settings):
     settings.ORTTO_API_URL = f"{url}/sandbox/ortto/{{region}}"
     settings.BIGCOMMERCE_CART_RECOVERY_URL = (
         f"{url}/sandbox/bigcommerce/store-{{store_hash}}/storefront/cart.php?action=recover&token={{token}}")
+    settings.BIGCOMMERCE_STOREFRONT_URL = f"{url}/sandbox/bigcommerce/store-{{store_hash}}/storefront"
     settings.BIGCOMMERCE_FRAME_ANCESTORS = [url]
     settings.CSRF_TRUSTED_ORIGINS = [url]
     return url

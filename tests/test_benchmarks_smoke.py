@@ -28,7 +28,9 @@ def test_bench_harness_smoke(tmp_path):
         # is read), and Ordered product costs ceil(lines / 100) activity calls beside Placed order's.
         orders = data["orders"]
         assert calls["bigcommerce GET v2/orders"] == math.ceil(orders / 250)
-        assert not [key for key in calls if "/products" in key]
+        assert not [key for key in calls if "v2/" in key and "/products" in key]
+        # The catalog mirror is read inside the same quota: one page of the sandbox's catalog.
+        assert calls["bigcommerce GET v3/catalog/products"] == 1
         assert run["ortto_stats"]["ordered_product_activities"] == data["ordered_products"]
         assert calls["ortto activities/create"] == (math.ceil(data["placed_orders"] / 100)
                                                     + math.ceil(data["ordered_products"] / 100))
@@ -38,7 +40,7 @@ def test_bench_harness_smoke(tmp_path):
     nothing = size["incremental_nothing"]["requests"]
     assert nothing["by_api"].get("ortto", 0) == 0
     assert all(nothing["calls"][f"bigcommerce GET {p}"] == 1
-               for p in ("v3/customers", "v3/customers/subscribers", "v2/orders"))
+               for p in ("v3/customers", "v3/customers/subscribers", "v2/orders", "v3/catalog/products"))
     changed = size["incremental_changed"]
     assert changed["requests"]["by_api"].get("ortto", 0) == math.ceil(changed["changed"] / 100)
     assert results["admin"]["pages"]["run list"]["status"] == 200

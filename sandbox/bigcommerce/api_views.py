@@ -134,6 +134,14 @@ def cart(request, store, install, cart_id):
     return {"data": cart_json(found), "meta": {}}
 
 
+# --- v3 catalog -----------------------------------------------------------------------------------
+
+@store_api("GET")
+def catalog_products(request, store, install):
+    services.catalog_ensure(store)
+    return selectors.product_collection(store=store, params=request.GET)
+
+
 # --- v3 customers and subscribers -----------------------------------------------------------------
 
 def _json_list(request) -> list:

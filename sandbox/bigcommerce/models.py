@@ -287,3 +287,31 @@ class WebhookDelivery(models.Model):
     class Meta:
         ordering = ["-id"]
         indexes = [models.Index(fields=["status", "id"], name="sbx_bc_delivery_status")]
+
+
+class Product(models.Model):
+    """A catalog product with its one variant (products_catalog.v3.yml, product_Full with `variants`): what
+    GET /v3/catalog/products lists and the storefront's product pages show. Seeded from serializers.CATALOG
+    the first time a store's catalog is read (services.catalog_ensure); some products start out of stock."""
+
+    store = models.ForeignKey(SandboxStore, on_delete=models.CASCADE, related_name="products")
+    bc_id = models.PositiveIntegerField()
+    variant_id = models.PositiveIntegerField()
+    sku = models.CharField(max_length=64)
+    name = models.CharField(max_length=255)
+    slug = models.SlugField(max_length=255)
+    option_name = models.CharField(max_length=64, blank=True)
+    option_value = models.CharField(max_length=64, blank=True)
+    price = models.DecimalField(max_digits=12, decimal_places=2)
+    sale_price = models.DecimalField(max_digits=12, decimal_places=2, default=0)
+    inventory_level = models.IntegerField(default=0)
+    availability = models.CharField(max_length=10, default="available")
+    date_created = models.DateTimeField(auto_now_add=True)
+    date_modified = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["bc_id"]
+        constraints = [models.UniqueConstraint(fields=["store", "bc_id"], name="sbx_product_unique")]
+
+    def __str__(self):
+        return f"{self.name} ({self.sku})"

@@ -4,9 +4,11 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import Q
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.html import escape
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
@@ -14,8 +16,8 @@ from stores.security_headers import support_page_policy
 
 from . import limits, services
 from .forms import AddToCartForm, ApiLimitsForm, CheckoutForm, CustomerForm, OrderStatusForm, RefundForm, UserAddForm
-from .models import Cart, Customer, Hook, Order, SandboxStore, SandboxUser, Script, Subscriber, WebhookDelivery
-from .serializers import CATALOG, TAX_PERCENT, basket_totals
+from .models import Cart, Customer, Hook, Order, Product, SandboxStore, SandboxUser, Script, Subscriber, WebhookDelivery
+from .serializers import CATALOG, TAX_PERCENT, basket_totals, product_image_url
 
 PAGE_SIZE = 50
 
@@ -296,6 +298,29 @@ def webhooks_deactivate(request, store_hash):
     return redirect("sandbox_bigcommerce:webhooks", store.store_hash)
 
 
+# --- products -------------------------------------------------------------------------------------
+
+def products(request, store_hash):
+    store, user = _panel(request, store_hash)
+    services.catalog_ensure(store)
+    return _render(request, "products.html", store, user, "products", products=Product.objects.filter(store=store))
+
+
+@require_POST
+def product_restock(request, store_hash, product_id):
+    """The Restock button: the variant's stock goes to the quantity asked for (default 10)."""
+    store, _ = _panel(request, store_hash)
+    product = get_object_or_404(Product, store=store, bc_id=product_id)
+    try:
+        quantity = int(request.POST.get("quantity") or 10)
+        services.product_restock(product=product, quantity=quantity)
+    except ValueError:
+        messages.error(request, "Enter a stock level of 0 or more.")
+    else:
+        messages.success(request, f"{product.name}: {quantity} in stock (store/product/inventory/updated fired).")
+    return redirect(reverse("sandbox_bigcommerce:products", args=[store.store_hash]))
+
+
 # --- storefront -----------------------------------------------------------------------------------
 
 def storefront(request, store_hash):
@@ -309,7 +334,7 @@ def storefront(request, store_hash):
         tags[script.location].append(mark_safe(_script_tag(script, nonce=request.csp_nonce)))
     response = render(request, "sandbox/bigcommerce/storefront.html",
                       {"store": store, "scripts": scripts, "head_tags": tags["head"], "footer_tags": tags["footer"],
-                       "catalog": CATALOG, "cart": cart,
+                       "catalog": [{**p, "slug": services.product_slug(p["name"])} for p in CATALOG], "cart": cart,
                        "basket": basket_totals(cart.items) if cart and cart.items else None, "form": AddToCartForm()})
     response["Content-Security-Policy"] = support_page_policy(nonce=request.csp_nonce, third_party_scripts=True)
     return response
@@ -336,7 +361,8 @@ def storefront_cart(request, store_hash):
             if form.is_valid():
                 cart = services.cart_add(store=store, product_id=form.cleaned_data["product_id"],
                                          quantity=form.cleaned_data["quantity"],
-                                         email=form.cleaned_data["email"] or "", cart=cart)
+                                         email=form.cleaned_data["email"] or "", cart=cart,
+                                         customer=_signed_in(request, store))
                 request.session[_cart_key(store)] = cart.cart_id
                 messages.success(request, "Added to your cart.")
         elif action == "abandon" and cart is not None:
@@ -349,7 +375,7 @@ def storefront_cart(request, store_hash):
             messages.success(request, f"Thank you! Order #{order.bc_id} placed: ${order.total_inc_tax} charged.")
     except ValueError as exc:
         messages.error(request, str(exc))
-    return redirect(reverse("sandbox_bigcommerce:storefront", args=[store.store_hash]))
+    return redirect(_next(request, reverse("sandbox_bigcommerce:storefront", args=[store.store_hash])))
 
 
 def storefront_cart_recover(request, store_hash):
@@ -399,3 +425,90 @@ def checkout(request, store_hash):
         receipt = {**basket_totals(order.line_items), "charged": order.total_inc_tax}
     return render(request, "sandbox/bigcommerce/checkout.html",
                   {"store": store, "form": form, "order": order, "receipt": receipt, "tax_percent": TAX_PERCENT})
+
+
+# --- product pages, shopper sign-in and the Current Customer API ------------------------------------
+
+def _storefront_tags(request, store: SandboxStore) -> dict:
+    scripts = list(Script.objects.filter(store=store, enabled=True, visibility__in=["storefront", "all_pages"]))
+    tags = {"head": [], "footer": []}
+    for script in scripts:
+        tags[script.location].append(mark_safe(_script_tag(script, nonce=request.csp_nonce)))
+    return {"scripts": scripts, "head_tags": tags["head"], "footer_tags": tags["footer"]}
+
+
+def _next(request, default: str) -> str:
+    """The page a storefront form came from (only a path on this site)."""
+    target = request.POST.get("next") or ""
+    if target.startswith("/") and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        return target
+    return default
+
+
+def _shopper_key(store: SandboxStore) -> str:
+    return f"sandbox_shopper_{store.store_hash}"
+
+
+def _signed_in(request, store: SandboxStore) -> Customer | None:
+    customer_id = request.session.get(_shopper_key(store))
+    return Customer.objects.filter(store=store, bc_id=customer_id).first() if customer_id else None
+
+
+def product_page(request, store_hash, slug):
+    """A product page as a Stencil theme renders it: the product form carries `data-product-id` and the
+    variant's id, and a sold-out product says so (`data-product-stock="0"`), which the bridge's storefront
+    script reads."""
+    store = get_object_or_404(SandboxStore, store_hash=store_hash)
+    services.catalog_ensure(store)
+    product = get_object_or_404(Product, store=store, slug=slug)
+    response = render(request, "sandbox/bigcommerce/product.html", {
+        "store": store, "product": product, "image_url": product_image_url(store, product),
+        "shopper": _signed_in(request, store), "cart": _session_cart(request, store), **_storefront_tags(request, store)})
+    response["Content-Security-Policy"] = support_page_policy(nonce=request.csp_nonce, third_party_scripts=True)
+    return response
+
+
+def storefront_sign_in(request, store_hash):
+    """The storefront's customer login, reduced to picking a customer by email (no password in the sandbox)."""
+    store = get_object_or_404(SandboxStore, store_hash=store_hash)
+    if request.method == "POST":
+        if request.POST.get("action") == "sign_out":
+            request.session.pop(_shopper_key(store), None)
+            messages.success(request, "Signed out.")
+        else:
+            customer = Customer.objects.filter(store=store, email=(request.POST.get("email") or "").strip().lower()).first()
+            if customer is None:
+                messages.error(request, "No customer account has this email.")
+            else:
+                request.session[_shopper_key(store)] = customer.bc_id
+                messages.success(request, f"Signed in as {customer.email}.")
+        return redirect(_next(request, reverse("sandbox_bigcommerce:storefront", args=[store.store_hash])))
+    return redirect(reverse("sandbox_bigcommerce:storefront", args=[store.store_hash]))
+
+
+def current_customer_jwt(request, store_hash):
+    """current_customer.yml, getCurrentCustomer: GET /customer/current.jwt?app_client_id=... answers, for a
+    signed-in shopper, a JWT (HS256) signed with that app's client secret; 401 for a guest (a storefront
+    session without a customer), 400 without a known app_client_id."""
+    store = get_object_or_404(SandboxStore, store_hash=store_hash)
+    if request.GET.get("app_client_id") != settings.BIGCOMMERCE_CLIENT_ID:
+        return JsonResponse({"status": 400, "title": "app_client_id is missing or unknown."}, status=400)
+    customer = _signed_in(request, store)
+    if customer is None:
+        return JsonResponse({"status": 401, "title": "No customer is signed in."}, status=401)
+    return JsonResponse(services.current_customer_token(store=store, customer=customer), safe=False)
+
+
+def product_image(request, store_hash, sku):
+    """The product's main image (the CDN's url_standard in BigCommerce): a small drawn picture."""
+    store = get_object_or_404(SandboxStore, store_hash=store_hash)
+    product = get_object_or_404(Product, store=store, sku=sku)
+    hue = (product.bc_id * 47) % 360
+    svg = (f'<svg xmlns="http://www.w3.org/2000/svg" width="320" height="240" viewBox="0 0 320 240">'
+           f'<rect width="320" height="240" fill="hsl({hue},45%,88%)"/>'
+           f'<circle cx="160" cy="105" r="62" fill="hsl({hue},45%,45%)"/>'
+           f'<text x="160" y="212" font-family="sans-serif" font-size="20" text-anchor="middle" fill="#223">'
+           f'{escape(product.name)}</text></svg>')
+    response = HttpResponse(svg, content_type="image/svg+xml")
+    response["Cache-Control"] = "public, max-age=3600"
+    return response

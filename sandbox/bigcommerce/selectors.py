@@ -18,8 +18,8 @@ from django.http import QueryDict
 from django.utils.dateparse import parse_datetime
 
 from .errors import ApiError
-from .models import Customer, Hook, Order, SandboxStore, Script, Subscriber
-from .serializers import customer_json, hook_json, order_json, script_json, subscriber_json
+from .models import Customer, Hook, Order, Product, SandboxStore, Script, Subscriber
+from .serializers import customer_json, hook_json, order_json, product_json, script_json, subscriber_json
 
 MAX_LIMIT = 250
 DEFAULT_LIMIT = 50
@@ -349,3 +349,36 @@ def hook_collection(*, store: SandboxStore, client_id: str, params: QueryDict) -
             queryset = queryset.filter(**{name: params[name]})
     items, pagination = offset_page(queryset.order_by("bc_id"), params=params, limit=limit)
     return {"data": [hook_json(h, store) for h in items], "meta": {"pagination": pagination}}
+
+
+# --- catalog (v3) ----------------------------------------------------------------------------------
+
+PRODUCT_INCLUDES = {"bulk_pricing_rules", "channels", "custom_fields", "images", "modifiers", "options",
+                    "parent_relations", "primary_image", "reviews", "variants", "videos"}
+PRODUCT_SORTS = {"id": "bc_id", "name": "name", "sku": "sku", "price": "price", "date_modified": "date_modified"}
+
+
+def product_collection(*, store: SandboxStore, params: QueryDict) -> dict:
+    """GET /v3/catalog/products (products_catalog.v3.yml, getProducts): page/limit, `id:in`, `date_modified:min`,
+    `inventory_level`, `include`, `sort` + `direction`."""
+    limit = parse_limit(params)
+    # The spec declares only a 200 for this operation: values outside IncludeParamBase are ignored.
+    include = {part for part in (params.get("include") or "").split(",") if part} & PRODUCT_INCLUDES
+    queryset = Product.objects.filter(store=store).select_related("store").filter(_date_filters(params, {
+        "date_modified:min": "date_modified__gte", "date_modified:max": "date_modified__lte"}))
+    if params.get("id:in"):
+        queryset = queryset.filter(bc_id__in=parse_int_list(params["id:in"], "id:in"))
+    if params.get("id"):
+        queryset = queryset.filter(bc_id=parse_int(params["id"], "id"))
+    if params.get("inventory_level") not in (None, ""):
+        queryset = queryset.filter(inventory_level=parse_int(params["inventory_level"], "inventory_level"))
+    sort = params.get("sort") or "id"
+    if sort not in PRODUCT_SORTS:
+        raise ApiError(400, "The sort parameter is invalid.")
+    direction = params.get("direction") or "asc"
+    if direction not in ("asc", "desc"):
+        raise ApiError(400, "The direction parameter is invalid.")
+    field = PRODUCT_SORTS[sort]
+    queryset = queryset.order_by(("-" if direction == "desc" else "") + field, "bc_id")
+    items, pagination = offset_page(queryset, params=params, limit=limit)
+    return {"data": [product_json(p, include=include) for p in items], "meta": {"pagination": pagination}}

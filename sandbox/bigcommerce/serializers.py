@@ -7,7 +7,7 @@ from email.utils import format_datetime
 
 from django.conf import settings
 
-from .models import Cart, Customer, Hook, Order, SandboxStore, Script, Subscriber
+from .models import Cart, Customer, Hook, Order, Product, SandboxStore, Script, Subscriber
 
 
 def iso(value: datetime) -> str:
@@ -424,3 +424,48 @@ def cart_json(cart: Cart) -> dict:
                        "custom_items": []},
         "created_time": iso(cart.created_time), "updated_time": iso(cart.updated_time), "locale": "en",
     }
+
+
+# --- catalog (v3) ----------------------------------------------------------------------------------
+
+# The sandbox's starting stock and sale prices (services.catalog_ensure): socks start sold out, for the
+# storefront's "E-mail me when it's back" form; the mug is on sale.
+CATALOG_STOCK = {111: 12, 112: 30, 113: 40, 114: 0}
+CATALOG_SALE = {113: Decimal("19.50")}
+
+
+def storefront_base(store: SandboxStore) -> str:
+    return f"{settings.PUBLIC_URL}/sandbox/bigcommerce/store-{store.store_hash}/storefront"
+
+
+def product_image_url(store: SandboxStore, product: Product) -> str:
+    return f"{settings.PUBLIC_URL}/sandbox/bigcommerce/store-{store.store_hash}/product_images/{product.sku}.svg"
+
+
+def product_json(product: Product, *, include: set[str] = frozenset()) -> dict:
+    """products_catalog.v3.yml, product_Full (GET /v3/catalog/products): one variant per product; `variants`
+    and `primary_image` only when asked for (IncludeParamBase)."""
+    price, sale = float(product.price), float(product.sale_price)
+    image = product_image_url(product.store, product)
+    body = {
+        "id": product.bc_id, "name": product.name, "type": "physical", "sku": product.sku, "weight": 1.0,
+        "price": price, "sale_price": sale, "calculated_price": sale or price,
+        "inventory_level": product.inventory_level, "inventory_tracking": "variant",
+        "availability": product.availability, "is_visible": True, "base_variant_id": product.variant_id,
+        "custom_url": {"url": f"/{product.slug}/", "is_customized": False},
+        "date_created": iso(product.date_created), "date_modified": iso(product.date_modified),
+    }
+    if "variants" in include:
+        body["variants"] = [{
+            "id": product.variant_id, "product_id": product.bc_id, "sku": product.sku,
+            "price": price, "sale_price": sale, "calculated_price": sale or price,
+            "inventory_level": product.inventory_level, "purchasing_disabled": False, "image_url": image,
+            "option_values": ([{"id": 1, "label": product.option_value, "option_id": 1,
+                                "option_display_name": product.option_name}] if product.option_name else []),
+        }]
+    if "primary_image" in include:
+        body["primary_image"] = {"id": product.bc_id, "product_id": product.bc_id, "is_thumbnail": True,
+                                 "sort_order": 0, "description": product.name, "url_standard": image,
+                                 "url_thumbnail": image, "url_tiny": image, "url_zoom": image,
+                                 "date_modified": iso(product.date_modified)}
+    return body

@@ -18,14 +18,23 @@ from django.db.models import Max
 from django.utils import timezone
 
 from .errors import ApiError
-from .models import AppInstall, Cart, Customer, Hook, Order, SandboxStore, SandboxUser, Script, Subscriber
-from .serializers import basket_totals, catalog_product, order_refunded_amount, order_tax
+from .models import AppInstall, Cart, Customer, Hook, Order, Product, SandboxStore, SandboxUser, Script, Subscriber
+from .serializers import (
+    CATALOG,
+    CATALOG_SALE,
+    CATALOG_STOCK,
+    basket_totals,
+    catalog_product,
+    order_refunded_amount,
+    order_tax,
+)
 from .webhooks import webhook_fire
 
 APP_NAME = "Ortto Bridge"
-# Customers modify (store_v2_customers): the bridge writes Ortto unsubscribes back (subscribers, customers).
+# Customers modify (store_v2_customers): the bridge writes Ortto unsubscribes back (subscribers, customers);
+# products read-only: the catalog mirror (sync/catalog/).
 APP_SCOPES = ("store_v2_customers store_v2_orders_read_only store_v2_content store_v2_information_read_only "
-              "store_cart_read_only")
+              "store_cart_read_only store_v2_products_read_only")
 CODE_TTL = timedelta(minutes=10)
 MAX_SCRIPTS_PER_APP = 10
 NEWSLETTER = "marketing_newsletter"
@@ -462,15 +471,60 @@ def cart_add(*, store: SandboxStore, product_id: int, quantity: int = 1, email: 
     items = list(cart.items)
     line = next((i for i in items if i["product_id"] == product["product_id"]), None)
     if line is None:
-        items.append({"id": str(uuid.uuid4()), "product_id": product["product_id"],
-                      "variant_id": product["variant_id"], "sku": product["sku"], "name": product["name"],
-                      "options": product["options"], "quantity": int(quantity), "price": str(product["price"])})
+        line = {"id": str(uuid.uuid4()), "product_id": product["product_id"],
+                "variant_id": product["variant_id"], "sku": product["sku"], "name": product["name"],
+                "options": product["options"], "quantity": int(quantity), "price": str(product["price"])}
+        items.append(line)
+        scope = "store/cart/lineItem/created"
     else:
         line["quantity"] += int(quantity)
+        scope = "store/cart/lineItem/updated"
     cart.items = items
     cart.status = Cart.Status.ACTIVE  # any activity makes an abandoned cart active again
     cart.save()
+    # webhooks.v3.yml, store_cart_lineItem_created / _updated: data {type cart_line_item, id <line item>, cartId}.
+    webhook_fire(store=store, scope=scope, data={"type": "cart_line_item", "id": line["id"], "cartId": cart.cart_id})
     return cart
+
+
+# --- catalog --------------------------------------------------------------------------------------
+
+
+def product_slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def catalog_ensure(store: SandboxStore) -> None:
+    """The store's catalog rows, created from serializers.CATALOG the first time anything reads them."""
+    if Product.objects.filter(store=store).exists():
+        return
+    now = timezone.now()
+    Product.objects.bulk_create([Product(
+        store=store, bc_id=p["product_id"], variant_id=p["variant_id"], sku=p["sku"], name=p["name"],
+        slug=product_slug(p["name"]),
+        option_name=p["options"][0][0] if p["options"] else "", option_value=p["options"][0][1] if p["options"] else "",
+        price=p["price"], sale_price=CATALOG_SALE.get(p["product_id"], Decimal("0")),
+        inventory_level=CATALOG_STOCK.get(p["product_id"], 10), date_modified=now) for p in CATALOG],
+        ignore_conflicts=True)
+
+
+def product_restock(*, product: Product, quantity: int) -> Product:
+    """The control panel's Restock: set the variant's stock (an absolute adjustment) and fire what BigCommerce
+    fires for it (webhooks.v3.yml: store/product/inventory/updated with data.inventory {product_id, method,
+    value}, and store/sku/inventory/updated with the variant)."""
+    if quantity < 0:
+        raise ValueError("Stock cannot be negative.")
+    product.inventory_level = quantity
+    product.date_modified = timezone.now()
+    product.save(update_fields=["inventory_level", "date_modified"])
+    webhook_fire(store=product.store, scope="store/product/inventory/updated", data={
+        "type": "product", "id": product.bc_id,
+        "inventory": {"product_id": product.bc_id, "method": "absolute", "value": quantity}})
+    webhook_fire(store=product.store, scope="store/sku/inventory/updated", data={
+        "type": "sku", "id": product.variant_id,
+        "inventory": {"product_id": product.bc_id, "method": "absolute", "value": quantity,
+                      "variant_id": product.variant_id}})
+    return product
 
 
 def cart_abandon(*, cart: Cart) -> Cart:
@@ -655,3 +709,15 @@ def hooks_deactivate(*, store: SandboxStore) -> int:
     about 48 h (docs/integrations/webhooks/overview.mdx): they stay registered, is_active false, and fire no
     more until an app re-activates them with PUT is_active true."""
     return Hook.objects.filter(store=store, is_active=True).update(is_active=False, updated_at=timezone.now())
+
+
+def current_customer_token(*, store: SandboxStore, customer: Customer) -> str:
+    """The Current Customer API's JWT (current_customer.yml: the payload it documents), HS256 with the app's
+    client secret, valid 15 minutes."""
+    now = int(time.time())
+    return jwt.encode({
+        "customer": {"id": customer.bc_id, "email": customer.email, "group_id": "0"},
+        "iss": "bc/apps", "sub": store.store_hash, "iat": now, "exp": now + 900, "version": 1,
+        "aud": settings.BIGCOMMERCE_CLIENT_ID, "application_id": settings.BIGCOMMERCE_CLIENT_ID,
+        "store_hash": store.store_hash, "operation": "current_customer",
+    }, settings.BIGCOMMERCE_CLIENT_SECRET, algorithm="HS256")

@@ -14,6 +14,7 @@ urlpatterns = [
     path(f"{api}v2/orders/count", api_views.orders_count, name="api_orders_count"),
     path(f"{api}v2/orders/<int:order_id>", api_views.order, name="api_order"),
     path(f"{api}v3/carts/<str:cart_id>", api_views.cart, name="api_cart"),
+    path(f"{api}v3/catalog/products", api_views.catalog_products, name="api_catalog_products"),
     path(f"{api}v3/customers", api_views.customers, name="api_customers"),
     path(f"{api}v3/customers/subscribers", api_views.subscribers, name="api_subscribers"),
     path(f"{api}v3/customers/subscribers/<int:subscriber_id>", api_views.subscriber, name="api_subscriber"),
@@ -46,6 +47,8 @@ urlpatterns = [
     path(f"{manage}orders/<int:order_id>/ship/", panel_views.order_ship, name="order_ship"),
     path(f"{manage}orders/<int:order_id>/cancel/", panel_views.order_cancel, name="order_cancel"),
     path(f"{manage}orders/<int:order_id>/refund/", panel_views.order_refund, name="order_refund"),
+    path(f"{manage}products/", panel_views.products, name="products"),
+    path(f"{manage}products/<int:product_id>/restock/", panel_views.product_restock, name="product_restock"),
     path(f"{manage}settings/api/", panel_views.api_settings, name="api_settings"),
     path(f"{manage}settings/webhooks/", panel_views.webhooks, name="webhooks"),
     path(f"{manage}settings/webhooks/deactivate/", panel_views.webhooks_deactivate, name="webhooks_deactivate"),
@@ -56,4 +59,8 @@ urlpatterns = [
     # The abandoned-cart recovery link (docs/ortto-contract.md, "Abandoned cart"): the storefront's cart page
     # with the abandoned-cart token in its query string.
     path("store-<str:store_hash>/storefront/cart.php", panel_views.storefront_cart_recover, name="cart_recover"),
+    path("store-<str:store_hash>/storefront/sign-in/", panel_views.storefront_sign_in, name="storefront_sign_in"),
+    path("store-<str:store_hash>/customer/current.jwt", panel_views.current_customer_jwt, name="current_customer_jwt"),
+    path("store-<str:store_hash>/product_images/<str:sku>.svg", panel_views.product_image, name="product_image"),
+    path("store-<str:store_hash>/storefront/<slug:slug>/", panel_views.product_page, name="product_page"),
 ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from sync.connect.accounts import ortto_key_region_find
-from sync.engine import activities, mapping, organizations
+from sync.engine import mapping, organizations
 from sync.models import OrttoAccount
 from sync.ortto.client import (
     MAX_CUSTOM_FIELDS,
@@ -20,6 +20,7 @@ from sync.ortto.client import (
     computed_field_id,
     find_custom_field,
 )
+from sync.ortto.schema import ALL_SPECS
 
 
 @dataclass
@@ -84,7 +85,7 @@ def ortto_account_check(*, account: OrttoAccount, apply: bool = False, client_fo
     if len(fields) + len(missing) > MAX_CUSTOM_FIELDS:
         problems.append(f"the account would need {len(fields) + len(missing)} custom fields; Ortto allows "
                         f"{MAX_CUSTOM_FIELDS}")
-    definitions = [mapping.placed_order_definition()] + [spec.definition() for spec in activities.JOURNEY]
+    definitions = [mapping.placed_order_definition()] + [spec.definition() for spec in ALL_SPECS]
     for definition in definitions:
         say(f"  activity {definition['name']!r} (icon {definition['icon_id']}): Ortto cannot list definitions; "
             "it is created on connect and an existing one is used as is.")
@@ -104,7 +105,7 @@ def ortto_account_check(*, account: OrttoAccount, apply: bool = False, client_fo
             say(f"  created field {name!r}: {field_id}")
         say(f"  activity definition 'Placed order' ready: "
             f"{client.create_activity_definition(mapping.placed_order_definition())}")
-        for spec in activities.JOURNEY:
+        for spec in ALL_SPECS:
             answer = client.activity_definition_create(spec.definition(), fallback_icons=spec.fallback_icons())
             say(f"  activity definition {spec.name!r} ready: {answer.activity_id} (icon {answer.icon_id})")
         for name, field_type in organizations.AGGREGATE_FIELDS.values():

@@ -75,7 +75,7 @@ ORDERED_PRODUCT = ActivitySpec(
     key="ordered_product", name="Ordered product", icon_id="moneys-illustration-icon", title_attribute="product-name",
     attributes=(("product-name", "text"), ("product-id", "integer"), ("sku", "text"), ("variant", "text"),
                 ("quantity", "integer"), ("price", "price"), ("order-id", "text"), ("currency", "text"),
-                ("store", "text")),
+                ("store", "text"), ("product-url", "link"), ("image-url", "link")),
 )
 
 
@@ -104,7 +104,8 @@ REFUNDED_ORDER = ActivitySpec(
 ABANDONED_CART = ActivitySpec(
     key="abandoned_cart", name="Abandoned cart", icon_id="moneys-illustration-icon", title_attribute="cart-value",
     attributes=(("cart-id", "text"), ("items", "text"), ("item-count", "integer"), ("cart-value", "price"),
-                ("currency", "text"), ("recovery-url", "link"), ("store", "text")),
+                ("currency", "text"), ("recovery-url", "link"), ("store", "text"), ("product-url", "link"),
+                ("image-url", "link")),
 )
 
 
@@ -124,10 +125,17 @@ def _iso(value: datetime | None) -> str | None:
     return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z") if value else None
 
 
+# Attributes added to a definition after it was first created (the catalog mirror's links, sync/catalog/):
+# Ortto refuses an attribute its definition does not declare, and a definition made before them does not, so
+# they are sent only where Ortto's answer gave them an id (or where no id is known for any attribute).
+LATER_ATTRIBUTES = frozenset({"product-url", "image-url"})
+
+
 def activity_body(spec: ActivitySpec, activity_id: str, *, email: str, key: str, values: dict,
               created: datetime | None = None, attribute_ids: dict | None = None) -> dict:
     ids = attribute_ids or {}
-    attributes = {ids.get(name) or spec.attribute_id(name): value for name, value in values.items() if value is not None}
+    attributes = {ids.get(name) or spec.attribute_id(name): value for name, value in values.items()
+                  if value is not None and not (name in LATER_ATTRIBUTES and (value == "" or (ids and name not in ids)))}
     activity = {"activity_id": activity_id, "attributes": attributes,
                 # Only the email: the person exists already (merged by this run with the right permission).
                 "fields": {"str::email": email}, "key": key}
@@ -160,8 +168,13 @@ def cart_currency(cart: dict) -> str:
 
 
 def abandoned_cart_activity(*, cart: dict, email: str, store_hash: str, store_name: str, activity_id: str,
-                            recovery_url: str, attribute_ids: dict | None = None) -> dict:
+                            recovery_url: str, attribute_ids: dict | None = None, catalog: dict | None = None) -> dict:
+    """The link and picture are the cart's dearest line's: the mirror's (`catalog`), else the cart's own."""
     items = cart_line_items(cart)
+    lead = max(items, key=lambda i: to_decimal(i.get("extended_sale_price") or i.get("sale_price")), default=None)
+    facts = (catalog or {}).get(int((lead or {}).get("product_id") or 0))
+    product_url = (facts.url if facts else "") or (lead or {}).get("url") or ""
+    image_url = (facts.image_url if facts else "") or (lead or {}).get("image_url") or ""
     names = ", ".join(f"{int(i.get('quantity') or 0)} x {i.get('name') or i.get('sku') or i.get('product_id')}"
                       for i in items)
     return activity_body(
@@ -170,7 +183,8 @@ def abandoned_cart_activity(*, cart: dict, email: str, store_hash: str, store_na
         values={"cart-id": truncate(cart.get("id")), "items": truncate(names),
                 "item-count": sum(int(i.get("quantity") or 0) for i in items),
                 "cart-value": money_to_int(cart_value(cart)), "currency": cart_currency(cart),
-                "recovery-url": truncate(recovery_url), "store": truncate(store_name or store_hash)},
+                "recovery-url": truncate(recovery_url), "store": truncate(store_name or store_hash),
+                "product-url": truncate(str(product_url)), "image-url": truncate(str(image_url))},
     )
 
 

@@ -26,6 +26,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from stores.models import WebhookEvent
+from sync.catalog.mirror import facts_for
 from sync.engine import activities, answers, context, mapping, people, sending
 from sync.engine.orders import placed
 from sync.engine.rules import NO_SIGNAL
@@ -88,7 +89,7 @@ def carts_process(ctx: context.SyncContext, events: list[CartEvent]) -> context.
                 _skip(ctx, work, event, "Abandoned cart gone before it could be read (converted, deleted or "
                                         "expired): not sent.")
                 continue
-            email = _cart_email(ctx, cart)
+            email = cart_email(ctx, cart)
             if not mapping.email_is_valid(email):
                 row.outcome = CartLedger.Outcome.ANONYMOUS
                 _skip(ctx, work, event, "Abandoned cart without an email address (anonymous shopper): not sent.")
@@ -98,6 +99,7 @@ def carts_process(ctx: context.SyncContext, events: list[CartEvent]) -> context.
             sends.append((row, activities.abandoned_cart_activity(
                 cart=cart, email=email, store_hash=ctx.store.store_hash, store_name=ctx.store.name,
                 **schema_journey_target(ctx.connection, activities.ABANDONED_CART),
+                catalog=facts_for(ctx, [i.get("product_id") for i in activities.cart_line_items(cart)]),
                 recovery_url=recovery_url(store=ctx.store, token=event.token, cart_id=event.cart_id)), "abandoned"))
         elif event.scope == CONVERTED:
             row = known.get(event.cart_id) or new_rows.get(event.cart_id)
@@ -111,7 +113,7 @@ def carts_process(ctx: context.SyncContext, events: list[CartEvent]) -> context.
                 **schema_journey_target(ctx.connection, activities.CART_RECOVERED),
                 value=Decimal(row.value) if row.value is not None else None, currency=row.currency), "recovered"))
 
-    ok_emails = _people_ensure(ctx, [row.email for row, _, _ in sends], work)
+    ok_emails = people_ensure(ctx, [row.email for row, _, _ in sends], work)
     sendable = [(row, activity, what) for row, activity, what in sends if row.email in ok_emails]
     changed: dict[str, CartLedger] = {}
     for row, _, what in sends:
@@ -142,7 +144,7 @@ def carts_process(ctx: context.SyncContext, events: list[CartEvent]) -> context.
     return work
 
 
-def _cart_email(ctx: context.SyncContext, cart: dict) -> str:
+def cart_email(ctx: context.SyncContext, cart: dict) -> str:
     """The cart's email, or a signed-in shopper's as the bridge synced it."""
     email = mapping.clean_email(cart.get("email"))
     if email or not cart.get("customer_id"):
@@ -151,13 +153,14 @@ def _cart_email(ctx: context.SyncContext, cart: dict) -> str:
             .values_list("email", flat=True).first() or "")
 
 
-def _people_ensure(ctx: context.SyncContext, emails: list[str], work: context.PageWork) -> set[str]:
+def people_ensure(ctx: context.SyncContext, emails: list[str], work: context.PageWork, *,
+                   source: str = "cart") -> set[str]:
     """Merge the carts' shoppers before their activities: new ones under R2, known ones by presence."""
     emails = list(dict.fromkeys(emails))
     if not emails:
         return set()
     ledger = people.ledger_load(ctx, emails)
-    persons = [mapping.PersonInput(email=email, fields={"str::email": email}, source="cart", signal=NO_SIGNAL)
+    persons = [mapping.PersonInput(email=email, fields={"str::email": email}, source=source, signal=NO_SIGNAL)
                for email in emails if email not in ledger]
     person_work = context.PageWork()
     outcomes = people.people_sync(ctx, "carts", persons, person_work, ledger=ledger, update_fields=False)
@@ -227,8 +230,9 @@ def carts_redo(ctx: context.SyncContext, *, limit: int = REDO_LIMIT) -> context.
         sends.append((row, activities.abandoned_cart_activity(
             cart=cart, email=row.email, store_hash=ctx.store.store_hash, store_name=ctx.store.name,
             **schema_journey_target(ctx.connection, activities.ABANDONED_CART),
+            catalog=facts_for(ctx, [i.get("product_id") for i in activities.cart_line_items(cart)]),
             recovery_url=recovery_url(store=ctx.store, token=row.token, cart_id=row.cart_id)), "abandoned"))
-    ok_emails = _people_ensure(ctx, [row.email for row, _, _ in sends], work)
+    ok_emails = people_ensure(ctx, [row.email for row, _, _ in sends], work)
     sendable = [(row, activity, what) for row, activity, what in sends if row.email in ok_emails]
     results = sending.activities_send(ctx, [a for _, a, _ in sendable])
     sent, refused, recovered_sent, recovered_refused = [], [], [], []

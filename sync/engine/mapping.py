@@ -209,7 +209,7 @@ class PersonInput:
 
     email: str
     fields: dict
-    source: str  # "subscriber" | "customer" | "order" | "cart"
+    source: str  # "subscriber" | "customer" | "order" | "cart" | "stock" | "storefront" (sync/catalog/)
     signal: Signal
     bc_id: int | None = None
     bc_customer_id: int | None = None

@@ -40,6 +40,10 @@ def reason_created(*, subscribed: bool, store_name: str, source: str = "") -> st
         return f"Opted in to the newsletter in {where}"
     if source == "cart":
         return f"Left a cart at {where}; did not opt in to the newsletter"
+    if source == "stock":  # the back-in-stock form (sync/catalog/storefront.py)
+        return f"Asked {where} to e-mail them once a product is back in stock; did not opt in to the newsletter"
+    if source == "storefront":  # a signed-in shopper's product view
+        return f"Signed in at {where}; did not opt in to the newsletter"
     return f"Did not opt in to the newsletter at checkout in {where}"
 
 

@@ -31,6 +31,7 @@ from stores.bigcommerce import (
     store_client,
 )
 from stores.models import Store, WebhookEvent
+from sync.catalog.journeys import catalog_step, pending_exists
 from sync.connect.selectors import live_connection_get
 from sync.consent.writeback import consent_sweep
 from sync.db import rows_update
@@ -234,6 +235,12 @@ def _execute(run: SyncRun, *, log, sliced: bool, on_page) -> None:
 
 def _resources_sync(ctx: context.SyncContext, *, log, sliced: bool, started: float, on_page) -> None:
     run = ctx.run
+    if not run.checkpoint.get("catalog_done"):
+        # The catalog mirror before the orders, so their Ordered product carry links; the product journeys.
+        work = catalog_step(ctx)
+        checkpoint = copy.deepcopy(run.checkpoint)
+        checkpoint["catalog_done"] = True
+        _commit_page(run, "catalog", work, checkpoint, None)
     for resource in RESOURCES:
         if resource == "orders" and ctx.stage_subscribers and not _staged_flush(
                 ctx, log=log, sliced=sliced, started=started, on_page=on_page):
@@ -669,7 +676,8 @@ def _finish(run: SyncRun, status: str, summary: str = "", *, log) -> None:
 def _webhooks_followup(store_id: int) -> None:
     """Deliveries that arrived while this run was active were absorbed by it: drain them now."""
     store = Store.objects.filter(pk=store_id, is_installed=True).first()
-    if store and WebhookEvent.objects.filter(store=store, status=WebhookEvent.Status.PENDING).exists():
+    if store and (WebhookEvent.objects.filter(store=store, status=WebhookEvent.Status.PENDING).exists()
+                  or pending_exists(store)):
         webhook_run_request(store=store)
 
 

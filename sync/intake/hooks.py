@@ -28,8 +28,11 @@ SECRET_HEADER = "X-Bridge-Webhook-Secret"
 MISSED_RESOURCES = ("customers", "orders")
 # store/order/* also brings store/order/refund/created ("Fires for all store/order events", webhooks.v3.yml).
 # Of the carts' events only the two the journey needs: store/cart/* would deliver every cart edit.
+# Cart line items and the catalog feed the product journeys (sync/catalog/): Added to cart, and the mirror
+# behind every product link, picture and back-in-stock release.
 HOOK_SCOPES = ("store/customer/*", "store/subscriber/*", "store/order/*", "store/cart/abandoned",
-               "store/cart/converted")
+               "store/cart/converted", "store/cart/lineItem/created", "store/cart/lineItem/updated",
+               "store/product/*", "store/sku/*")
 
 
 def webhook_destination() -> str:

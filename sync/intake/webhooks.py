@@ -60,6 +60,22 @@ PROCESSED_SCOPES = {
     # abandoned-cart token; data.orderId, on converted, the order). The run reads them from the payload.
     "store/cart/abandoned": "carts",
     "store/cart/converted": "carts",
+    # Cart line items (webhooks.v3.yml, store_cart_lineItem_created / _updated): data.id is the line item's
+    # UUID and data.cartId the cart's; Added to cart (sync/catalog/journeys.py) reads them from the payload.
+    "store/cart/lineItem/created": "cart_items",
+    "store/cart/lineItem/updated": "cart_items",
+    # The catalog mirror (sync/catalog/mirror.py): data.id is the product's id; a SKU's event names its product
+    # in data.sku.product_id or data.inventory.product_id.
+    "store/product/created": "products",
+    "store/product/updated": "products",
+    "store/product/deleted": "products",
+    "store/product/inventory/updated": "products",
+    "store/product/inventory/order/updated": "products",
+    "store/sku/created": "products",
+    "store/sku/updated": "products",
+    "store/sku/deleted": "products",
+    "store/sku/inventory/updated": "products",
+    "store/sku/inventory/order/updated": "products",
 }
 # Carries only the id; the store's setting says what happens (sync/consent/erasure.py customer_deleted_handle).
 CUSTOMER_DELETED = "store/customer/deleted"
@@ -123,13 +139,20 @@ def delivery_parse(body: bytes) -> ParsedDelivery | None:
         if not isinstance(data["id"], str) or not CART_ID.match(data["id"]):
             return None
         data_id = data.get("orderId") or 0
+    elif resource == "cart_items":
+        if not all(isinstance(data.get(k), str) and CART_ID.match(data[k]) for k in ("id", "cartId")):
+            return None
+        data_id = 0
+    elif resource == "products" and scope.startswith("store/sku/"):
+        named = data.get("sku") if isinstance(data.get("sku"), dict) else data.get("inventory")
+        data_id = (named or {}).get("product_id") if isinstance(named, dict) else None
     else:
         data_id = data["id"]
     try:
         resource_id = int(data_id)
     except (TypeError, ValueError):
         return None
-    if not id_in_range(resource_id) and not (resource == "carts" and resource_id == 0):
+    if not id_in_range(resource_id) and not (resource in ("carts", "cart_items") and resource_id == 0):
         return None
     if resource == "customers" and scope.startswith("store/customer/address/"):
         # Address events carry the address id; the customer is in data.address.customer_id.

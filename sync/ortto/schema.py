@@ -9,6 +9,7 @@ from contextlib import contextmanager
 
 from django.core.cache import cache
 
+from sync.catalog.activities import PRODUCT_JOURNEY
 from sync.engine import activities, mapping
 from sync.models import Connection
 from sync.ortto.client import OrttoClient
@@ -28,6 +29,9 @@ def ortto_client(connection: Connection) -> OrttoClient:
 SCHEMA_LOCK_SECONDS = 120
 SCHEMA_LOCK_WAIT_SECONDS = 30.0
 SCHEMA_KEYS = ("fields", "activity_id", "activities", "attributes")
+# Every activity definition the bridge creates besides Placed order: the order and cart journey, and the
+# product journeys (sync/catalog/activities.py).
+ALL_SPECS = activities.JOURNEY + PRODUCT_JOURNEY
 
 
 def ortto_schema_ensure(connection: Connection, *, client=None) -> dict:
@@ -60,7 +64,7 @@ def account_schema(connection: Connection) -> dict | None:
     for schema in siblings:
         schema = schema or {}
         if (set(mapping.CUSTOM_FIELDS) <= set(schema.get("fields") or {}) and schema.get("activity_id")
-                and all(spec.key in (schema.get("activities") or {}) for spec in activities.JOURNEY)):
+                and all(spec.key in (schema.get("activities") or {}) for spec in ALL_SPECS)):
             return schema
     return None
 
@@ -73,7 +77,7 @@ def _schema_create(connection: Connection, *, client) -> dict:
     activity_id = client.create_activity_definition(mapping.placed_order_definition())
     remembered = remembered_attribute_ids(connection)
     journey, attributes = {}, {}
-    for spec in activities.JOURNEY:
+    for spec in ALL_SPECS:
         answer = client.activity_definition_create(spec.definition(), fallback_icons=spec.fallback_icons())
         journey[spec.key] = answer.activity_id or spec.default_id
         # The ids Ortto gave the attributes; a definition that existed already answers none, so the ids this
@@ -131,7 +135,7 @@ def schema_activity_id(connection: Connection) -> str:
 def schema_journey_ready(connection: Connection) -> bool:
     """Whether the connection knows the ids of every journey activity (connections made before them do not)."""
     known = (connection.ortto_schema or {}).get("activities") or {}
-    return all(spec.key in known for spec in activities.JOURNEY)
+    return all(spec.key in known for spec in ALL_SPECS)
 
 
 def schema_journey_id(connection: Connection, spec: activities.ActivitySpec) -> str:

@@ -42,6 +42,7 @@ SPEC_FILES = {
     "scripts": "scripts.v3.yml",
     "webhooks": "webhooks.v3.yml",
     "carts": "carts.v3.yml",
+    "catalog": "products_catalog.v3.yml",
 }
 
 
@@ -115,6 +116,7 @@ SPEC_BY_PREFIX = [  # longest prefix first: /v3/customers/subscribers before /v3
     ("/v3/content/scripts", "scripts"),
     ("/v3/hooks", "webhooks"),
     ("/v3/carts", "carts"),
+    ("/v3/catalog/products", "catalog"),
 ]
 
 

@@ -63,6 +63,8 @@ CANNED: list[tuple[str, str, int, Any]] = [  # method, path regex (after /stores
     ("GET", r"/v2/orders", 204, None),
     ("GET", r"/v2/orders/count", 200, {"count": 3, "statuses": []}),
     ("GET", r"/v2/orders/\d+", 200, {"id": 100}),
+    ("GET", r"/v3/catalog/products", 200, {"data": [], "meta": {
+        "pagination": {"total": 0, "count": 0, "per_page": 250, "current_page": 1, "total_pages": 0}}}),
     ("GET", r"/v3/carts/[^/]+", 200, {"data": {"id": "09346904-4175-44fd-be53-f7e598531b6c"}, "meta": {}}),
     ("GET", r"/v2/store", 200, {"id": STORE, "name": "Acme Outdoor Co."}),
     ("POST", r"/v3/content/scripts", 200, {"data": {"uuid": SCRIPT_UUID, **TRACKING_SCRIPT}, "meta": {}}),
@@ -122,6 +124,9 @@ ENDPOINTS = [
     Endpoint("orders count, all", {"GET"}, lambda c: c.orders_count()),
     Endpoint("single order", {"GET"}, lambda c: c.order(100)),
     Endpoint("a cart", {"GET"}, lambda c: c.cart("09346904-4175-44fd-be53-f7e598531b6c")),
+    Endpoint("catalog page", {"GET"}, lambda c: c.catalog_products_page(page=2)),
+    Endpoint("catalog changed since", {"GET"}, lambda c: c.catalog_products_page(modified_since=SINCE)),
+    Endpoint("catalog by ids", {"GET"}, lambda c: c.catalog_products_page(ids=[111, 114])),
     Endpoint("create script", {"POST"}, lambda c: c.create_script(TRACKING_SCRIPT)),
     Endpoint("update script", {"PUT"}, lambda c: c.update_script(SCRIPT_UUID, {"enabled": False})),
     Endpoint("get script", {"GET"}, lambda c: c.get_script(SCRIPT_UUID)),

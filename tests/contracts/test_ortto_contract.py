@@ -21,10 +21,13 @@ from jsonschema import Draft202012Validator
 
 from sandbox.ortto import services
 from sandbox.ortto.seed import seed_ortto_instances
+from sync.catalog import activities as product_activities
+from sync.catalog.mirror import ProductFacts
 from sync.consent.writeback import email_filter
 from sync.engine import activities, mapping
 from sync.engine.orders import records
 from sync.ortto.client import OrttoClient
+from sync.ortto.schema import ALL_SPECS
 
 from .ortto_contract import (
     ENDPOINTS,
@@ -121,7 +124,7 @@ def journey_activities() -> list[dict]:
     """One of each journey activity, as sync/engine/orders/journey.py and sync/engine/carts.py build them."""
     common = dict(order=ORDER_WITH_LINES, email="guest@example.com", store_hash="abc123", store_name="Acme")
     return [
-        *records.ordered_product_activities(**common, activity_id="act:cm:ordered-product"),
+        *records.ordered_product_activities(**common, activity_id="act:cm:ordered-product", catalog={111: FACTS}),
         records.fulfilled_activity(**common, activity_id="act:cm:fulfilled-order"),
         records.cancelled_activity(**common, activity_id="act:cm:cancelled-order"),
         records.refunded_activity(**common, activity_id="act:cm:refunded-order", amount=Decimal("10.00"),
@@ -132,13 +135,28 @@ def journey_activities() -> list[dict]:
         activities.cart_recovered_activity(cart_id=CART["id"], order_id=252, email="guest@example.com",
                                            store_hash="abc123", store_name="Acme", activity_id="act:cm:cart-recovered",
                                            value=Decimal("42.50"), currency="AUD"),
+        *product_journey_activities(),
     ]
+
+
+FACTS = ProductFacts(name="Trail Tent 2P", url="https://acme.example/trail-tent-2p/",
+                     image_url="https://cdn.example/tent.jpg", price=Decimal("189.00"))
+
+
+def product_journey_activities() -> list[dict]:
+    """One of each product activity, as sync/catalog/journeys.py builds them (with the mirror's facts)."""
+    details = {"name": "Trail Tent 2P", "sku": "TENT-2P", "quantity": 2, "price": "189.00", "cart_id": CART["id"],
+               "currency": "AUD"}
+    return [product_activities.product_activity(
+        kind=spec.key, key=f"bc:abc123:{spec.key}:1", email="guest@example.com", store_hash="abc123",
+        store_name="Acme", product_id=111, variant_id=1110, details=details, facts=FACTS,
+        activity_id=spec.default_id) for spec in product_activities.PRODUCT_JOURNEY]
 
 
 def test_journey_activities_use_only_attributes_their_definitions_declare():
     """Each activity's attribute ids are its definition's (display type prefix + ':cm:' + name), its key is
     unique to the event, and only the email names the person (the run merged them first)."""
-    by_id = {spec.default_id: spec for spec in activities.JOURNEY}
+    by_id = {spec.default_id: spec for spec in ALL_SPECS}
     built = journey_activities()
     assert {a["activity_id"] for a in built} == set(by_id)
     for activity in built:
@@ -148,7 +166,14 @@ def test_journey_activities_use_only_attributes_their_definitions_declare():
         assert activity["fields"] == {"str::email": "guest@example.com"}
         assert activity["key"].startswith("bc:abc123:")
     assert len({a["key"] for a in built}) == len(built)
-    for spec in activities.JOURNEY:
+    # Every product-bearing activity carries the product's link and picture.
+    for activity in built:
+        spec = by_id[activity["activity_id"]]
+        if "product-url" in dict(spec.attributes) and activity["activity_id"] != "act:cm:abandoned-cart":
+            assert activity["attributes"][spec.attribute_id("product-url")] == FACTS.url, spec.name
+            assert activity["attributes"][spec.attribute_id("image-url")] == FACTS.image_url, spec.name
+        assert len(activity["attributes"]) <= 15
+    for spec in ALL_SPECS:
         assert request_problems("activity-definition-create", spec.definition()) == []
 
 
@@ -159,7 +184,7 @@ def test_every_client_request_fits_the_request_schemas(captured):
     for name, field_type, _ in mapping.CUSTOM_FIELDS.values():
         client.create_custom_field(name=name, field_type=field_type, existing=existing)
     client.create_activity_definition(mapping.placed_order_definition())
-    for spec in activities.JOURNEY:
+    for spec in ALL_SPECS:
         client.create_activity_definition(spec.definition())
     customer = mapping.customer_to_person(CUSTOMER)
     guest = records.order_to_person(ORDER)

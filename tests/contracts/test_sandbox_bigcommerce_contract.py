@@ -227,6 +227,37 @@ def test_a_cart_while_it_exists_then_404(call):
     assert call("carts.v3.yml", "get", f"/v3/carts/{cart.cart_id}").status_code == 404
 
 
+# --- catalog ---------------------------------------------------------------------------------------
+
+def test_catalog_products_with_variants_and_image(call):
+    body = call("products_catalog.v3.yml", "get", "/v3/catalog/products",
+                query={"include": "variants,primary_image", "page": "1", "limit": "2", "sort": "id",
+                       "direction": "asc"}).json()
+    assert body["meta"]["pagination"]["total"] == 4 and body["meta"]["pagination"]["total_pages"] == 2
+    first = body["data"][0]
+    assert first["id"] == 111 and first["custom_url"]["url"] == "/trail-tent-2p/"
+    assert first["variants"][0]["id"] == 1110 and first["primary_image"]["url_standard"].endswith("/TENT-2P.svg")
+    second_page = call("products_catalog.v3.yml", "get", "/v3/catalog/products",
+                       query={"include": "variants,primary_image", "page": "2", "limit": "2"}).json()
+    assert [p["id"] for p in second_page["data"]] == [113, 114]
+    assert second_page["data"][1]["inventory_level"] == 0  # socks start sold out
+
+
+def test_catalog_products_by_id_and_modified_since(call):
+    store = services.SandboxStore.objects.get(store_hash=STORE)
+    call("products_catalog.v3.yml", "get", "/v3/catalog/products", query={"page": "1"})
+    later = timezone.now().replace(microsecond=0) + timezone.timedelta(seconds=1)
+    product = services.Product.objects.get(store=store, bc_id=114)
+    product.date_modified = later
+    product.save(update_fields=["date_modified"])
+    by_id = call("products_catalog.v3.yml", "get", "/v3/catalog/products",
+                 query={"id:in": "112,114", "include": "variants"}).json()["data"]
+    assert [p["id"] for p in by_id] == [112, 114] and "primary_image" not in by_id[0]
+    since = call("products_catalog.v3.yml", "get", "/v3/catalog/products",
+                 query={"date_modified:min": later.strftime(ISO)}).json()["data"]
+    assert [p["id"] for p in since] == [114]
+
+
 # --- webhook payloads -----------------------------------------------------------------------------
 
 def _resolved(node, root):
@@ -247,6 +278,10 @@ def _resolved(node, root):
     ("store/cart/converted", "store_cart_converted"),
     ("store/order/refund/created", "store_order_refund_created"),
     ("store/order/statusUpdated", "store_order_statusUpdated"),
+    ("store/cart/lineItem/created", "store_cart_lineItem_created"),
+    ("store/cart/lineItem/updated", "store_cart_lineItem_updated"),
+    ("store/product/inventory/updated", "store_product_inventory_updated"),
+    ("store/sku/inventory/updated", "store_sku_inventory_updated"),
 ])
 def test_the_emulator_fires_the_webhook_payloads_the_spec_describes(token, settings, scope, schema_name):
     from sandbox.bigcommerce.models import Hook, Order, WebhookDelivery
@@ -257,7 +292,14 @@ def test_the_emulator_fires_the_webhook_payloads_the_spec_describes(token, setti
                         destination="https://bridge.example/bigcommerce/webhooks/")
     order = Order.objects.filter(store=store, status_id=11).first()
     cart = services.cart_add(store=store, product_id=112, email="shopper@example.com")
-    if scope == "store/cart/abandoned":
+    if scope == "store/cart/lineItem/updated":
+        services.cart_add(store=store, product_id=112, email="shopper@example.com", cart=cart)
+    if scope.startswith(("store/product/", "store/sku/")):
+        services.catalog_ensure(store)
+        services.product_restock(product=services.Product.objects.get(store=store, bc_id=114), quantity=5)
+    elif scope.startswith("store/cart/lineItem/"):
+        pass
+    elif scope == "store/cart/abandoned":
         services.cart_abandon(cart=cart)
     elif scope == "store/cart/converted":
         services.cart_checkout(cart=cart)

@@ -11,7 +11,7 @@ from sync.tasks import maintenance_tick
 pytestmark = pytest.mark.django_db
 
 SCOPES = ("store_v2_customers_read_only store_v2_orders_read_only store_v2_content store_v2_information_read_only "
-          "store_cart_read_only")
+          "store_cart_read_only store_v2_products_read_only")
 
 
 def token_response(store_hash="abc123", scope=SCOPES):

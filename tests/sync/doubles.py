@@ -37,8 +37,9 @@ def order(id, email, *, customer_id=0, opt_in=False, total="10.00", status_id=11
 class FakeBigCommerce:
     """Serves subscribers (page-based), customers (cursor), orders (min_id or page, 204) like BigCommerce."""
 
-    def __init__(self, rsps, store_hash, *, subscribers=(), customers=(), orders=()):
+    def __init__(self, rsps, store_hash, *, subscribers=(), customers=(), orders=(), products=()):
         self.subscribers, self.customers, self.orders = list(subscribers), list(customers), list(orders)
+        self.products = list(products)  # v3 catalog products (the catalog mirror, sync/catalog/mirror.py)
         self.fail_next = []  # statuses to answer before serving normally
         self.requests = []
         base = re.escape(f"{BC}/stores/{store_hash}")
@@ -47,8 +48,22 @@ class FakeBigCommerce:
         rsps.add_callback(responses.GET, re.compile(base + r"/v2/orders/count.*"), self.on_orders_count)
         rsps.add_callback(responses.GET, re.compile(base + r"/v2/orders/\d+(\?.*)?$"), self.on_order)
         rsps.add_callback(responses.GET, re.compile(base + r"/v2/orders(\?.*)?$"), self.on_orders)
+        rsps.add_callback(responses.GET, re.compile(base + r"/v3/catalog/products(\?.*)?$"), self.on_products)
         self.hooks = []
         rsps.add_callback(responses.POST, re.compile(base + r"/v3/hooks$"), self.on_hook_create)
+
+    def on_products(self, request):
+        self.requests.append(request.url)
+        query = self._query(request)
+        items = self.products
+        if query.get("id:in"):
+            wanted = {int(x) for x in query["id:in"].split(",")}
+            items = [p for p in items if p["id"] in wanted]
+        limit, page = int(query.get("limit", 250)), int(query.get("page", 1))
+        chunk = items[(page - 1) * limit: page * limit]
+        pages = -(-len(items) // limit)
+        return (200, {}, json.dumps({"data": chunk, "meta": {"pagination": {
+            "total": len(items), "count": len(chunk), "per_page": limit, "current_page": page, "total_pages": pages}}}))
 
     def _fault(self):
         if self.fail_next:

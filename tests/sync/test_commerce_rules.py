@@ -5,9 +5,9 @@ from decimal import Decimal
 
 import pytest
 
-from sync.engine import activities
 from sync.engine.orders import records
 from sync.engine.orders.journey import JUST_PLACED, counted_total, order_change, order_is_fulfilled, refunded_amount
+from sync.ortto.schema import ALL_SPECS
 
 
 def order(status_id=11, total="100.00", refunded="0.0000", items_total=2, items_shipped=0, **extra):
@@ -66,7 +66,7 @@ def test_an_import_records_without_news_and_a_row_without_status_only_learns_it(
     assert placed_then_shipped.events == ["fulfilled"]
 
 
-@pytest.mark.parametrize("spec", activities.JOURNEY, ids=lambda s: s.key)
+@pytest.mark.parametrize("spec", ALL_SPECS, ids=lambda s: s.key)
 def test_definitions_name_their_title_attribute_and_fit_ortto_limits(spec):
     definition = spec.definition()
     names = [a["name"] for a in definition["attributes"]]

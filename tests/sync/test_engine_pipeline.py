@@ -28,10 +28,11 @@ def test_initial_sync_sends_exactly_the_calls_the_rules_allow(env):
     assert run.status == SyncRun.Status.SUCCEEDED, run.error_summary
     # The connection's first run registers the store's webhooks.
     assert sorted(hook["scope"] for hook in env.bc.hooks) == [
-        "store/cart/abandoned", "store/cart/converted", "store/customer/*", "store/order/*", "store/subscriber/*"]
-    # Schema first (the connection was not schema_ready): 4 fields + Placed order and the journey's six
-    # activity definitions (409 = exists).
-    assert [c[0] for c in ortto.schema_calls] == ["field-list"] + ["field"] * 4 + ["activity"] * 7
+        "store/cart/abandoned", "store/cart/converted", "store/cart/lineItem/created", "store/cart/lineItem/updated",
+        "store/customer/*", "store/order/*", "store/product/*", "store/sku/*", "store/subscriber/*"]
+    # Schema first (the connection was not schema_ready): 4 fields + Placed order, the journey's six and the
+    # product journeys' four activity definitions (409 = exists).
+    assert [c[0] for c in ortto.schema_calls] == ["field-list"] + ["field"] * 4 + ["activity"] * 11
     merges = [(strategy, [p["fields"] for p in people]) for strategy, people in ortto.calls]
     assert len(merges) == 4
     # 1. customers, each with their own subscriber record (an initial run reads the subscribers first and

@@ -107,7 +107,8 @@ def test_a_fleet_of_stores_connecting_to_one_account_at_once_creates_the_schema_
 
     schemas = in_threads([lambda c=c: prepare(c) for c in connections])
     assert all(schema == schemas[0] for schema in schemas)
-    assert RequestLog.objects.filter(path="definitions/activity/create").count() == 7
+    # Placed order, the journey's six and the product journeys' four.
+    assert RequestLog.objects.filter(path="definitions/activity/create").count() == 11
     assert RequestLog.objects.filter(path="person/custom-field/create").count() == 4
     assert refused_requests() == 0
     assert all(c.schema_ready for c in Connection.objects.filter(account=account))
@@ -125,8 +126,8 @@ def test_a_reconnect_to_the_same_account_syncs_again(make_account, make_connecti
     make_connection(store, connection.account, merge_strategy=2)
     again = run(store, SyncRun.Kind.FULL)
     assert again.status == SyncRun.Status.SUCCEEDED, again.error_summary
-    # Placed order and the six journey activities: each already exists.
-    assert RequestLog.objects.filter(path="definitions/activity/create", status=duplicate_status).count() == 7
+    # Placed order, the six journey activities and the four product ones: each already exists.
+    assert RequestLog.objects.filter(path="definitions/activity/create", status=duplicate_status).count() == 11
 
 
 # --- 3: phones --------------------------------------------------------------------------------------

@@ -83,7 +83,10 @@ def test_initial_import_sends_ordered_products_at_one_request_per_orders_page(
 
     # One request per orders page (90 orders, 20 a page: 5 pages) and the count: never one per order.
     assert paths.count("/v2/orders") == 5
-    assert not [p for p in paths if "/products" in p or p.startswith("/v2/orders/") and p != "/v2/orders/count"]
+    assert not [p for p in paths if p.startswith("/v2/") and "/products" in p
+                or p.startswith("/v2/orders/") and p != "/v2/orders/count"]
+    # The catalog mirror (sync/catalog/mirror.py) is read once, before the orders: its four products fit a page.
+    assert paths.count("/v3/catalog/products") == 1 and paths.index("/v3/catalog/products") < paths.index("/v2/orders")
     placed = Order.objects.filter(store=sandbox_store).exclude(status_id=0)
     assert _count(PLACED) == placed.count()
     # Seeded orders hold one line each: one Ordered product per line, with the line's attributes.
@@ -93,6 +96,12 @@ def test_initial_import_sends_ordered_products_at_one_request_per_orders_page(
     assert {"str:cm:product-name", "int:cm:product-id", "str:cm:sku", "str:cm:variant", "int:cm:quantity",
             "int:cm:price", "str:cm:order-id", "str:cm:currency"} <= set(attributes)
     assert product.key.startswith("bc:jrn1:order:") and ":item:" in product.key
+    # ... and the product's storefront link and picture, from the mirror.
+    slug = {111: "trail-tent-2p", 112: "day-pack-30l", 113: "titanium-mug", 114: "wool-hiking-socks"}[
+        attributes["int:cm:product-id"]]
+    links = {name.split(":")[-1]: value for name, value in attributes.items() if name.endswith(("-url"))}
+    assert links["product-url"].endswith(f"/sandbox/bigcommerce/store-jrn1/storefront/{slug}/")
+    assert links["image-url"].endswith(".svg") and "/store-jrn1/product_images/" in links["image-url"]
     # An import records the orders' statuses without announcing them: old orders are not news.
     assert not PersonActivity.objects.filter(activity_id__in=[FULFILLED, CANCELLED, REFUNDED]).exists()
     # Totals leave out cancelled orders and refunds.
@@ -238,6 +247,10 @@ def test_abandoned_and_recovered_carts(store_synced):
     assert attributes["int:cm:item-count"] == 3 and "Trail Tent 2P" in attributes["str:cm:items"]
     assert attributes["str:cm:currency"] == "USD"
     assert f"token={cart.abandoned_token}" in attributes["str:cm:recovery-url"]
+    # The picture and link of the cart's dearest line (the tent), from the catalog mirror.
+    links = {name.split(":")[-1]: value for name, value in attributes.items() if name.endswith("-url")}
+    assert links["product-url"].endswith("/store-jrn5/storefront/trail-tent-2p/")
+    assert links["image-url"].endswith("/store-jrn5/product_images/TENT-2P.svg")
     outcomes = dict(CartLedger.objects.values_list("cart_id", "outcome"))
     assert outcomes == {cart.cart_id: "sent", anonymous.cart_id: "anonymous", quick.cart_id: "expired"}
     webhook_runs = SyncRun.objects.filter(store=store, kind=SyncRun.Kind.WEBHOOK)

@@ -13,7 +13,7 @@ from sync.engine.orders import records
 from sync.engine.runs import sync_run_execute, sync_run_request
 from sync.models import Connection, PersonLedger, SyncEvent, SyncRun
 from sync.ortto.client import OrttoClient, OrttoRequestError
-from sync.ortto.schema import ortto_schema_ensure, schema_journey_target
+from sync.ortto.schema import ALL_SPECS, ortto_schema_ensure, schema_journey_target
 
 pytestmark = pytest.mark.django_db
 
@@ -129,7 +129,7 @@ def test_an_existing_definition_keeps_the_ids_another_connection_was_answered(ma
 
 
 def test_journey_definitions_use_only_icons_a_recorded_answer_shows():
-    for spec in activities.JOURNEY:
+    for spec in ALL_SPECS:
         assert spec.definition()["icon_id"] in activities.RECORDED_ICONS, spec.name
 
 
@@ -147,11 +147,12 @@ def test_a_refused_icon_falls_back_to_a_recorded_one_instead_of_failing_the_sche
     connection = make_connection(make_store("ico1"), make_account(api_key="key-ico"))
     schema = ortto_schema_ensure(connection)
     assert connection.schema_ready
-    assert set(schema["activities"]) == {spec.key for spec in activities.JOURNEY}
+    assert set(schema["activities"]) == {spec.key for spec in ALL_SPECS}
     created = [b for b in bodies if b["icon_id"] in accepted]
-    assert len(created) == 1 + len(activities.JOURNEY)  # Placed order and the journey, each once
+    assert len(created) == 1 + len(ALL_SPECS)  # Placed order and the journeys, each once
     refused = [b["name"] for b in bodies if b["icon_id"] not in accepted]
-    assert sorted(refused) == ["Cancelled order", "Cart recovered", "Fulfilled order"]  # flag, happy: once each
+    assert sorted(refused) == ["Back in stock", "Cancelled order", "Cart recovered", "Fulfilled order",
+                               "Viewed product", "Waiting on stock"]  # flag, happy: once each
 
 
 def test_a_refusal_that_is_not_the_icon_still_fails_after_the_fallbacks(settings):

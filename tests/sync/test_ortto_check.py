@@ -43,10 +43,10 @@ def test_a_fresh_account_is_ready_and_nothing_is_created_without_apply(account):
 def test_apply_creates_what_is_missing_and_a_second_check_finds_it(account):
     code, out = check(str(account.pk), "--apply")
     assert code == 0 and "created field" in out
-    assert CustomField.objects.count() == 4 and ActivityDefinition.objects.count() == 7
+    assert CustomField.objects.count() == 4 and ActivityDefinition.objects.count() == 11
     assert {d.name for d in ActivityDefinition.objects.all()} == {
         "Placed order", "Ordered product", "Fulfilled order", "Cancelled order", "Refunded order", "Abandoned cart",
-        "Cart recovered"}
+        "Cart recovered", "Added to cart", "Viewed product", "Waiting on stock", "Back in stock"}
     assert "organization field 'Buyers' ready" in out
     code, out = check("Acme Outdoor (US)")
     assert code == 0 and out.count(": exists (") == 4

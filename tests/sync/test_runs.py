@@ -109,9 +109,11 @@ def test_setup_schedules_is_idempotent():
 def test_connection_prepare_creates_schema_and_webhooks(env):
     connection_prepare(env.connection)
     env.connection.refresh_from_db()
-    assert env.connection.schema_ready and env.connection.webhook_ids == [1, 2, 3, 4, 5]
+    assert env.connection.schema_ready and env.connection.webhook_ids == [1, 2, 3, 4, 5, 6, 7, 8, 9]
     assert {hook["scope"] for hook in env.bc.hooks} == {"store/customer/*", "store/subscriber/*", "store/order/*",
-                                                         "store/cart/abandoned", "store/cart/converted"}
+                                                         "store/cart/abandoned", "store/cart/converted",
+                                                         "store/cart/lineItem/created", "store/cart/lineItem/updated",
+                                                         "store/product/*", "store/sku/*"}
     assert env.connection.ortto_schema["activity_id"] == "act:cm:placed-order"
     assert env.connection.ortto_schema["fields"]["total_spent"] == "int:cm:bigcommerce-total-spent"
 

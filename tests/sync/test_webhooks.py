@@ -40,10 +40,12 @@ def test_register_creates_the_hooks_with_the_secret_header_and_reuses_duplicates
     store.refresh_from_db()
     assert len(store.webhook_secret) >= 40
     assert [c["scope"] for c in created] == ["store/customer/*", "store/subscriber/*", "store/order/*",
-                                             "store/cart/abandoned", "store/cart/converted"]
+                                             "store/cart/abandoned", "store/cart/converted",
+                                             "store/cart/lineItem/created", "store/cart/lineItem/updated",
+                                             "store/product/*", "store/sku/*"]
     assert all(c["destination"] == "https://bridge.example/bigcommerce/webhooks/" for c in created)
     assert all(c["headers"] == {SECRET_HEADER: store.webhook_secret} for c in created)
-    assert ids == [1, 2, 77, 4, 5] and connection.webhook_ids == [1, 2, 77, 4, 5]
+    assert ids == [1, 2, 77, 4, 5, 6, 7, 8, 9] and connection.webhook_ids == [1, 2, 77, 4, 5, 6, 7, 8, 9]
 
     with responses.RequestsMock() as rsps:
         for hook_id in ids:

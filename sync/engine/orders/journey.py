@@ -25,6 +25,7 @@ from decimal import Decimal
 from django.db.models import Q, Sum
 from django.utils import timezone
 
+from sync.catalog.mirror import facts_for
 from sync.db import rows_update
 from sync.engine import activities, answers, context, mapping, people, sending
 from sync.engine.bigcommerce_pages import orders_by_id
@@ -311,8 +312,10 @@ def _products_limit(ctx: context.SyncContext, placed: list[_Pending], work: cont
 
 
 def _products_of(ctx: context.SyncContext, order: dict, email: str) -> list[dict]:
+    items = records.order_line_items(order) or []
     return records.ordered_product_activities(
         order=order, email=email, store_hash=ctx.store.store_hash, store_name=ctx.store.name,
+        catalog=facts_for(ctx, [item.get("product_id") for item in items]),
         **schema_journey_target(ctx.connection, activities.ORDERED_PRODUCT))
 
 

@@ -84,10 +84,13 @@ def _variant(item: dict) -> str:
 
 
 def ordered_product_activities(*, order: dict, email: str, store_hash: str, store_name: str,
-                               activity_id: str, attribute_ids: dict | None = None) -> list[dict]:
+                               activity_id: str, attribute_ids: dict | None = None,
+                               catalog: dict | None = None) -> list[dict]:
+    """`catalog`: product id -> the mirror's facts (sync/catalog/mirror.ProductFacts): its link and picture."""
     created = parse_bc_datetime(order.get("date_created"))
     activities = []
     for item in order_line_items(order) or []:
+        facts = (catalog or {}).get(int(item.get("product_id") or 0))
         activities.append(activity_body(
             ORDERED_PRODUCT, activity_id, email=email, created=created, attribute_ids=attribute_ids,
             key=f"bc:{store_hash}:order:{order.get('id')}:item:{item.get('id')}",
@@ -102,6 +105,8 @@ def ordered_product_activities(*, order: dict, email: str, store_hash: str, stor
                 "order-id": truncate(order.get("id")),
                 "currency": order_currency(order),
                 "store": truncate(store_name or store_hash),
+                "product-url": truncate(facts.url) if facts else None,
+                "image-url": truncate(facts.image_url) if facts else None,
             },
         ))
     return activities
