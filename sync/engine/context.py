@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import math
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -23,7 +24,8 @@ logger = logging.getLogger("sync.engine")
 BATCH_SIZE = 100  # Ortto: at most 100 people / activities per call
 
 
-DEFAULT_ORTTO_CONCURRENCY = 4  # Ortto calls of one planning round in flight at once
+DEFAULT_ORTTO_CONCURRENCY = 4  # Ortto calls of one planning round in flight at once, at least
+MAX_ORTTO_CONCURRENCY = 32
 
 
 # Synchronous merges keyed by email in flight at once. Ortto warns that many synchronous merges by a
@@ -135,9 +137,18 @@ def event(ctx: SyncContext, *, resource, message, email="", bc_id=None, level=Sy
                      message=str(message)[:2000], level=level)
 
 
-def ortto_concurrency() -> int:
-    """How many Ortto calls of one planning round may be in flight at once (settings.ORTTO_CONCURRENCY)."""
-    return max(int(getattr(settings, "ORTTO_CONCURRENCY", DEFAULT_ORTTO_CONCURRENCY) or 1), 1)
+def ortto_concurrency(ctx: SyncContext | None = None) -> int:
+    """How many Ortto calls of one step may be in flight at once: at least settings.ORTTO_CONCURRENCY, and as
+    many as keep the account at its rate at the answer times seen so far (Little's law,
+    OrttoClient.in_flight_wanted), rounded up to a power of two (the pools are shared by size) and at most
+    MAX_ORTTO_CONCURRENCY. Over loopback that is the setting; at 300 ms an answer and 60 calls/s it is 32.
+    The account's rate gate still paces every call."""
+    configured = max(int(getattr(settings, "ORTTO_CONCURRENCY", DEFAULT_ORTTO_CONCURRENCY) or 1), 1)
+    client = getattr(ctx, "ortto", None)
+    wanted = client.in_flight_wanted() if hasattr(client, "in_flight_wanted") else None
+    if not wanted or wanted <= configured:
+        return configured
+    return min(1 << math.ceil(math.log2(wanted * 1.1)), MAX_ORTTO_CONCURRENCY)
 
 
 def ortto_merge_concurrency() -> int:
@@ -168,7 +179,7 @@ def send_all(send, ctx: SyncContext, payloads: list, emails_of=lambda payload: (
     group (e.g. a merge's purpose) that name no person twice, so calls of different kinds, and any two
     calls about the same person, reach Ortto in their planned order.
     """
-    size = size or ortto_concurrency()
+    size = size or ortto_concurrency(ctx)
     if size == 1 or len(payloads) < 2:
         return [send(ctx, payload) for payload in payloads]
     waves: list[list[int]] = []
@@ -214,7 +225,7 @@ class DeferredSends:
     def submit(self, ctx: SyncContext, send, payloads: list, handle) -> None:
         """send(ctx, payload) for each payload on the Ortto pool; handle(payload, results) -> events and
         commits."""
-        pool = _pool(ortto_concurrency())
+        pool = _pool(ortto_concurrency(ctx))
         for payload in payloads:
             while len(self._pending) >= self.limit:
                 self._settle(self._pending.pop(0))

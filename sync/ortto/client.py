@@ -149,6 +149,13 @@ class RateGate:
         self._sleep = sleep
         self._lock = threading.Lock()
         self._starts: collections.deque[float] = collections.deque()
+        # How long the account's answers take (seconds, a moving average): with the rate, Little's law says
+        # how many calls in flight keep it busy (OrttoClient.in_flight_wanted).
+        self.latency: float | None = None
+
+    def observe(self, seconds: float) -> None:
+        with self._lock:
+            self.latency = seconds if self.latency is None else 0.8 * self.latency + 0.2 * seconds
 
     def acquire(self) -> float:
         """Wait for a slot; the time (on the gate's clock) at which the request may start."""
@@ -248,6 +255,10 @@ class LearnedRateGate(RateGate):
 
 
 DEFAULT_RATE_MARGIN_SECONDS = 0.05
+# The top of the rates Ortto publishes for its plans (Business and Enterprise: 600 requests per 10 s,
+# https://help.ortto.com/developer/latest/developer-guide/rate-limits.html): what in_flight_wanted sizes an
+# account at before its rate is learned.
+ASSUMED_RATE_PER_SECOND = 60
 _gates_lock = threading.Lock()
 _gates: dict[tuple, RateGate] = {}
 
@@ -499,6 +510,7 @@ class OrttoClient:
         limited = limited_merge(path, body)
         limiter = self.merge_limiter if limited else None
         ticket = None
+        answer_wait = [time.monotonic()]  # when the attempt in flight was sent
 
         def before_attempt() -> None:
             nonlocal attempt_started, ticket
@@ -512,9 +524,11 @@ class OrttoClient:
                 logger.warning("Ortto: %d bad requests in %.0fs; waiting %.1fs to stay clear of the IP ban",
                                bad_requests.budget, bad_requests.window, pause)
                 self._sleep(pause)
+            answer_wait[0] = time.monotonic()
 
         def after_response(response: requests.Response) -> None:
             nonlocal ticket
+            gate.observe(time.monotonic() - answer_wait[0])
             if limiter is not None and ticket is not None:
                 refused = response.status_code >= 400 and concurrency_refusal(response.status_code,
                                                                               json_or_text(response))
@@ -538,6 +552,15 @@ class OrttoClient:
             raise OrttoError(f"{what} -> HTTP {response.status_code} with a body that is not a JSON object",
                              status=response.status_code, body=answer)
         return answer
+
+    def in_flight_wanted(self) -> float | None:
+        """Calls in flight that would keep this account at its rate (Little's law: rate times how long an
+        answer takes), from the answers so far; None before any. An account whose rate is not learned yet
+        is sized at ASSUMED_RATE_PER_SECOND: too many only draws the 429 that teaches the gate its rate."""
+        gate = rate_gate(self._api_key)
+        if not gate.latency:
+            return None
+        return (gate.rate or ASSUMED_RATE_PER_SECOND) * gate.latency
 
     # -- calls
 

@@ -1,6 +1,7 @@
 """Unit tests of the Ortto client over mocked HTTP (`responses`); nothing here sleeps for real."""
 
 import logging
+import time
 
 import pytest
 import requests
@@ -553,3 +554,61 @@ def test_a_concurrency_429_is_not_a_rate(client, settings):
         mocked.post(f"{BASE}/v1/person/merge", json={"people": [{"status": "created", "person_id": "p1"}]})
         client.merge_people([{"fields": {"str::email": "a@example.com"}}], merge_strategy=1)
     assert rate_gate(KEY).rate == 0
+
+
+# --- how many calls in flight the account's rate can keep busy (Little's law) -------------------------
+
+
+def _slow_answers(rsps, seconds: float):
+    def answer(request):
+        time.sleep(seconds)
+        return 200, {}, '{"people": [{"person_id": "006913c5b9ca58778a137d00", "status": "created"}]}'
+
+    rsps.add_callback(responses.POST, f"{BASE}/v1/person/merge", callback=answer)
+
+
+def test_in_flight_wanted_is_the_rate_times_the_answer_time(client, settings):
+    from sync.ortto.client import _gates
+
+    _gates.clear()
+    settings.ORTTO_RATE_PER_SECOND = 40
+    assert client.in_flight_wanted() is None  # nothing known before an answer
+    with responses.RequestsMock() as rsps:
+        _slow_answers(rsps, 0.05)
+        for _ in range(3):
+            client.merge_people([{"fields": {"str::email": "ann@example.com"}}], merge_strategy=1)
+    assert client.in_flight_wanted() == pytest.approx(40 * 0.05, rel=0.5)  # ~2 calls in flight
+    _gates.clear()
+
+
+def test_an_account_whose_rate_is_not_learned_is_sized_at_the_published_top(client, settings):
+    from sync.ortto.client import ASSUMED_RATE_PER_SECOND, _gates
+
+    _gates.clear()
+    settings.ORTTO_RATE_PER_SECOND = 0  # learned from 429s, none met yet
+    with responses.RequestsMock() as rsps:
+        _slow_answers(rsps, 0.05)
+        client.merge_people([{"fields": {"str::email": "ann@example.com"}}], merge_strategy=1)
+    assert client.in_flight_wanted() == pytest.approx(ASSUMED_RATE_PER_SECOND * 0.05, rel=0.5)
+    _gates.clear()
+
+
+def test_the_pool_follows_little_s_law_between_the_setting_and_its_ceiling(settings):
+    from types import SimpleNamespace
+
+    from sync.engine.context import MAX_ORTTO_CONCURRENCY, ortto_concurrency
+
+    class Account:
+        def __init__(self, wanted):
+            self.wanted = wanted
+
+        def in_flight_wanted(self):
+            return self.wanted
+
+    settings.ORTTO_CONCURRENCY = 4
+    assert ortto_concurrency() == 4
+    assert ortto_concurrency(SimpleNamespace(ortto=Account(None))) == 4  # no answer yet
+    assert ortto_concurrency(SimpleNamespace(ortto=Account(0.3))) == 4  # loopback: the setting
+    assert ortto_concurrency(SimpleNamespace(ortto=Account(6.0))) == 8  # 20/s at 300 ms, a tenth's margin
+    assert ortto_concurrency(SimpleNamespace(ortto=Account(18.0))) == MAX_ORTTO_CONCURRENCY == 32  # 60/s at 300 ms
+    assert ortto_concurrency(SimpleNamespace(ortto=Account(500.0))) == 32
