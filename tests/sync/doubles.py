@@ -198,6 +198,7 @@ class HttpOrtto(FakeOrtto):
         self.raise_on_call = None  # number of the merge call that blows up (a simulated crash)
         self.merge_count = 0
         self.schema_calls = []
+        self.definitions_exist = False
         base = re.escape(ORTTO.format(region="default"))
         rsps.add_callback(responses.POST, re.compile(base + r"/v1/person/merge"), self.on_merge)
         rsps.add_callback(responses.POST, re.compile(base + r"/v1/activities/create"), self.on_activities)
@@ -246,5 +247,17 @@ class HttpOrtto(FakeOrtto):
         return (200, {}, json.dumps({"field_id": f"{prefix}:cm:" + body["name"].lower().replace(" ", "-")}))
 
     def on_definition(self, request):
-        self.schema_calls.append(("activity", json.loads(request.body)))
-        return (409, {}, json.dumps({"error": "exists"}))
+        """A fresh account: the definition is created, with the ids Ortto gives its attributes (the
+        recorded `custom_activity.attributes[].field_id`). `definitions_exist` answers 409 instead, as an
+        account that has them already; eleven of those in a row meet the bad-request budget's 15 s wait."""
+        body = json.loads(request.body)
+        self.schema_calls.append(("activity", body))
+        if self.definitions_exist:
+            return (409, {}, json.dumps({"error": "exists"}))
+        prefix = {"text": "str", "integer": "int", "price": "int", "link": "str"}
+        attributes = [{"name": a["name"], "display_type": a.get("display_type"),
+                       "field_id": f"{prefix.get(a.get('display_type'), 'str')}:cm:{a['name']}"}
+                      for a in body.get("attributes") or []]
+        name = re.sub(r"[^a-z0-9]+", "-", body["name"].lower()).strip("-")
+        return (200, {}, json.dumps({"custom_activity": {"activity_field_id": f"act:cm:{name}",
+                                                         "attributes": attributes}}))
