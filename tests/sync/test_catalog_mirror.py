@@ -10,7 +10,7 @@ from django.conf import settings
 
 from stores.bigcommerce import BigCommerceClient
 from sync.catalog import mirror
-from sync.engine import activities
+from sync.engine.orders import records
 from sync.intake.webhooks import delivery_parse
 from sync.models import CatalogProduct
 
@@ -89,7 +89,7 @@ def test_a_deleted_product_is_kept_and_its_activities_send_what_is_known(store):
         "shipping": [{"line_items": [{"id": 1, "product_id": 1, "name": "Product 1", "quantity": 1, "price_inc_tax": "20"},
                                      {"id": 2, "product_id": 2, "name": "Never mirrored", "quantity": 1,
                                       "price_inc_tax": "5"}]}]}}
-    first, second = activities.ordered_product_activities(order=order, email="a@example.com", store_hash="abc123",
+    first, second = records.ordered_product_activities(order=order, email="a@example.com", store_hash="abc123",
                                                            store_name="S", activity_id="act:cm:ordered-product",
                                                            catalog=facts)
     assert first["attributes"]["str:cm:product-url"] == "https://shop.example/p-1/"
@@ -100,7 +100,7 @@ def test_links_are_left_out_where_the_definition_predates_them():
     facts = {1: mirror.ProductFacts(url="https://shop.example/p-1/", image_url="https://cdn.example/1.jpg")}
     order = {"id": 5, "consignments": {"shipping": [{"line_items": [{"id": 1, "product_id": 1, "quantity": 1}]}]}}
     old_ids = {"product-name": "str:cm:product-name", "product-id": "int:cm:product-id"}
-    [activity] = activities.ordered_product_activities(order=order, email="a@example.com", store_hash="abc123",
+    [activity] = records.ordered_product_activities(order=order, email="a@example.com", store_hash="abc123",
                                                         store_name="S", activity_id="x", catalog=facts,
                                                         attribute_ids=old_ids)
     assert not [name for name in activity["attributes"] if name.endswith("-url")]
