@@ -62,8 +62,8 @@ def test_a_shopper_from_abandoned_cart_to_refund(page, sandbox, thread_worker, s
     assert ortto.get_by_text(re.compile("2 x Titanium Mug")).is_visible()
     shoot(ortto, "11-ortto-abandoned-cart")
 
-    # The link in the activity brings the cart back in the shopper's browser.
-    ortto.locator("a.attr-link").first.click()
+    # The recovery link in the activity (beside the product's link and picture) brings the cart back.
+    ortto.locator("a.attr-link[href*=\"action=recover\"]").first.click()
     ortto.get_by_text("your cart is as you left it").wait_for()
     assert ortto.locator("#cart table.basket tbody tr").count() == 2
     shoot(ortto, "12-cart-restored")
