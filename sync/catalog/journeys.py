@@ -54,6 +54,7 @@ def catalog_step(ctx: context.SyncContext) -> context.PageWork:
             "BigCommerce refused to list the catalog (the app's token lacks the Products scope): product "
             "activities go without links and pictures until the app is reinstalled.")))
     work.counters.fetched = read
+    work.counters.unchanged += read  # mirrored, never sent themselves (sync/connect/selectors.py's words)
     if restocked:
         ctx.log.info("catalog: %d variant(s) back in stock", len(restocked))
     if "webhook" in run.checkpoint:

@@ -60,6 +60,7 @@ RECORD_NOUNS = {
     "orders": ("order", "orders"),
     "organizations": ("company", "companies"),
     "carts": ("abandoned cart", "abandoned carts"),
+    "catalog": ("product", "products"),
 }
 COUNTER_WORDS = {
     "subscribers": [("created", "added to Ortto"), ("merged", "merged with their customer record"),
@@ -75,6 +76,11 @@ COUNTER_WORDS = {
                ("failed", "not sent (see the errors)")],
     "organizations": [("created", "added to Ortto as organizations"), ("updated", "updated in Ortto"),
                       ("unchanged", "already up to date"), ("failed", "not sent (see the errors)")],
+    # The catalog mirror: products read for their links and pictures, never sent themselves; a webhook run's
+    # Added to cart activities are counted with them.
+    "catalog": [("unchanged", "kept in the catalog mirror for product links and pictures"),
+                ("created", "Added to cart activities sent"), ("skipped", "cart lines not sent (shopper unknown)"),
+                ("failed", "not sent (see the errors)")],
 }
 DEFAULT_WORDS = [("created", "sent to Ortto"), ("updated", "updated in Ortto"), ("unchanged", "already up to date"),
                  ("skipped", "not sent (nothing to send)"), ("failed", "not sent (see the errors)")]
