@@ -45,11 +45,13 @@ logger = logging.getLogger("sync.consent")
 
 EMAILS_PER_CHECK = 100  # emails per person/get call (`limit` 100 covers them all: one page, no offset)
 
-NOTE_NO_SCOPE = ("Unsubscribes in Ortto cannot update the store yet: the app was installed with read-only "
-                 "access to customers. To grant it, reinstall the app or re-authorize it in BigCommerce "
-                 "(Apps › My Apps) and accept the Customers (modify) permission. Syncing to Ortto goes on.")
+NOTE_NO_SCOPE = ("Unsubscribes in Ortto cannot update the store yet: the app has read-only access to customers. "
+                 "To grant it, reinstall the app or re-authorize it (Apps › My Apps) and accept Customers (modify). "
+                 "Syncing to Ortto goes on.")
 NOTE_REFUSED = ("BigCommerce refused to change a customer or subscriber (HTTP {status}). The unsubscribes wait "
                 "and are written once the app may modify customers: reinstall or re-authorize the app.")
+# Both are stored in ConsentPreference.writeback_note (255 characters; PostgreSQL refuses more, SQLite does not).
+assert len(NOTE_NO_SCOPE) <= 255 and len(NOTE_REFUSED.format(status=999)) <= 255
 
 
 def preference_of(store) -> ConsentPreference:
