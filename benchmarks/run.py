@@ -264,6 +264,23 @@ def set_regime(env: Env, *, bc_requests: int, ortto_rate: int, scale: float) -> 
     return bc_requests / (window_ms / 1000), rate
 
 
+def process_tree_cpu(pid: int) -> float:
+    """User + system CPU seconds of a process and its living descendants (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+            for task in Path(f"/proc/{current}/task").iterdir():
+                children = (task / "children").read_text().split()
+                todo += [int(child) for child in children]
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+    return total
+
+
 def regimes_size(env: Env, n: int, *, scale: float, regimes, incremental: bool, floor: bool = True,
                  merge_limit: int = 0) -> dict:
     """One data set of n customers, synced from scratch under each regime, side by side in one session.
@@ -286,9 +303,12 @@ def regimes_size(env: Env, n: int, *, scale: float, regimes, incremental: bool, 
             env.fresh(env.bridge_db)
             env.task(env.bridge_db, "bridge-setup", "--token", data["token"], "--strategy", 1)
             log(f"regimes n={n}: quotas off (the box's floor)")
+            emulator_cpu = process_tree_cpu(emu.pid)
             result["floor"] = env.task(env.bridge_db, "sync", "--kind", "initial", ORTTO_RATE_PER_SECOND=0,
                                        timeout=7200)
-            log(f"regimes n={n}: floor {result['floor']['wall']:.1f}s")
+            result["floor"]["emulator_cpu"] = round(process_tree_cpu(emu.pid) - emulator_cpu, 2)
+            log(f"regimes n={n}: floor {result['floor']['wall']:.1f}s cpu={result['floor']['cpu']:.1f}s "
+                f"emulator cpu={result['floor']['emulator_cpu']:.1f}s")
         for bc_requests, ortto_rate, latency in regimes:
             if latency != emu_latency:  # the latency is the emulator's setting: restart it with the new one
                 env.stop(emu)
@@ -306,14 +326,19 @@ def regimes_size(env: Env, n: int, *, scale: float, regimes, incremental: bool, 
             env.task(env.bridge_db, "bridge-setup", "--token", data["token"], "--strategy", 1)
             label = regime_label((bc_requests, ortto_rate, latency))
             log(f"regimes n={n}: {label} (x{scale}), merge limit {merge_limit or 'off'}: initial sync")
+            emulator_cpu = process_tree_cpu(emu.pid)
             run = env.task(env.bridge_db, "sync", "--kind", "initial", ORTTO_RATE_PER_SECOND=0, timeout=7200)
+            # Both emulators' CPU seconds over the run (gunicorn's master and workers): on a small box they
+            # share its cores with the sync, which a real BigCommerce and Ortto never do.
+            run["emulator_cpu"] = round(process_tree_cpu(emu.pid) - emulator_cpu, 2)
             stats = ortto_stats(env)
             run["ortto_stats"] = {k: stats[k] for k in ("people", "subscribed", "unsubscribed", "activities")}
             run["merge_concurrency"] = stats.get("merge_concurrency")
             run["regime"] = {"bc_requests_per_30s": bc_requests, "ortto_per_s": ortto_rate, "bc_rate": bc_rate,
                              "ortto_rate": rate, "latency_ms": list(latency) if latency else None}
             result["runs"].append(run)
-            log(f"regimes n={n}: {run['wall']:.1f}s cpu={run['cpu']:.1f}s status={run['status']} "
+            log(f"regimes n={n}: {run['wall']:.1f}s cpu={run['cpu']:.1f}s emulator cpu={run['emulator_cpu']:.1f}s "
+                f"status={run['status']} "
                 f"requests={run['requests']['by_api']} merges={run['merge_concurrency']}")
             if incremental and (bc_requests, ortto_rate, latency) == regimes[0]:
                 log(f"regimes n={n}: incremental, nothing changed")

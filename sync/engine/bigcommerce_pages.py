@@ -33,20 +33,22 @@ from sync.engine import context, mapping
 logger = logging.getLogger(__name__)
 
 PAGE_LIMIT = 250
-# Pages processed and committed together: the fewest (up to this many) that make whole Ortto batches
-# of 100 (2 x 250 = 500 records), so no batch is sent half-empty at a page boundary.
-MAX_PAGES_PER_UNIT = 4
-# BigCommerce pages fetched ahead of processing (bounds the worker's memory: ~8 x 250 records). Deep
-# enough that reading goes on through a slow Ortto stretch (a 429's wait) instead of idling the quota.
-PREFETCH_PAGES = 8
+# Pages processed and committed together (pages_per_unit): at least the fewest that make whole Ortto
+# batches of 100 (2 x 250 = 500 records), so no batch is sent half-empty at a page boundary; at most this many.
+MAX_PAGES_PER_UNIT = 8
+# BigCommerce pages fetched ahead of processing (bounds the worker's memory: ~16 x 250 records): two of the
+# largest units, so the next unit is being read while this one is sent, and reading goes on through a slow
+# Ortto stretch (a 429's wait) instead of idling the quota.
+PREFETCH_PAGES = 2 * MAX_PAGES_PER_UNIT
 # Records read by id per request (webhook and retry runs).
 WEBHOOK_CHUNK = 50
 # Page (or orders id range) reads in flight at once (settings.BIGCOMMERCE_READ_CONCURRENCY overrides).
 # Together they stay within the store's quota: the client pauses every reader once the window's requests
 # left reach its reserve plus the requests in flight (stores.bigcommerce.BigCommerceClient).
 READ_CONCURRENCY = 4
-# At most this many, sized by Little's law (read_concurrency): pages in flight count against the read-ahead.
-MAX_READ_CONCURRENCY = PREFETCH_PAGES
+# At most this many, sized by Little's law (read_concurrency): a Pro plan (15 requests/s) at half a second an
+# answer keeps 7.5 busy; pages in flight count against the read-ahead.
+MAX_READ_CONCURRENCY = 8
 
 
 # Customers read by page number (answers without a cursor) are in creation order: an edit during the
@@ -66,11 +68,25 @@ def read_concurrency(bc=None) -> int:
     return max(configured, min(math.ceil(wanted * 1.1), MAX_READ_CONCURRENCY))
 
 
-def pages_per_unit() -> int:
+def _whole_batches_pages() -> int:
     for pages in range(1, MAX_PAGES_PER_UNIT + 1):
         if (pages * PAGE_LIMIT) % context.BATCH_SIZE == 0:
             return pages
     return 1
+
+
+def pages_per_unit(bc=None) -> int:
+    """Pages per unit. A unit costs at least one round trip to Ortto (its merges, and their follow-ups) before
+    it is committed, whatever its size; while it waits, the store's quota could deliver as many pages as are
+    wanted in flight (Little's law, BigCommerceClient.in_flight_wanted: about 8 on a Pro plan at half a
+    second an answer, well under 1 over loopback). So a unit is the fewest pages that make whole batches,
+    times enough to cover those pages, up to MAX_PAGES_PER_UNIT: 2 over loopback, 8 over a slow network —
+    where units of 2 left both APIs idle while each unit waited for its answers (BENCHMARKS.md)."""
+    step = _whole_batches_pages()
+    wanted = bc.in_flight_wanted() if bc is not None and hasattr(bc, "in_flight_wanted") else None
+    if not wanted or wanted <= step:
+        return step
+    return max(step, min(step * math.ceil(wanted / step), MAX_PAGES_PER_UNIT // step * step))
 
 
 class PagePrefetch:

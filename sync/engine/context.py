@@ -206,6 +206,23 @@ def send_all(send, ctx: SyncContext, payloads: list, emails_of=lambda payload: (
     return results
 
 
+def send_started(send, ctx: SyncContext, payloads: list, size: int | None = None):
+    """Start send(ctx, payload) for every payload on the Ortto pool (up to ortto_concurrency() at once) and
+    return at once a function that waits for them and returns their results in input order, so that the
+    caller can commit earlier work while these calls are in flight. For payloads that need no order among
+    themselves (activities: each carries its own key). Every call finishes before one's error propagates,
+    and abandoned() waits for them without the results (a run that fails leaves no call in flight)."""
+    pool = _pool(size or ortto_concurrency(ctx))
+    futures = [pool.submit(contextvars.copy_context().run, send, ctx, payload) for payload in payloads]
+
+    def results() -> list:
+        wait(futures)
+        return [future.result() for future in futures]
+
+    results.abandoned = lambda: wait(futures)
+    return results
+
+
 class DeferredSends:
     """Ortto calls whose answers no commit waits for (a unit's Ordered product activities: the order
     ledger records the lines "to send" before the call), left in flight while the run commits the unit and

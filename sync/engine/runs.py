@@ -248,7 +248,7 @@ def _resources_sync(ctx: context.SyncContext, *, log, sliced: bool, started: flo
         if run.checkpoint["resources"][resource]["done"]:
             continue
         # BigCommerce pages are fetched ahead by a thread while this one sends the previous ones to
-        # Ortto; units of pages_per_unit() pages are processed and committed strictly in order.
+        # Ortto; units of pages_per_unit(bc) pages are processed and committed strictly in order.
         # Records a unit left for the next one (engine: `carry`) travel in memory; the checkpoint keeps
         # their ids, and a resumed run reads them again by id before its next page.
         carried = carried_refetch(ctx, resource, run.checkpoint["resources"][resource].get("carry") or [])
@@ -256,7 +256,7 @@ def _resources_sync(ctx: context.SyncContext, *, log, sliced: bool, started: flo
             while not run.checkpoint["resources"][resource]["done"]:
                 if _stopped_or_sliced(run, log=log, sliced=sliced, started=started, before=lambda: _deferred_settle(ctx)):
                     return
-                items, page_total, checkpoint = pages.next_unit(pages_per_unit())
+                items, page_total, checkpoint = pages.next_unit(pages_per_unit(ctx.bigcommerce))
                 checkpoint = copy.deepcopy(checkpoint)  # the prefetch thread still reads the one it made
                 state = checkpoint["resources"][resource]
                 processor = PROCESSORS[resource]
@@ -350,26 +350,55 @@ def _work_add(work: context.PageWork, part: context.PageWork) -> None:
 
 def _placed_flush(ctx: context.SyncContext, *, log, sliced: bool, started: float, on_page) -> bool:
     """Initial runs, after the last order page: send the Placed order and Ordered product activities recorded
-    waiting, each buyer's newest 50 of each (journey.placed_send), in steps of PLACED_CHUNK_BUYERS buyers by
-    email, each committed with its position and the chosen activities its part-full last batch leaves for the next step
-    (a resumed run goes on from there; a step cut short is sent again with the same keys). True when done."""
+    waiting, each buyer's newest 50 of each (journey.placed_start), in steps of PLACED_CHUNK_BUYERS buyers by
+    email, each committed with its position and the chosen activities its part-full last batch leaves for the
+    next step (a resumed run goes on from there; a step cut short is sent again with the same keys).
+
+    One step is always in flight while the previous one is committed and the next one is chosen: step k+1's
+    activities are on their way before step k's answers are waited for, so Ortto is not idle while this
+    thread works on the database (at 300 ms an answer, one step at a time left Ortto idle most of the time —
+    BENCHMARKS.md). The checkpoint only moves with a step whose answers are committed. True when done."""
     run = ctx.run
-    while not run.checkpoint.get("placed", {}).get("done"):
-        if _stopped_or_sliced(run, log=log, sliced=sliced, started=started):
-            return False
-        state = run.checkpoint.get("placed", {})
-        after, carried = state.get("after", ""), state.get("carry") or []
-        emails = journey.placed_waiting_emails(ctx, after=after)
-        last = len(emails) < journey.PLACED_CHUNK_BUYERS
-        work, carry, carry_products = journey.placed_send(
-            ctx, emails, carried=carried, carried_products=state.get("carry_products") or [], last=last)
+    planned = dict(run.checkpoint.get("placed", {}))  # the position after the last step started
+    in_flight = None  # (journey.PlacedStep, the checkpoint position after it)
+
+    def commit(entry):
+        if entry is None:
+            return
+        step, position = entry
+        work = step.finish()
         checkpoint = copy.deepcopy(run.checkpoint)
-        checkpoint["placed"] = {"after": emails[-1] if emails else after, "carry": carry,
-                                "carry_products": carry_products, "done": last}
+        checkpoint["placed"] = position
         _commit_page(run, "orders", work, checkpoint, None)
         log.info("placed orders: %s", work.counters.as_dict())
         if on_page:
             on_page(run)
+
+    def settle():
+        nonlocal in_flight
+        entry, in_flight = in_flight, None
+        commit(entry)
+
+    try:
+        while not run.checkpoint.get("placed", {}).get("done"):
+            if _stopped_or_sliced(run, log=log, sliced=sliced, started=started, before=settle):
+                return False
+            ahead = None
+            if not planned.get("done"):
+                after = planned.get("after", "")
+                emails = journey.placed_waiting_emails(ctx, after=after)
+                last = len(emails) < journey.PLACED_CHUNK_BUYERS
+                step = journey.placed_start(ctx, emails, carried=planned.get("carry") or [],
+                                            carried_products=planned.get("carry_products") or [], last=last)
+                planned = {"after": emails[-1] if emails else after, "carry": step.carry,
+                           "carry_products": step.carry_products, "done": last}
+                ahead = (step, planned)
+            previous, in_flight = in_flight, ahead
+            commit(previous)
+    except BaseException:
+        if in_flight is not None:
+            in_flight[0].abandon()  # no call outlives the run
+        raise
     return True
 
 

@@ -9,7 +9,14 @@ import responses
 
 from stores.bigcommerce import BigCommerceClient, Page
 from sync.engine import bigcommerce_pages
-from sync.engine.bigcommerce_pages import MAX_READ_CONCURRENCY, PagePrefetch, read_concurrency
+from sync.engine.bigcommerce_pages import (
+    MAX_PAGES_PER_UNIT,
+    MAX_READ_CONCURRENCY,
+    PREFETCH_PAGES,
+    PagePrefetch,
+    pages_per_unit,
+    read_concurrency,
+)
 
 
 class NumberedStore:
@@ -204,3 +211,21 @@ def test_read_concurrency_follows_little_s_law_between_the_setting_and_the_read_
     assert read_concurrency(Reads(5.0)) == 6  # Standard plan (5/s) at 1 s an answer, with a tenth's margin
     assert read_concurrency(Reads(7.5)) == MAX_READ_CONCURRENCY == 8  # Pro at 0.5 s: every read-ahead slot
     assert read_concurrency(Reads(40.0)) == MAX_READ_CONCURRENCY
+
+
+def test_units_grow_with_the_pages_the_quota_delivers_during_one_ortto_round_trip():
+    """A unit waits for at least one Ortto round trip whatever its size: over a slow network it takes as many
+    pages as the store's quota delivers meanwhile (whole batches of 100 still), over loopback the fewest."""
+    class Reads:
+        def __init__(self, wanted):
+            self.wanted = wanted
+
+        def in_flight_wanted(self):
+            return self.wanted
+
+    assert pages_per_unit() == pages_per_unit(Reads(None)) == 2  # nothing measured yet: 2 x 250 = 5 batches
+    assert pages_per_unit(Reads(0.05)) == 2  # loopback
+    assert pages_per_unit(Reads(2.5)) == 4  # Standard plan (5/s) at half a second
+    assert pages_per_unit(Reads(7.5)) == 8  # Pro (15/s) at half a second
+    assert pages_per_unit(Reads(40.0)) == MAX_PAGES_PER_UNIT == 8
+    assert PREFETCH_PAGES >= 2 * MAX_PAGES_PER_UNIT  # the next unit is read while this one is sent

@@ -335,7 +335,7 @@ def _products_record(ctx: context.SyncContext, *, sent: set[int], refused: set[i
 # --- Placed order and Ordered product, newest first --------------------------------------------------
 
 # Buyers whose waiting Placed order and Ordered product activities one step of placed_flush sends.
-PLACED_CHUNK_BUYERS = 200
+PLACED_CHUNK_BUYERS = 500
 _PLACED_WAITING = (OrderLedger.Placed.TO_SEND, OrderLedger.Placed.REFUSED)
 # The bodies stay in the database until their activities are chosen: a step holds a batch's worth.
 _BODIES = ("placed_activity", "products_activities")
@@ -354,9 +354,29 @@ def placed_waiting_emails(ctx: context.SyncContext, *, after: str, earlier_runs:
     return list(rows.order_by("email").values_list("email", flat=True).distinct()[:PLACED_CHUNK_BUYERS])
 
 
+@dataclass
+class PlacedStep:
+    """One step of placed_send, its activities in flight: `finish()` waits for Ortto's answers and returns the
+    step's work (to commit); `carry` / `carry_products` are known at once, so the next step can start before
+    this one is committed (runs._placed_flush). `abandon()` waits for the calls without their answers."""
+
+    carry: list
+    carry_products: list
+    finish: object
+    abandon: object = lambda: None
+
+
 def placed_send(ctx: context.SyncContext, emails: list[str], *, earlier_runs: bool = False, carried: list[int] = (),
                 carried_products: list = (), last: bool = True) -> tuple[context.PageWork, list[int], list]:
-    """Send the waiting Placed order and Ordered product activities of these buyers by one rule: per buyer,
+    """placed_start, then its finish: (work, ids carried, [id, lines] carried)."""
+    step = placed_start(ctx, emails, earlier_runs=earlier_runs, carried=carried, carried_products=carried_products,
+                        last=last)
+    return step.finish(), step.carry, step.carry_products
+
+
+def placed_start(ctx: context.SyncContext, emails: list[str], *, earlier_runs: bool = False, carried: list[int] = (),
+                 carried_products: list = (), last: bool = True) -> PlacedStep:
+    """Start sending the waiting Placed order and Ordered product activities of these buyers by one rule: per buyer,
     the newest orders (by id) first, as many of each activity as Ortto's 50 a day still allow, in batches of
     100 per activity; the older orders are summarized (counted in the totals already, with the run's note),
     their lines, and lines beyond the 50, left out (with a note). An initial import records every order and
@@ -368,8 +388,8 @@ def placed_send(ctx: context.SyncContext, emails: list[str], *, earlier_runs: bo
     Batches stay full: unless this is the `last` step, the chosen activities that would make a part-full
     batch are not sent; their ledger ids (with the number of lines) are returned, for the next step to send
     first (`carried`, `carried_products`), so the import costs ceil(activities / 100) calls per activity
-    (lines travel with their order: an order whose lines straddle the cut waits whole). Returns (work, ids
-    carried, [id, lines] carried)."""
+    (lines travel with their order: an order whose lines straddle the cut waits whole). The calls are in
+    flight when this returns: the step's `finish()` waits for them (PlacedStep)."""
     work = context.PageWork()
     lines_carried = {int(pk): int(n) for pk, n in carried_products}
     carried_ids = {int(pk) for pk in carried} | set(lines_carried)
@@ -377,7 +397,7 @@ def placed_send(ctx: context.SyncContext, emails: list[str], *, earlier_runs: bo
     rows = list(_waiting_rows(ctx, earlier_runs=earlier_runs).filter(email__in=emails).exclude(pk__in=carried_ids)
                 .defer(*_BODIES).order_by("email", "-order_id"))
     if not rows and not loaded:
-        return work, [], []
+        return PlacedStep([], [], lambda: work)
     now = timezone.now()
     if earlier_runs:  # a later run: the buyer may have been deleted in Ortto since; never re-create them subscribed
         ledger = people.ledger_load(ctx, emails)
@@ -434,9 +454,24 @@ def placed_send(ctx: context.SyncContext, emails: list[str], *, earlier_runs: bo
     placed_batches = list(context.chunks(chosen))
     line_batches = list(context.chunks([(row, body) for row, count in lines_sent
                                        for body in (line_bodies.get(row.pk) or [])[:count]]))
-    answers = context.send_all(sending.create_activities_safely, ctx,
-                              [[bodies[row.pk] for row in batch] for batch in placed_batches]
-                              + [[body for _, body in batch] for batch in line_batches])
+    sends = context.send_started(sending.create_activities_safely, ctx,
+                                 [[bodies[row.pk] for row in batch] for batch in placed_batches]
+                                 + [[body for _, body in batch] for batch in line_batches])
+    del bodies, line_bodies  # the batches hold them now
+
+    def finish() -> context.PageWork:
+        _placed_answered(ctx, work, sends(), placed_batches, line_batches, lines_sent, placed_done, lines_done,
+                         now=now, earlier_runs=earlier_runs)
+        return work
+
+    return PlacedStep([row.pk for row in tail], [[row.pk, count] for row, count in lines_tail], finish,
+                      sends.abandoned)
+
+
+def _placed_answered(ctx: context.SyncContext, work: context.PageWork, answers: list, placed_batches: list,
+                     line_batches: list, lines_sent: list, placed_done: list, lines_done: list, *, now,
+                     earlier_runs: bool) -> None:
+    """What Ortto answered for one step's Placed order and Ordered product activities, into its work."""
     resolved, placed_refused = [], []
     for batch, results in zip(placed_batches, answers):
         for row, result in zip(batch, results):
@@ -475,7 +510,6 @@ def placed_send(ctx: context.SyncContext, emails: list[str], *, earlier_runs: bo
                                      ).update(resolved=True)
 
     work.commits.append(commit)
-    return work, [row.pk for row in tail], [[row.pk, count] for row, count in lines_tail]
 
 
 # Orders whose Ordered product activities a run sends again at most (the rest wait for the next run).
