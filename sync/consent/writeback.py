@@ -9,6 +9,12 @@ already unsubscribed (R2) or was never the store's to write back. Each sweep ask
 `POST /v1/person/get` about up to `CONSENT_CHECK_CALLS_PER_SWEEP` × 100 of them (`$or` of `$str::is` on
 `str::email`, fields `str::email` and `bol::p`), walking the candidates by ledger id and starting again at
 the first once it reaches the end, so a sweep costs a bounded number of calls whatever the store's size.
+An Ortto journey's webhook can tell the bridge at once instead (sync/consent/instant.py): it verifies with
+person/get and writes through the same functions (writeback_record, unsubscribes_write).
+
+A write BigCommerce refuses (403, 429, outage) stays pending, tried once a sweep, until
+CONSENT_WRITEBACK_MAX_ATTEMPTS: then it is failed, with its reason, until support retries it (admin). A store
+without the write scope holds its write-backs as no_scope: not an attempt, not a failure.
 
 What it writes (BigCommerce's v3 specs, customers modify scope `store_v2_customers`): the subscriber
 records of the email are deleted (subscribers.v3.yml deleteSubscriber) and a customer with that email gets
