@@ -192,6 +192,9 @@ ERASURE_HASH_KEY = env.str(
 # people the store believes subscribed (100 emails a call), and the unsubscribes written per sweep.
 CONSENT_CHECK_CALLS_PER_SWEEP = env.int("CONSENT_CHECK_CALLS_PER_SWEEP", default=50)
 CONSENT_WRITES_PER_SWEEP = env.int("CONSENT_WRITES_PER_SWEEP", default=200)
+# A write-back BigCommerce refuses (403, 429, outage) is tried once a sweep, this many times, then failed
+# until support retries it (sync/consent/writeback.py). 12 sweeps of 15 minutes: three hours.
+CONSENT_WRITEBACK_MAX_ATTEMPTS = env.int("CONSENT_WRITEBACK_MAX_ATTEMPTS", default=12)
 
 # --- BigCommerce --------------------------------------------------------------------------------
 if SANDBOX:

@@ -8,6 +8,7 @@ from django.views.generic import RedirectView
 from stores import urls as stores_urls
 from sync import bigcommerce_urls as sync_bigcommerce_urls
 from sync.admin.login import ThrottledAdminLoginForm
+from sync.consent import instant as consent_instant
 
 # The admin login counts guesses like the connect sign-in, apart from it: failures there never refuse an admin here.
 admin.site.login_form = ThrottledAdminLoginForm
@@ -20,6 +21,8 @@ urlpatterns = [
     path("healthz", include("sync.health.urls")),
     # The storefront script's endpoints (back-in-stock form, signed-in product views): sync/catalog/storefront.py.
     path("storefront/", include("sync.catalog.urls")),
+    # The store's Ortto unsubscribe journey posts here (Send to webhook): sync/consent/instant.py.
+    path("ortto/unsubscribed/<str:store_hash>/", consent_instant.ortto_unsubscribed, name="ortto-unsubscribed"),
     # Browsers ask for /favicon.ico on pages that name no icon (JSON answers, error pages). The icon's URL
     # is looked up on first use, once collectstatic has written the manifest; a temporary redirect, as a
     # hashed name changes with the file.

@@ -614,6 +614,12 @@ class ConsentPreference(models.Model):
     check_calls = models.PositiveIntegerField(default=0, help_text="Ortto person/get calls of the last check.")
     on_customer_deleted = models.CharField(max_length=8, choices=OnCustomerDeleted.choices,
                                            default=OnCustomerDeleted.KEEP)
+    # The instant path (sync/consent/instant.py): the secret of the URL an Ortto journey's webhook calls,
+    # encrypted at rest (blank until the owner first shows the URL), and what its deliveries did.
+    hook_token = EncryptedTextField(blank=True)
+    hook_rotated_at = models.DateTimeField(null=True, blank=True)
+    hook_received_count = models.PositiveIntegerField(default=0, help_text="Journey webhook deliveries accepted.")
+    hook_last_at = models.DateTimeField(null=True, blank=True)
     changed_by = models.CharField(max_length=255, blank=True)
     changed_at = models.DateTimeField(default=timezone.now)
 
@@ -623,16 +629,23 @@ class ConsentPreference(models.Model):
 
 class ConsentWriteback(models.Model):
     """An Ortto unsubscribe to write to the store: pending until BigCommerce took it (done), or the store
-    had no subscriber nor customer with that email (unknown). A 403 or 429 leaves it pending."""
+    had no subscriber nor customer with that email (unknown). A 403, 429 or outage leaves it pending for
+    the next sweep, up to CONSENT_WRITEBACK_MAX_ATTEMPTS attempts; then it is failed (with its reason) until
+    support retries it. A store without the write scope holds it as no_scope (not an attempt, not a
+    failure) until the scope is granted."""
 
     class State(models.TextChoices):
         PENDING = "pending", "Pending"
         DONE = "done", "Written to the store"
         UNKNOWN = "unknown", "Not in the store"
+        FAILED = "failed", "Failed: BigCommerce kept refusing"
+        NO_SCOPE = "no_scope", "Waiting for the write scope"
 
     connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="consent_writebacks")
     email = models.CharField(max_length=255)
     state = models.CharField(max_length=8, choices=State.choices, default=State.PENDING)
+    # Where it was learnt: the sweep's person/get walk, or a journey webhook (then verified by person/get).
+    via_hook = models.BooleanField(default=False)
     found_at = models.DateTimeField(default=timezone.now)
     written_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
@@ -641,6 +654,7 @@ class ConsentWriteback(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["connection", "email"], name="consent_writeback_unique")]
         indexes = [models.Index(fields=["connection", "state", "id"], name="consent_writeback_state")]
+        permissions = [("retry_writeback", "Can retry a failed unsubscribe write-back")]
 
     def __str__(self):
         return f"{self.email}: {self.get_state_display()}"

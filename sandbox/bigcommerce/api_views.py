@@ -70,7 +70,10 @@ def store_api(*methods: str):
             if fault.delay_seconds:
                 time.sleep(fault.delay_seconds)
             if fault.status:
-                return _with_headers(_error(fault.status, ERROR_TITLES.get(fault.status, "Error")), quota)
+                response = _error(fault.status, ERROR_TITLES.get(fault.status, "Error"))
+                if fault.status == 429:  # an injected 429 reads like the quota's own: X-Retry-After too
+                    response["X-Retry-After"] = str(math.ceil(quota.reset_ms / 1000))
+                return _with_headers(response, quota)
             if request.method not in methods:
                 return _with_headers(_error(405, "Method not allowed."), quota)
             try:

@@ -67,6 +67,10 @@ class Instance(models.Model):
     account_ignore_status = models.CharField(max_length=16, default="merged")
     # ... and what removing someone who is not in the account answers: "ok" (200 {}) or "refuse" (400).
     remove_absent = models.CharField(max_length=8, default="ok")
+    # A journey "People enter when: Unsubscribed from email" with a Send to webhook action to this URL
+    # (help.ortto.com a-251, a-626): the person page's Unsubscribe button then POSTs the documented payload
+    # to it (services.journey_webhook_send). Blank: no such journey.
+    journey_webhook_url = models.URLField(max_length=1000, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

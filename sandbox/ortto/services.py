@@ -1,8 +1,12 @@
 """Control of the emulated Ortto for tests, benchmarks and the demo: faults, throttling, revoking a key,
 resetting an instance and reading its stats. The JSON control endpoints call these same functions."""
 
+import logging
 import re
+import secrets
 
+import requests
+from django.db import transaction
 from django.db.models import Count, Max, Q, Sum
 from django.utils import timezone
 
@@ -188,7 +192,49 @@ def person_unsubscribe(person: Person, *, reason: str = UNSUBSCRIBE_REASON) -> b
     person.save(update_fields=["fields", "email_permission", "updated_at"])
     PersonActivity.objects.create(instance=person.instance, person=person, activity_id="unsubscribed",
                                   attributes={"reason": reason}, created_at=now, ingested_at=now)
+    if person.instance.journey_webhook_url:
+        transaction.on_commit(lambda: journey_webhook_send(person))
     return True
+
+
+JOURNEY_NAME = "Unsubscribed from email → BigCommerce"
+logger = logging.getLogger("sandbox.ortto")
+
+
+def journey_webhook_payload(person: Person) -> dict:
+    """The body Ortto's journey "Send to webhook" action posts (help.ortto.com a-626): the campaign, the
+    person's id and email, the run, the shape and the time. Ids are Ortto-style opaque strings."""
+    instance = person.instance
+    return {
+        "campaign_id": f"cmp{instance.pk:021d}", "campaign_name": JOURNEY_NAME, "contact_id": person.person_id,
+        "email": person.email or "", "id": secrets.token_hex(12), "run_id": secrets.token_hex(12), "shape_id": "1",
+        "shape_title": instance.journey_webhook_url.split("?")[0],
+        "time": timezone.now().isoformat().replace("+00:00", "Z"), "webhook_id": f"wh{instance.pk:022d}",
+    }
+
+
+def journey_webhook_send(person: Person) -> int | None:
+    """The journey's webhook action for this person: POST to the instance's URL. Returns the answer's status
+    (None: no answer); Ortto treats a non-JSON answer as a failure, and so does this (logged only)."""
+    url = person.instance.journey_webhook_url
+    if not url:
+        return None
+    try:
+        response = requests.post(url, json=journey_webhook_payload(person), timeout=10)
+    except requests.RequestException as exc:
+        logger.warning("journey webhook: no answer (%s)", exc.__class__.__name__)
+        return None
+    try:
+        response.json()
+    except ValueError:
+        logger.warning("journey webhook: HTTP %s without a JSON answer", response.status_code)
+    return response.status_code
+
+
+def instance_set_journey_webhook(instance: Instance, *, url: str) -> str:
+    instance.journey_webhook_url = url.strip()[:1000]
+    instance.save(update_fields=["journey_webhook_url"])
+    return instance.journey_webhook_url
 
 
 def instance_set_suppressed(instance: Instance, *, emails: list[str]) -> list[str]:

@@ -11,6 +11,7 @@ urlpatterns = [
     path("app/<slug:name>/people/", views.people, name="people"),
     path("app/<slug:name>/people/<str:person_id>/", views.person_detail, name="person"),
     path("app/<slug:name>/people/<str:person_id>/unsubscribe/", views.person_unsubscribe, name="person-unsubscribe"),
+    path("app/<slug:name>/journey-webhook/", views.journey_webhook_set, name="journey-webhook"),
     path("app/<slug:name>/organizations/", account_views.organizations, name="organizations"),
     path("app/<slug:name>/organizations/<str:account_id>/", account_views.organization_detail, name="organization"),
     # JSON control endpoints for tests and benchmarks.
@@ -23,6 +24,7 @@ urlpatterns = [
     path("control/<slug:name>/delete-people", views.control_delete_people, name="control-delete-people"),
     path("control/<slug:name>/people", views.control_people, name="control-people"),
     path("control/<slug:name>/stats", views.control_stats, name="control-stats"),
+    path("control/<slug:name>/journey-webhook", views.control_journey_webhook, name="control-journey-webhook"),
     # The API, one host per region in production: /sandbox/ortto/<default|au|eu>/v1/...
     path("<str:region>/v1/<path:endpoint>", views.api, name="api"),
 ]

@@ -246,6 +246,27 @@ def control_people(request, name: str):
     return _json(200, {"people": [{"person_id": p.person_id, "email": p.email} for p in created]})
 
 
+@csrf_exempt
+@require_POST
+def control_journey_webhook(request, name: str):
+    """{"url": "https://..."} (blank: none): the journey that posts each unsubscribe to it."""
+    url = str(_body(request).get("url") or "")
+    if url and not url.startswith(("http://", "https://")):
+        return _json(400, {"error": "url must be http(s)"})
+    return _json(200, {"journey_webhook_url": services.instance_set_journey_webhook(_instance(name), url=url)})
+
+
+@require_POST
+def journey_webhook_set(request, name: str):
+    """The people page's "Unsubscribe journey" form: the Send to webhook action's URL."""
+    instance = _instance(name)
+    url = request.POST.get("url", "").strip()
+    if url and not url.startswith(("http://", "https://")):
+        return redirect("sandbox_ortto:people", name=instance.name)
+    services.instance_set_journey_webhook(instance, url=url)
+    return redirect("sandbox_ortto:people", name=instance.name)
+
+
 @require_GET
 def control_stats(request, name: str):
     return _json(200, services.instance_stats(_instance(name)))

@@ -42,6 +42,18 @@
     await refresh(message);
   }
 
+  // The journey webhook's URL: fetched on request (never part of the polled panel), shown in its field.
+  async function hookUrl(url, op) {
+    const response = await call(url, "POST", "op=" + encodeURIComponent(op));
+    let data = {};
+    try { data = await response.json(); } catch (e) { data = {}; }
+    await refresh(response.ok ? "" : (data.error || "Something went wrong."));
+    const details = root.querySelector("#consent-hook");
+    const field = root.querySelector("#consent-hook-url");
+    if (details) details.open = true;
+    if (field && data.hook_url) { field.value = data.hook_url; field.hidden = false; field.select(); }
+  }
+
   root.addEventListener("click", function (event) {
     const target = event.target.closest("[data-action]");
     if (!target || target.disabled) return;
@@ -49,6 +61,10 @@
     if (action === "sync-now") act(root.dataset.syncUrl);
     if (action === "manager") act(root.dataset.managersUrl, "bc_user_id=" + encodeURIComponent(target.dataset.user) + "&allowed=" + target.dataset.allowed);
     if (action === "post") act(target.dataset.url);
+    if (action === "hook-url") {
+      if (target.dataset.op === "rotate" && !confirm("Replace the URL? The one pasted in Ortto stops working until you paste the new one.")) return;
+      hookUrl(target.dataset.url, target.dataset.op);
+    }
     if (action === "failed-page") { failedPage = parseInt(target.dataset.page, 10) || 1; refresh(); }
     if (action === "disconnect" && confirm("Disconnect this store from Ortto? Syncing stops; nothing is deleted in Ortto.")) act(root.dataset.disconnectUrl);
   });

@@ -26,6 +26,7 @@ from sync.connect.connections import (
     failed_records_retry,
 )
 from sync.connect.selectors import app_state
+from sync.consent.instant import hook_token_show
 from sync.consent.panel import consent_panel, consent_set
 from sync.health.card import store_health
 from sync.health.failures import failed_records_page
@@ -187,3 +188,20 @@ def app_consent_writeback(request, store, ctx):
 def app_consent_erase(request, store, ctx):
     """store/customer/deleted erases the person in Ortto (enabled=1) or keeps them (enabled=0, the default)."""
     return _consent_change(request, store, ctx, erase_on_delete=request.POST.get("enabled") == "1")
+
+
+@require_POST
+@app_context_required
+def app_consent_hook(request, store, ctx):
+    """The journey webhook's URL (op=show, made on first use) or a new one (op=rotate: the old one stops
+    working): JSON {"hook_url"}, for the owner and the users they allow only."""
+    if not connection_manager_may(store=store, bc_user_id=ctx.bc_user_id):
+        return _state_json(request, store, ctx, error="Only the store owner and users they allow can see this URL.",
+                           status=403)
+    op = request.POST.get("op", "")
+    if op not in ("show", "rotate"):
+        return _state_json(request, store, ctx, error="Choose show or rotate.", status=400)
+    url = hook_token_show(store=store, rotate=op == "rotate")
+    response = JsonResponse({"hook_url": url, "rotated": op == "rotate"})
+    response["Cache-Control"] = "no-store"
+    return response

@@ -1,5 +1,9 @@
 """Support's "Forget this email" (sync/consent/erasure.py) and the erasure audit rows, which keep a keyed
-hash and never the email. Needs the "Can forget an email" permission (the Support group has it)."""
+hash and never the email. Needs the "Can forget an email" permission (the Support group has it).
+
+Also the unsubscribe write-backs (sync/consent/writeback.py): read-only, with a "Retry" action for the failed
+ones (BigCommerce kept refusing past the attempt limit), which needs "Can retry a failed unsubscribe
+write-back" (the Support group has it)."""
 
 from django import forms
 from django.contrib import admin, messages
@@ -10,7 +14,8 @@ from django.urls import path, reverse
 
 from stores.models import Store
 from sync.consent.erasure import email_forget
-from sync.models import ErasureRecord
+from sync.consent.writeback import writebacks_retry
+from sync.models import ConsentWriteback, ErasureRecord
 
 
 class ForgetEmailForm(forms.Form):
@@ -82,3 +87,39 @@ class ErasureRecordAdmin(admin.ModelAdmin):
                    "opts": self.model._meta}
         return TemplateResponse(request, "admin/sync/erasurerecord/forget.html", context,
                                 status=400 if request.method == "POST" else 200)
+
+
+@admin.register(ConsentWriteback)
+class ConsentWritebackAdmin(admin.ModelAdmin):
+    list_display = ("email", "store_hash", "state", "attempts", "last_error", "via_hook", "found_at", "written_at")
+    list_filter = ("state", "via_hook")
+    search_fields = ("email", "connection__store__store_hash")
+    list_select_related = ("connection__store",)
+    fields = ("connection", "email", "state", "via_hook", "attempts", "last_error", "found_at", "written_at")
+    readonly_fields = fields
+    actions = ["retry"]
+
+    @admin.display(description="Store", ordering="connection__store__store_hash")
+    def store_hash(self, row):
+        return row.connection.store.store_hash
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_retry_permission(self, request) -> bool:
+        return request.user.has_perm("sync.retry_writeback")
+
+    @admin.action(description="Retry the failed ones (written at the store's next sync)", permissions=["retry"])
+    def retry(self, request, queryset):
+        count = writebacks_retry(queryset)
+        skipped = queryset.count() - count
+        text = f"{count} write-back{'s' if count != 1 else ''} pending again, written at the store's next sync."
+        if skipped:
+            text += f" {skipped} not failed, left as {'it was' if skipped == 1 else 'they were'}."
+        self.message_user(request, text, messages.SUCCESS if count else messages.WARNING)

@@ -20,11 +20,22 @@ def consent_panel(*, store: Store) -> dict:
         "writeback_last_at": (preference.writeback_last_at.strftime("%Y-%m-%d %H:%M UTC")
                               if preference.writeback_last_at else ""),
         "unknown_count": preference.unknown_count,
-        "pending": ConsentWriteback.objects.filter(connection__store=store,
-                                                   state=ConsentWriteback.State.PENDING).count(),
+        "pending": ConsentWriteback.objects.filter(connection__store=store, state__in=(
+            ConsentWriteback.State.PENDING, ConsentWriteback.State.NO_SCOPE)).count(),
+        **_failed(store),
+        "hook_ready": bool(preference.hook_token),
+        "hook_received_count": preference.hook_received_count,
+        "hook_last_at": preference.hook_last_at.strftime("%Y-%m-%d %H:%M UTC") if preference.hook_last_at else "",
         "note": note if preference.writeback_enabled else "",
         "erase_on_delete": preference.on_customer_deleted == ConsentPreference.OnCustomerDeleted.ERASE,
     }
+
+
+def _failed(store: Store) -> dict:
+    """Write-backs BigCommerce kept refusing (the attempt limit): how many, and the latest reason."""
+    failed = ConsentWriteback.objects.filter(connection__store=store, state=ConsentWriteback.State.FAILED)
+    latest = failed.order_by("-id").values_list("last_error", flat=True).first()
+    return {"failed": failed.count(), "failed_reason": latest or ""}
 
 
 def consent_set(*, store: Store, by: str, writeback: bool | None = None, erase_on_delete: bool | None = None) -> None:

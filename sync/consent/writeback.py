@@ -9,6 +9,12 @@ already unsubscribed (R2) or was never the store's to write back. Each sweep ask
 `POST /v1/person/get` about up to `CONSENT_CHECK_CALLS_PER_SWEEP` × 100 of them (`$or` of `$str::is` on
 `str::email`, fields `str::email` and `bol::p`), walking the candidates by ledger id and starting again at
 the first once it reaches the end, so a sweep costs a bounded number of calls whatever the store's size.
+An Ortto journey's webhook can tell the bridge at once instead (sync/consent/instant.py): it verifies with
+person/get and writes through the same functions (writeback_record, unsubscribes_write).
+
+A write BigCommerce refuses (403, 429, outage) stays pending, tried once a sweep, until
+CONSENT_WRITEBACK_MAX_ATTEMPTS: then it is failed, with its reason, until support retries it (admin). A store
+without the write scope holds its write-backs as no_scope: not an attempt, not a failure.
 
 What it writes (BigCommerce's v3 specs, customers modify scope `store_v2_customers`): the subscriber
 records of the email are deleted (subscribers.v3.yml deleteSubscriber) and a customer with that email gets
@@ -69,8 +75,13 @@ def email_filter(emails: list[str]) -> dict:
     return {"$or": [{"$str::is": {"field_id": "str::email", "value": email}} for email in emails]}
 
 
+# A row in one of these states is the bridge's business already: the walk does not find it again (a failed one
+# waits for support's retry, which a new find would otherwise undo).
+OPEN_STATES = (ConsentWriteback.State.PENDING, ConsentWriteback.State.FAILED, ConsentWriteback.State.NO_SCOPE)
+
+
 def _candidates(connection: Connection, after_id: int, limit: int) -> list[tuple[int, str]]:
-    waiting = ConsentWriteback.objects.filter(connection=connection, state=ConsentWriteback.State.PENDING)
+    waiting = ConsentWriteback.objects.filter(connection=connection, state__in=OPEN_STATES)
     return list(
         PersonLedger.objects.filter(connection=connection, store_opt_in=True, sent_permission=True, id__gt=after_id)
         .exclude(email__in=waiting.values("email"))
@@ -107,10 +118,7 @@ def unsubscribes_check(connection: Connection, preference: ConsentPreference, *,
             if email in wanted and fields.get("bol::p") is False:
                 unsubscribed.add(email)
         for email in unsubscribed:
-            ConsentWriteback.objects.update_or_create(
-                connection=connection, email=email,
-                defaults={"state": ConsentWriteback.State.PENDING, "found_at": timezone.now(), "written_at": None,
-                          "attempts": 0, "last_error": ""})
+            writeback_record(connection, email)
         found += len(unsubscribed)
         after_id = batch[-1][0]
         if len(batch) < EMAILS_PER_CHECK:
@@ -121,6 +129,21 @@ def unsubscribes_check(connection: Connection, preference: ConsentPreference, *,
     preference.checked_at = timezone.now()
     preference.save(update_fields=["check_after_id", "check_calls", "checked_at"])
     return calls, found
+
+
+def writeback_record(connection: Connection, email: str, *, via_hook: bool = False) -> bool:
+    """An unsubscribe Ortto confirmed, to be written to the store. A row already open (pending, failed,
+    waiting for the scope) is left as it is: False. A done or unknown one starts again (they subscribed
+    again since, and unsubscribed again)."""
+    row, created = ConsentWriteback.objects.get_or_create(
+        connection=connection, email=email, defaults={"via_hook": via_hook})
+    if created:
+        return True
+    if row.state in OPEN_STATES:
+        return False
+    return bool(ConsentWriteback.objects.filter(pk=row.pk).exclude(state__in=OPEN_STATES).update(
+        state=ConsentWriteback.State.PENDING, found_at=timezone.now(), written_at=None, attempts=0, last_error="",
+        via_hook=via_hook))
 
 
 def _ledger_opted_out(connection: Connection, emails: list[str], *, at) -> None:
@@ -151,55 +174,66 @@ def _write_chunk(connection: Connection, rows: list[ConsentWriteback], *, bigcom
     done = [email for email in emails if email in has_subscriber or email in by_email]
     unknown = [email for email in emails if email not in done]
     with transaction.atomic():
-        ConsentWriteback.objects.filter(connection=connection, email__in=done).update(
+        # Only rows still pending change and count: a sweep and a journey webhook writing the same person
+        # at once count them once.
+        still = ConsentWriteback.objects.filter(connection=connection, state=ConsentWriteback.State.PENDING)
+        written = still.filter(email__in=done).update(
             state=ConsentWriteback.State.DONE, written_at=now, attempts=F("attempts") + 1, last_error="")
-        ConsentWriteback.objects.filter(connection=connection, email__in=unknown).update(
+        not_there = still.filter(email__in=unknown).update(
             state=ConsentWriteback.State.UNKNOWN, written_at=now, attempts=F("attempts") + 1, last_error="")
         _ledger_opted_out(connection, done + unknown, at=now)
-        changes = {"writeback_count": F("writeback_count") + len(done), "unknown_count": F("unknown_count") + len(unknown)}
-        if done:
+        changes = {"writeback_count": F("writeback_count") + written, "unknown_count": F("unknown_count") + not_there}
+        if written:
             changes["writeback_last_at"] = now
         ConsentPreference.objects.filter(store=connection.store).update(**changes)
-    return {"written": len(done), "unknown": len(unknown)}
+    return {"written": written, "unknown": not_there}
 
 
 def unsubscribes_write(connection: Connection, preference: ConsentPreference, *,
-                       bigcommerce: BigCommerceClient, limit: int | None = None) -> dict:
-    """Write the pending unsubscribes to the store. Without the write scope, or on a 403, 429 or outage
-    from BigCommerce, they stay pending (with the reason) for the next sweep; the run never fails here."""
+                       bigcommerce: BigCommerceClient, limit: int | None = None, emails: list[str] | None = None) -> dict:
+    """Write the pending unsubscribes to the store (or only those of `emails`). Without the write scope they
+    wait as no_scope, with the app page's note, until it is granted (no attempt is counted). On a 403, 429
+    or outage from BigCommerce they stay pending (with the reason) for the next sweep, until
+    CONSENT_WRITEBACK_MAX_ATTEMPTS attempts: then they are failed until support retries them. The run never
+    fails here."""
     limit = settings.CONSENT_WRITES_PER_SWEEP if limit is None else limit
-    outcome = {"written": 0, "unknown": 0, "pending": 0}
+    outcome = {"written": 0, "unknown": 0, "pending": 0, "failed": 0}
     _superseded_drop(connection)
-    pending = list(ConsentWriteback.objects.filter(connection=connection, state=ConsentWriteback.State.PENDING)
-                   .order_by("id")[:limit])
-    if not pending:
-        _note(preference, "" if connection.store.can_write_customers else preference.writeback_note)
-        return outcome
+    rows = ConsentWriteback.objects.filter(connection=connection)
     if not connection.store.can_write_customers:
+        rows.filter(state=ConsentWriteback.State.PENDING).update(state=ConsentWriteback.State.NO_SCOPE)
         _note(preference, NOTE_NO_SCOPE)
-        outcome["pending"] = len(pending)
+        outcome["pending"] = rows.filter(state=ConsentWriteback.State.NO_SCOPE).count()
+        return outcome
+    # The scope was granted since: what waited for it is written now.
+    rows.filter(state=ConsentWriteback.State.NO_SCOPE).update(state=ConsentWriteback.State.PENDING)
+    pending = rows.filter(state=ConsentWriteback.State.PENDING)
+    if emails is not None:
+        pending = pending.filter(email__in=emails)
+    pending = list(pending.order_by("id")[:limit])
+    if not pending:
+        _note(preference, "")
         return outcome
     note = ""
     for start in range(0, len(pending), CUSTOMERS_PUT_LIMIT):
-        rows = pending[start:start + CUSTOMERS_PUT_LIMIT]
+        chunk = pending[start:start + CUSTOMERS_PUT_LIMIT]
         try:
-            counts = _write_chunk(connection, rows, bigcommerce=bigcommerce)
+            counts = _write_chunk(connection, chunk, bigcommerce=bigcommerce)
         except BigCommerceAuthError as exc:
             if exc.status == 401:
                 raise  # the token was revoked: the run fails as for any read
             note = NOTE_REFUSED.format(status=exc.status)
-            _keep_pending(rows, f"HTTP {exc.status} from BigCommerce")
+            outcome["failed"] += _keep_pending(chunk, f"HTTP {exc.status} from BigCommerce")
             break
         except (BigCommerceRateLimited, BigCommerceUnavailable) as exc:
-            _keep_pending(rows, f"HTTP {exc.status or 'error'} from BigCommerce, will retry")
+            outcome["failed"] += _keep_pending(chunk, f"HTTP {exc.status or 'error'} from BigCommerce, will retry")
             break
         except BigCommerceError as exc:
-            _keep_pending(rows, str(exc)[:255])
+            outcome["failed"] += _keep_pending(chunk, str(exc)[:255])
             continue
         outcome["written"] += counts["written"]
         outcome["unknown"] += counts["unknown"]
-    outcome["pending"] = ConsentWriteback.objects.filter(
-        connection=connection, state=ConsentWriteback.State.PENDING).count()
+    outcome["pending"] = rows.filter(state=ConsentWriteback.State.PENDING).count()
     _note(preference, note)
     return outcome
 
@@ -209,13 +243,22 @@ def _superseded_drop(connection: Connection) -> int:
     recorded after the unsubscribe was found) is not written: the newest choice wins, as under R3/R4."""
     newer = PersonLedger.objects.filter(connection=connection, email=OuterRef("email"), store_opt_in=True,
                                         store_opt_in_at__gt=OuterRef("found_at"))
-    return ConsentWriteback.objects.filter(connection=connection, state=ConsentWriteback.State.PENDING).filter(
+    return ConsentWriteback.objects.filter(connection=connection, state__in=OPEN_STATES).filter(
         Exists(newer)).delete()[0]
 
 
-def _keep_pending(rows: list[ConsentWriteback], error: str) -> None:
-    ConsentWriteback.objects.filter(pk__in=[row.pk for row in rows]).update(
-        attempts=F("attempts") + 1, last_error=error[:255])
+def _keep_pending(rows: list[ConsentWriteback], error: str) -> int:
+    """One more attempt for each; those that reached the limit are failed. Returns how many failed now."""
+    still = ConsentWriteback.objects.filter(pk__in=[row.pk for row in rows], state=ConsentWriteback.State.PENDING)
+    still.update(attempts=F("attempts") + 1, last_error=error[:255])
+    return still.filter(attempts__gte=settings.CONSENT_WRITEBACK_MAX_ATTEMPTS).update(
+        state=ConsentWriteback.State.FAILED)
+
+
+def writebacks_retry(queryset) -> int:
+    """Support's retry: failed write-backs are pending again, with a fresh count of attempts."""
+    return queryset.filter(state=ConsentWriteback.State.FAILED).update(
+        state=ConsentWriteback.State.PENDING, attempts=0, last_error="")
 
 
 def _note(preference: ConsentPreference, note: str) -> None:
@@ -232,8 +275,10 @@ def consent_sweep(connection: Connection, *, ortto: OrttoClient, bigcommerce: Bi
         return {"enabled": False}
     if not connection.store.can_write_customers:
         # Installed with read-only customers: syncing goes on one way, the app page says how to grant it;
-        # no Ortto call is spent on unsubscribes that could not be written.
+        # no Ortto call is spent on unsubscribes that could not be written (those found already wait).
         _note(preference, NOTE_NO_SCOPE)
+        ConsentWriteback.objects.filter(connection=connection, state=ConsentWriteback.State.PENDING).update(
+            state=ConsentWriteback.State.NO_SCOPE)
         return {"enabled": True, "scope": False}
     outcome = {"enabled": True, "check_calls": 0, "found": 0}
     try:
@@ -241,7 +286,8 @@ def consent_sweep(connection: Connection, *, ortto: OrttoClient, bigcommerce: Bi
     except (OrttoRateLimited, OrttoUnavailable, OrttoRequestError) as exc:
         log.warning("Ortto unsubscribes check stopped (%s); the next sweep goes on", exc.status)
     outcome.update(unsubscribes_write(connection, preference, bigcommerce=bigcommerce))
-    if outcome["check_calls"] or outcome["written"] or outcome["unknown"] or outcome["pending"]:
+    if outcome["check_calls"] or outcome["written"] or outcome["unknown"] or outcome["pending"] or outcome["failed"]:
         log.info("consent: %(check_calls)d person/get call(s), %(found)d unsubscribed in Ortto, %(written)d "
-                 "written to the store, %(unknown)d not in the store, %(pending)d pending", outcome)
+                 "written to the store, %(unknown)d not in the store, %(pending)d pending, %(failed)d failed "
+                 "after too many refusals", outcome)
     return outcome

@@ -1,12 +1,14 @@
 """Consent both ways in real Chromium, against the sandbox over real HTTP (docs/design.md §4, "Consent written
 back"): a new shopper opts in at checkout, unsubscribes from an Ortto email, and after the next sweep the
-store's subscriber list no longer holds them; nothing flows back to Ortto. The README's pictures 20-22."""
+store's subscriber list no longer holds them; nothing flows back to Ortto. The README's pictures 20-22. Then the
+owner sets up the instant path: shows the URL on the Consent card, pastes it into the Ortto account's unsubscribe
+journey, and the next unsubscribe leaves the store's list with no sweep."""
 
 import pytest
 
 from sandbox.bigcommerce.models import Subscriber
 from sandbox.ortto.models import Person, PersonActivity
-from sync.models import SyncRun
+from sync.models import PersonLedger, SyncRun
 from sync.tasks import incremental_tick
 from tests.browser.conftest import ARTIFACTS
 from tests.browser.test_journey import connect, install_and_open
@@ -85,3 +87,32 @@ def test_an_unsubscribe_in_ortto_leaves_the_stores_list_and_nothing_flows_back(p
     assert PersonActivity.objects.filter(person=person, activity_id="unsubscribed").count() == 1
     assert PersonActivity.objects.filter(person=person, activity_id="subscribed").count() <= 1
     assert not Subscriber.objects.filter(store__store_hash="demo1234", email=SHOPPER).exists()
+
+    # The instant path: the owner shows the store's URL and pastes it into Ortto's unsubscribe journey.
+    frame.locator("#consent-hook summary").click()
+    for words in ("Webhook (advanced)", "Unsubscribed from email"):
+        frame.locator("#consent-hook-steps").get_by_text(words).first.wait_for()
+    frame.get_by_role("button", name="Show the URL").click()
+    field = frame.locator("#consent-hook-url")
+    field.wait_for(state="visible")
+    url = field.input_value()
+    assert "/ortto/unsubscribed/demo1234/?token=" in url
+    ortto.goto(f"{sandbox}/sandbox/ortto/app/acme-us/people/")
+    ortto.locator("#journey-webhook input[name=url]").fill(url)
+    ortto.locator("#journey-webhook").get_by_role("button", name="Save").click()
+    ortto.locator("#journey-webhook").get_by_text("On.").wait_for()
+
+    # Another subscriber unsubscribes in Ortto: the store's list loses them without any sweep.
+    subscribed = set(PersonLedger.objects.filter(connection__store__store_hash="demo1234", store_opt_in=True,
+                                                 sent_permission=True).values_list("email", flat=True))
+    other = next(s for s in Subscriber.objects.filter(store__store_hash="demo1234").order_by("bc_id")
+                 if s.email.lower() in subscribed and "marketing_newsletter" in (s.consents or []))
+    other_person = Person.objects.get(instance__name="acme-us", email=other.email.lower())
+    runs = SyncRun.objects.filter(store__store_hash="demo1234", kind=SyncRun.Kind.INCREMENTAL).count()
+    ortto.goto(f"{sandbox}/sandbox/ortto/app/acme-us/people/{other_person.person_id}/")
+    ortto.get_by_role("button", name="Unsubscribe").click()
+    _wait_for(shop, lambda: not Subscriber.objects.filter(pk=other.pk).exists(),
+              "the journey webhook to remove the subscriber")
+    assert SyncRun.objects.filter(store__store_hash="demo1234", kind=SyncRun.Kind.INCREMENTAL).count() == runs, \
+        "no sweep ran"
+    frame.locator("#consent-writeback-count").get_by_text("2 people updated in the store").wait_for()

@@ -123,7 +123,8 @@ def secrets_in(text: str, secrets) -> list[str]:
 
 
 def bridge_secrets() -> list[str]:
-    """Every secret the bridge holds right now: access tokens, webhook secrets, API keys, client secret."""
+    """Every secret the bridge holds right now: access tokens, webhook secrets, API keys, client secret, the Ortto
+    journey webhooks' URL secrets."""
     from stores.models import Store
     from sync.models import OrttoAccount
 
@@ -131,4 +132,7 @@ def bridge_secrets() -> list[str]:
     for store in Store.objects.all():
         found += [store.access_token, store.webhook_secret]
     found += [account.api_key for account in OrttoAccount.objects.all()]
+    from sync.models import ConsentPreference  # the Ortto unsubscribe journey's URL secret
+
+    found += [preference.hook_token for preference in ConsentPreference.objects.all()]
     return [s for s in found if s and len(s) >= 8]

@@ -1,10 +1,11 @@
 """Case 7 — secrets: after an install through the real callback, an Ortto account added with its key,
-a sync (with a 401 and retries on the way) and webhook registration, no access token, API key, webhook
-secret or client secret appears in plain text in any database column of the bridge or in the logs."""
+a sync (with a 401 and retries on the way), webhook registration and the Ortto journey webhook's URL used and
+replaced, no access token, API key, webhook secret, journey URL secret or client secret appears in plain text in any database column of the bridge or in the logs."""
 
 import logging
 
 import pytest
+from django.conf import settings
 from django.db import connection
 
 from sandbox.bigcommerce.limits import faults_set, quota_set
@@ -16,6 +17,7 @@ from sandbox.ortto.seed import seed_ortto_instances
 from sandbox.ortto.services import instance_fail_next, instance_set_revoked
 from stores.models import Store
 from sync.connect.accounts import ortto_account_add
+from sync.consent.instant import hook_token_show
 from sync.engine.runs import sync_run_execute, sync_run_request
 from sync.models import SyncRun
 from tests.reliability.harness import bridge_secrets, secrets_in
@@ -58,6 +60,13 @@ def test_no_secret_in_plain_text_in_the_database_or_the_logs(make_connection, ma
     instance_fail_next(instance, count=2, status=500)
     run, _ = sync_run_request(store=store, kind=SyncRun.Kind.INITIAL)
     assert sync_run_execute(run_id=run.pk).status == SyncRun.Status.SUCCEEDED
+    # The Ortto unsubscribe journey's URL: made, posted to (a wrong secret, a malformed body, a delivery), replaced.
+    hook = hook_token_show(store=store)
+    answers = [client.post(url.removeprefix(settings.PUBLIC_URL), data=body, content_type="application/json")
+               .status_code for url, body in ((hook[:-3] + "abc", b"{}"), (hook, b"{bad"),
+                                              (hook, b'{"email": "x@example.com"}'))]
+    assert answers == [403, 400, 202]
+    hook_token_show(store=store, rotate=True)
     # A change in the store (its webhook is delivered over HTTP, secret header and all), and the key revoked.
     customer = Customer.objects.filter(store=sandbox).order_by("bc_id").first()
     customer_update(customer=customer, email=customer.email, first_name="Changed", last_name=customer.last_name)
@@ -69,7 +78,7 @@ def test_no_secret_in_plain_text_in_the_database_or_the_logs(make_connection, ma
     # Wrong key on the add-account form: logged as a failure, key not logged.
     ortto_account_add(user=user, business_name="Bad", name="bad", region="default", api_key="sbx-wrong-key-123456")
 
-    secrets = bridge_secrets() + ["sbx-wrong-key-123456"]
+    secrets = bridge_secrets() + ["sbx-wrong-key-123456", hook.split("token=", 1)[1]]
     store.refresh_from_db()
     assert store.webhook_secret and len(secrets) >= 4
 

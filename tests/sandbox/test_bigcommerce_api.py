@@ -199,7 +199,12 @@ def test_fail_next_n_requests(client, get, store):
 def test_probabilistic_faults(client, get, store):
     client.post(f"/sandbox/bigcommerce/control/{store.store_hash}/faults",
                 {"error_429_probability": 1.0}, content_type="application/json")
-    assert get("/v2/store").status_code == 429
+    throttled = get("/v2/store")
+    assert throttled.status_code == 429
+    # An injected 429 reads like the quota's own: the documented reset headers, which the client waits for.
+    reset_ms = int(throttled["X-Rate-Limit-Time-Reset-Ms"])
+    assert 0 <= reset_ms <= int(throttled["X-Rate-Limit-Time-Window-Ms"])
+    assert int(throttled["X-Retry-After"]) == -(-reset_ms // 1000)
     client.post(f"/sandbox/bigcommerce/control/{store.store_hash}/faults",
                 {"reset": True, "error_500_probability": 1.0}, content_type="application/json")
     assert get("/v2/store").status_code in (500, 502, 503)

@@ -107,6 +107,10 @@ def test_a_store_user_the_owner_has_not_allowed_cannot_connect_reconnect_or_disc
     # Disconnect from the app page, and allowing themselves, are refused too.
     disconnect = app_call(sandbox_live, staff_page, "disconnect")
     assert disconnect.status_code == 403 and "Only the store owner" in disconnect.json()["error"]
+    # So is the URL of the store's Ortto unsubscribe journey (its secret), shown or replaced.
+    for op in ("show", "rotate"):
+        hook = app_call(sandbox_live, staff_page, "consent/hook", {"op": op})
+        assert hook.status_code == 403 and "hook_url" not in hook.json(), op
     assert app_call(sandbox_live, staff_page, "managers", {"bc_user_id": staff.bc_id, "allowed": "1"}
                     ).status_code == 403
 

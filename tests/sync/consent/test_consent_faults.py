@@ -1,4 +1,4 @@
-"""Consent both ways under 10 % injected faults on both APIs, with Append only and with Overwrite: every
+"""Consent both ways under 10 % injected faults (429s and 5xx) on both APIs, with Append only and with Overwrite: every
 unsubscribe in Ortto reaches the store, nobody is re-subscribed anywhere, nobody else is touched, and each
 person carries one unsubscribe (docs/design.md §4, "Consent written back")."""
 
@@ -6,7 +6,8 @@ import random
 
 import pytest
 
-from sandbox.bigcommerce.limits import faults_reset, faults_set
+from sandbox.bigcommerce import limits
+from sandbox.bigcommerce.limits import faults_reset, faults_set, quota_set
 from sandbox.bigcommerce.models import Customer, SandboxStore, Subscriber
 from sandbox.bigcommerce.seed import seed_bigcommerce, seed_users
 from sandbox.bigcommerce.services import app_install_complete
@@ -54,12 +55,26 @@ def test_unsubscribes_reach_the_store_under_faults_and_nobody_is_resubscribed(
     _drain(store)
 
     instance = Instance.objects.get(name="acme-us")
-    # BigCommerce's 429 waits for its window's reset (seconds): its 10 % are 5xx here; 429s are unit-tested.
-    faults_set(store=SandboxStore.objects.get(store_hash=store_hash), error_500_probability=0.10)
-    instance_set_faults(instance, p429=0.03, p500=0.07)
-    # A handful of calls per sweep meet 10 % rarely: the first sweep's first calls fail for sure.
-    instance_set_faults(instance, fail_next_count=2, fail_next_status=500)
-    faults_set(store=SandboxStore.objects.get(store_hash=store_hash), fail_next_count=2, fail_next_status=500)
+    # 10 % faults on each API, 429s among them. BigCommerce's 429 carries its documented X-Rate-Limit-* headers
+    # (and X-Retry-After), and the client waits X-Rate-Limit-Time-Reset-Ms: a 400 ms window keeps that short.
+    # Ortto's 429 carries `try-in-seconds`, which the client waits.
+    sandbox_shop = SandboxStore.objects.get(store_hash=store_hash)
+    bigcommerce_faults = []
+    real_pick = limits.fault_pick
+
+    def fault_pick(*, store, rng=None):  # the sandbox's own choice, noted
+        fault = real_pick(store=store, rng=rng)
+        if fault.status:
+            bigcommerce_faults.append(fault.status)
+        return fault
+
+    monkeypatch.setattr(limits, "fault_pick", fault_pick)
+    quota_set(store=sandbox_shop, requests=100_000, window_ms=400)
+    faults_set(store=sandbox_shop, error_429_probability=0.04, error_500_probability=0.06)
+    instance_set_faults(instance, p429=0.04, p500=0.06)
+    # A handful of calls per sweep meet 10 % rarely: the first sweep's first calls are throttled for sure.
+    instance_set_faults(instance, fail_next_count=2, fail_next_status=429)
+    faults_set(store=sandbox_shop, fail_next_count=2, fail_next_status=429)
 
     subscribed = sorted(_newsletter_emails(sandbox_store) & set(
         PersonLedger.objects.filter(connection=connection, store_opt_in=True, sent_permission=True)
@@ -83,7 +98,10 @@ def test_unsubscribes_reach_the_store_under_faults_and_nobody_is_resubscribed(
 
     faults_reset(store=SandboxStore.objects.get(store_hash=store_hash))
     instance_set_faults(instance, clear=True)
-    assert RequestLog.objects.filter(instance=instance, status__in=(429, 500)).exists(), "faults were injected"
+    assert RequestLog.objects.filter(instance=instance, status=429).exists(), "Ortto answered 429s"
+    assert 429 in bigcommerce_faults, "BigCommerce answered 429s (with their reset headers)"
+    assert RequestLog.objects.filter(instance=instance, status=500).exists() or any(
+        status >= 500 for status in bigcommerce_faults), "and 5xx"
     # The truth: the unsubscribes reached the store...
     assert not (_newsletter_emails(sandbox_store) & leaving)
     for customer in Customer.objects.filter(store=sandbox_store):
