@@ -6,11 +6,15 @@ endpoints in sync/catalog/storefront.py, which then ask for a run).
 Which catalog read a run makes:
 - initial and full runs read the whole catalog first, so their Ordered product activities carry links;
 - a sweep (or Sync now) reads the products changed since the newest change the mirror holds;
+  both page by page by ascending id, each page committed with the last id in the run's checkpoint
+  (`catalog`), so a run cut short or out of time resumes at the next page (catalog_read_page);
 - a webhook run re-reads the products its store/product/* and store/sku/* deliveries name.
 A token without the catalog scope (a store installed before it was asked for) costs a warning, not the run.
 """
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from django.db import transaction
 from django.utils import timezone
@@ -35,33 +39,66 @@ SOURCES = {"cart": {ProductActivity.Kind.ADDED_TO_CART},
            "storefront": {ProductActivity.Kind.VIEWED_PRODUCT}}
 
 
-def catalog_step(ctx: context.SyncContext) -> context.PageWork:
-    work = context.PageWork()
-    run, store = ctx.run, ctx.store
+def catalog_read_start(ctx: context.SyncContext) -> dict:
+    """Where this run's catalog read starts (its checkpoint's `catalog`): the whole catalog for initial and full
+    runs, the changes since the newest one the mirror holds for a sweep or Sync now (fixed now, so a resumed
+    read asks the same question), nothing for a webhook run (catalog_step re-reads the products it names)."""
+    run = ctx.run
+    if run.kind in (SyncRun.Kind.INITIAL, SyncRun.Kind.FULL):
+        return {"after": 0, "since": None, "done": False}
+    if run.kind in (SyncRun.Kind.INCREMENTAL, SyncRun.Kind.MANUAL) and "webhook" not in run.checkpoint:
+        since = mirror.mirror_since(ctx.store)
+        return {"after": 0, "since": since.isoformat() if since else None, "done": False}
+    return {"after": 0, "since": None, "done": True}
+
+
+def catalog_read_page(ctx: context.SyncContext, state: dict) -> tuple[context.PageWork, dict]:
+    """One page of the run's catalog read, from `state` (catalog_read_start); answer its work (products read,
+    counted under `catalog`) and the state after it, which the run commits with the page."""
+    work, state = context.PageWork(), dict(state)
+    since = datetime.fromisoformat(state["since"]) if state.get("since") else None
     try:
-        if run.kind in (SyncRun.Kind.INITIAL, SyncRun.Kind.FULL):
-            read, restocked = mirror.mirror_read_all(store, ctx.bigcommerce)
-        elif run.kind in (SyncRun.Kind.INCREMENTAL, SyncRun.Kind.MANUAL):
-            read, restocked = mirror.mirror_read_all(store, ctx.bigcommerce, modified_since=mirror.mirror_since(store))
-        elif "webhook" in run.checkpoint:
+        page = mirror.mirror_read_page(ctx.store, ctx.bigcommerce, after_id=int(state.get("after") or 0),
+                                       modified_since=since)
+    except BigCommerceAuthError:
+        work.events.append(_catalog_refused(ctx))
+        state["done"] = True
+        return work, state
+    work.counters.fetched = page.read
+    work.counters.unchanged = page.read  # mirrored, never sent themselves (sync/connect/selectors.py's words)
+    if page.restocked:
+        ctx.log.info("catalog: %d variant(s) back in stock", len(page.restocked))
+    state["after"], state["done"] = page.last_id, page.done
+    return work, state
+
+
+def _catalog_refused(ctx: context.SyncContext) -> SyncEvent:
+    return context.event(ctx, resource="catalog", level=SyncEvent.Level.WARNING, message=(
+        "BigCommerce refused to list the catalog (the app's token lacks the Products scope): product "
+        "activities go without links and pictures until the app is reinstalled."))
+
+
+def catalog_step(ctx: context.SyncContext) -> tuple[context.PageWork, context.PageWork]:
+    """After the run's catalog read (catalog_read_page): a webhook run's re-read of the products its deliveries
+    name, then the product journeys. Answers two works: the products re-read (counted under `catalog`) and the
+    product activities (counted under `product_activities`), so neither line mixes the other's numbers."""
+    catalog_work, work = context.PageWork(), context.PageWork()
+    run, store = ctx.run, ctx.store
+    if "webhook" in run.checkpoint:
+        try:
             read, restocked = mirror.mirror_refresh(store, ctx.bigcommerce,
                                                     product_ids_of(run.checkpoint["webhook"]["event_ids"]))
-        else:
+        except BigCommerceAuthError:
             read, restocked = 0, set()
-    except BigCommerceAuthError:
-        read, restocked = 0, set()
-        work.events.append(context.event(ctx, resource="catalog", level=SyncEvent.Level.WARNING, message=(
-            "BigCommerce refused to list the catalog (the app's token lacks the Products scope): product "
-            "activities go without links and pictures until the app is reinstalled.")))
-    work.counters.fetched = read
-    work.counters.unchanged += read  # mirrored, never sent themselves (sync/connect/selectors.py's words)
-    if restocked:
-        ctx.log.info("catalog: %d variant(s) back in stock", len(restocked))
-    if "webhook" in run.checkpoint:
+            catalog_work.events.append(_catalog_refused(ctx))
+        catalog_work.counters.fetched = read
+        catalog_work.counters.unchanged = read
+        if restocked:
+            ctx.log.info("catalog: %d variant(s) back in stock", len(restocked))
         added_to_cart_record(ctx, run.checkpoint["webhook"]["event_ids"], work)
     waits_release(store)
     activities_send(ctx, work)
-    return work
+    return catalog_work, work
 
 
 def product_ids_of(event_ids: list[int]) -> set[int]:
