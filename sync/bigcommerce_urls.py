@@ -19,6 +19,7 @@ urlpatterns = [
     path("app/alerts", app_views.app_alerts, name="app-alerts"),
     path("app/consent/writeback", app_views.app_consent_writeback, name="app-consent-writeback"),
     path("app/consent/erase", app_views.app_consent_erase, name="app-consent-erase"),
+    path("app/stock-consent", app_views.app_stock_consent, name="app-stock-consent"),
     path("app/disconnect", app_views.app_disconnect, name="app-disconnect"),
     path("app/managers", app_views.app_managers, name="app-managers"),
 ]

@@ -735,6 +735,8 @@ class ProductActivity(models.Model):
         PENDING = "pending"
         SENT = "sent"
         FAILED = "failed"
+        # Never sent: beyond Ortto's 50 of one activity per person per 24 h (journeys.over_allowance).
+        LIMITED = "limited"
 
     store = models.ForeignKey(Store, on_delete=models.CASCADE, related_name="product_activities")
     kind = models.CharField(max_length=20, choices=Kind.choices)
@@ -751,6 +753,19 @@ class ProductActivity(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["store", "dedup_key"], name="product_activity_once")]
         indexes = [models.Index(fields=["store", "state"], name="product_activity_state_idx")]
+
+
+class StockAlertPreference(models.Model):
+    """Per store: the consent wording the storefront's back-in-stock form shows beside its box (the app page's
+    setting; sync/catalog/preferences.py). No row, or a blank wording: the default."""
+
+    store = models.OneToOneField(Store, on_delete=models.CASCADE, related_name="stock_alert_preference")
+    consent_text = models.CharField(max_length=200, blank=True)
+    changed_by = models.CharField(max_length=255, blank=True)
+    changed_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self):
+        return f"{self.store.store_hash}: {self.consent_text or '(default wording)'}"
 
 
 class StockWait(models.Model):
