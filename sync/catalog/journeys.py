@@ -14,9 +14,10 @@ A token without the catalog scope (a store installed before it was asked for) co
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import transaction
+from django.db.models import Count
 from django.utils import timezone
 
 from stores.bigcommerce import BigCommerceAuthError
@@ -25,6 +26,7 @@ from sync.catalog import activities, mirror
 from sync.engine import carts, context, sending
 from sync.engine.activities import cart_line_items
 from sync.engine.answers import OK_ACTIVITY_STATUSES
+from sync.engine.orders.placed import ACTIVITY_DAILY_LIMIT
 from sync.models import ProductActivity, StockWait, SyncEvent, SyncRun
 from sync.ortto.schema import schema_journey_target
 
@@ -98,6 +100,9 @@ def catalog_step(ctx: context.SyncContext) -> tuple[context.PageWork, context.Pa
         added_to_cart_record(ctx, run.checkpoint["webhook"]["event_ids"], work)
     waits_release(store)
     activities_send(ctx, work)
+    # The product activities' line adds up: each one sent, left out (Ortto's 50 a day), skipped or failed.
+    counts = work.counters
+    counts.fetched = counts.created + counts.summarized + counts.skipped + counts.failed
     return catalog_work, work
 
 
@@ -122,11 +127,11 @@ def added_to_cart_record(ctx: context.SyncContext, event_ids: list[int], work: c
     for cart_id, line_ids in lines.items():
         cart = ctx.bigcommerce.cart(cart_id)
         if cart is None:
-            work.counters.skipped += 1
+            work.counters.skipped += len(line_ids)  # the cart is gone
             continue
         email = carts.cart_email(ctx, cart)
         if not email:
-            work.counters.skipped += 1  # an anonymous shopper: Ortto's own tracking has them
+            work.counters.skipped += len(line_ids)  # an anonymous shopper: Ortto's own tracking has them
             continue
         currency = (cart.get("currency") or {}).get("code") if isinstance(cart.get("currency"), dict) else ""
 
@@ -169,10 +174,51 @@ def waits_release(store) -> int:
 # --- sending ----------------------------------------------------------------------------------------------
 
 
+def daily_allowance(store, rows: list[ProductActivity], *, now) -> dict[tuple[str, str], int]:
+    """Per (email, kind) of these rows, how many more of that activity Ortto keeps for the person in the 24 h
+    before `now` (docs/ortto-contract.md, "Limits": 50 events per activity per contact per 24 h), counted from
+    what the bridge sent for this store."""
+    emails = {row.email for row in rows}
+    sent = {(email, kind): n for email, kind, n in (
+        ProductActivity.objects.filter(store=store, state=ProductActivity.State.SENT, email__in=emails,
+                                       sent_at__gte=now - timedelta(hours=24))
+        .values("email", "kind").annotate(n=Count("id")).values_list("email", "kind", "n"))}
+    return {(row.email, row.kind): max(ACTIVITY_DAILY_LIMIT - sent.get((row.email, row.kind), 0), 0) for row in rows}
+
+
+def over_allowance(ctx: context.SyncContext, rows: list[ProductActivity], work: context.PageWork, *,
+                   now) -> list[ProductActivity]:
+    """The rows Ortto would still keep; the rest (beyond 50 of one activity per person in 24 h, oldest kept
+    first) are never sent: Ortto would drop them without a word. They are marked `limited`, counted in the
+    run's `summarized` counter, and noted once per person and activity."""
+    allowance = daily_allowance(ctx.store, rows, now=now)
+    kept, limited = [], {}
+    for row in rows:
+        key = (row.email, row.kind)
+        if allowance[key] > 0:
+            allowance[key] -= 1
+            kept.append(row)
+        else:
+            limited.setdefault(key, []).append(row.pk)
+    for (email, kind), pks in limited.items():
+        work.counters.summarized += len(pks)
+        work.events.append(context.event(ctx, resource="catalog", email=email, level=SyncEvent.Level.INFO, message=(
+            f"{len(pks)} {ProductActivity.Kind(kind).label} activit{'y' if len(pks) == 1 else 'ies'} not sent: "
+            f"Ortto keeps at most {ACTIVITY_DAILY_LIMIT} of one activity per person per 24 hours.")))
+    if limited:
+        pks = [pk for group in limited.values() for pk in group]
+        work.commits.append(lambda: ProductActivity.objects.filter(pk__in=pks).update(
+            state=ProductActivity.State.LIMITED))
+    return kept
+
+
 def activities_send(ctx: context.SyncContext, work: context.PageWork) -> None:
 
     rows = list(ProductActivity.objects.filter(store=ctx.store, state=ProductActivity.State.PENDING)
                 .order_by("id")[:SEND_LIMIT])
+    if not rows:
+        return
+    rows = over_allowance(ctx, rows, work, now=timezone.now())
     if not rows:
         return
     facts = mirror.product_facts(ctx.store, {row.product_id for row in rows})
