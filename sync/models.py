@@ -376,6 +376,8 @@ class CartLedger(models.Model):
         EXPIRED = "expired", "Gone before it was read"
         FAILED = "failed", "Not sent"  # the next run sends it again (sync/engine/carts.py, carts_redo)
         FAILED_AGAIN = "failed2", "Not sent twice"  # only "Resync failed records" sends it again
+        # Never sent: the shopper's 51st Abandoned cart in 24 h, which Ortto would drop (carts.over_daily_limit).
+        LIMITED = "limited", "Over Ortto's 50 a day: not sent"
 
     connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="carts")
     # BigCommerce cart ids are UUIDs (36 characters); the abandoned-cart token is 32 hex characters.

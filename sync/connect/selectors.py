@@ -87,6 +87,7 @@ COUNTER_WORDS = {
                            ("failed", "not sent (see the errors)")],
 }
 DEFAULT_WORDS = [("created", "sent to Ortto"), ("updated", "updated in Ortto"), ("unchanged", "already up to date"),
+                 ("summarized", "not sent (Ortto keeps 50 of one activity per person a day)"),
                  ("skipped", "not sent (nothing to send)"), ("failed", "not sent (see the errors)")]
 
 

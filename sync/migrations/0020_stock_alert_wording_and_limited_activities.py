@@ -14,6 +14,11 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.AlterField(
+            model_name='cartledger',
+            name='outcome',
+            field=models.CharField(choices=[('sent', 'Abandoned cart sent'), ('anonymous', 'No email: skipped'), ('expired', 'Gone before it was read'), ('failed', 'Not sent'), ('failed2', 'Not sent twice'), ('limited', "Over Ortto's 50 a day: not sent")], max_length=16),
+        ),
+        migrations.AlterField(
             model_name='productactivity',
             name='state',
             field=models.CharField(choices=[('pending', 'Pending'), ('sent', 'Sent'), ('failed', 'Failed'), ('limited', 'Limited')], default='pending', max_length=10),

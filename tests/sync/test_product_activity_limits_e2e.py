@@ -149,3 +149,31 @@ def test_catalog_and_product_activity_lines_each_add_up(synced, sandbox_live):
     assert totals["product_activities"] == 3
     assert totals[("product_activities", "sent to Ortto")] == 2
     assert totals[("product_activities", "cart lines not sent (shopper unknown or cart gone)")] == 1
+
+
+def test_abandoned_carts_beyond_50_a_day_are_not_sent_and_are_counted(synced, sent_to_ortto):
+    from sync.models import CartLedger, Connection
+
+    sandbox_store, store = synced("lim4")
+    connection = Connection.objects.get(store=store)
+    CartLedger.objects.bulk_create([CartLedger(
+        connection=connection, cart_id=f"earlier-{i}", email="quitter@example.com", outcome="sent",
+        abandoned_at=timezone.now() - timedelta(hours=20)) for i in range(50)])
+    limited = bc.cart_add(store=sandbox_store, product_id=111, email="quitter@example.com")
+    other = bc.cart_add(store=sandbox_store, product_id=113, email="once@example.com")
+    for cart in (limited, other):
+        bc.cart_abandon(cart=cart)
+    assert all(d.status == "delivered" for d in webhook_deliveries_run(store=sandbox_store))
+
+    abandoned = "act:cm:abandoned-cart"
+    assert sent_to_ortto[(abandoned, "quitter@example.com")] == 0
+    assert sent_to_ortto[(abandoned, "once@example.com")] == 1
+    assert CartLedger.objects.get(connection=connection, cart_id=limited.cart_id).outcome == "limited"
+    runs = SyncRun.objects.filter(store=store, kind=SyncRun.Kind.WEBHOOK)
+    assert sum((run.counters.get("carts") or {}).get("summarized", 0) for run in runs) == 1
+    note = SyncEvent.objects.get(run__in=runs, email="quitter@example.com", resource="carts")
+    assert note.message == ("1 abandoned cart(s) not sent as Abandoned cart activities: Ortto keeps at most 50 of "
+                            "one activity per person per 24 hours.")
+    line = next(line for run in runs for line in counter_lines(run)
+                if line["resource"] == "carts" and any(count for count, _ in line["parts"]))
+    assert line["total"] == sum(count for count, _ in line["parts"])
