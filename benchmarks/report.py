@@ -32,10 +32,21 @@ def bc_made(run: dict) -> dict:
     }
 
 
+def catalog_read(run: dict) -> str:
+    """The catalog mirror's read in a run: "pages in seconds" (the seconds from its first to its last request;
+    sync/catalog/, read before the orders inside the same quota)."""
+    calls = run["requests"]["calls"].get("bigcommerce GET v3/catalog/products", 0)
+    phase = (run["requests"].get("phases") or {}).get("catalog")
+    seconds = f" in {phase[1] - phase[0] + 1} s" if phase else ""
+    return f"{calls} page{'' if calls == 1 else 's'}{seconds}"
+
+
 def minimum(data: dict, strategy: int) -> dict:
     """The theoretical minimum requests of an initial sync (definitions in the report)."""
     bc = {"subscribers": math.ceil(data["subscribers"] / PAGE), "customers": math.ceil(data["customers"] / PAGE),
           "orders": math.ceil(data["orders"] / PAGE)}
+    if "products" in data:  # the catalog mirror's read (data sets from before it have no catalog count)
+        bc["catalog"] = max(math.ceil(data["products"] / PAGE), 1)
     people = None
     if "subscriber_people" in data:
         people = (math.ceil(data["subscriber_people"] / BATCH) + math.ceil(data["customer_people"] / BATCH)
@@ -74,7 +85,7 @@ def sync_rows(size: dict) -> dict:
             "merges": merges, "activities": activities, "ortto_total": merges + activities,
             "ortto_429": status.get("ortto 429", 0), "bc_429": status.get("bigcommerce 429", 0),
             "strategies": run["requests"].get("strategies", {}), "people": run["ortto_stats"]["people"],
-            "processed": run["processed"], "failed": run["failed"],
+            "processed": run["processed"], "failed": run["failed"], "catalog_read": catalog_read(run),
         }
         if mins["ortto_total"] is not None:
             bound_min = max(mins["bc_total"] / bc_rate, mins["ortto_total"] / ortto_rate)
@@ -173,16 +184,16 @@ def _initial_sync(results: dict, sizes: list[dict], throttled: list[tuple[dict, 
         w("")
         w("Requests made vs the minimum (throttled run; the unthrottled run makes the same requests):")
         w("")
-        w("| n | BC subscribers | BC customers | BC orders | BC extra (orders/count + catalog pages) | **BC total / min** | "
+        w("| n | BC subscribers | BC customers | BC orders | BC catalog (pages / min, read in) | BC orders/count | **BC total / min** | "
           "Ortto merges (people + aggregates) | Ortto activities | **Ortto total / min** | merges by strategy |")
-        w("|---|---|---|---|---|---|---|---|---|---|")
+        w("|---|---|---|---|---|---|---|---|---|---|---|")
         for r, t in throttled:
             mins, made = r["mins"], t["bc_made"]
-            extra = made["orders/count"] + made.get("catalog", 0)
+            catalog = f"{made.get('catalog', 0)} / {_f(mins['bc'].get('catalog'))} ({t.get('catalog_read', '–')})"
             people_min = mins["people"]
             merges_min = None if people_min is None else people_min + mins["aggregates"]
             w(f"| {_f(r['n'])} | {made['subscribers']} / {mins['bc']['subscribers']} | {made['customers']} / "
-              f"{mins['bc']['customers']} | {made['orders']} / {mins['bc']['orders']} | {extra} | **{t['bc_total']} / {mins['bc_total']} = "
+              f"{mins['bc']['customers']} | {made['orders']} / {mins['bc']['orders']} | {catalog} | {made['orders/count']} | **{t['bc_total']} / {mins['bc_total']} = "
               f"{_f(t['bc_total'] / mins['bc_total'], 3)}** | {t['merges']} / {_f(merges_min)} (people {_f(people_min)} + "
               f"aggregates {_f(mins['aggregates'])}) | {t['activities']} / {mins['activities']} | **{t['ortto_total']} / "
               f"{_f(mins['ortto_total'])} = {_f(t['ortto_total'] / mins['ortto_total'], 3) if mins['ortto_total'] else '–'}** "
@@ -460,6 +471,8 @@ def regime_row(size: dict, run: dict) -> dict:
     data, regime = size["data"], run["regime"]
     bc_rate, ortto_rate = regime["bc_rate"], regime["ortto_rate"]
     bc_min = sum(math.ceil(data[k] / PAGE) for k in ("subscribers", "customers", "orders"))
+    if "products" in data:  # the catalog mirror's read, inside the same quota
+        bc_min += max(math.ceil(data["products"] / PAGE), 1)
     people = data.get("distinct_people")
     # Placed order and Ordered product (one per order line, the journey's activity) are batched per kind.
     ortto_min = (math.ceil(people / BATCH) + math.ceil(data["placed_orders"] / BATCH)
@@ -487,7 +500,7 @@ def regime_row(size: dict, run: dict) -> dict:
             "learned": run.get("ortto_learned_rate"), "status": run["status"], "summary": run.get("summary", ""),
             "read": read, "totals": totals, "peak_mb": run["peak_rss_kb"] / 1024, "base_mb": run["rss_before_kb"] / 1024,
             "halves_mb": [h / 1024 for h in halves], "people": run["ortto_stats"]["people"], "data": data,
-            "cpu": run.get("cpu", 0.0), **network_figures(data, run, limiting)}
+            "cpu": run.get("cpu", 0.0), "catalog_read": catalog_read(run), **network_figures(data, run, limiting)}
 
 
 def network_figures(data: dict, run: dict, limiting: str) -> dict:
@@ -549,7 +562,8 @@ def _regimes(results: dict) -> list[str]:
       "2n orders). Merge strategy 1. Ortto starts empty for every run; the emulator's data is the same for all "
       "regimes of one n.")
     w("")
-    w("Minimums: BigCommerce ceil(records / 250) per resource; Ortto ceil(people / 100) + ceil(placed orders / 100) "
+    w("Minimums: BigCommerce ceil(records / 250) per resource, the catalog's products included (one per 20 "
+      "customers beside the shop's four, read before the orders by the catalog mirror); Ortto ceil(people / 100) + ceil(placed orders / 100) "
       "+ ceil(order lines / 100) (*Ordered product*, one per line, added by the journey since issue 17 was written) "
       "+ ceil(buyers / 100), people counted once each (distinct emails of subscribers, customers and guest buyers). "
       "Quota-bound minimum = max(BC minimum / BC rate, Ortto minimum / Ortto rate); the larger term names the "
@@ -564,10 +578,11 @@ def _regimes(results: dict) -> list[str]:
         w("")
     w("| n | regime (BC req/30 s → req/s, Ortto req/s) | limiting | wall | bound | **wall / bound** (≤ 1.10) | "
       "wall / max(bound, floor) | "
-      "limiting API's rate / quota (≥ 0.95) | **BC req / min** (≤ 1.02) | **Ortto calls / min** (≤ 1.05) | "
+      "limiting API's rate / quota (≥ 0.95) | **BC req / min** (≤ 1.02) | BC catalog (in the BC req) | "
+      "**Ortto calls / min** (≤ 1.05) | "
       "merges + activities | 429s BC / Ortto | learned Ortto rate (429s) | records read / reported | status | "
       "worker CPU | peak RSS (1st half / 2nd half) |")
-    w("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    w("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     rows = []
     for size in sets:
         for run in size["runs"]:
@@ -585,7 +600,7 @@ def _regimes(results: dict) -> list[str]:
               f"{r['limiting']} | {_f(r['wall'], 1)} s | {_f(r['bound'], 1)} s | **{_f(r['ratio'])}** "
               f"({_ok(r['ratio'] <= 1.10)}) | {floor_ratio} | {_f(r['share'])} ({_ok(r['share'] >= 0.95)}) | "
               f"**{r['bc_total']} / {r['bc_min']} = {_f(r['bc_total'] / r['bc_min'], 3)}** "
-              f"({_ok(r['bc_total'] / r['bc_min'] <= 1.02)}) | "
+              f"({_ok(r['bc_total'] / r['bc_min'] <= 1.02)}) | {r['catalog_read']} | "
               f"**{r['ortto_total']} / {_f(r['ortto_min'])} = "
               f"{_f(r['ortto_total'] / r['ortto_min'], 3) if r['ortto_min'] else '–'}** "
               f"({_ok(bool(r['ortto_min']) and r['ortto_total'] / r['ortto_min'] <= 1.05)}) | "

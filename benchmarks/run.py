@@ -170,6 +170,8 @@ def minimums(data: dict, run: dict) -> dict:
         "customers": math.ceil(data["customers"] / PAGE),
         "orders": math.ceil(data["orders"] / PAGE),
     }
+    if "products" in data:  # the catalog mirror's read (sync/catalog/), before the orders
+        bc["catalog"] = max(math.ceil(data["products"] / PAGE), 1)
     return {"bigcommerce": bc, "bigcommerce_total": sum(bc.values())}
 
 

@@ -49,6 +49,7 @@ def emu_seed(args) -> None:
     started = time.monotonic()
     store = seed_bigcommerce(store_hash=BENCH_STORE, name="Bench Outdoor", customers=args.n, orders=2 * args.n,
                              seed=7, b2b_share=args.b2b_share)
+    catalog_seed(store, count=args.n // PRODUCTS_PER_CUSTOMERS)
     seed_users(store_hash=BENCH_STORE)
     install = AppInstall.objects.filter(store=store, installed=True).first() or app_install_complete(store=store)
     quota_set(store=store, requests=10**9, window_ms=30000)
@@ -68,9 +69,33 @@ def emu_seed(args) -> None:
           "seconds": time.monotonic() - started, **emu_counts(store)})
 
 
+# The bench store's catalog grows with it: one product per 20 customers (beside the sandbox shop's four), two in
+# three with an option (a variant named "Size: M"), some out of stock. The initial import reads it before the orders
+# (sync/catalog/), ceil(products / 250) pages inside the same quota.
+PRODUCTS_PER_CUSTOMERS = 20
+
+
+def catalog_seed(store, *, count: int) -> int:
+    from decimal import Decimal
+
+    from django.utils import timezone
+
+    from sandbox.bigcommerce.models import Product
+    from sandbox.bigcommerce.services import catalog_ensure
+
+    catalog_ensure(store)
+    now = timezone.now()
+    Product.objects.bulk_create([Product(
+        store=store, bc_id=10_000 + i, variant_id=1_000_000 + i, sku=f"BENCH-{i}", name=f"Bench product {i}",
+        slug=f"bench-product-{i}", option_name="Size" if i % 3 else "", option_value="SML"[i % 3] if i % 3 else "",
+        price=Decimal("5.00") + i % 200, sale_price=Decimal("0"), inventory_level=(i * 7) % 11,
+        date_modified=now) for i in range(count)], batch_size=2000, ignore_conflicts=True)
+    return Product.objects.filter(store=store).count()
+
+
 def emu_counts(store) -> dict:
     """The data set's sizes, and the people each resource must write (for the minimum Ortto calls)."""
-    from sandbox.bigcommerce.models import Customer, Order, Subscriber
+    from sandbox.bigcommerce.models import Customer, Order, Product, Subscriber
 
     subscribers = Subscriber.objects.filter(store=store).count()
     orders = Order.objects.filter(store=store).count()
@@ -92,7 +117,7 @@ def emu_counts(store) -> dict:
     ordered_products = sum(len(lines) or 1 for lines in Order.objects.filter(store=store).exclude(status_id=0)
                            .values_list("line_items", flat=True).iterator(chunk_size=5000))
     return {**organization_counts(store), "subscribers": subscribers, "orders": orders, "placed_orders": placed,
-            "ordered_products": ordered_products,
+            "ordered_products": ordered_products, "products": Product.objects.filter(store=store).count(),
             "subscriber_people": len(sub_emails), "customer_people": len(cust_emails),
             "customers_also_subscribers": len(cust_emails & sub_emails),
             "guest_people_new_in_orders": len(guest_emails - sub_emails - cust_emails),
@@ -220,7 +245,7 @@ class RequestCounter:
         resource = None
         if api == "bigcommerce":
             resource = ("subscribers" if "subscribers" in endpoint else "customers" if "customers" in endpoint
-                        else "orders" if "orders" in endpoint else None)
+                        else "orders" if "orders" in endpoint else "catalog" if "catalog" in endpoint else None)
         with self.lock:
             self.timeline[api][second] += 1
             if resource:

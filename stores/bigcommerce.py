@@ -540,17 +540,22 @@ class BigCommerceClient:
         page: int = 1,
         modified_since: datetime | None = None,
         ids: list[int] | None = None,
+        after_id: int | None = None,
         limit: int = DEFAULT_PAGE_LIMIT,
     ) -> Page:
         """One page of products with their variants and main image (products_catalog.v3.yml, getProducts:
-        `include=variants,primary_image` (IncludeParamBase), `id:in`, `date_modified:min`, page/limit paging
-        with meta.pagination). By ascending id, so a product changed while the pages are read is not skipped."""
+        `include=variants,primary_image` (IncludeParamBase), `id:in`, `id:greater` (IdGreaterParam),
+        `date_modified:min`, page/limit paging with meta.pagination). By ascending id, so a product changed
+        while the pages are read is not skipped; `after_id` reads the page after the last id a run committed
+        (a product deleted meanwhile shifts no page, unlike a page number)."""
         params: dict[str, Any] = {"include": "variants,primary_image", "page": page, "limit": limit,
                                   "sort": "id", "direction": "asc"}
         if modified_since is not None:
             params["date_modified:min"] = format_filter_datetime(modified_since)
         if ids:
             params["id:in"] = ",".join(str(int(i)) for i in ids)
+        if after_id:
+            params["id:greater"] = int(after_id)
         payload = self._json("GET", "/v3/catalog/products", params=params) or {}
         pagination = (payload.get("meta") or {}).get("pagination") or {}
         current = pagination.get("current_page") or page

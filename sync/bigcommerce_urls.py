@@ -20,6 +20,7 @@ urlpatterns = [
     path("app/consent/writeback", app_views.app_consent_writeback, name="app-consent-writeback"),
     path("app/consent/erase", app_views.app_consent_erase, name="app-consent-erase"),
     path("app/consent/hook", app_views.app_consent_hook, name="app-consent-hook"),
+    path("app/stock-consent", app_views.app_stock_consent, name="app-stock-consent"),
     path("app/disconnect", app_views.app_disconnect, name="app-disconnect"),
     path("app/managers", app_views.app_managers, name="app-managers"),
 ]

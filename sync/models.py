@@ -376,6 +376,8 @@ class CartLedger(models.Model):
         EXPIRED = "expired", "Gone before it was read"
         FAILED = "failed", "Not sent"  # the next run sends it again (sync/engine/carts.py, carts_redo)
         FAILED_AGAIN = "failed2", "Not sent twice"  # only "Resync failed records" sends it again
+        # Never sent: the shopper's 51st Abandoned cart in 24 h, which Ortto would drop (carts.over_daily_limit).
+        LIMITED = "limited", "Over Ortto's 50 a day: not sent"
 
     connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="carts")
     # BigCommerce cart ids are UUIDs (36 characters); the abandoned-cart token is 32 hex characters.
@@ -749,6 +751,8 @@ class ProductActivity(models.Model):
         PENDING = "pending"
         SENT = "sent"
         FAILED = "failed"
+        # Never sent: beyond Ortto's 50 of one activity per person per 24 h (journeys.over_allowance).
+        LIMITED = "limited"
 
     store = models.ForeignKey(Store, on_delete=models.CASCADE, related_name="product_activities")
     kind = models.CharField(max_length=20, choices=Kind.choices)
@@ -765,6 +769,19 @@ class ProductActivity(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["store", "dedup_key"], name="product_activity_once")]
         indexes = [models.Index(fields=["store", "state"], name="product_activity_state_idx")]
+
+
+class StockAlertPreference(models.Model):
+    """Per store: the consent wording the storefront's back-in-stock form shows beside its box (the app page's
+    setting; sync/catalog/preferences.py). No row, or a blank wording: the default."""
+
+    store = models.OneToOneField(Store, on_delete=models.CASCADE, related_name="stock_alert_preference")
+    consent_text = models.CharField(max_length=200, blank=True)
+    changed_by = models.CharField(max_length=255, blank=True)
+    changed_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self):
+        return f"{self.store.store_hash}: {self.consent_text or '(default wording)'}"
 
 
 class StockWait(models.Model):

@@ -32,6 +32,8 @@ from stores.bigcommerce import (
     BigCommerceUnavailable,
     store_client,
 )
+from stores.models import Store
+from sync.catalog.preferences import stock_consent_text
 from sync.catalog.script import product_journeys_js
 from sync.models import Connection, OrttoAccount
 
@@ -101,7 +103,8 @@ def tracking_script_payload(*, account: OrttoAccount, store_hash: str = "") -> d
     the product journeys' part (sync/catalog/script.py) inside the same <script> tag."""
     html = tracking_snippet(tracking_key=account.tracking_key, region=account.region)
     if store_hash:
-        html = html[:-len("</script>")] + product_journeys_js(store_hash=store_hash) + "</script>"
+        consent = stock_consent_text(Store.objects.filter(store_hash=store_hash).first())  # the app page's wording
+        html = html[:-len("</script>")] + product_journeys_js(store_hash=store_hash, consent_text=consent) + "</script>"
     return {
         "name": SCRIPT_NAME,
         "description": (

@@ -29,8 +29,11 @@ def test_bench_harness_smoke(tmp_path):
         orders = data["orders"]
         assert calls["bigcommerce GET v2/orders"] == math.ceil(orders / 250)
         assert not [key for key in calls if "v2/" in key and "/products" in key]
-        # The catalog mirror is read inside the same quota: one page of the sandbox's catalog.
-        assert calls["bigcommerce GET v3/catalog/products"] == 1
+        # The catalog mirror is read inside the same quota, one page per 250 products: the bench store holds one
+        # product per 20 customers beside the shop's four, and the quota bound counts their pages.
+        assert data["products"] == 300 // 20 + 4
+        assert calls["bigcommerce GET v3/catalog/products"] == math.ceil(data["products"] / 250)
+        assert run["counters"]["catalog"]["fetched"] == data["products"]
         assert run["ortto_stats"]["ordered_product_activities"] == data["ordered_products"]
         assert calls["ortto activities/create"] == (math.ceil(data["placed_orders"] / 100)
                                                     + math.ceil(data["ordered_products"] / 100))
@@ -46,6 +49,7 @@ def test_bench_harness_smoke(tmp_path):
     assert results["admin"]["pages"]["run list"]["status"] == 200
     text = out.read_text()
     assert "## 1. Initial sync against the quota bound" in text and "## 5. Admin at scale" in text
+    assert "| 1 / 1 (1 page in " in text  # the catalog's pages against their minimum, and how long they took
 
 
 def test_bench_b2b_organizations_reach_the_minimum(tmp_path):

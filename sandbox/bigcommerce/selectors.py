@@ -359,8 +359,8 @@ PRODUCT_SORTS = {"id": "bc_id", "name": "name", "sku": "sku", "price": "price", 
 
 
 def product_collection(*, store: SandboxStore, params: QueryDict) -> dict:
-    """GET /v3/catalog/products (products_catalog.v3.yml, getProducts): page/limit, `id:in`, `date_modified:min`,
-    `inventory_level`, `include`, `sort` + `direction`."""
+    """GET /v3/catalog/products (products_catalog.v3.yml, getProducts): page/limit, `id:in`,
+    `id:greater|min|less|max`, `date_modified:min`, `inventory_level`, `include`, `sort` + `direction`."""
     limit = parse_limit(params)
     # The spec declares only a 200 for this operation: values outside IncludeParamBase are ignored.
     include = {part for part in (params.get("include") or "").split(",") if part} & PRODUCT_INCLUDES
@@ -370,6 +370,10 @@ def product_collection(*, store: SandboxStore, params: QueryDict) -> dict:
         queryset = queryset.filter(bc_id__in=parse_int_list(params["id:in"], "id:in"))
     if params.get("id"):
         queryset = queryset.filter(bc_id=parse_int(params["id"], "id"))
+    for name, lookup in (("id:greater", "bc_id__gt"), ("id:min", "bc_id__gte"), ("id:less", "bc_id__lt"),
+                         ("id:max", "bc_id__lte")):
+        if params.get(name) not in (None, ""):
+            queryset = queryset.filter(**{lookup: parse_int(params[name], name)})
     if params.get("inventory_level") not in (None, ""):
         queryset = queryset.filter(inventory_level=parse_int(params["inventory_level"], "inventory_level"))
     sort = params.get("sort") or "id"

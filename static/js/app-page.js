@@ -25,7 +25,10 @@
       if (!response.ok) return;
       const html = await response.text();
       const version = response.headers.get("X-Panel-Version") || html;
-      if (version !== last || extra) {
+      // Someone typing in the panel's text box keeps what they typed: the next poll swaps the panel in.
+      const typing = document.activeElement && root.contains(document.activeElement) &&
+        document.activeElement.matches("input[type=text]");
+      if ((version !== last && !typing) || extra) {
         last = version;
         root.innerHTML = html;
         widths();
@@ -67,6 +70,13 @@
     }
     if (action === "failed-page") { failedPage = parseInt(target.dataset.page, 10) || 1; refresh(); }
     if (action === "disconnect" && confirm("Disconnect this store from Ortto? Syncing stops; nothing is deleted in Ortto.")) act(root.dataset.disconnectUrl);
+  });
+  root.addEventListener("submit", function (event) {
+    const form = event.target.closest("form[data-action=form]");
+    if (!form) return;
+    event.preventDefault();
+    if (document.activeElement) document.activeElement.blur();  // the answer's panel replaces the form
+    act(form.dataset.url, new URLSearchParams(new FormData(form)).toString());
   });
   root.addEventListener("change", function (event) {
     const target = event.target;

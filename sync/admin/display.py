@@ -36,8 +36,9 @@ COUNTER_HEADINGS = {
     "updated": ("Updated", "Changed in Ortto"),
     "unchanged": ("Unchanged", "Nothing new to send"),
     "failed": ("Failed", "Refused by Ortto or not sent"),
-    "summarized": ("Totals only", "Orders counted in the buyer's totals without a Placed order activity: "
-                                  "Ortto keeps at most 50 of one activity per person a day"),
+    "summarized": ("Totals only", "Orders counted in the buyer's totals without a Placed order activity, or "
+                                  "product activities not sent: Ortto keeps at most 50 of one activity per "
+                                  "person a day"),
     "skipped": ("Skipped", "Nothing to send (e.g. an anonymous or vanished cart)"),
     "incomplete": ("Incomplete", "Checkouts never placed (status 0): not orders, not sent"),
     "not_linked": ("Not linked", "People left unlinked from their organization: Ortto links at most 3,000 "

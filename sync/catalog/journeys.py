@@ -6,13 +6,18 @@ endpoints in sync/catalog/storefront.py, which then ask for a run).
 Which catalog read a run makes:
 - initial and full runs read the whole catalog first, so their Ordered product activities carry links;
 - a sweep (or Sync now) reads the products changed since the newest change the mirror holds;
+  both page by page by ascending id, each page committed with the last id in the run's checkpoint
+  (`catalog`), so a run cut short or out of time resumes at the next page (catalog_read_page);
 - a webhook run re-reads the products its store/product/* and store/sku/* deliveries name.
 A token without the catalog scope (a store installed before it was asked for) costs a warning, not the run.
 """
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from django.db import transaction
+from django.db.models import Count
 from django.utils import timezone
 
 from stores.bigcommerce import BigCommerceAuthError
@@ -21,6 +26,7 @@ from sync.catalog import activities, mirror
 from sync.engine import carts, context, sending
 from sync.engine.activities import cart_line_items
 from sync.engine.answers import OK_ACTIVITY_STATUSES
+from sync.engine.orders.placed import ACTIVITY_DAILY_LIMIT
 from sync.models import ProductActivity, StockWait, SyncEvent, SyncRun
 from sync.ortto.schema import schema_journey_target
 
@@ -35,33 +41,69 @@ SOURCES = {"cart": {ProductActivity.Kind.ADDED_TO_CART},
            "storefront": {ProductActivity.Kind.VIEWED_PRODUCT}}
 
 
-def catalog_step(ctx: context.SyncContext) -> context.PageWork:
-    work = context.PageWork()
-    run, store = ctx.run, ctx.store
+def catalog_read_start(ctx: context.SyncContext) -> dict:
+    """Where this run's catalog read starts (its checkpoint's `catalog`): the whole catalog for initial and full
+    runs, the changes since the newest one the mirror holds for a sweep or Sync now (fixed now, so a resumed
+    read asks the same question), nothing for a webhook run (catalog_step re-reads the products it names)."""
+    run = ctx.run
+    if run.kind in (SyncRun.Kind.INITIAL, SyncRun.Kind.FULL):
+        return {"after": 0, "since": None, "done": False}
+    if run.kind in (SyncRun.Kind.INCREMENTAL, SyncRun.Kind.MANUAL) and "webhook" not in run.checkpoint:
+        since = mirror.mirror_since(ctx.store)
+        return {"after": 0, "since": since.isoformat() if since else None, "done": False}
+    return {"after": 0, "since": None, "done": True}
+
+
+def catalog_read_page(ctx: context.SyncContext, state: dict) -> tuple[context.PageWork, dict]:
+    """One page of the run's catalog read, from `state` (catalog_read_start); answer its work (products read,
+    counted under `catalog`) and the state after it, which the run commits with the page."""
+    work, state = context.PageWork(), dict(state)
+    since = datetime.fromisoformat(state["since"]) if state.get("since") else None
     try:
-        if run.kind in (SyncRun.Kind.INITIAL, SyncRun.Kind.FULL):
-            read, restocked = mirror.mirror_read_all(store, ctx.bigcommerce)
-        elif run.kind in (SyncRun.Kind.INCREMENTAL, SyncRun.Kind.MANUAL):
-            read, restocked = mirror.mirror_read_all(store, ctx.bigcommerce, modified_since=mirror.mirror_since(store))
-        elif "webhook" in run.checkpoint:
+        page = mirror.mirror_read_page(ctx.store, ctx.bigcommerce, after_id=int(state.get("after") or 0),
+                                       modified_since=since)
+    except BigCommerceAuthError:
+        work.events.append(_catalog_refused(ctx))
+        state["done"] = True
+        return work, state
+    work.counters.fetched = page.read
+    work.counters.unchanged = page.read  # mirrored, never sent themselves (sync/connect/selectors.py's words)
+    if page.restocked:
+        ctx.log.info("catalog: %d variant(s) back in stock", len(page.restocked))
+    state["after"], state["done"] = page.last_id, page.done
+    return work, state
+
+
+def _catalog_refused(ctx: context.SyncContext) -> SyncEvent:
+    return context.event(ctx, resource="catalog", level=SyncEvent.Level.WARNING, message=(
+        "BigCommerce refused to list the catalog (the app's token lacks the Products scope): product "
+        "activities go without links and pictures until the app is reinstalled."))
+
+
+def catalog_step(ctx: context.SyncContext) -> tuple[context.PageWork, context.PageWork]:
+    """After the run's catalog read (catalog_read_page): a webhook run's re-read of the products its deliveries
+    name, then the product journeys. Answers two works: the products re-read (counted under `catalog`) and the
+    product activities (counted under `product_activities`), so neither line mixes the other's numbers."""
+    catalog_work, work = context.PageWork(), context.PageWork()
+    run, store = ctx.run, ctx.store
+    if "webhook" in run.checkpoint:
+        try:
             read, restocked = mirror.mirror_refresh(store, ctx.bigcommerce,
                                                     product_ids_of(run.checkpoint["webhook"]["event_ids"]))
-        else:
+        except BigCommerceAuthError:
             read, restocked = 0, set()
-    except BigCommerceAuthError:
-        read, restocked = 0, set()
-        work.events.append(context.event(ctx, resource="catalog", level=SyncEvent.Level.WARNING, message=(
-            "BigCommerce refused to list the catalog (the app's token lacks the Products scope): product "
-            "activities go without links and pictures until the app is reinstalled.")))
-    work.counters.fetched = read
-    work.counters.unchanged += read  # mirrored, never sent themselves (sync/connect/selectors.py's words)
-    if restocked:
-        ctx.log.info("catalog: %d variant(s) back in stock", len(restocked))
-    if "webhook" in run.checkpoint:
+            catalog_work.events.append(_catalog_refused(ctx))
+        catalog_work.counters.fetched = read
+        catalog_work.counters.unchanged = read
+        if restocked:
+            ctx.log.info("catalog: %d variant(s) back in stock", len(restocked))
         added_to_cart_record(ctx, run.checkpoint["webhook"]["event_ids"], work)
     waits_release(store)
     activities_send(ctx, work)
-    return work
+    # The product activities' line adds up: each one sent, left out (Ortto's 50 a day), skipped or failed.
+    counts = work.counters
+    counts.fetched = counts.created + counts.summarized + counts.skipped + counts.failed
+    return catalog_work, work
 
 
 def product_ids_of(event_ids: list[int]) -> set[int]:
@@ -85,11 +127,11 @@ def added_to_cart_record(ctx: context.SyncContext, event_ids: list[int], work: c
     for cart_id, line_ids in lines.items():
         cart = ctx.bigcommerce.cart(cart_id)
         if cart is None:
-            work.counters.skipped += 1
+            work.counters.skipped += len(line_ids)  # the cart is gone
             continue
         email = carts.cart_email(ctx, cart)
         if not email:
-            work.counters.skipped += 1  # an anonymous shopper: Ortto's own tracking has them
+            work.counters.skipped += len(line_ids)  # an anonymous shopper: Ortto's own tracking has them
             continue
         currency = (cart.get("currency") or {}).get("code") if isinstance(cart.get("currency"), dict) else ""
 
@@ -132,10 +174,51 @@ def waits_release(store) -> int:
 # --- sending ----------------------------------------------------------------------------------------------
 
 
+def daily_allowance(store, rows: list[ProductActivity], *, now) -> dict[tuple[str, str], int]:
+    """Per (email, kind) of these rows, how many more of that activity Ortto keeps for the person in the 24 h
+    before `now` (docs/ortto-contract.md, "Limits": 50 events per activity per contact per 24 h), counted from
+    what the bridge sent for this store."""
+    emails = {row.email for row in rows}
+    sent = {(email, kind): n for email, kind, n in (
+        ProductActivity.objects.filter(store=store, state=ProductActivity.State.SENT, email__in=emails,
+                                       sent_at__gte=now - timedelta(hours=24))
+        .values("email", "kind").annotate(n=Count("id")).values_list("email", "kind", "n"))}
+    return {(row.email, row.kind): max(ACTIVITY_DAILY_LIMIT - sent.get((row.email, row.kind), 0), 0) for row in rows}
+
+
+def over_allowance(ctx: context.SyncContext, rows: list[ProductActivity], work: context.PageWork, *,
+                   now) -> list[ProductActivity]:
+    """The rows Ortto would still keep; the rest (beyond 50 of one activity per person in 24 h, oldest kept
+    first) are never sent: Ortto would drop them without a word. They are marked `limited`, counted in the
+    run's `summarized` counter, and noted once per person and activity."""
+    allowance = daily_allowance(ctx.store, rows, now=now)
+    kept, limited = [], {}
+    for row in rows:
+        key = (row.email, row.kind)
+        if allowance[key] > 0:
+            allowance[key] -= 1
+            kept.append(row)
+        else:
+            limited.setdefault(key, []).append(row.pk)
+    for (email, kind), pks in limited.items():
+        work.counters.summarized += len(pks)
+        work.events.append(context.event(ctx, resource="catalog", email=email, level=SyncEvent.Level.INFO, message=(
+            f"{len(pks)} {ProductActivity.Kind(kind).label} activit{'y' if len(pks) == 1 else 'ies'} not sent: "
+            f"Ortto keeps at most {ACTIVITY_DAILY_LIMIT} of one activity per person per 24 hours.")))
+    if limited:
+        pks = [pk for group in limited.values() for pk in group]
+        work.commits.append(lambda: ProductActivity.objects.filter(pk__in=pks).update(
+            state=ProductActivity.State.LIMITED))
+    return kept
+
+
 def activities_send(ctx: context.SyncContext, work: context.PageWork) -> None:
 
     rows = list(ProductActivity.objects.filter(store=ctx.store, state=ProductActivity.State.PENDING)
                 .order_by("id")[:SEND_LIMIT])
+    if not rows:
+        return
+    rows = over_allowance(ctx, rows, work, now=timezone.now())
     if not rows:
         return
     facts = mirror.product_facts(ctx.store, {row.product_id for row in rows})

@@ -147,15 +147,37 @@ def mirror_apply(store, products: list[dict]) -> set[tuple[int, int]]:
     return restocked
 
 
+@dataclass(frozen=True)
+class PageRead:
+    """One page of a catalog read: products read, variants restocked, the last product id (where the next
+    page starts) and whether it was the last page."""
+
+    read: int
+    restocked: set
+    last_id: int
+    done: bool
+
+
+def mirror_read_page(store, client: BigCommerceClient, *, after_id: int = 0,
+                     modified_since: datetime | None = None) -> PageRead:
+    """Read and apply the page of products (changed since `modified_since`) after product `after_id`, by
+    ascending id (`id:greater`): a run keeps `last_id` in its checkpoint and resumes from there."""
+    answer = client.catalog_products_page(after_id=after_id or None, modified_since=modified_since)
+    restocked = mirror_apply(store, answer.items)
+    ids = [_int(p.get("id")) for p in answer.items]
+    last_id = max([after_id, *ids])
+    return PageRead(read=len(answer.items), restocked=restocked, last_id=last_id,
+                    done=not answer.items or answer.next_page is None or last_id <= after_id)
+
+
 def mirror_read_all(store, client: BigCommerceClient, *, modified_since: datetime | None = None) -> tuple[int, set]:
     """Read every product (changed since `modified_since`) page by page; answer (products read, restocked)."""
-    page, read, restocked = 1, 0, set()
-    while page:
-        answer = client.catalog_products_page(page=page, modified_since=modified_since)
-        restocked |= mirror_apply(store, answer.items)
-        read += len(answer.items)
-        page = answer.next_page if answer.items else None
-    return read, restocked
+    after, read, restocked = 0, 0, set()
+    while True:
+        page = mirror_read_page(store, client, after_id=after, modified_since=modified_since)
+        read, restocked, after = read + page.read, restocked | page.restocked, page.last_id
+        if page.done:
+            return read, restocked
 
 
 def mirror_since(store) -> datetime | None:

@@ -17,11 +17,13 @@ import json
 
 from django.conf import settings
 
-from sync.catalog.storefront import DEFAULT_CONSENT_TEXT
+from sync.catalog.preferences import DEFAULT_CONSENT_TEXT
 
 
 def _js(value: str) -> str:
-    return json.dumps(value).replace("</", "<\\/")
+    """A JS string literal safe inside an inline <script>: JSON-quoted, `<`, `>` and `&` as \\u escapes, so no
+    wording can close the script tag or open a comment."""
+    return json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def product_journeys_js(*, store_hash: str, consent_text: str = DEFAULT_CONSENT_TEXT) -> str:

@@ -29,6 +29,7 @@ from django.views.decorators.http import require_POST
 from stores.models import Store
 from sync import throttle
 from sync.catalog import mirror
+from sync.catalog.preferences import stock_consent_text
 from sync.engine.mapping import clean_email, email_is_valid
 from sync.engine.runs import webhook_run_request
 from sync.models import Connection, ProductActivity, StockWait
@@ -39,8 +40,6 @@ logger = logging.getLogger("sync.catalog")
 FORM_IP = throttle.Rule("stock-form-ip", limit=10, window_seconds=10 * 60)
 FORM_STORE = throttle.Rule("stock-form-store", limit=300, window_seconds=10 * 60)
 VIEW_IP = throttle.Rule("product-view-ip", limit=120, window_seconds=10 * 60)
-# The consent wording the form shows beside its button when the app page says nothing else.
-DEFAULT_CONSENT_TEXT = "E-mail me once when it is back in stock."
 MAX_FIELD = 200
 
 
@@ -101,7 +100,8 @@ def back_in_stock(request, store_hash: str):
         return _answer(404, "This product is not in the store's catalog.")
     if stock:
         return _answer(409, "This product is in stock: it can be bought now.")
-    consent = (request.POST.get("consent_text") or DEFAULT_CONSENT_TEXT)[:500]
+    # The wording the store shows (the app page's setting), not what the browser says it showed.
+    consent = stock_consent_text(store)
     try:
         with transaction.atomic():
             wait = StockWait.objects.create(store=store, email=email, product_id=product_id, variant_id=variant_id,

@@ -18,6 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 from stores.app_context import StoreContext, app_context_token, connect_token
 from stores.services import store_user_label
 from stores.views import app_context_required
+from sync.catalog.preferences import MAX_CONSENT_TEXT, stock_consent_set, stock_consent_text
 from sync.connect.authority import connection_authority, connection_manager_may, connection_manager_set
 from sync.connect.connections import (
     connection_disconnect,
@@ -51,9 +52,10 @@ def _panel_context(request, store, ctx) -> dict:
     failed = failed_records_page(store=store, page=_failed_page(request))
     alerts = alerts_panel(store=store)
     consent = consent_panel(store=store)
+    stock_alerts = {"consent_text": stock_consent_text(store), "max_length": MAX_CONSENT_TEXT}
     health = store_health(store=store)
     state["version"] = hashlib.sha256(json.dumps(
-        [state, authority, failed, alerts, consent, {k: v for k, v in health.items() if k != "now"}],
+        [state, authority, failed, alerts, consent, stock_alerts, {k: v for k, v in health.items() if k != "now"}],
         sort_keys=True, default=str,
     ).encode()).hexdigest()[:16]
     return {
@@ -63,6 +65,7 @@ def _panel_context(request, store, ctx) -> dict:
         "failed": failed,
         "alerts": alerts,
         "consent": consent,
+        "stock_alerts": stock_alerts,
         "health": health,
         "connect_url": _connect_url(request, store, ctx),
     }
@@ -205,3 +208,16 @@ def app_consent_hook(request, store, ctx):
     response = JsonResponse({"hook_url": url, "rotated": op == "rotate"})
     response["Cache-Control"] = "no-store"
     return response
+
+
+@require_POST
+@app_context_required
+def app_stock_consent(request, store, ctx):
+    """The back-in-stock form's consent wording (text; blank: the default), for the owner and users they allow."""
+    if not connection_manager_may(store=store, bc_user_id=ctx.bc_user_id):
+        return _state_json(request, store, ctx, error="Only the store owner and users they allow can change this.",
+                           status=403)
+    refused = stock_consent_set(store=store, text=request.POST.get("consent_text", "")[:10 * MAX_CONSENT_TEXT],
+                                by=store_user_label(store=store, bc_user_id=ctx.bc_user_id))
+    saved = not refused or refused.startswith("The wording is saved")
+    return _state_json(request, store, ctx, error=refused, status=200 if saved else 400)

@@ -61,6 +61,7 @@ RECORD_NOUNS = {
     "organizations": ("company", "companies"),
     "carts": ("abandoned cart", "abandoned carts"),
     "catalog": ("product", "products"),
+    "product_activities": ("product activity", "product activities"),
 }
 COUNTER_WORDS = {
     "subscribers": [("created", "added to Ortto"), ("merged", "merged with their customer record"),
@@ -76,13 +77,17 @@ COUNTER_WORDS = {
                ("failed", "not sent (see the errors)")],
     "organizations": [("created", "added to Ortto as organizations"), ("updated", "updated in Ortto"),
                       ("unchanged", "already up to date"), ("failed", "not sent (see the errors)")],
-    # The catalog mirror: products read for their links and pictures, never sent themselves; a webhook run's
-    # Added to cart activities are counted with them.
-    "catalog": [("unchanged", "kept in the catalog mirror for product links and pictures"),
-                ("created", "Added to cart activities sent"), ("skipped", "cart lines not sent (shopper unknown)"),
-                ("failed", "not sent (see the errors)")],
+    # The catalog mirror: products read for their links and pictures, never sent themselves.
+    "catalog": [("unchanged", "kept in the catalog mirror for product links and pictures")],
+    # Added to cart, Viewed product, Waiting on stock and Back in stock (sync/catalog/journeys.py): a line of
+    # their own, so neither it nor the catalog's mixes the other's numbers.
+    "product_activities": [("created", "sent to Ortto"),
+                           ("summarized", "not sent (Ortto keeps 50 of one activity per person a day)"),
+                           ("skipped", "cart lines not sent (shopper unknown or cart gone)"),
+                           ("failed", "not sent (see the errors)")],
 }
 DEFAULT_WORDS = [("created", "sent to Ortto"), ("updated", "updated in Ortto"), ("unchanged", "already up to date"),
+                 ("summarized", "not sent (Ortto keeps 50 of one activity per person a day)"),
                  ("skipped", "not sent (nothing to send)"), ("failed", "not sent (see the errors)")]
 
 

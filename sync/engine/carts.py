@@ -19,10 +19,13 @@ activity with Ortto's default (subscribed); a known one gets the same presence m
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
+from django.db.models import Count
 from django.utils import timezone
 
 from stores.models import WebhookEvent
@@ -113,6 +116,7 @@ def carts_process(ctx: context.SyncContext, events: list[CartEvent]) -> context.
                 **schema_journey_target(ctx.connection, activities.CART_RECOVERED),
                 value=Decimal(row.value) if row.value is not None else None, currency=row.currency), "recovered"))
 
+    sends = over_daily_limit(ctx, sends, work, now=now)
     ok_emails = people_ensure(ctx, [row.email for row, _, _ in sends], work)
     sendable = [(row, activity, what) for row, activity, what in sends if row.email in ok_emails]
     changed: dict[str, CartLedger] = {}
@@ -142,6 +146,35 @@ def carts_process(ctx: context.SyncContext, events: list[CartEvent]) -> context.
 
     work.commits.append(commit)
     return work
+
+
+def over_daily_limit(ctx: context.SyncContext, sends: list, work: context.PageWork, *, now) -> list:
+    """Ortto keeps at most 50 events of one activity per person per 24 h and drops the rest without a word
+    (docs/ortto-contract.md, "Limits"): a shopper's Abandoned carts beyond 50 in the 24 h before `now` (counted
+    from the carts this connection reported) are not sent; their ledger rows say `limited`, and they are counted
+    in the run's `summarized` counter with a note. The rest of `sends` is answered."""
+    emails = {row.email for row, _, what in sends if what == "abandoned"}
+    if not emails:
+        return sends
+    sent = dict(CartLedger.objects.filter(connection=ctx.connection, email__in=emails, outcome=CartLedger.Outcome.SENT,
+                                          abandoned_at__gte=now - timedelta(hours=24))
+                .values("email").annotate(n=Count("id")).values_list("email", "n"))
+    left = {email: max(placed.ACTIVITY_DAILY_LIMIT - sent.get(email, 0), 0) for email in emails}
+    kept, limited = [], Counter()
+    for row, activity, what in sends:
+        if what == "abandoned":
+            if left[row.email] <= 0:
+                row.outcome = CartLedger.Outcome.LIMITED
+                limited[row.email] += 1
+                continue
+            left[row.email] -= 1
+        kept.append((row, activity, what))
+    for email, count in limited.items():
+        work.counters.summarized += count
+        work.events.append(context.event(ctx, resource="carts", email=email, level=SyncEvent.Level.INFO, message=(
+            f"{count} abandoned cart(s) not sent as Abandoned cart activities: Ortto keeps at most "
+            f"{placed.ACTIVITY_DAILY_LIMIT} of one activity per person per 24 hours.")))
+    return kept
 
 
 def cart_email(ctx: context.SyncContext, cart: dict) -> str:

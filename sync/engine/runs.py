@@ -31,7 +31,7 @@ from stores.bigcommerce import (
     store_client,
 )
 from stores.models import Store, WebhookEvent
-from sync.catalog.journeys import catalog_step, pending_exists
+from sync.catalog.journeys import catalog_read_page, catalog_read_start, catalog_step, pending_exists
 from sync.connect.selectors import live_connection_get
 from sync.consent.writeback import consent_sweep
 from sync.db import rows_update
@@ -239,10 +239,16 @@ def _resources_sync(ctx: context.SyncContext, *, log, sliced: bool, started: flo
     run = ctx.run
     if not run.checkpoint.get("catalog_done"):
         # The catalog mirror before the orders, so their Ordered product carry links; the product journeys.
-        work = catalog_step(ctx)
+        if not _catalog_read(ctx, log=log, sliced=sliced, started=started, on_page=on_page):
+            return
+        catalog_work, work = catalog_step(ctx)
+        if "webhook" in run.checkpoint:  # the products its deliveries named, re-read
+            _commit_page(run, "catalog", catalog_work, copy.deepcopy(run.checkpoint), None)
         checkpoint = copy.deepcopy(run.checkpoint)
         checkpoint["catalog_done"] = True
-        _commit_page(run, "catalog", work, checkpoint, None)
+        # Product activities have their own line on the app page; a run that had none adds no empty one.
+        _commit_page(run, "product_activities" if any(work.counters.as_dict().values()) else "catalog",
+                     work, checkpoint, None)
     for resource in RESOURCES:
         if resource == "orders" and ctx.stage_subscribers and not _staged_flush(
                 ctx, log=log, sliced=sliced, started=started, on_page=on_page):
@@ -308,6 +314,24 @@ def _resources_sync(ctx: context.SyncContext, *, log, sliced: bool, started: flo
         return
     organizations.organizations_flush(ctx, check_lease=_check_lease)
     _complete(ctx, log=log)
+
+
+def _catalog_read(ctx: context.SyncContext, *, log, sliced: bool, started: float, on_page) -> bool:
+    """The run's catalog read (sync/catalog/journeys.py), one page per commit with the last product id in the
+    checkpoint's `catalog`: a resumed run goes on at the next page. True when done."""
+    run = ctx.run
+    state = run.checkpoint.get("catalog") or catalog_read_start(ctx)
+    while not state["done"]:
+        if _stopped_or_sliced(run, log=log, sliced=sliced, started=started):
+            return False
+        work, state = catalog_read_page(ctx, state)
+        checkpoint = copy.deepcopy(run.checkpoint)
+        checkpoint["catalog"] = state
+        _commit_page(run, "catalog", work, checkpoint, None)
+        log.info("catalog page: %s", work.counters.as_dict())
+        if on_page:
+            on_page(run)
+    return True
 
 
 def _deferred_settle(ctx: context.SyncContext) -> None:

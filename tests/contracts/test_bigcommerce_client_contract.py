@@ -127,6 +127,7 @@ ENDPOINTS = [
     Endpoint("catalog page", {"GET"}, lambda c: c.catalog_products_page(page=2)),
     Endpoint("catalog changed since", {"GET"}, lambda c: c.catalog_products_page(modified_since=SINCE)),
     Endpoint("catalog by ids", {"GET"}, lambda c: c.catalog_products_page(ids=[111, 114])),
+    Endpoint("catalog after an id", {"GET"}, lambda c: c.catalog_products_page(after_id=1245)),
     Endpoint("create script", {"POST"}, lambda c: c.create_script(TRACKING_SCRIPT)),
     Endpoint("update script", {"PUT"}, lambda c: c.update_script(SCRIPT_UUID, {"enabled": False})),
     Endpoint("get script", {"GET"}, lambda c: c.get_script(SCRIPT_UUID)),

@@ -230,7 +230,9 @@ def test_a_cancelled_run_stops_at_the_next_page(env, monkeypatch):
 
     monkeypatch.setattr("sync.engine.bigcommerce_pages.PAGE_LIMIT", 1)
     run, _ = sync_run_request(store=env.store, kind=SyncRun.Kind.INITIAL)
-    sync_run_execute(run_id=run.pk, on_page=lambda r: sync_runs_cancel(store=env.store, reason="uninstalled"))
+    # After the catalog's page (its own checkpoint), the first page of subscribers.
+    sync_run_execute(run_id=run.pk, on_page=lambda r: r.checkpoint.get("catalog_done")
+                     and sync_runs_cancel(store=env.store, reason="uninstalled"))
     run.refresh_from_db()
     assert run.status == SyncRun.Status.CANCELLED and run.processed == 1
 
