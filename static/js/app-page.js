@@ -6,6 +6,7 @@
   if (!root) return;
   const ctx = root.dataset.appContext;
   let last = "";
+  let shownHookUrl = "";  // the journey webhook's URL, once its owner asked to see it
   let failedPage = 1;  // the failed-records list's page, kept across the poller's refreshes
 
   async function call(url, method, body) {
@@ -26,12 +27,14 @@
       const html = await response.text();
       const version = response.headers.get("X-Panel-Version") || html;
       // Someone typing in the panel's text box keeps what they typed: the next poll swaps the panel in.
+      // (A read-only field, the journey webhook's URL, is no text box: the panel goes on refreshing.)
       const typing = document.activeElement && root.contains(document.activeElement) &&
-        document.activeElement.matches("input[type=text]");
+        document.activeElement.matches("input[type=text]:not([readonly])");
       if ((version !== last && !typing) || extra) {
         last = version;
         root.innerHTML = html;
         widths();
+        hookShow(false);
       }
     } catch (e) { /* offline for a moment: the next poll tries again */ }
   }
@@ -50,11 +53,20 @@
     const response = await call(url, "POST", "op=" + encodeURIComponent(op));
     let data = {};
     try { data = await response.json(); } catch (e) { data = {}; }
+    if (data.hook_url) shownHookUrl = data.hook_url;
     await refresh(response.ok ? "" : (data.error || "Something went wrong."));
+    hookShow(true);
+  }
+
+  // The URL once shown stays shown (in this page only) when a poll swaps a fresher panel in.
+  function hookShow(select) {
     const details = root.querySelector("#consent-hook");
     const field = root.querySelector("#consent-hook-url");
+    if (!shownHookUrl || !field) return;
     if (details) details.open = true;
-    if (field && data.hook_url) { field.value = data.hook_url; field.hidden = false; field.select(); }
+    field.value = shownHookUrl;
+    field.hidden = false;
+    if (select) field.select();
   }
 
   root.addEventListener("click", function (event) {
