@@ -8,15 +8,12 @@ new wording; the wording a shopper agreed to is stored with their wait (StockWai
 
 from __future__ import annotations
 
-import logging
 import unicodedata
 
 from django.utils import timezone
 
 from stores.models import Store
 from sync.models import StockAlertPreference
-
-logger = logging.getLogger("sync.catalog")
 
 # The wording the form shows when the app page says nothing else.
 DEFAULT_CONSENT_TEXT = "E-mail me once when it is back in stock."
@@ -42,8 +39,9 @@ def consent_text_clean(text: str) -> tuple[str, str]:
 
 
 def stock_consent_set(*, store: Store, text: str, by: str) -> str:
-    """Save the store's wording; "" when saved, else the reason it was refused (nothing changed). Where the
-    storefront script is installed it is reinstalled with the new wording."""
+    """Save the store's wording; "" when saved, else the reason it was refused (nothing changed). The caller
+    reinstalls the storefront script where it is installed (sync/connect/app_views.py), so that the catalog
+    needs nothing from tracking, which reads the wording from here."""
     cleaned, refused = consent_text_clean(text)
     if refused:
         return refused
@@ -51,19 +49,4 @@ def stock_consent_set(*, store: Store, text: str, by: str) -> str:
         cleaned = ""
     StockAlertPreference.objects.update_or_create(store=store, defaults={
         "consent_text": cleaned, "changed_by": by[:255], "changed_at": timezone.now()})
-    return _script_refresh(store=store, by=by)
-
-
-def _script_refresh(*, store: Store, by: str) -> str:
-    from sync.connect.selectors import live_connection_get
-    from sync.tracking import tracking_enable
-
-    connection = live_connection_get(store=store)
-    if connection is None or not connection.tracking_enabled:
-        return ""
-    refused = tracking_enable(connection=connection, by=by)
-    if refused:
-        logger.warning("store %s: the back-in-stock wording is saved but the script was not updated: %s",
-                       store.store_hash, refused)
-        return "The wording is saved, but the storefront still shows the old one: " + refused
     return ""

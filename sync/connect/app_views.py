@@ -6,6 +6,7 @@ hand over to app_page; the endpoints authenticate with stores' app_context_requi
 
 import hashlib
 import json
+import logging
 import math
 from datetime import datetime
 
@@ -26,12 +27,15 @@ from sync.connect.connections import (
     connection_tracking_set,
     failed_records_retry,
 )
-from sync.connect.selectors import app_state
+from sync.connect.selectors import app_state, live_connection_get
 from sync.consent.instant import hook_token_show
 from sync.consent.panel import consent_panel, consent_set
 from sync.health.card import store_health
 from sync.health.failures import failed_records_page
 from sync.health.incidents import alerts_panel, alerts_set
+from sync.tracking import tracking_enable
+
+logger = logging.getLogger(__name__)
 
 
 def _connect_url(request, store, ctx) -> str:
@@ -210,6 +214,20 @@ def app_consent_hook(request, store, ctx):
     return response
 
 
+def _storefront_script_refresh(*, store, by: str) -> str:
+    """Where the storefront script is installed, install it again with the store's new back-in-stock wording;
+    "" when done or not installed, else what went wrong (the wording stays saved)."""
+    connection = live_connection_get(store=store)
+    if connection is None or not connection.tracking_enabled:
+        return ""
+    refused = tracking_enable(connection=connection, by=by)
+    if refused:
+        logger.warning("store %s: the back-in-stock wording is saved but the script was not updated: %s",
+                       store.store_hash, refused)
+        return "The wording is saved, but the storefront still shows the old one: " + refused
+    return ""
+
+
 @require_POST
 @app_context_required
 def app_stock_consent(request, store, ctx):
@@ -217,7 +235,9 @@ def app_stock_consent(request, store, ctx):
     if not connection_manager_may(store=store, bc_user_id=ctx.bc_user_id):
         return _state_json(request, store, ctx, error="Only the store owner and users they allow can change this.",
                            status=403)
-    refused = stock_consent_set(store=store, text=request.POST.get("consent_text", "")[:10 * MAX_CONSENT_TEXT],
-                                by=store_user_label(store=store, bc_user_id=ctx.bc_user_id))
+    by = store_user_label(store=store, bc_user_id=ctx.bc_user_id)
+    refused = stock_consent_set(store=store, text=request.POST.get("consent_text", "")[:10 * MAX_CONSENT_TEXT], by=by)
+    if not refused:
+        refused = _storefront_script_refresh(store=store, by=by)
     saved = not refused or refused.startswith("The wording is saved")
     return _state_json(request, store, ctx, error=refused, status=200 if saved else 400)
