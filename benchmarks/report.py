@@ -634,8 +634,8 @@ def _regimes(results: dict) -> list[str]:
         w("**Where the seconds go** (the limiting API's requests answered per second of the run, from the worker's "
           "own count): seconds in which it answered **none** (idle) and **under half its rate** (slow), in total "
           "and by what BigCommerce was reading then (up to the second of each resource's last page; reading runs up "
-          "to 8 pages ahead of the sync; 'after' = after the last orders page: "
-          "the buyers' totals and the last calls in flight).")
+          "to 16 pages ahead of the sync; 'after' = after the last orders page: the import's held-back Placed order and "
+          "Ordered product activities, the buyers' totals and the last calls in flight).")
         w("")
         w("| n | regime | limiting | wall | idle s (slow s): total | reading subscribers | customers | orders | after |")
         w("|---|---|---|---|---|---|---|---|---|")
