@@ -92,6 +92,7 @@ def test_an_unsubscribe_in_ortto_leaves_the_stores_list_and_nothing_flows_back(p
     frame.locator("#consent-hook summary").click()
     for words in ("Webhook (advanced)", "Unsubscribed from email"):
         frame.locator("#consent-hook-steps").get_by_text(words).first.wait_for()
+    frame.locator("#consent").screenshot(path=str(ARTIFACTS / "27-app-page-consent-instant.png"))
     frame.get_by_role("button", name="Show the URL").click()
     field = frame.locator("#consent-hook-url")
     field.wait_for(state="visible")

@@ -2,7 +2,8 @@
 script shows the back-in-stock form on a sold-out product page (Waiting on stock), the control panel's Restock
 button brings Back in stock, a signed-in shopper's product view becomes Viewed product (verified through the
 Current Customer JWT) and their cart, Added to cart. Each activity once, with the product's link and picture;
-the README's product pictures (20-22) are saved on the way."""
+the README's product pictures (23-26) are saved on the way; the back-in-stock form shows the consent wording
+the owner set on the app page."""
 
 import re
 
@@ -10,12 +11,14 @@ import pytest
 
 from sandbox.bigcommerce.models import Customer
 from sandbox.ortto.models import Person, PersonActivity
-from sync.models import SyncRun
+from sync.models import StockAlertPreference, SyncRun
+from tests.browser.conftest import ARTIFACTS
 from tests.browser.test_journey import connect, install_and_open
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
 
 WAITER = "fern.waits@example.com"
+WORDING = "Yes, e-mail me once when it is back in stock (this adds me to no newsletter)."
 
 
 def _wait_for(page, condition, what, tries=160):
@@ -39,11 +42,18 @@ def test_storefront_product_journeys(page, sandbox, thread_worker, shoot, settin
     frame.get_by_label(re.compile("Enable tracking")).check()
     frame.get_by_text("is installed on your storefront").wait_for()
 
+    # The owner words the form's consent on the app page; the storefront shows that wording.
+    frame.locator("#stock-consent-text").fill(WORDING)
+    frame.locator("#stock-consent-save").click()
+    _wait_for(page, lambda: StockAlertPreference.objects.filter(consent_text=WORDING).exists(), "the wording saved")
+    frame.locator("#stock-alerts").screenshot(path=str(ARTIFACTS / "26-app-page-stock-wording.png"))
+
     # A sold-out product page: the script adds the form; the same e-mail twice is one wait.
     shop = page.context.new_page()
     shop.goto(sandbox + "/sandbox/bigcommerce/store-demo1234/storefront/wool-hiking-socks/")
     form = shop.locator("form.ortto-bridge-stock")
     form.get_by_text("E-mail me when it's back").wait_for()
+    form.get_by_text(WORDING).wait_for()
     form.get_by_label("Your e-mail").fill(WAITER)
     form.get_by_role("button", name="Notify me").click()
     assert not PersonActivity.objects.filter(activity_id="act:cm:waiting-on-stock").exists()  # consent is required
