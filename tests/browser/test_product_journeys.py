@@ -8,6 +8,7 @@ the owner set on the app page."""
 import re
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 
 from sandbox.bigcommerce.models import Customer
 from sandbox.ortto.models import Person, PersonActivity
@@ -46,7 +47,13 @@ def test_storefront_product_journeys(page, sandbox, thread_worker, shoot, settin
     frame.locator("#stock-consent-text").fill(WORDING)
     frame.locator("#stock-consent-save").click()
     _wait_for(page, lambda: StockAlertPreference.objects.filter(consent_text=WORDING).exists(), "the wording saved")
-    frame.locator("#stock-alerts").screenshot(path=str(ARTIFACTS / "26-app-page-stock-wording.png"))
+    for attempt in range(3):  # the poller may swap a fresher panel in while the picture is taken
+        try:
+            frame.locator("#stock-alerts").screenshot(path=str(ARTIFACTS / "26-app-page-stock-wording.png"))
+            break
+        except PlaywrightError:
+            if attempt == 2:
+                raise
 
     # A sold-out product page: the script adds the form; the same e-mail twice is one wait.
     shop = page.context.new_page()

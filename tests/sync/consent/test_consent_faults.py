@@ -87,12 +87,15 @@ def test_unsubscribes_reach_the_store_under_faults_and_nobody_is_resubscribed(
     customers = {c.email.lower() for c in Customer.objects.filter(store=sandbox_store)}
     Customer.objects.filter(store=sandbox_store).update(accepts_product_review_abandoned_cart_emails=True)
 
-    for _ in range(12):  # sweeps, each with the store's echoes delivered and synced
+    for sweep in range(12):  # sweeps, each with the store's echoes delivered and synced
+        if sweep == 1:  # and the second sweep's first calls fail with a 5xx for sure (10 % may miss a few calls)
+            instance_set_faults(instance, fail_next_count=1, fail_next_status=503)
+            faults_set(store=sandbox_shop, fail_next_count=1, fail_next_status=503)
         sync_run_request(store=store, kind=SyncRun.Kind.INCREMENTAL)
         _drain(store)
         webhook_deliveries_run(store=sandbox_store)
         _drain(store)
-        if not (_newsletter_emails(sandbox_store) & leaving) and not ConsentWriteback.objects.filter(
+        if sweep and not (_newsletter_emails(sandbox_store) & leaving) and not ConsentWriteback.objects.filter(
                 connection=connection, state="pending").exists():
             break
 
@@ -100,8 +103,8 @@ def test_unsubscribes_reach_the_store_under_faults_and_nobody_is_resubscribed(
     instance_set_faults(instance, clear=True)
     assert RequestLog.objects.filter(instance=instance, status=429).exists(), "Ortto answered 429s"
     assert 429 in bigcommerce_faults, "BigCommerce answered 429s (with their reset headers)"
-    assert RequestLog.objects.filter(instance=instance, status=500).exists() or any(
-        status >= 500 for status in bigcommerce_faults), "and 5xx"
+    assert RequestLog.objects.filter(instance=instance, status__gte=500).exists(), "Ortto answered 5xx"
+    assert any(status >= 500 for status in bigcommerce_faults), "BigCommerce answered 5xx"
     # The truth: the unsubscribes reached the store...
     assert not (_newsletter_emails(sandbox_store) & leaving)
     for customer in Customer.objects.filter(store=sandbox_store):
