@@ -225,6 +225,20 @@ class LogAdmin(BigTableAdmin):
         return False
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records kept as evidence (an erasure's audit row, a write-back's state): nobody adds, edits or deletes them
+    here; actions (with their own permissions) are the only way to act on them."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 class ReadOnlyInline(admin.TabularInline):
     """Rows shown for reading alongside their parent; nobody adds, edits or deletes them here."""
 

@@ -12,6 +12,7 @@ from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
+from stores.admin_toolkit import ReadOnlyAdmin
 from stores.models import Store
 from sync.consent.erasure import email_forget
 from sync.consent.writeback import writebacks_retry
@@ -29,7 +30,7 @@ class ForgetEmailForm(forms.Form):
 
 
 @admin.register(ErasureRecord)
-class ErasureRecordAdmin(admin.ModelAdmin):
+class ErasureRecordAdmin(ReadOnlyAdmin):
     list_display = ("created_at", "store", "source", "short_hash", "in_ortto", "ortto_outcome", "lifted_at")
     list_filter = ("source", "in_ortto")
     list_select_related = ("store",)
@@ -41,15 +42,6 @@ class ErasureRecordAdmin(admin.ModelAdmin):
     @admin.display(description="Email hash")
     def short_hash(self, record):
         return record.email_hash[:16] + "…"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def has_forget_permission(self, request) -> bool:
         return request.user.has_perm("sync.forget_email")
@@ -90,7 +82,7 @@ class ErasureRecordAdmin(admin.ModelAdmin):
 
 
 @admin.register(ConsentWriteback)
-class ConsentWritebackAdmin(admin.ModelAdmin):
+class ConsentWritebackAdmin(ReadOnlyAdmin):
     list_display = ("email", "store_hash", "state", "attempts", "last_error", "via_hook", "found_at", "written_at")
     list_filter = ("state", "via_hook")
     search_fields = ("email", "connection__store__store_hash")
@@ -102,15 +94,6 @@ class ConsentWritebackAdmin(admin.ModelAdmin):
     @admin.display(description="Store", ordering="connection__store__store_hash")
     def store_hash(self, row):
         return row.connection.store.store_hash
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def has_retry_permission(self, request) -> bool:
         return request.user.has_perm("sync.retry_writeback")
